@@ -1,0 +1,3 @@
+from cola_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""The record every corpus yields, and the deterministic split rule of the built-in corpora."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SPLITS = ("train", "pool", "heldout")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One text sample with its provenance: ``{id, text, corpus, domain, meta}``."""
+
+    id: str
+    text: str
+    corpus: str
+    domain: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_of(key: str) -> str:
+    """Assign a generator key (module name, problem identity …) to a split: 80% train, 10% pool,
+    10% held-out. A key always lands in the same split, so splits are disjoint by construction."""
+    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big") % 100
+    if bucket < 80:
+        return "train"
+    return "pool" if bucket < 90 else "heldout"
+
+
+def check_split(split: str) -> str:
+    from cola_core.errors import ColaError
+
+    if split not in SPLITS:
+        raise ColaError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
+    return split

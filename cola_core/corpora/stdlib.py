@@ -1,0 +1,112 @@
+"""Built-in `prose` and `code` corpora, generated from the running Python's standard library.
+
+`prose` is documentation English: module/class/function docstrings and the pydoc topics.
+`code` is Python source: the functions and methods of the standard library.
+Both are split by module (or topic) name with :func:`split_of`, so a module's docstrings and its
+code land in the same split and no held-out text appears in train or pool.
+Sources are parsed with :mod:`ast`, never imported, so generation has no side effects.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+import sysconfig
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+from cola_core.corpora.records import Record, split_of
+
+_SKIP_DIRS = {
+    "test", "tests", "idlelib", "lib2to3", "site-packages", "__pycache__", "turtledemo",
+    "tkinter", "ensurepip", "lib-dynload", "pydoc_data",
+}  # fmt: skip
+_MIN_CHARS, _MAX_CHARS = 60, 1500
+
+
+def _stdlib_files() -> list[tuple[str, Path]]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    found = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("config-"))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = Path(dirpath) / name
+                module = ".".join(path.relative_to(root).with_suffix("").parts)
+                found.append((module.removesuffix(".__init__"), path))
+    return found
+
+
+def _chunk(text: str) -> list[str]:
+    """Split on blank lines and regroup paragraphs into chunks of at most _MAX_CHARS."""
+    chunks, current = [], ""
+    for para in (p.strip() for p in text.split("\n\n")):
+        if not para:
+            continue
+        if current and len(current) + len(para) + 2 > _MAX_CHARS:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n\n{para}" if current else para[:_MAX_CHARS]
+    if current:
+        chunks.append(current)
+    return [c for c in chunks if len(c) >= _MIN_CHARS]
+
+
+@functools.cache
+def _parsed_stdlib() -> tuple[tuple[str, list[str], ast.Module], ...]:
+    parsed = []
+    for module, path in _stdlib_files():
+        try:
+            source = path.read_text(encoding="utf-8")
+            parsed.append((module, source.splitlines(keepends=True), ast.parse(source)))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+    return tuple(parsed)
+
+
+def _documented_nodes(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
+    yield "", tree
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node.name, node
+
+
+def generate_prose(split: str) -> Iterator[Record]:
+    """Docstrings of the standard library and the pydoc topics, chunked into paragraphs."""
+    n = 0
+    for module, _, tree in _parsed_stdlib():
+        if split_of(f"stdlib:{module}") != split:
+            continue
+        for name, node in _documented_nodes(tree):
+            doc = ast.get_docstring(node, clean=True)
+            for chunk in _chunk(doc or ""):
+                obj = f"{module}.{name}" if name else module
+                yield Record(f"prose/{split}/{n:06d}", chunk, "prose", "prose", {"source": obj})
+                n += 1
+    from pydoc_data.topics import topics
+
+    for topic in sorted(topics):
+        if split_of(f"topic:{topic}") != split:
+            continue
+        for chunk in _chunk(topics[topic]):
+            yield Record(f"prose/{split}/{n:06d}", chunk, "prose", "prose", {"source": f"topic:{topic}"})
+            n += 1
+
+
+def generate_code(split: str) -> Iterator[Record]:
+    """Function and method sources of the standard library, dedented, 60–1,500 characters."""
+    n = 0
+    for module, lines, tree in _parsed_stdlib():
+        if split_of(f"stdlib:{module}") != split:
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            # Slicing lines is O(function); ast.get_source_segment re-splits the file every call.
+            code = textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno])).strip("\n")
+            if _MIN_CHARS <= len(code) <= _MAX_CHARS:
+                meta = {"source": f"{module}.{node.name}"}
+                yield Record(f"code/{split}/{n:06d}", code, "code", "code", meta)
+                n += 1

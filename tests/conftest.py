@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny random-initialised models of several families, made offline."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+from cola_core.corpora import load_records
+
+FAMILIES = ("llama", "qwen2", "mistral", "gpt2", "gpt_neox", "opt", "phi")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A byte-level BPE tokenizer (vocab 300) trained in a second on built-in text."""
+    from cola_core.zoo.train import train_tokenizer
+
+    texts = [r.text for c in ("math", "facts") for r in load_records(c, "pool", limit=200)]
+    return train_tokenizer(texts, vocab_size=300)
+
+
+def make_config(family: str, vocab_size: int):
+    """A 2-layer, 32-wide random config of the given family."""
+    from transformers import AutoConfig
+
+    common = {"vocab_size": vocab_size}
+    shapes = {
+        "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256},
+        "opt": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "ffn_dim": 64,
+                "word_embed_proj_dim": 32, "max_position_embeddings": 256},
+    }  # fmt: skip
+    default = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "max_position_embeddings": 256}  # fmt: skip
+    if family in ("llama", "qwen2", "mistral"):
+        default["num_key_value_heads"] = 2
+    return AutoConfig.for_model(family, **common, **shapes.get(family, default))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
+    """Factory: save a random model of a family (with the tiny tokenizer) and return its directory."""
+    from transformers import AutoModelForCausalLM
+
+    made: dict[str, str] = {}
+
+    def make(family: str = "llama") -> str:
+        if family not in made:
+            torch.manual_seed(0)
+            model = AutoModelForCausalLM.from_config(make_config(family, len(tiny_tokenizer)))
+            path = tmp_path_factory.mktemp(f"tiny-{family}")
+            model.save_pretrained(path)
+            tiny_tokenizer.save_pretrained(path)
+            made[family] = str(path)
+        return made[family]
+
+    return make
