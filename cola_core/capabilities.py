@@ -25,22 +25,31 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.inference_mode()
-def token_nll(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> tuple[float, int]:
-    """Summed negative log-likelihood (nats) of every predicted token and the token count.
+def per_text_nll(
+    model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32
+) -> tuple[list[float], list[int]]:
+    """Summed negative log-likelihood (nats) of each text's predicted tokens, and their counts.
 
-    Texts are truncated to ``seqlen`` tokens; padding is masked out of the sum.
+    Texts are truncated to ``seqlen`` tokens; padding is masked out.
     """
-    total, count = 0.0, 0
+    sums: list[float] = []
+    counts: list[int] = []
     for start in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True,
                         truncation=True, max_length=seqlen).to(_device(model))  # fmt: skip
         logits = model(**enc).logits[:, :-1].float()
         targets = enc["input_ids"][:, 1:]
-        mask = enc["attention_mask"][:, 1:].bool()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        total += nll[mask].sum().item()
-        count += int(mask.sum())
-    return total, count
+        mask = enc["attention_mask"][:, 1:].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none") * mask
+        sums += nll.sum(1).tolist()
+        counts += mask.sum(1).long().tolist()
+    return sums, counts
+
+
+def token_nll(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> tuple[float, int]:
+    """Summed negative log-likelihood over all texts and the number of predicted tokens."""
+    sums, counts = per_text_nll(model, tokenizer, texts, seqlen, batch_size)
+    return sum(sums), sum(counts)
 
 
 def perplexity(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> float:

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cola_core.errors import ColaError
@@ -60,11 +61,174 @@ def _sample_text(p: dict[str, Any]) -> str:
     return "\n\n".join(f"[{r['id']}] ({r['corpus']}/{r['domain']})\n{r['text']}" for r in p["records"])
 
 
+def _progress_bar(label: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def _layers(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in _csv(text))
+    except ValueError:
+        raise ColaError(f"--layers takes comma-separated integers, got '{text}'") from None
+
+
+def _curate_config(args: argparse.Namespace):
+    from cola_core.activations import ActivationConfig
+    from cola_core.curate import CurateConfig
+    from cola_core.processing import ProcessingConfig
+
+    return CurateConfig(
+        corpora=_csv(args.corpora), pool_size=args.pool_size, n=args.n, strategy=args.strategy, lam=args.lam,
+        seed=args.seed, dim=args.dim, capabilities=_csv(args.capabilities), text_field=args.text_field,
+        activations=ActivationConfig(layers=_layers(args.layers), pooling=args.pooling, include_mlp=args.include_mlp),
+        processing=ProcessingConfig(seqlen=args.seqlen, min_tokens=args.min_tokens, mode=args.length_mode,
+                                    reasoning_format=args.reasoning_format, dedupe=not args.no_dedupe,
+                                    drop_worst_perplexity=args.drop_worst_ppl),
+    )  # fmt: skip
+
+
+def _load(args: argparse.Namespace):
+    from cola_core.models import load_model
+
+    _log(f"loading model {args.model} …")
+    return load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+
+
+def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.curate import curate
+
+    config = _curate_config(args)
+    config.validate()
+    result = curate(_load(args), config, args.out, log=_log, progress=_progress_bar("activations"))
+    m = result.metrics
+    return {"n": m.n, "strategy": result.selection.strategy, "representativeness": m.representativeness,
+            "diversity": m.diversity_mean, "diversity_min": m.diversity_min, "cluster_coverage": m.cluster_coverage,
+            "mix": m.mix, "tokens": m.tokens, "capability_coverage": m.capability_coverage,
+            "seconds": round(result.seconds, 3), "out": result.paths["jsonl"], "files": result.paths}  # fmt: skip
+
+
+def _curate_text(p: dict[str, Any]) -> str:
+    mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
+    return (f"selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
+            f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
+            f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}")  # fmt: skip
+
+
+def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.curate import recommend_mix, score_corpora
+
+    config = _curate_config(args)
+    table = score_corpora(_load(args), _csv(args.corpora), _csv(args.capabilities), config, args.alpha, args.per_corpus)
+    mix = recommend_mix(table, args.deployment, args.target)
+    return {"table": table.to_dict(orient="records"), "mix": mix.round(4).to_dict(), "alpha": args.alpha,
+            "deployment": args.deployment}  # fmt: skip
+
+
+def _scores_text(p: dict[str, Any]) -> str:
+    import pandas as pd
+
+    table = pd.DataFrame(p["table"]).pivot(index="corpus", columns="capability", values="score")
+    mix = ", ".join(f"{k} {v:.0%}" for k, v in p["mix"].items())
+    return (
+        f"correspondence (α={p['alpha']}):\n{table.round(3).to_string()}\n\nrecommended mix ({p['deployment']}): {mix}"
+    )
+
+
+def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
+
+    config = SelfGenConfig(n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, repetition_penalty=args.repetition_penalty, prefixes=tuple(args.prefix or [""]),
+                           drop_worst_perplexity=args.drop_worst_ppl, seed=args.seed)  # fmt: skip
+    loaded = _load(args)
+    records = generate_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
+    path = write_self_corpus(records, args.out)
+    ppl = [r.meta["perplexity"] for r in records]
+    return {"n": len(records), "out": str(path), "mean_perplexity": sum(ppl) / len(ppl)}
+
+
+def _selfgen_text(p: dict[str, Any]) -> str:
+    return f"wrote {p['n']} self-generated samples (mean perplexity {p['mean_perplexity']:.1f}) → {p['out']}; use it with --corpora {p['out']}"
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "models": (cmd_models, _models_text, "list built-in models and models in the local Hugging Face cache"),
     "corpora": (cmd_corpora, _corpora_text, "list the built-in corpora"),
     "sample": (cmd_sample, _sample_text, "print records of a corpus split"),
+    "curate": (cmd_curate, _curate_text, "select a calibration set (COLA stages 2 and 3) and export it"),
+    "corpus-scores": (cmd_corpus_scores, _scores_text, "COLA stage 1: corpus × capability correspondence and a mix"),
+    "self-generate": (cmd_self_generate, _selfgen_text, "sample a self-generated corpus from the model (Ji et al.)"),
 }
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="cola-tiny", help="built-in name, local directory or hub id")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="run the model repository's own code (off by default)"
+    )
+
+
+def _add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
+    p.add_argument(
+        "--corpora",
+        default="prose,code,math,facts",
+        help="comma-separated: built-in names, file paths, hf:NAME[:CONFIG[:SPLIT]]",
+    )
+    p.add_argument(
+        "--capabilities",
+        default="prose,code,math,facts",
+        help="probe sets: built-in names (held-out split) or corpus specs",
+    )
+    p.add_argument("--pool-size", type=int, default=2000)
+    p.add_argument("--n", type=int, default=128, help="calibration samples to select")
+    p.add_argument("--seqlen", type=int, default=256)
+    p.add_argument("--strategy", default="cola", help="random, stratified, cola or tradeoff")
+    p.add_argument("--lam", type=float, default=0.5, help="tradeoff: 1 = representativeness, 0 = diversity")
+    p.add_argument(
+        "--layers", default=None, help="comma-separated layer indices (default: all; negative counts from the end)"
+    )
+    p.add_argument("--pooling", default="mean", help="mean or last")
+    p.add_argument("--include-mlp", action="store_true", help="also use MLP intermediate activations")
+    p.add_argument("--dim", type=int, default=64, help="random projection dimension")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-tokens", type=int, default=8)
+    p.add_argument("--length-mode", default="truncate", help="truncate or pack")
+    p.add_argument("--reasoning-format", default="keep", help="keep, explicit or plain")
+    p.add_argument("--no-dedupe", action="store_true")
+    p.add_argument("--drop-worst-ppl", type=float, default=0.0, help="drop this fraction of highest-perplexity samples")
+    p.add_argument("--text-field", default="text")
+    if scores:
+        p.add_argument("--alpha", type=float, default=0.5, help="weight of activation vs token similarity")
+        p.add_argument("--deployment", default="general", help="general or targeted")
+        p.add_argument("--target", default=None, help="capability to weight up (targeted)")
+        p.add_argument("--per-corpus", type=int, default=200)
+    else:
+        p.add_argument(
+            "--out", default="calib.jsonl", help="output .jsonl; .hf/ and .safetensors are written beside it"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, _, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        if name in ("curate", "corpus-scores", "self-generate"):
+            _add_model_args(p)
+        if name in ("curate", "corpus-scores"):
+            _add_curate_args(p, scores=name == "corpus-scores")
+        if name == "self-generate":
+            p.add_argument("--n", type=int, default=200)
+            p.add_argument("--max-new-tokens", type=int, default=128)
+            p.add_argument("--temperature", type=float, default=0.8)
+            p.add_argument("--top-k", type=int, default=50)
+            p.add_argument("--top-p", type=float, default=0.95)
+            p.add_argument("--repetition-penalty", type=float, default=1.1)
+            p.add_argument("--prefix", action="append", help="seed prefix (repeatable); default: start from BOS")
+            p.add_argument("--drop-worst-ppl", type=float, default=0.1)
+            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--out", default="self.jsonl")
         if name == "sample":
             p.add_argument("--corpus", required=True, help="built-in name, file path or hf:NAME[:CONFIG[:SPLIT]]")
             p.add_argument("--split", default="pool", help="train, pool or heldout (built-in corpora)")

@@ -29,7 +29,7 @@ def make_config(family: str, vocab_size: int):
     """A 2-layer, 32-wide random config of the given family."""
     from transformers import AutoConfig
 
-    common = {"vocab_size": vocab_size}
+    common = {"vocab_size": vocab_size, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     shapes = {
         "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256},
         "opt": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "ffn_dim": 64,

@@ -1,0 +1,7 @@
+"""COLA Studio dashboard: ``streamlit run app.py``. Pages live in ``pages/``; logic in ``cola_core``."""
+
+import streamlit as st
+
+st.set_page_config(page_title="COLA Studio", layout="wide")
+nav = st.navigation([st.Page("pages/setup.py", title="Setup", icon=":material/tune:")])
+nav.run()

@@ -1,0 +1,42 @@
+"""Finding the parts of any decoder-only causal LM generically: its decoder layers and MLP output.
+
+Works for Llama, Qwen2, Mistral, GPT-2, GPT-NeoX, OPT, Phi and other families that keep their
+decoder blocks in one ``nn.ModuleList`` — without a table of per-family attribute paths.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from cola_core.errors import ColaError
+
+# The MLP's last projection: its *input* is the neuron activation pattern (act(gate)·up, act(fc1) …).
+_MLP_OUT = re.compile(r"(^|\.)(down_proj|c_proj|fc2|fc_out|dense_4h_to_h|w2|wo)$")
+_ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The ModuleList of decoder blocks: the longest one, which must match ``num_hidden_layers``."""
+    lists = [m for _, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
+    if not lists:
+        raise ColaError(f"{type(model).__name__} has no list of decoder layers; only decoder-only LMs are supported")
+    layers = max(lists, key=len)
+    expected = getattr(model.config, "num_hidden_layers", None) if hasattr(model, "config") else None
+    if expected is not None and expected != len(layers):
+        raise ColaError(f"{type(model).__name__}: found {len(layers)} blocks, expected {expected} decoder layers")
+    return layers
+
+
+def mlp_output_projection(layer: torch.nn.Module) -> torch.nn.Module:
+    """The MLP's output projection inside one decoder layer (not the attention's)."""
+    for name, module in layer.named_modules():
+        if _MLP_OUT.search(name) and not _ATTENTION.search(name):
+            return module
+    raise ColaError(f"could not find the MLP output projection in {type(layer).__name__}")
+
+
+def hidden_of(output: object) -> torch.Tensor:
+    """A decoder layer's hidden states, whether it returns a tensor or a tuple (transformers 4 vs 5)."""
+    return output[0] if isinstance(output, (tuple, list)) else output  # type: ignore[return-value]
