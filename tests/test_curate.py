@@ -1,0 +1,84 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from cola_core.activations import ActivationConfig, cached_activations
+from cola_core.curate import CurateConfig, curate, recommend_mix, score_corpora
+from cola_core.models import load_model
+
+
+def test_activation_cache_hit_equals_fresh(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    loaded = load_model(tiny_model_dir("llama"))
+    texts = ["one two three", "four five", "six"]
+    first = cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, ActivationConfig())
+    second = cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, ActivationConfig())
+    assert isinstance(second["layer0"], np.memmap)
+    for k in first:
+        np.testing.assert_array_equal(first[k], second[k])
+    other = cached_activations(
+        loaded.model, loaded.tokenizer, loaded.fingerprint, texts, ActivationConfig(pooling="last")
+    )
+    assert not np.array_equal(other["layer0"], first["layer0"])
+
+
+def test_curate_pipeline_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
+    loaded = load_model(tiny_model_dir("llama"))
+    cfg = CurateConfig(
+        corpora=("math", "facts"),
+        pool_size=120,
+        n=12,
+        strategy="tradeoff",
+        lam=0.7,
+        capabilities=("math", "facts"),
+        probe_size=30,
+    )
+    result = curate(loaded, cfg, tmp_path / "calib.jsonl")
+    m = result.metrics
+    assert m.n == 12 and sum(m.mix.values()) == 12 and set(m.capability_coverage) == {"math", "facts"}
+    assert 0 < m.cluster_coverage <= 1 and m.tokens > 0
+    lines = (tmp_path / "calib.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and json.loads(lines[0])["id"] == result.chosen[0].id
+
+
+def test_stage1_scores_and_mix(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    loaded = load_model(tiny_model_dir("llama"))
+    table = score_corpora(loaded, ["math", "random"], ["math"], CurateConfig(), per_corpus=30)
+    assert len(table) == 2 and set(table.columns) >= {"corpus", "capability", "activation", "token", "score"}
+    scores = table.set_index("corpus")["score"]
+    assert scores["math"] > scores["random"]  # token distributions alone separate them
+    assert recommend_mix(table)["math"] > 0.5
+
+
+def test_cli_curate_json_contract(tiny_model_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cola_core", "curate", "--model", tiny_model_dir("llama"), "--corpora", "math,facts",
+                          "--pool-size", "80", "--n", "8", "--strategy", "cola", "--capabilities", "math", "--out", str(tmp_path / "c.jsonl"), "--json"],
+                         capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "COLA_CACHE_DIR": str(tmp_path)})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert {
+        "n",
+        "strategy",
+        "representativeness",
+        "diversity",
+        "cluster_coverage",
+        "mix",
+        "tokens",
+        "seconds",
+        "out",
+    } <= set(payload)
+    assert payload["n"] == 8 and payload["strategy"] == "cola"
+
+
+def test_cli_curate_bad_lambda_is_one_line(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "cola_core", "curate", "--strategy", "tradeoff", "--lam", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: λ (lam) must lie in [0, 1], got 2.0"]

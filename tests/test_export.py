@@ -1,0 +1,42 @@
+import json
+
+import pytest
+import torch
+
+from cola_core.corpora import load_records
+from cola_core.errors import ColaError
+from cola_core.export import export_all, load_jsonl, load_token_tensor
+
+
+def test_every_format_round_trips(tmp_path, tiny_tokenizer):
+    records = load_records("math", "pool", limit=7)
+    paths = export_all(
+        records, tiny_tokenizer, 32, tmp_path / "calib.jsonl", {"strategy": "cola", "fingerprint": "f00"}
+    )
+    assert load_jsonl(paths["jsonl"]) == records
+    settings = json.loads((tmp_path / "calib.settings.json").read_text())
+    assert settings["strategy"] == "cola"
+
+    from datasets import load_from_disk
+
+    ds = load_from_disk(paths["hf"])
+    assert ds["text"] == [r.text for r in records] and json.loads(ds["meta"][0]) == records[0].meta
+
+    tensors = load_token_tensor(paths["tensor"], vocab_size=len(tiny_tokenizer))
+    assert tensors["input_ids"].shape == (7, 32) and tensors["input_ids"].dtype == torch.long
+    first = tiny_tokenizer(records[0].text, truncation=True, max_length=32)["input_ids"]
+    assert tensors["input_ids"][0, : len(first)].tolist() == first
+    assert tensors["attention_mask"][0].sum() == len(first)
+
+
+def test_tensor_from_another_tokenizer_is_refused(tmp_path, tiny_tokenizer):
+    paths = export_all(load_records("math", "pool", limit=2), tiny_tokenizer, 16, tmp_path / "c.jsonl", {})
+    with pytest.raises(ColaError, match="vocabulary"):
+        load_token_tensor(paths["tensor"], vocab_size=32000)
+
+
+def test_bad_calibration_file(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n')
+    with pytest.raises(ColaError, match="line 1"):
+        load_jsonl(bad)

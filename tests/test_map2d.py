@@ -1,0 +1,28 @@
+import numpy as np
+
+from cola_core import map2d
+from cola_core.cache_store import load_entry
+
+
+def test_pca_preview_separates_blobs():
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.standard_normal((40, 10)), rng.standard_normal((40, 10)) + 8])
+    xy = map2d.pca_2d(pts)
+    assert xy.shape == (80, 2)
+    assert abs(xy[:40, 0].mean() - xy[40:, 0].mean()) > 5
+
+
+def test_umap_is_cached_per_space_and_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.standard_normal((60, 8)), rng.standard_normal((60, 8)) + 6]).astype(np.float32)
+    cfg = map2d.MapConfig(n_neighbors=10, seed=0)
+    xy = map2d.umap_2d(pts, cfg, space_key="space-1")
+    assert xy.shape == (120, 2) and np.isfinite(xy).all()
+    # two blobs stay apart on the map
+    gap = np.linalg.norm(xy[:60].mean(0) - xy[60:].mean(0))
+    assert gap > 3 * max(xy[:60].std(0).mean(), xy[60:].std(0).mean())
+    assert len(list((tmp_path / "maps").iterdir())) == 1
+    entry = next((tmp_path / "maps").iterdir()).name
+    np.testing.assert_array_equal(load_entry("maps", entry)[0]["xy"], xy)
+    np.testing.assert_array_equal(map2d.umap_2d(pts, cfg, space_key="space-1"), xy)

@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+
+from cola_core.errors import ColaError
+from cola_core.selection import (
+    build_tradeoff_index,
+    plain_greedy,
+    select,
+    select_cola,
+    select_stratified,
+    select_tradeoff,
+    tradeoff_objective,
+)
+from cola_core.space import cluster_space
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Six tight, well-separated blobs of 50 points in 8-d, plus two far outliers."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 8)) * 10
+    pts = np.concatenate([c + 0.1 * rng.standard_normal((50, 8)) for c in centres])
+    outliers = np.array([np.full(8, 60.0), np.full(8, -60.0)])
+    return np.concatenate([pts, outliers]).astype(np.float32)
+
+
+STRATS = ["random", "stratified", "cola", "tradeoff"]
+
+
+def _groups(n):
+    return ["a" if i % 3 else "b" for i in range(n)]
+
+
+@pytest.mark.parametrize("strategy", STRATS)
+def test_size_uniqueness_and_determinism(blobs, strategy):
+    kw = {"groups": _groups(len(blobs))}
+    a = select(blobs, 12, strategy, seed=3, **kw)
+    b = select(blobs, 12, strategy, seed=3, **kw)
+    assert len(a.indices) == 12 == len(set(a.indices.tolist()))
+    assert np.array_equal(a.indices, b.indices)
+
+
+@pytest.mark.parametrize("strategy", STRATS)
+def test_include_and_exclude_are_honoured(blobs, strategy):
+    sel = select(blobs, 10, strategy, include=[5, 7], exclude=list(range(50, 100)), groups=_groups(len(blobs)))
+    chosen = set(sel.indices.tolist())
+    assert {5, 7} <= chosen and not chosen & set(range(50, 100))
+
+
+def test_random_seeds_differ(blobs):
+    assert not np.array_equal(select(blobs, 10, "random", seed=0).indices, select(blobs, 10, "random", seed=1).indices)
+
+
+def test_stratified_follows_the_mix(blobs):
+    groups = ["x"] * 100 + ["y"] * 202
+    sel = select_stratified(blobs, 20, groups=groups, mix={"x": 3, "y": 1})
+    picked = [groups[i] for i in sel.indices]
+    assert picked.count("x") == 15 and picked.count("y") == 5
+
+
+def test_stratified_caps_a_small_group(blobs):
+    groups = ["x"] * 3 + ["y"] * 299
+    picked = [groups[i] for i in select_stratified(blobs, 20, groups=groups).indices]
+    assert picked.count("x") == 3 and picked.count("y") == 17
+
+
+def test_cola_picks_the_point_nearest_each_centroid(blobs):
+    sel = select_cola(blobs, 6, seed=0)
+    clusters = cluster_space(blobs, 6, seed=0)
+    for i in sel.indices:
+        c = clusters.labels[i]
+        members = np.flatnonzero(clusters.labels == c)
+        d = np.linalg.norm(blobs[members] - clusters.centers[c], axis=1)
+        assert members[d.argmin()] == i
+    assert len(set(clusters.labels[sel.indices].tolist())) == 6
+
+
+def test_lambda_one_covers_every_blob_and_skips_outliers(blobs):
+    sel = select_tradeoff(blobs, 6, lam=1.0)
+    blob_of = np.arange(len(blobs)) // 50
+    assert sorted(blob_of[sel.indices].tolist()) == [0, 1, 2, 3, 4, 5]
+
+
+def test_lambda_zero_takes_the_extremes_first(blobs):
+    sel = select_tradeoff(blobs, 2, lam=0.0)
+    assert set(sel.indices.tolist()) == {300, 301}
+
+
+def test_lambda_moves_metrics_monotonically(blobs):
+    from cola_core.metrics import pairwise_distances
+
+    idx = build_tradeoff_index(blobs)
+    div = [
+        pairwise_distances(blobs[select_tradeoff(blobs, 12, lam=lam, index=idx).indices]).mean() for lam in (0.0, 1.0)
+    ]
+    assert div[0] > div[1]
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.7, 1.0])
+def test_lazy_greedy_matches_plain_greedy(lam):
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((20, 16)) * 3
+    pts = (centres[rng.integers(0, 20, 1500)] + rng.standard_normal((1500, 16))).astype(np.float32)
+    idx = build_tradeoff_index(pts, anchors=256)
+    lazy = select_tradeoff(pts, 40, lam=lam, index=idx).indices
+    plain = plain_greedy(idx, 40, lam)
+    assert tradeoff_objective(idx, lazy, lam) >= 0.99 * tradeoff_objective(idx, plain, lam)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n": 0}, "must be positive"),
+        ({"n": 400}, "has only"),
+        ({"n": 5, "lam": 1.5, "strategy": "tradeoff"}, r"λ \(lam\) must lie in \[0, 1\]"),
+        ({"n": 5, "strategy": "magic"}, "unknown strategy"),
+        ({"n": 5, "include": [999]}, "outside the pool"),
+        ({"n": 5, "include": [1], "exclude": [1]}, "both included and excluded"),
+        ({"n": 1, "include": [1, 2]}, "forced in"),
+    ],
+)
+def test_bad_arguments(blobs, kwargs, message):
+    kwargs = {"strategy": "random", **kwargs}
+    with pytest.raises(ColaError, match=message):
+        select(blobs, kwargs.pop("n"), kwargs.pop("strategy"), **kwargs)
