@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from cola_core.errors import ColaError
 
@@ -63,3 +64,15 @@ def nearest_to_centers(space: np.ndarray, clusters: Clusters, per_cluster: int =
         d = np.linalg.norm(space[members] - center, axis=1)
         picks.append(members[np.argsort(d, kind="stable")[:per_cluster]].tolist())
     return picks
+
+
+def cluster_table(texts: list[str], corpora: list[str], space: np.ndarray, clusters: Clusters, per_cluster: int = 3,
+                  snippet: int = 160) -> pd.DataFrame:  # fmt: skip
+    """One row per cluster: size, dominant corpus, and the exemplar texts nearest its centroid."""
+    rows = []
+    for c, members in enumerate(nearest_to_centers(space, clusters, per_cluster)):
+        in_cluster = [corpora[i] for i in np.flatnonzero(clusters.labels == c)]
+        top = max(set(in_cluster), key=in_cluster.count) if in_cluster else ""
+        rows.append({"cluster": c, "size": len(in_cluster), "main_corpus": top,
+                     "exemplars": [texts[i][:snippet] for i in members]})  # fmt: skip
+    return pd.DataFrame(rows).sort_values("size", ascending=False, ignore_index=True)

@@ -123,3 +123,15 @@ def test_bad_arguments(blobs, kwargs, message):
     kwargs = {"strategy": "random", **kwargs}
     with pytest.raises(ColaError, match=message):
         select(blobs, kwargs.pop("n"), kwargs.pop("strategy"), **kwargs)
+
+
+def test_cluster_table_lists_sizes_and_exemplars(blobs):
+    from cola_core.space import cluster_table
+
+    clusters = cluster_space(blobs, 6, seed=0)
+    texts = [f"t{i}" for i in range(len(blobs))]
+    corpora = ["x" if i < 150 else "y" for i in range(len(blobs))]
+    table = cluster_table(texts, corpora, blobs, clusters, per_cluster=2)
+    assert table["size"].sum() == len(blobs) and len(table) == 6
+    assert all(len(e) == min(2, s) for e, s in zip(table["exemplars"], table["size"], strict=True))
+    assert set(table["main_corpus"]) == {"x", "y"}
