@@ -1,0 +1,68 @@
+"""Settings of a compression run, validated up front with one clear message each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cola_core.errors import ColaError
+
+PRUNING = ("magnitude", "wanda", "sparsegpt")
+QUANTIZATION = ("rtn", "gptq")
+METHODS = PRUNING + QUANTIZATION
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    method: str = "wanda"
+    sparsity: float = 0.5  # unstructured target, pruning methods
+    pattern: str | None = None  # "N:M" semi-structured: keep N of every M consecutive input weights
+    bits: int = 4
+    group_size: int = 128  # 0 or -1: one group per output row
+    symmetric: bool = False
+    act_order: bool = False
+    blocksize: int = 128  # SparseGPT / GPTQ column block
+    damp: float = 0.01  # fraction of mean(diag H) added to the diagonal
+    batch_size: int = 8  # calibration sequences per forward
+    device: str = "auto"
+    error_tokens: int = 4096  # tokens used to measure reconstruction error for methods without a Hessian
+
+    @property
+    def nm(self) -> tuple[int, int] | None:
+        if not self.pattern:
+            return None
+        try:
+            n, m = (int(x) for x in self.pattern.split(":"))
+        except ValueError:
+            raise ColaError(f"pattern must look like N:M (e.g. 2:4), got '{self.pattern}'") from None
+        return n, m
+
+    @property
+    def is_pruning(self) -> bool:
+        return self.method in PRUNING
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ColaError(f"unknown method '{self.method}': choose one of {', '.join(METHODS)}")
+        if self.is_pruning:
+            if self.nm is not None:
+                n, m = self.nm
+                if not 0 < n < m:
+                    raise ColaError(f"pattern {self.pattern}: N must be at least 1 and smaller than M")
+            elif not 0.0 <= self.sparsity < 1.0:
+                raise ColaError(f"sparsity must lie in [0, 1), got {self.sparsity}")
+        else:
+            if not 2 <= self.bits <= 8:
+                raise ColaError(f"bits must lie in 2..8, got {self.bits}")
+            if self.group_size not in (0, -1) and self.group_size < 1:
+                raise ColaError(f"group size must be positive (or -1 for per-row), got {self.group_size}")
+        if self.blocksize < 1 or self.batch_size < 1 or self.damp < 0:
+            raise ColaError("blocksize and batch size must be positive and damping non-negative")
+
+    def check_width(self, name: str, d_in: int) -> None:
+        """Per-layer shape checks: M and the group size must divide the input width."""
+        if self.is_pruning and self.nm is not None and d_in % self.nm[1]:
+            raise ColaError(f"pattern {self.pattern}: M={self.nm[1]} does not divide the width {d_in} of {name}")
+        if not self.is_pruning and self.group_size > 0 and d_in % self.group_size:
+            raise ColaError(
+                f"group size {self.group_size} does not divide the width {d_in} of {name}; pick a divisor or -1"
+            )

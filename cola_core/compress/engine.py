@@ -1,0 +1,197 @@
+"""Layer-wise compression of a causal LM with a given calibration set.
+
+For each decoder layer in order (one on the compute device at a time, the rest on CPU):
+1. replay the captured inputs through the still-dense layer, collecting fp32 statistics of every
+   linear's input with padding masked out; linears fed the same tensor (q/k/v, gate/up) share one
+   statistic;
+2. compress each linear (magnitude, Wanda, SparseGPT, RTN, GPTQ);
+3. replay again through the compressed layer: its outputs are the next layer's inputs, so later
+   layers see the errors of earlier ones (the sequential scheme of SparseGPT/GPTQ/Wanda).
+Embeddings, lm_head, norms and biases are never touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cola_core.architecture import decoder_layers
+from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
+from cola_core.compress.config import CompressConfig
+from cola_core.compress.pruning import prune_magnitude, prune_sparsegpt, prune_wanda
+from cola_core.compress.quantization import QuantResult, quantize_gptq, quantize_rtn
+from cola_core.errors import ColaError
+from cola_core.models import pick_device
+
+
+class Cancelled(ColaError):
+    """The caller asked to stop; raised between layers, before the next one is touched."""
+
+
+@dataclass
+class CompressionResult:
+    layers: list[dict[str, Any]]
+    quantized: dict[str, QuantResult] = field(default_factory=dict)  # full linear name → codes/scales
+    device: str = "cpu"
+    seconds: float = 0.0
+
+
+def find_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """Linear maps inside a decoder layer: ``nn.Linear`` and GPT-2's transposed ``Conv1D``."""
+    from transformers.pytorch_utils import Conv1D
+
+    return {n: m for n, m in layer.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
+
+
+def weight_of(module: torch.nn.Module) -> torch.Tensor:
+    """The (out × in) matrix, whatever the module's storage layout."""
+    return module.weight.data if isinstance(module, torch.nn.Linear) else module.weight.data.t()
+
+
+def set_weight(module: torch.nn.Module, w: torch.Tensor) -> None:
+    target = module.weight.data
+    target.copy_((w if isinstance(module, torch.nn.Linear) else w.t()).to(target.dtype))
+
+
+class _Stats:
+    """Σ xxᵀ (or Σ x² alone) over real tokens for one shared input; fp32, TF32 off."""
+
+    def __init__(self, d_in: int, full: bool, error_tokens: int, device: torch.device):
+        self.full, self.error_tokens = full, error_tokens
+        self.h = torch.zeros(d_in, d_in, device=device)  # full H, or H on the first error_tokens tokens
+        self.sq = torch.zeros(d_in, device=device)
+        self.tokens = self.h_tokens = 0
+
+    def add(self, x: torch.Tensor, mask: torch.Tensor) -> None:
+        rows = x.reshape(-1, x.shape[-1])[mask.reshape(-1).bool()].float()
+        self.sq += (rows * rows).sum(0)
+        self.tokens += len(rows)
+        if not self.full:
+            rows = rows[: max(0, self.error_tokens - self.h_tokens)]
+        if len(rows):
+            self.h += rows.t() @ rows
+            self.h_tokens += len(rows)
+
+    def hessian(self) -> torch.Tensor:
+        return self.h / max(self.h_tokens, 1)
+
+
+def collect_statistics(layer: torch.nn.Module, linears: dict[str, torch.nn.Module], inputs: LayerInputs,
+                       config: CompressConfig) -> tuple[dict[str, _Stats], dict[str, str]]:  # fmt: skip
+    """One replay of the dense layer; returns stats per group leader and each linear's leader."""
+    full = config.method in ("sparsegpt", "gptq")
+    stats: dict[str, _Stats] = {}
+    leader: dict[str, str] = {}
+    seen: dict[int, tuple[torch.Tensor, str]] = {}  # holds the tensor so its id is not reused in the batch
+    current: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(_module, args):
+            x = args[0]
+            if name not in leader:  # first batch: linears fed the very same tensor share statistics
+                leader[name] = seen.setdefault(id(x), (x, name))[1]
+            if leader[name] == name:
+                if name not in stats:
+                    stats[name] = _Stats(x.shape[-1], full, config.error_tokens, x.device)
+                stats[name].add(x, current["mask"])
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
+    try:
+        for h, kw, mask in zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True):
+            current["mask"] = mask
+            seen.clear()
+            with torch.inference_mode():
+                layer(h, **kw)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stats, leader
+
+
+def relative_error(w: torch.Tensor, w_new: torch.Tensor, h: torch.Tensor) -> float:
+    """‖WX − ŴX‖² / ‖WX‖² on the calibration inputs, through H = XXᵀ/n."""
+    dw = (w - w_new).float()
+    den = float(((w.float() @ h) * w.float()).sum())
+    return float(((dw @ h) * dw).sum()) / den if den > 0 else 0.0
+
+
+def compress_linear(
+    w: torch.Tensor, st: _Stats, config: CompressConfig
+) -> tuple[torch.Tensor, QuantResult | None, dict]:
+    nm = config.nm
+    if config.method == "magnitude":
+        return prune_magnitude(w, config.sparsity, nm), None, {"fallback": None}
+    if config.method == "wanda":
+        return prune_wanda(w, st.sq, config.sparsity, nm), None, {"fallback": None}
+    if config.method == "sparsegpt":
+        new, info = prune_sparsegpt(w, st.hessian(), config.sparsity, nm, config.blocksize, config.damp)
+        return new, None, info
+    if config.method == "rtn":
+        q = quantize_rtn(w, config.bits, config.group_size, config.symmetric)
+    else:
+        q = quantize_gptq(w, st.hessian(), config.bits, config.group_size, config.symmetric, config.act_order,
+                          config.blocksize, config.damp)  # fmt: skip
+    return q.weight, q, q.info
+
+
+def compress_model(
+    model: torch.nn.Module, calibration: dict[str, torch.Tensor], config: CompressConfig,
+    progress: Callable[[int, int, dict], None] | None = None, should_cancel: Callable[[], bool] | None = None,
+) -> CompressionResult:  # fmt: skip
+    """Compress ``model`` in place with ``calibration`` (``input_ids``/``attention_mask`` tensors)."""
+    config.validate()
+    t0 = time.perf_counter()
+    device = pick_device(config.device)
+    ids = calibration["input_ids"]
+    mask = calibration.get("attention_mask", torch.ones_like(ids))
+    if ids.dim() != 2 or len(ids) == 0:
+        raise ColaError("calibration input_ids must be a non-empty (n, seqlen) tensor")
+    vocab = model.get_input_embeddings().weight.shape[0]
+    if int(ids.max()) >= vocab:
+        raise ColaError(
+            f"calibration token id {int(ids.max())} is outside the model's vocabulary of {vocab}; it was tokenized for another model"
+        )
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    layers = decoder_layers(model)
+    result = CompressionResult([], device=str(device))
+    try:
+        inputs = capture_layer_inputs(model, ids, mask, config.batch_size, device)
+        for li, layer in enumerate(layers):
+            if should_cancel and should_cancel():
+                raise Cancelled(f"cancelled before layer {li} of {len(layers)}")
+            lt = time.perf_counter()
+            home = next(layer.parameters()).device
+            layer.to(device)
+            linears = find_linears(layer)
+            for name, module in linears.items():
+                config.check_width(f"layer {li} {name}", weight_of(module).shape[1])
+            stats, leader = collect_statistics(layer, linears, inputs, config)
+            report = {"layer": li, "linears": {}}
+            for name, module in linears.items():
+                st = stats[leader[name]]
+                w = weight_of(module).float().clone()  # .float() of fp32 is the same storage
+                new, q, info = compress_linear(w, st, config)
+                set_weight(module, new)
+                if q is not None:
+                    result.quantized[f"{li}.{name}"] = q
+                report["linears"][name] = {
+                    "shape": list(w.shape), "sparsity": float((new == 0).float().mean()), "relative_error": relative_error(w, new, st.hessian()),
+                    "shares_statistics_with": leader[name] if leader[name] != name else None, **info,
+                }  # fmt: skip
+            inputs.hidden = run_layer(layer, inputs)
+            layer.to(home)
+            report["seconds"] = time.perf_counter() - lt
+            result.layers.append(report)
+            if progress:
+                progress(li + 1, len(layers), report)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    result.seconds = time.perf_counter() - t0
+    return result

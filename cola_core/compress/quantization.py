@@ -1,0 +1,124 @@
+"""Weight quantization of one matrix W (out × in) to a b-bit grid per group of input columns.
+
+- RTN: round every weight to the nearest grid point;
+- GPTQ (Frantar et al., ICLR 2023): quantize column by column, spreading each column's error onto
+  the not-yet-quantized columns with the inverse Hessian H = XXᵀ, in blocks (lazy batch updates).
+  ``act_order`` visits columns by decreasing H diagonal; its groups are then *static*: each group's
+  scale and zero come from the original weights of the columns it contains, so the integer codes
+  map back to contiguous groups.
+
+Grid: asymmetric — scale = (max − min)/(2^b − 1), zero = round(−min/scale); symmetric — scale =
+2·max|w|/(2^b − 1), zero = 2^(b−1). Codes lie in [0, 2^b − 1]; weights are written back as
+(code − zero) · scale, so any runtime loads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cola_core.compress.linalg import inverse_hessian_factor
+
+
+@dataclass
+class QuantResult:
+    weight: torch.Tensor  # dequantized, out × in
+    codes: torch.Tensor  # uint8, out × in
+    scales: torch.Tensor  # out × groups
+    zeros: torch.Tensor  # out × groups
+    group_index: torch.Tensor  # (in,) group of each input column
+    loss: float  # GPTQ's own accumulated loss Σ (w − q)² / [H⁻¹]_ii², 0 for RTN
+    info: dict
+
+
+def grid_params(w: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row scale and zero for the columns in ``w`` (out × cols)."""
+    levels = 2**bits - 1
+    if symmetric:
+        amax = w.abs().amax(1).clamp(min=1e-8)
+        return 2 * amax / levels, torch.full_like(amax, float(2 ** (bits - 1)))
+    lo = w.amin(1).clamp(max=0)
+    hi = w.amax(1).clamp(min=0)
+    scale = ((hi - lo) / levels).clamp(min=1e-8)
+    return scale, torch.round(-lo / scale)
+
+
+def quantize_codes(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int) -> torch.Tensor:
+    """Integer codes of ``w`` (out,) or (out × cols) on the grid given per row."""
+    if w.dim() == 2:
+        scale, zero = scale.unsqueeze(1), zero.unsqueeze(1)
+    return torch.clamp(torch.round(w / scale) + zero, 0, 2**bits - 1)
+
+
+def _groups(d_in: int, group_size: int) -> tuple[int, int]:
+    size = d_in if group_size <= 0 else group_size
+    return size, d_in // size
+
+
+def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int = 128, symmetric: bool = False) -> QuantResult:
+    w = weight.float()
+    out, d_in = w.shape
+    size, n_groups = _groups(d_in, group_size)
+    codes = torch.empty_like(w)
+    scales = torch.empty(out, n_groups)
+    zeros = torch.empty(out, n_groups)
+    for g in range(n_groups):
+        cols = slice(g * size, (g + 1) * size)
+        scales[:, g], zeros[:, g] = grid_params(w[:, cols], bits, symmetric)
+        codes[:, cols] = quantize_codes(w[:, cols], scales[:, g], zeros[:, g], bits)
+    gidx = torch.arange(d_in) // size
+    deq = (codes - zeros[:, gidx]) * scales[:, gidx]
+    return QuantResult(deq, codes.to(torch.uint8), scales, zeros, gidx, 0.0, {"damp": None, "fallback": None})
+
+
+def quantize_gptq(
+    weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int = 128, symmetric: bool = False,
+    act_order: bool = False, blocksize: int = 128, damp: float = 0.01,
+) -> QuantResult:  # fmt: skip
+    w = weight.float().clone()
+    out, d_in = w.shape
+    size, n_groups = _groups(d_in, group_size)
+    h = hessian.float()
+    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(d_in)
+    hinv, info = inverse_hessian_factor(h[perm][:, perm], w[:, perm], damp)  # zeroes dead columns of the view only
+    dead = torch.diag(h) == 0
+    w[:, dead] = 0.0
+    if hinv is None:  # Cholesky failed at every damping: round to nearest instead
+        result = quantize_rtn(weight, bits, group_size, symmetric)
+        result.info = info
+        return result
+    gidx = torch.arange(d_in) // size  # group of each original column
+    scales = torch.empty(out, n_groups)
+    zeros = torch.empty(out, n_groups)
+    if act_order:  # static groups from the original weights
+        for g in range(n_groups):
+            scales[:, g], zeros[:, g] = grid_params(w[:, g * size : (g + 1) * size], bits, symmetric)
+    wp = w[:, perm]
+    codes_p = torch.empty_like(wp)
+    loss = 0.0
+    for i1 in range(0, d_in, blocksize):
+        i2 = min(i1 + blocksize, d_in)
+        w1 = wp[:, i1:i2].clone()
+        h1 = hinv[i1:i2, i1:i2]
+        err1 = torch.zeros_like(w1)
+        for i in range(i2 - i1):
+            col = int(perm[i1 + i])
+            g = int(gidx[col])
+            if not act_order and col % size == 0:  # entering a new group: grid from the updated weights
+                upcoming = torch.cat([w1[:, i:], wp[:, i2:]], 1)[:, :size]
+                scales[:, g], zeros[:, g] = grid_params(upcoming, bits, symmetric)
+            c = quantize_codes(w1[:, i], scales[:, g], zeros[:, g], bits)
+            q = (c - zeros[:, g]) * scales[:, g]
+            codes_p[:, i1 + i] = c
+            d = h1[i, i]
+            loss += float(((w1[:, i] - q) ** 2).sum() / d**2)
+            e = (w1[:, i] - q) / d
+            w1[:, i:] -= e.unsqueeze(1) * h1[i, i:].unsqueeze(0)
+            err1[:, i] = e
+        wp[:, i1:i2] = w1
+        wp[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+    codes = torch.empty_like(codes_p)
+    codes[:, perm] = codes_p
+    deq = (codes - zeros[:, gidx]) * scales[:, gidx]
+    return QuantResult(deq, codes.to(torch.uint8), scales, zeros, gidx, loss, info)
