@@ -173,7 +173,35 @@ def _selfgen_text(p: dict[str, Any]) -> str:
     return f"wrote {p['n']} self-generated samples (mean perplexity {p['mean_perplexity']:.1f}) → {p['out']}; use it with --corpora {p['out']}"
 
 
+def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.compress import CompressConfig
+    from cola_core.compress import compress_and_save as run
+
+    config = CompressConfig(method=args.method, sparsity=args.sparsity, pattern=args.pattern, bits=args.bits,
+                            group_size=args.group_size, symmetric=args.symmetric, act_order=args.act_order,
+                            damp=args.damp, batch_size=args.batch_size, device=args.device)  # fmt: skip
+    config.validate()
+    bar = _progress_bar("layers")
+    report = run(_load(args), args.calib, config, args.out, seqlen=args.seqlen, progress=lambda d, t, _r: bar(d, t))
+    layers = [{"layer": r["layer"], "seconds": round(r["seconds"], 3),
+               "sparsity": sum(v["sparsity"] for v in r["linears"].values()) / len(r["linears"]),
+               "relative_error": {k: v["relative_error"] for k, v in r["linears"].items()}} for r in report["layers"]]  # fmt: skip
+    return {"method": report["method"], "achieved_sparsity": report["achieved_sparsity"], "bits": report["bits"],
+            "layers": layers, "fallbacks": report["fallbacks"], "device": report["device"],
+            "seconds": round(report["seconds"], 3), "out": str(args.out)}  # fmt: skip
+
+
+def _compress_text(p: dict[str, Any]) -> str:
+    what = f"{p['bits']}-bit" if p["bits"] else f"sparsity {p['achieved_sparsity']:.1%}"
+    rows = [
+        f"  layer {x['layer']:>3}: {x['seconds']:.2f}s  mean rel. error {sum(x['relative_error'].values()) / len(x['relative_error']):.4f}"
+        for x in p["layers"]
+    ]
+    return "\n".join([f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}", *rows])
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "compress": (cmd_compress, _compress_text, "prune or quantize a model with a calibration set"),
     "models": (cmd_models, _models_text, "list built-in models and models in the local Hugging Face cache"),
     "corpora": (cmd_corpora, _corpora_text, "list the built-in corpora"),
     "sample": (cmd_sample, _sample_text, "print records of a corpus split"),
@@ -239,6 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, _, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        if name == "compress":
+            _add_model_args(p)
+            p.add_argument("--calib", required=True, help="calibration set: .jsonl or .safetensors written by curate")
+            p.add_argument("--method", required=True, help="magnitude, wanda, sparsegpt, rtn or gptq")
+            p.add_argument("--sparsity", type=float, default=0.5, help="unstructured target in [0, 1)")
+            p.add_argument("--pattern", default=None, help="N:M semi-structured, e.g. 2:4 (keeps N of every M)")
+            p.add_argument("--bits", type=int, default=4, help="2..8 (rtn, gptq)")
+            p.add_argument(
+                "--group-size", type=int, default=128, help="input columns per quantization group; -1 = per row"
+            )
+            p.add_argument("--symmetric", action="store_true")
+            p.add_argument(
+                "--act-order", action="store_true", help="GPTQ: columns by decreasing Hessian diagonal (static groups)"
+            )
+            p.add_argument("--damp", type=float, default=0.01)
+            p.add_argument("--batch-size", type=int, default=8)
+            p.add_argument("--seqlen", type=int, default=256, help="calibration tokens per sample (cap)")
+            p.add_argument("--out", required=True, help="output directory")
         if name in ("curate", "corpus-scores", "self-generate"):
             _add_model_args(p)
         if name in ("curate", "corpus-scores"):
