@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import selection
+from bench import compression, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,7 +34,10 @@ def main() -> None:
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M")
     sel_rows = selection.run(sizes=(1_000, 2_000) if args.quick else (1_000, 10_000, 50_000))
-    results = {"machine": machine(), "date": started, "selection": sel_rows}
+    comp_rows = (
+        compression.run(width=256, intermediate=704, heads=4, n=16, seqlen=64) if args.quick else compression.run()
+    )
+    results = {"machine": machine(), "date": started, "selection": sel_rows, "compression": comp_rows}
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = [
         "# Benchmarks",
@@ -46,6 +49,10 @@ def main() -> None:
         "Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.",
         "",
         selection.to_markdown(sel_rows),
+        "",
+        "## Compression time per decoder layer (Llama-shaped layer, fp32, CPU)",
+        "",
+        compression.to_markdown(comp_rows),
         "",
     ]
     (HERE / "results.md").write_text("\n".join(md))

@@ -140,6 +140,29 @@ def compress_linear(
     return q.weight, q, q.info
 
 
+def compress_layer(layer: torch.nn.Module, inputs: LayerInputs, config: CompressConfig,
+                   quantized: dict[str, QuantResult] | None = None, prefix: str = "") -> dict[str, Any]:  # fmt: skip
+    """Statistics from one dense replay, then every linear compressed in place; returns the report."""
+    linears = find_linears(layer)
+    for name, module in linears.items():
+        config.check_width(f"layer {prefix} {name}", weight_of(module).shape[1])
+    stats, leader = collect_statistics(layer, linears, inputs, config)
+    report: dict[str, Any] = {"linears": {}}
+    for name, module in linears.items():
+        st = stats[leader[name]]
+        w = weight_of(module).float().clone()  # .float() of fp32 is the same storage
+        new, q, info = compress_linear(w, st, config)
+        set_weight(module, new)
+        if q is not None and quantized is not None:
+            quantized[f"{prefix}.{name}"] = q
+        report["linears"][name] = {
+            "shape": list(w.shape), "sparsity": float((new == 0).float().mean()),
+            "relative_error": relative_error(w, new, st.hessian()) if st.h_tokens else None,
+            "shares_statistics_with": leader[name] if leader[name] != name else None, **info,
+        }  # fmt: skip
+    return report
+
+
 def compress_model(
     model: torch.nn.Module, calibration: dict[str, torch.Tensor], config: CompressConfig,
     progress: Callable[[int, int, dict], None] | None = None, should_cancel: Callable[[], bool] | None = None,
@@ -160,6 +183,9 @@ def compress_model(
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     layers = decoder_layers(model)
+    for li, layer in enumerate(layers):  # every shape check before any weight changes
+        for name, module in find_linears(layer).items():
+            config.check_width(f"layer {li} {name}", weight_of(module).shape[1])
     result = CompressionResult([], device=str(device))
     try:
         inputs = capture_layer_inputs(model, ids, mask, config.batch_size, device)
@@ -169,22 +195,8 @@ def compress_model(
             lt = time.perf_counter()
             home = next(layer.parameters()).device
             layer.to(device)
-            linears = find_linears(layer)
-            for name, module in linears.items():
-                config.check_width(f"layer {li} {name}", weight_of(module).shape[1])
-            stats, leader = collect_statistics(layer, linears, inputs, config)
-            report = {"layer": li, "linears": {}}
-            for name, module in linears.items():
-                st = stats[leader[name]]
-                w = weight_of(module).float().clone()  # .float() of fp32 is the same storage
-                new, q, info = compress_linear(w, st, config)
-                set_weight(module, new)
-                if q is not None:
-                    result.quantized[f"{li}.{name}"] = q
-                report["linears"][name] = {
-                    "shape": list(w.shape), "sparsity": float((new == 0).float().mean()), "relative_error": relative_error(w, new, st.hessian()),
-                    "shares_statistics_with": leader[name] if leader[name] != name else None, **info,
-                }  # fmt: skip
+            report = compress_layer(layer, inputs, config, result.quantized, prefix=str(li))
+            report["layer"] = li
             inputs.hidden = run_layer(layer, inputs)
             layer.to(home)
             report["seconds"] = time.perf_counter() - lt
