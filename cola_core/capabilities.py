@@ -26,11 +26,12 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 @torch.inference_mode()
 def per_text_nll(
-    model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32
+    model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32, correct: list[int] | None = None
 ) -> tuple[list[float], list[int]]:
     """Summed negative log-likelihood (nats) of each text's predicted tokens, and their counts.
 
-    Texts are truncated to ``seqlen`` tokens; padding is masked out.
+    Texts are truncated to ``seqlen`` tokens; padding is masked out. If ``correct`` is a list, the
+    number of tokens each text's greedy (argmax) prediction gets right is appended to it.
     """
     sums: list[float] = []
     counts: list[int] = []
@@ -43,6 +44,8 @@ def per_text_nll(
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none") * mask
         sums += nll.sum(1).tolist()
         counts += mask.sum(1).long().tolist()
+        if correct is not None:
+            correct.extend(((logits.argmax(-1) == targets).float() * mask).sum(1).long().tolist())
     return sums, counts
 
 

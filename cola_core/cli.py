@@ -200,7 +200,46 @@ def _compress_text(p: dict[str, Any]) -> str:
     return "\n".join([f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}", *rows])
 
 
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from cola_core.evaluation import evaluate
+
+    t0 = time.perf_counter()
+    loaded = _load(args)
+    scores = evaluate(loaded.model, loaded.tokenizer, _csv(args.capabilities), limit=args.limit, seed=args.seed)
+    return {"model": args.model, "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
+            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+
+
+def _evaluate_text(p: dict[str, Any]) -> str:
+    rows = [
+        f"{k:<16} {v['metric']:<10} {v['score']:>9.4f}  [{v['ci_low']:.4f}, {v['ci_high']:.4f}]  n={v['n']}"
+        for k, v in p["scores"].items()
+    ]
+    return "\n".join([f"{p['model']} ({p['seconds']:.1f}s)", *rows])
+
+
+def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.runstore import RunStore
+
+    store = RunStore(args.store)
+    runs = store.runs(args.experiment)
+    cols = ["id", "experiment", "model", "calibration", "seed", "status", "created", "finished", "error"]
+    return {"runs": runs[cols].to_dict(orient="records"), "store": str(store.path)}
+
+
+def _runs_text(p: dict[str, Any]) -> str:
+    rows = [
+        f"{r['id']:>5} {r['status']:<9} {r['model']:<28} {r['calibration'] or '-':<28} {r['error'] or ''}"
+        for r in p["runs"]
+    ]
+    return "\n".join([f"{len(p['runs'])} runs in {p['store']}", *rows])
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "evaluate": (cmd_evaluate, _evaluate_text, "capability scores with 95% confidence intervals"),
+    "runs": (cmd_runs, _runs_text, "list the run store"),
     "compress": (cmd_compress, _compress_text, "prune or quantize a model with a calibration set"),
     "models": (cmd_models, _models_text, "list built-in models and models in the local Hugging Face cache"),
     "corpora": (cmd_corpora, _corpora_text, "list the built-in corpora"),
@@ -267,6 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, _, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        if name == "evaluate":
+            _add_model_args(p)
+            p.add_argument(
+                "--capabilities", default="lm,code,math,facts", help="comma-separated: lm, code, math, facts"
+            )
+            p.add_argument("--limit", type=int, default=200, help="held-out items per capability")
+            p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        if name == "runs":
+            p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
+            p.add_argument("--experiment", default=None)
         if name == "compress":
             _add_model_args(p)
             p.add_argument("--calib", required=True, help="calibration set: .jsonl or .safetensors written by curate")

@@ -45,6 +45,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     mix: dict[str, float] = field(default_factory=lambda: {"prose": 0.2, "code": 0.2, "math": 0.35, "facts": 0.25})
     eval_limit: int = 300
+    max_records: int | None = None  # per domain; None = the whole train split (tests use a few)
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -91,12 +92,12 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, evaluate: bool = True) -> dict:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     t0 = time.time()
-    texts = {d: [r.text for r in load_records(d, "train")] for d in DOMAINS}
+    texts = {d: [r.text for r in load_records(d, "train", limit=cfg.max_records)] for d in DOMAINS}
     tok_texts = [t for d in DOMAINS for t in texts[d][:: max(1, len(texts[d]) // 4000)]]
     tokenizer = train_tokenizer(tok_texts, cfg.vocab_size)
     streams = {d: token_stream(tokenizer, texts[d]) for d in DOMAINS}
@@ -135,6 +136,8 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    if not evaluate:
+        return {}
     scores = evaluate_card(model, tokenizer, texts, cfg.eval_limit)
     (out / "training.json").write_text(json.dumps({"config": asdict(cfg), **stats, "scores": scores}, indent=2) + "\n")
     (out / "MODEL_CARD.md").write_text(model_card(cfg, stats, scores))

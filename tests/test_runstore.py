@@ -1,0 +1,81 @@
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from cola_core.errors import ColaError
+from cola_core.evaluation import Score
+from cola_core.runstore import RunStore
+
+
+def _score(value):
+    return {"math": Score("math", "accuracy", value, value - 0.1, value + 0.1, 10, [[1, 1]] * 10)}
+
+
+def test_lifecycle_and_frames(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    rid = store.create("cola-tiny", calibration="calib.jsonl", settings={"method": "wanda"}, seed=1)
+    assert store.get(rid)["status"] == "queued"
+    store.start(rid)
+    store.finish(rid, _score(0.5), {"seconds": 1})
+    assert store.get(rid)["status"] == "done"
+    frame = store.scores()
+    assert frame.loc[0, "score"] == 0.5 and frame.loc[0, "capability"] == "math"
+    assert store.score_items(rid)["math"].items == [[1, 1]] * 10
+    other = store.create("cola-tiny")
+    store.cancel(other)
+    assert list(store.runs()["status"]) == ["done", "cancelled"]
+
+
+def test_key_makes_create_idempotent(tmp_path):
+    store = RunStore(tmp_path / "r.sqlite")
+    assert store.create("m", key="exp/a/1") == store.create("m", key="exp/a/1")
+    assert len(store.runs()) == 1
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_failed(tmp_path):
+    store = RunStore(tmp_path / "r.sqlite")
+    rid = store.create("m")
+    store.start(rid)
+    with sqlite3.connect(tmp_path / "r.sqlite") as db:
+        db.execute("UPDATE runs SET pid=999999999 WHERE id=?", (rid,))
+    RunStore(tmp_path / "r.sqlite")
+    assert store.get(rid)["status"] == "failed" and store.get(rid)["error"] == "interrupted"
+
+
+def _writer(path, name, count):
+    store = RunStore(path)
+    for i in range(count):
+        rid = store.create(name, key=f"{name}/{i}")
+        store.start(rid)
+        store.finish(rid, _score(i / count))
+
+
+def test_two_writers_contend_and_nothing_is_lost(tmp_path):
+    path = tmp_path / "r.sqlite"
+    RunStore(path)
+    procs = [mp.get_context("spawn").Process(target=_writer, args=(path, f"w{k}", 40)) for k in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    store = RunStore(path)
+    assert len(store.runs()) == 80 and (store.runs()["status"] == "done").all()
+    assert len(store.scores()) == 80
+
+
+def test_corrupt_store_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ColaError, match="not a readable SQLite database"):
+        RunStore(bad)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "r.sqlite"
+    RunStore(path)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(ColaError, match="newer than this"):
+        RunStore(path)
