@@ -237,7 +237,43 @@ def _runs_text(p: dict[str, Any]) -> str:
     return "\n".join([f"{len(p['runs'])} runs in {p['store']}", *rows])
 
 
+def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.experiment import (
+        judge_claim,
+        list_builtin,
+        load_config,
+        markdown_report,
+        proxy_correlation,
+        run_experiment,
+        summarise,
+    )
+    from cola_core.runstore import RunStore
+
+    if args.list:
+        return {"builtin": list_builtin()}
+    if not args.config:
+        raise ColaError("name a config: --config FILE or a built-in name (see --list)")
+    cfg = load_config(args.config)
+    table = run_experiment(cfg, RunStore(args.store), log=_log)
+    command = f"python -m cola_core experiment --config {args.config}"
+    report = markdown_report(cfg, table, command)
+    if args.report:
+        Path(args.report).write_text(report + "\n")
+    summary = summarise(table)
+    return {"experiment": cfg.name, "runs": int(table[["calibration", "compression", "seed"]].drop_duplicates().shape[0]),
+            "claims": [judge_claim(summary, table, c) for c in cfg.claims],
+            "summary": summary.to_dict(orient="records"), "proxy_correlation": proxy_correlation(table).to_dict(orient="records"),
+            "report": args.report, "markdown": report}  # fmt: skip
+
+
+def _experiment_text(p: dict[str, Any]) -> str:
+    if "builtin" in p:
+        return "built-in experiments: " + ", ".join(p["builtin"])
+    return p["markdown"]
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "experiment": (cmd_experiment, _experiment_text, "run (or resume) an experiment grid and summarise it"),
     "evaluate": (cmd_evaluate, _evaluate_text, "capability scores with 95% confidence intervals"),
     "runs": (cmd_runs, _runs_text, "list the run store"),
     "compress": (cmd_compress, _compress_text, "prune or quantize a model with a calibration set"),
@@ -313,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--limit", type=int, default=200, help="held-out items per capability")
             p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        if name == "experiment":
+            p.add_argument("--config", default=None, help="experiment JSON file or built-in name")
+            p.add_argument("--list", action="store_true", help="list the built-in experiment configs")
+            p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
+            p.add_argument("--report", default=None, help="write the markdown report here")
         if name == "runs":
             p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
             p.add_argument("--experiment", default=None)
