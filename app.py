@@ -3,5 +3,10 @@
 import streamlit as st
 
 st.set_page_config(page_title="COLA Studio", layout="wide")
-nav = st.navigation([st.Page("pages/setup.py", title="Setup", icon=":material/tune:")])
+nav = st.navigation(
+    [
+        st.Page("pages/setup.py", title="Setup", icon=":material/tune:"),
+        st.Page("pages/space.py", title="Activation space & selection", icon=":material/scatter_plot:"),
+    ]
+)
 nav.run()

@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import compression, selection
+from bench import activations, compression, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,16 +33,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M")
+    act_rows = activations.run(quick=args.quick)
     sel_rows = selection.run(sizes=(1_000, 2_000) if args.quick else (1_000, 10_000, 50_000))
     comp_rows = (
         compression.run(width=256, intermediate=704, heads=4, n=16, seqlen=64) if args.quick else compression.run()
     )
-    results = {"machine": machine(), "date": started, "selection": sel_rows, "compression": comp_rows}
+    results = {
+        "machine": machine(),
+        "date": started,
+        "activations": act_rows,
+        "selection": sel_rows,
+        "compression": comp_rows,
+    }
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     md = [
         "# Benchmarks",
         "",
         f"Machine: {results['machine']}; run {started} with `python -m bench.run`.",
+        "",
+        "## Activation extraction",
+        "",
+        activations.to_markdown(act_rows),
         "",
         "## Re-selection latency (n = 128, 64-d pools)",
         "",

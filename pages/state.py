@@ -11,6 +11,18 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "corpora": ["prose", "code", "math", "facts"],
     "preview_corpus": "math",
+    "pool_size": 1000,
+    "layers_text": "",
+    "pooling": "mean",
+    "space_ready": False,
+    "strategy": "tradeoff",
+    "n": 64,
+    "lam": 0.5,
+    "seed": 0,
+    "include": [],
+    "exclude": [],
+    "colour_by": "corpus",
+    "layout": "PCA (instant)",
 }
 
 

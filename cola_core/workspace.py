@@ -1,0 +1,78 @@
+"""A process-wide, thread-safe cache of prepared activation spaces for interactive front ends.
+
+The dashboard's sessions share one prepared space per settings (records, projected space, PCA
+preview, clusters, tradeoff index); the heavy activations behind it are memory-mapped from the disk
+cache. Preparing is serialised per key, so two sessions asking for the same space compute it once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from cola_core.activations import ActivationConfig, Progress
+from cola_core.corpora import Record
+from cola_core.curate import CurateConfig, Embedded, build_pool, embed
+from cola_core.map2d import pca_2d
+from cola_core.models import load_model_cached
+from cola_core.processing import ProcessingConfig, process_records
+from cola_core.selection import TradeoffIndex, build_tradeoff_index
+from cola_core.space import Clusters, cluster_space
+
+
+@dataclass(frozen=True)
+class SpaceSettings:
+    model: str = "cola-tiny"
+    corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
+    pool_size: int = 1000
+    seqlen: int = 128
+    layers: tuple[int, ...] | None = None
+    pooling: str = "mean"
+    clusters: int = 16
+    seed: int = 0
+
+
+@dataclass
+class PreparedSpace:
+    settings: SpaceSettings
+    embedded: Embedded
+    preview: np.ndarray  # PCA 2-D
+    clusters: Clusters
+    index: TradeoffIndex
+
+    @property
+    def records(self) -> list[Record]:
+        return self.embedded.records
+
+
+_LOCK = threading.Lock()
+_KEY_LOCKS: dict[SpaceSettings, threading.Lock] = {}
+_PREPARED: dict[SpaceSettings, PreparedSpace] = {}
+
+
+def curate_config(s: SpaceSettings) -> CurateConfig:
+    return CurateConfig(corpora=s.corpora, pool_size=s.pool_size, seed=s.seed,
+                        activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
+                        processing=ProcessingConfig(seqlen=s.seqlen))  # fmt: skip
+
+
+def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> PreparedSpace:
+    with _LOCK:
+        if settings in _PREPARED:
+            return _PREPARED[settings]
+        key_lock = _KEY_LOCKS.setdefault(settings, threading.Lock())
+    with key_lock:
+        if settings in _PREPARED:
+            return _PREPARED[settings]
+        loaded = load_model_cached(settings.model)
+        cfg = curate_config(settings)
+        samples = process_records(build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing)
+        embedded = embed(loaded, samples, cfg, progress)
+        prepared = PreparedSpace(settings, embedded, pca_2d(embedded.space),
+                                 cluster_space(embedded.space, min(settings.clusters, len(samples)), settings.seed),
+                                 build_tradeoff_index(embedded.space, seed=settings.seed))  # fmt: skip
+        with _LOCK:
+            _PREPARED[settings] = prepared
+        return prepared

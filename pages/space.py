@@ -1,0 +1,150 @@
+"""Activation space: build the space, look at the map, tune the selection, edit it by lasso, export."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import streamlit as st
+from safetensors.torch import save as save_tensors
+
+from cola_core.corpora import list_corpora
+from cola_core.curate import measure
+from cola_core.errors import ColaError
+from cola_core.export import tokenize_calibration
+from cola_core.map2d import MapConfig, umap_2d
+from cola_core.models import load_model_cached
+from cola_core.selection import STRATEGIES, Selection, select
+from cola_core.space import cluster_table
+from cola_core.workspace import SpaceSettings, prepare_space
+from pages import charts, state
+
+state.init()
+st.title("Activation space")
+
+with st.form("space"):
+    c1, c2, c3, c4 = st.columns(4)
+    corpora = c1.multiselect("Corpora", [c.name for c in list_corpora()], default=state.get("corpora"))
+    pool = c2.number_input("Pool size", 50, 20_000, state.get("pool_size"), step=50)
+    layers_text = c3.text_input("Layers (blank = all, negative from the end)", state.get("layers_text"))
+    pooling = c4.selectbox("Pooling", ["mean", "last"])
+    build = st.form_submit_button("Build space", type="primary")
+
+if build:
+    st.session_state.update(
+        corpora=corpora, pool_size=int(pool), layers_text=layers_text, pooling=pooling, space_ready=True
+    )
+if not st.session_state.get("space_ready"):
+    st.info("Choose corpora and press **Build space**: the model's activations of the pool are extracted (cached on disk), "
+            "projected to 64 dimensions and clustered.")  # fmt: skip
+    st.stop()
+
+try:
+    layers = tuple(int(x) for x in state.get("layers_text").split(",") if x.strip()) or None
+    settings = SpaceSettings(model=state.get("model_name"), corpora=tuple(state.get("corpora")), pool_size=state.get("pool_size"),
+                             layers=layers, pooling=state.get("pooling"))  # fmt: skip
+    bar = st.progress(0.0, text="extracting activations …")
+    space = prepare_space(settings, progress=lambda d, t: bar.progress(d / t, text=f"extracting activations {d}/{t}"))
+    bar.empty()
+except (ColaError, ValueError) as exc:
+    st.error(f"Could not build the space: {exc}")
+    st.stop()
+
+records = space.records
+st.caption(
+    f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · {len(space.clusters.centers)} clusters · model {settings.model}"
+)
+
+s1, s2, s3, s4 = st.columns([2, 1, 2, 1])
+strategy = s1.radio("Strategy", STRATEGIES, index=STRATEGIES.index("tradeoff"), horizontal=True, key="strategy")
+n = s2.number_input("n", 1, len(records), min(state.get("n"), len(records)), key="n")
+lam = s3.slider("λ: diversity ← → representativeness", 0.0, 1.0, key="lam", disabled=strategy != "tradeoff")
+seed = s4.number_input("Seed", 0, 10_000, key="seed")
+
+include, exclude = state.get("include"), state.get("exclude")
+try:
+    chosen_sel: Selection = select(space.embedded.space, int(n), strategy, lam=lam, seed=int(seed), groups=[r.corpus for r in records],
+                                   include=include, exclude=exclude, index=space.index)  # fmt: skip
+    baseline = select(space.embedded.space, int(n), "random", seed=int(seed), exclude=exclude)
+except ColaError as exc:
+    st.error(str(exc))
+    st.stop()
+chosen = set(chosen_sel.indices.tolist())
+
+m_sel, m_base = measure(space.embedded, chosen_sel, seed=int(seed)), measure(space.embedded, baseline, seed=int(seed))
+cols = st.columns(5)
+for col, (label, a, b) in zip(cols, [("Representativeness", m_sel.representativeness, m_base.representativeness),
+                                     ("Diversity (mean dist.)", m_sel.diversity_mean, m_base.diversity_mean),
+                                     ("Diversity (min dist.)", m_sel.diversity_min, m_base.diversity_min),
+                                     ("Cluster coverage", m_sel.cluster_coverage, m_base.cluster_coverage),
+                                     ("Tokens", m_sel.tokens, m_base.tokens)], strict=True):  # fmt: skip
+    col.metric(
+        label,
+        f"{a:.3f}" if isinstance(a, float) else f"{a:,}",
+        delta=f"{a - b:+.3f} vs random" if isinstance(a, float) else None,
+    )
+
+left, right = st.columns([3, 1])
+colour_by = right.radio("Colour by", ["corpus", "cluster", "selection", "length"], key="colour_by")
+layout = right.radio("Layout", ["PCA (instant)", "UMAP"], key="layout")
+cap = right.number_input("Max points drawn per corpus", 100, 20_000, 3000, step=100)
+xy = space.preview
+if layout == "UMAP":
+    with st.spinner("UMAP layout (first time in a process compiles for ~30 s; cached on disk afterwards) …"):
+        xy = umap_2d(
+            space.embedded.space, MapConfig(seed=settings.seed), space_key=space.embedded.fingerprint + str(settings)
+        )
+lengths = [r.meta.get("n_tokens", 0) for r in records]
+colour = {"corpus": [r.corpus for r in records], "cluster": [f"cluster {c}" for c in space.clusters.labels],
+          "selection": ["chosen" if i in chosen else "pool" for i in range(len(records))],
+          "length": [f"{(t // 32) * 32}–{(t // 32) * 32 + 31} tokens" for t in lengths]}[colour_by]  # fmt: skip
+shown = charts.capped_indices([r.corpus for r in records], int(cap))
+if len(shown) < len(records):
+    right.caption(f"Drawing {len(shown)} of {len(records)} points (at most {cap} per corpus).")
+hover = [f"[{r.corpus}] {r.text[:120]}".replace("\n", " ") for r in records]
+fig = charts.space_map(
+    xy, colour, hover, shown, chosen, f"{strategy} · n={n}" + (f" · λ={lam:.2f}" if strategy == "tradeoff" else "")
+)
+event = left.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map")
+
+picked = charts.selected_ids(event)
+st.subheader(f"Lasso/box selection: {len(picked)} samples")
+if picked:
+    st.dataframe(pd.DataFrame([{"id": i, "corpus": records[i].corpus, "chosen": i in chosen, "text": records[i].text[:200]} for i in picked]),
+                 hide_index=True, width="stretch", key="picked_table")  # fmt: skip
+    b1, b2, b3 = st.columns(3)
+    if b1.button("Force into the calibration set"):
+        st.session_state["include"] = sorted(set(include) | set(picked[: int(n)]) - set(exclude))
+        st.rerun()
+    if b2.button("Exclude from the calibration set"):
+        st.session_state["exclude"] = sorted(set(exclude) | set(picked) - set(include))
+        st.rerun()
+else:
+    st.caption("Draw a lasso or box on the map to list samples here and include or exclude them.")
+if include or exclude:
+    st.caption(f"Manual edits: {len(include)} forced in, {len(exclude)} excluded.")
+    if st.button("Clear manual edits"):
+        st.session_state.update(include=[], exclude=[])
+        st.rerun()
+
+st.subheader("Mix")
+st.dataframe(
+    pd.DataFrame({"selection": m_sel.mix, "random baseline": m_base.mix}).fillna(0).astype(int), width="content"
+)
+
+st.subheader("Clusters")
+st.dataframe(cluster_table([r.text for r in records], [r.corpus for r in records], space.embedded.space, space.clusters),
+             hide_index=True, width="stretch")  # fmt: skip
+
+chosen_records = [records[i] for i in chosen_sel.indices]
+jsonl = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in chosen_records)
+st.session_state["calibration_jsonl"] = jsonl
+d1, d2 = st.columns(2)
+d1.download_button("Download calibration set (.jsonl)", jsonl, file_name="calib.jsonl", mime="application/jsonl")
+
+buf = io.BytesIO()
+buf.write(
+    save_tensors(tokenize_calibration(chosen_records, load_model_cached(settings.model).tokenizer, settings.seqlen))
+)
+d2.download_button("Download token tensor (.safetensors)", buf.getvalue(), file_name="calib.safetensors")
