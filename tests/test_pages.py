@@ -15,3 +15,35 @@ def test_unknown_model_shows_friendly_error():
     at.text_input[0].input("nobody/no-such-model").run()
     assert not at.exception
     assert any("could not load model" in e.value for e in at.error)
+
+
+def _space_app(model_dir, cache_dir, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(cache_dir))
+    at = AppTest.from_file("pages/space.py", default_timeout=300)
+    at.session_state["model_name"] = model_dir
+    at.session_state["corpora"] = ["math", "facts"]
+    at.session_state["pool_size"] = 80
+    at.session_state["n"] = 8
+    return at
+
+
+def test_space_page_explains_what_to_click_first(tiny_model_dir, tmp_path, monkeypatch):
+    at = _space_app(tiny_model_dir("llama"), tmp_path, monkeypatch).run()
+    assert not at.exception
+    assert any("Build space" in i.value for i in at.info)
+
+
+def test_space_page_builds_selects_and_reacts_to_lambda(tiny_model_dir, tmp_path, monkeypatch):
+    at = _space_app(tiny_model_dir("llama"), tmp_path, monkeypatch)
+    at.session_state["space_ready"] = True
+    at.run()
+    assert not at.exception
+    assert any("80 samples" in c.value for c in at.caption)
+    before = at.session_state["calibration_jsonl"]
+    assert before.count("\n") == 8
+    at.slider(key="lam").set_value(0.0).run()
+    assert not at.exception and at.session_state["calibration_jsonl"] != before
+    at.session_state["exclude"] = list(range(40))
+    at.run()
+    ids = [line.split('"id": "')[1].split('"')[0] for line in at.session_state["calibration_jsonl"].splitlines()]
+    assert len(ids) == 8 and all(i.startswith("facts/") for i in ids)  # the first 40 pool samples are math
