@@ -1,8 +1,12 @@
+from pathlib import Path
+
 from streamlit.testing.v1 import AppTest
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 
 def test_setup_page_renders_and_previews():
-    at = AppTest.from_file("pages/setup.py", default_timeout=120).run()
+    at = AppTest.from_file(str(PAGES / "setup.py"), default_timeout=120).run()
     assert not at.exception
     assert any("Loaded **cola-tiny**" in s.value for s in at.success)
     at.selectbox(key="preview_corpus").set_value("facts").run()
@@ -11,7 +15,7 @@ def test_setup_page_renders_and_previews():
 
 
 def test_unknown_model_shows_friendly_error():
-    at = AppTest.from_file("pages/setup.py", default_timeout=120).run()
+    at = AppTest.from_file(str(PAGES / "setup.py"), default_timeout=120).run()
     at.text_input[0].input("nobody/no-such-model").run()
     assert not at.exception
     assert any("could not load model" in e.value for e in at.error)
@@ -19,7 +23,7 @@ def test_unknown_model_shows_friendly_error():
 
 def _space_app(model_dir, cache_dir, monkeypatch):
     monkeypatch.setenv("COLA_CACHE_DIR", str(cache_dir))
-    at = AppTest.from_file("pages/space.py", default_timeout=300)
+    at = AppTest.from_file(str(PAGES / "space.py"), default_timeout=300)
     at.session_state["model_name"] = model_dir
     at.session_state["corpora"] = ["math", "facts"]
     at.session_state["pool_size"] = 80
