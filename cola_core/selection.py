@@ -132,6 +132,7 @@ class TradeoffIndex:
     space: np.ndarray
     kernel: np.ndarray  # (pool, anchors) K(anchor, candidate), transposed for row access per candidate
     weights: np.ndarray  # (anchors,) pool share of each anchor
+    coverage0: np.ndarray  # (pool,) each candidate's coverage gain with nothing chosen yet
     bandwidth: float  # kernel width: median distance to the (pool/share)-th nearest neighbour
 
 
@@ -150,7 +151,9 @@ def build_tradeoff_index(space: np.ndarray, anchors: int = 1024, share: int = 12
     centers = space if len(space) <= anchors else space[np.sort(rng.choice(len(space), anchors, replace=False))]
     weights = np.ones(len(centers), dtype=np.float32)
     kernel = np.exp(-_sq_dists(space, centers) / (2 * bandwidth**2)).astype(np.float32)
-    return TradeoffIndex(space, np.ascontiguousarray(kernel), weights / weights.sum(), bandwidth)
+    weights = weights / weights.sum()
+    return TradeoffIndex(space=space, kernel=np.ascontiguousarray(kernel), weights=weights, bandwidth=bandwidth,
+                         coverage0=(kernel @ weights).astype(np.float64))  # fmt: skip
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -182,7 +185,7 @@ def _lazy_greedy(index: TradeoffIndex, n: int, lam: float, inc: list[int], allow
     cur = np.zeros(kernel.shape[1], dtype=np.float32)  # best kernel value of each anchor so far
     disp = np.zeros(len(space), dtype=np.float64)  # Σ distance to the chosen, per candidate
     dscale = (1.0 - lam) * _disp_scale(n, index.bandwidth)
-    cov = lam * (kernel @ w).astype(np.float64) if lam > 0 else np.zeros(len(space))  # exact at S = ∅
+    cov = lam * index.coverage0 if lam > 0 else np.zeros(len(space))  # exact at S = ∅
     fresh = np.ones(len(space), dtype=bool)
     chosen: list[int] = []
     available = allowed.copy()
@@ -191,7 +194,8 @@ def _lazy_greedy(index: TradeoffIndex, n: int, lam: float, inc: list[int], allow
         chosen.append(c)
         available[c] = False
         np.maximum(cur, kernel[c], out=cur)
-        disp[:] += np.sqrt(np.maximum(sq_norms - 2 * (space @ space[c]) + sq_norms[c], 0))
+        if dscale:  # at λ = 1 dispersion has no weight: skip its O(pool) update
+            disp[:] += np.sqrt(np.maximum(sq_norms - 2 * (space @ space[c]) + sq_norms[c], 0))
         fresh[:] = False
 
     for c in inc:
@@ -214,7 +218,10 @@ def _lazy_greedy(index: TradeoffIndex, n: int, lam: float, inc: list[int], allow
                 fresh[stale] = True
                 bound[stale] = np.where(available[stale], cov[stale] + dscale * disp[stale], -np.inf)
             best = top[np.argmax(bound[top])]
-            outside = np.delete(bound, top).max(initial=-np.inf)
+            inside = bound[top].copy()
+            bound[top] = -np.inf
+            outside = bound.max()
+            bound[top] = inside
             if bound[best] >= outside:  # no stale bound outside the block can beat it
                 break
             block *= 2
