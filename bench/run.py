@@ -28,46 +28,62 @@ def machine() -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
-    args = parser.parse_args()
-    started = time.strftime("%Y-%m-%d %H:%M")
-    act_rows = activations.run(quick=args.quick)
-    sel_rows = selection.run(sizes=(1_000, 2_000) if args.quick else (1_000, 10_000, 50_000))
-    comp_rows = (
-        compression.run(width=256, intermediate=704, heads=4, n=16, seqlen=64) if args.quick else compression.run()
-    )
-    results = {
-        "machine": machine(),
-        "date": started,
-        "activations": act_rows,
-        "selection": sel_rows,
-        "compression": comp_rows,
-    }
-    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+SECTIONS = ("activations", "selection", "compression")
+
+
+def render(results: dict) -> str:
     md = [
         "# Benchmarks",
         "",
-        f"Machine: {results['machine']}; run {started} with `python -m bench.run`.",
-        "",
-        "## Activation extraction",
-        "",
-        activations.to_markdown(act_rows),
-        "",
-        "## Re-selection latency (n = 128, 64-d pools)",
-        "",
-        "Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.",
-        "",
-        selection.to_markdown(sel_rows),
-        "",
-        "## Compression time per decoder layer (Llama-shaped layer, fp32, CPU)",
-        "",
-        compression.to_markdown(comp_rows),
+        f"Machine: {results['machine']}; `python -m bench.run` (sections re-run: {results['runs']}).",
         "",
     ]
-    (HERE / "results.md").write_text("\n".join(md))
-    print("\n".join(md))
+    if results.get("activations"):
+        md += ["## Activation extraction", "", activations.to_markdown(results["activations"]), ""]
+    if results.get("selection"):
+        md += ["## Re-selection latency (n = 128, 64-d pools)", "",
+               "Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.", "",
+               selection.to_markdown(results["selection"]), ""]  # fmt: skip
+    if results.get("compression"):
+        md += [
+            "## Compression time per decoder layer (Llama-shaped layer, fp32, CPU)",
+            "",
+            compression.to_markdown(results["compression"]),
+            "",
+        ]
+    return "\n".join(md)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections to (re-)run: {', '.join(SECTIONS)}"
+    )
+    args = parser.parse_args()
+    wanted = [x for x in args.only.split(",") if x]
+    path = HERE / "results.json"
+    results = json.loads(path.read_text()) if path.exists() and set(wanted) != set(SECTIONS) else {}
+    results["machine"] = machine()
+    runs = dict(results.get("run_dates", {}))
+    for section in wanted:
+        started = time.strftime("%Y-%m-%d %H:%M")
+        if section == "activations":
+            results[section] = activations.run(quick=args.quick)
+        elif section == "selection":
+            results[section] = selection.run(sizes=(1_000, 2_000) if args.quick else (1_000, 10_000, 50_000))
+        elif section == "compression":
+            results[section] = (
+                compression.run(width=256, intermediate=704, heads=4, n=16, seqlen=64)
+                if args.quick
+                else compression.run()
+            )
+        runs[section] = started
+    results["run_dates"] = runs
+    results["runs"] = ", ".join(f"{k} {v}" for k, v in runs.items())
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (HERE / "results.md").write_text(render(results))
+    print(render(results))
 
 
 if __name__ == "__main__":
