@@ -38,7 +38,9 @@ def test_heldout_shares_no_text_with_train_or_pool(all_splits, corpus):
 def test_stdlib_splits_are_disjoint_by_module(all_splits, corpus):
     def modules(split):
         return {
-            r.meta["source"].rsplit(".", 1)[0] for r in all_splits[corpus, split] if "topic:" not in r.meta["source"]
+            r.meta["source"].split(":")[0]
+            for r in all_splits[corpus, split]
+            if not r.meta["source"].startswith("topic:")
         }
 
     assert not modules("heldout") & modules("train")

@@ -73,31 +73,56 @@ def _documented_nodes(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
             yield node.name, node
 
 
+_EARLIER = {"train": (), "pool": ("train",), "heldout": ("train", "pool")}
+
+
+@functools.cache
+def _seen_before(kind: str, split: str) -> frozenset[str]:
+    """Texts of the earlier splits. The standard library repeats itself (the same docstring or
+    method in two modules), so a split by module alone would let such a text into two splits; a
+    repeated text stays in the earliest split (train, then pool) and leaves the later ones."""
+    raw = {"prose": _raw_prose, "code": _raw_code}[kind]
+    return frozenset(text for earlier in _EARLIER[split] for _, text in raw(earlier))
+
+
 def generate_prose(split: str) -> Iterator[Record]:
     """Docstrings of the standard library and the pydoc topics, chunked into paragraphs."""
+    seen = _seen_before("prose", split)
     n = 0
+    for source, text in _raw_prose(split):
+        if text not in seen:
+            yield Record(f"prose/{split}/{n:06d}", text, "prose", "prose", {"source": source})
+            n += 1
+
+
+def generate_code(split: str) -> Iterator[Record]:
+    """Function and method sources of the standard library, dedented, 60–1,500 characters."""
+    seen = _seen_before("code", split)
+    n = 0
+    for source, text in _raw_code(split):
+        if text not in seen:
+            yield Record(f"code/{split}/{n:06d}", text, "code", "code", {"source": source})
+            n += 1
+
+
+def _raw_prose(split: str) -> Iterator[tuple[str, str]]:
     for module, _, tree in _parsed_stdlib():
         if split_of(f"stdlib:{module}") != split:
             continue
         for name, node in _documented_nodes(tree):
             doc = ast.get_docstring(node, clean=True)
             for chunk in _chunk(doc or ""):
-                obj = f"{module}.{name}" if name else module
-                yield Record(f"prose/{split}/{n:06d}", chunk, "prose", "prose", {"source": obj})
-                n += 1
+                yield (f"{module}:{name}" if name else f"{module}:"), chunk
     from pydoc_data.topics import topics
 
     for topic in sorted(topics):
         if split_of(f"topic:{topic}") != split:
             continue
         for chunk in _chunk(topics[topic]):
-            yield Record(f"prose/{split}/{n:06d}", chunk, "prose", "prose", {"source": f"topic:{topic}"})
-            n += 1
+            yield f"topic:{topic}", chunk
 
 
-def generate_code(split: str) -> Iterator[Record]:
-    """Function and method sources of the standard library, dedented, 60–1,500 characters."""
-    n = 0
+def _raw_code(split: str) -> Iterator[tuple[str, str]]:
     for module, lines, tree in _parsed_stdlib():
         if split_of(f"stdlib:{module}") != split:
             continue
@@ -107,6 +132,4 @@ def generate_code(split: str) -> Iterator[Record]:
             # Slicing lines is O(function); ast.get_source_segment re-splits the file every call.
             code = textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno])).strip("\n")
             if _MIN_CHARS <= len(code) <= _MAX_CHARS:
-                meta = {"source": f"{module}.{node.name}"}
-                yield Record(f"code/{split}/{n:06d}", code, "code", "code", meta)
-                n += 1
+                yield f"{module}:{node.name}", code
