@@ -7,6 +7,7 @@ nav = st.navigation(
     [
         st.Page("pages/setup.py", title="Setup", icon=":material/tune:"),
         st.Page("pages/space.py", title="Activation space & selection", icon=":material/scatter_plot:"),
+        st.Page("pages/compress.py", title="Compress & compare", icon=":material/compress:"),
     ]
 )
 nav.run()

@@ -51,3 +51,38 @@ def test_space_page_builds_selects_and_reacts_to_lambda(tiny_model_dir, tmp_path
     at.run()
     ids = [line.split('"id": "')[1].split('"')[0] for line in at.session_state["calibration_jsonl"].splitlines()]
     assert len(ids) == 8 and all(i.startswith("facts/") for i in ids)  # the first 40 pool samples are math
+
+
+def test_compress_page_explains_the_empty_state():
+    at = AppTest.from_file(str(PAGES / "compress.py"), default_timeout=120).run()
+    assert not at.exception
+    assert any("Activation space" in i.value for i in at.info)
+
+
+def test_jobs_run_in_the_background_and_land_in_the_store(tiny_model_dir, tmp_path):
+    import time
+
+    from cola_core.compress import CompressConfig
+    from cola_core.corpora import load_records
+    from cola_core.jobs import JobQueue
+    from cola_core.runstore import RunStore
+
+    queue = JobQueue(RunStore(tmp_path / "runs.sqlite"))
+    records = load_records("math", "pool", limit=8)
+    first = queue.submit(tiny_model_dir("llama"), "math", records, CompressConfig(method="wanda"), seqlen=32, limit=4)
+    second = queue.submit(
+        tiny_model_dir("llama"),
+        "math",
+        records,
+        CompressConfig(method="rtn", bits=4, group_size=16),
+        seqlen=32,
+        limit=4,
+    )
+    queue.cancel(second)
+    deadline = time.time() + 300
+    while time.time() < deadline and any(j["status"] in ("queued", "running") for j in queue.snapshot()):
+        time.sleep(0.2)
+    status = {j["run_id"]: j["status"] for j in queue.snapshot()}
+    assert status == {first: "done", second: "cancelled"}
+    assert queue.store.get(first)["status"] == "done" and "math" in queue.store.score_items(first)
+    assert queue.store.get(second)["status"] == "cancelled"

@@ -1,0 +1,139 @@
+"""Background compression jobs for interactive front ends: one worker thread per process runs jobs
+in order (the machine is not overcommitted), each recorded in the run store, with per-layer progress
+in a locked object a UI polls, and cancellation between layers."""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from cola_core.compress import Cancelled, CompressConfig, compress_model
+from cola_core.corpora import Record
+from cola_core.evaluation import evaluate
+from cola_core.export import tokenize_calibration
+from cola_core.models import load_model_cached
+from cola_core.runstore import RunStore
+
+
+@dataclass
+class Job:
+    run_id: int
+    model: str
+    calibration_name: str
+    records: list[Record]
+    config: CompressConfig
+    seqlen: int
+    limit: int
+    status: str = "queued"
+    layers_done: int = 0
+    layers_total: int = 0
+    message: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class JobQueue:
+    def __init__(self, store: RunStore):
+        self.store = store
+        self.jobs: dict[int, Job] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Job] = queue.Queue()
+        threading.Thread(target=self._work, daemon=True, name="cola-jobs").start()
+
+    def submit(
+        self,
+        model: str,
+        calibration_name: str,
+        records: list[Record],
+        config: CompressConfig,
+        seqlen: int = 128,
+        limit: int = 100,
+    ) -> int:
+        config.validate()
+        run_id = self.store.create(model, calibration=calibration_name, settings={**config.__dict__, "limit": limit})
+        job = Job(run_id, model, calibration_name, list(records), config, seqlen, limit)
+        with self._lock:
+            self.jobs[run_id] = job
+        self._queue.put(job)
+        return run_id
+
+    def cancel(self, run_id: int) -> None:
+        with self._lock:
+            job = self.jobs.get(run_id)
+        if job:
+            job.cancel.set()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"run_id": j.run_id, "calibration": j.calibration_name, "method": j.config.method, "status": j.status,
+                     "layers": f"{j.layers_done}/{j.layers_total}", "message": j.message} for j in self.jobs.values()]  # fmt: skip
+
+    def _set(self, job: Job, **fields: Any) -> None:
+        with self._lock:
+            for k, v in fields.items():
+                setattr(job, k, v)
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job.cancel.is_set():
+                self.store.cancel(job.run_id)
+                self._set(job, status="cancelled")
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        self.store.start(job.run_id)
+        self._set(job, status="running", message="compressing")
+        t0 = time.perf_counter()
+        try:
+            dense = load_model_cached(job.model)
+            model = copy.deepcopy(dense.model)  # the shared dense model stays untouched
+            tensors = tokenize_calibration(job.records, dense.tokenizer, job.seqlen)
+            result = compress_model(model, tensors, job.config,
+                                    progress=lambda d, t, _r: self._set(job, layers_done=d, layers_total=t),
+                                    should_cancel=job.cancel.is_set)  # fmt: skip
+            self._set(job, message="evaluating")
+            scores = evaluate(model, dense.tokenizer, limit=job.limit)
+            self.store.finish(
+                job.run_id,
+                scores,
+                {"layers": result.layers, "seconds": time.perf_counter() - t0, "device": result.device},
+            )
+            self._set(job, status="done", message=f"{time.perf_counter() - t0:.0f}s")
+        except Cancelled:
+            self.store.cancel(job.run_id)
+            self._set(job, status="cancelled", message="cancelled between layers")
+        except Exception as exc:  # recorded on the run, shown in the UI; the worker keeps serving
+            self.store.fail(job.run_id, f"{type(exc).__name__}: {exc}")
+            self._set(job, status="failed", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            traceback.print_exc()
+
+
+_QUEUE: JobQueue | None = None
+_QUEUE_LOCK = threading.Lock()
+
+
+def job_queue() -> JobQueue:
+    """The process's job queue (one worker, shared by every dashboard session)."""
+    global _QUEUE
+    with _QUEUE_LOCK:
+        if _QUEUE is None:
+            _QUEUE = JobQueue(RunStore())
+        return _QUEUE
+
+
+def dense_scores(model: str, limit: int = 100) -> int:
+    """Run id of the dense model's evaluation in the store, evaluating once if missing."""
+    store = job_queue().store
+    key = f"dense/{model}/{load_model_cached(model).fingerprint}/{limit}"
+    run_id = store.create(model, key=key, calibration="dense", settings={"method": "dense", "limit": limit})
+    if store.get(run_id)["status"] != "done":
+        loaded = load_model_cached(model)
+        store.start(run_id)
+        store.finish(run_id, evaluate(loaded.model, loaded.tokenizer, limit=limit))
+    return run_id
