@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cola_core.cli_args import add_command_args
 from cola_core.errors import ColaError
 
 
@@ -286,54 +287,6 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
 }
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="cola-tiny", help="built-in name, local directory or hub id")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument(
-        "--trust-remote-code", action="store_true", help="run the model repository's own code (off by default)"
-    )
-
-
-def _add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
-    p.add_argument(
-        "--corpora",
-        default="prose,code,math,facts",
-        help="comma-separated: built-in names, file paths, hf:NAME[:CONFIG[:SPLIT]]",
-    )
-    p.add_argument(
-        "--capabilities",
-        default="prose,code,math,facts",
-        help="probe sets: built-in names (held-out split) or corpus specs",
-    )
-    p.add_argument("--pool-size", type=int, default=2000)
-    p.add_argument("--n", type=int, default=128, help="calibration samples to select")
-    p.add_argument("--seqlen", type=int, default=256)
-    p.add_argument("--strategy", default="cola", help="random, stratified, cola or tradeoff")
-    p.add_argument("--lam", type=float, default=0.5, help="tradeoff: 1 = representativeness, 0 = diversity")
-    p.add_argument(
-        "--layers", default=None, help="comma-separated layer indices (default: all; negative counts from the end)"
-    )
-    p.add_argument("--pooling", default="mean", help="mean or last")
-    p.add_argument("--include-mlp", action="store_true", help="also use MLP intermediate activations")
-    p.add_argument("--dim", type=int, default=64, help="random projection dimension")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-tokens", type=int, default=8)
-    p.add_argument("--length-mode", default="truncate", help="truncate or pack")
-    p.add_argument("--reasoning-format", default="keep", help="keep, explicit or plain")
-    p.add_argument("--no-dedupe", action="store_true")
-    p.add_argument("--drop-worst-ppl", type=float, default=0.0, help="drop this fraction of highest-perplexity samples")
-    p.add_argument("--text-field", default="text")
-    if scores:
-        p.add_argument("--alpha", type=float, default=0.5, help="weight of activation vs token similarity")
-        p.add_argument("--deployment", default="general", help="general or targeted")
-        p.add_argument("--target", default=None, help="capability to weight up (targeted)")
-        p.add_argument("--per-corpus", type=int, default=200)
-    else:
-        p.add_argument(
-            "--out", default="calib.jsonl", help="output .jsonl; .hf/ and .safetensors are written beside it"
-        )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m cola_core", description="COLA Studio: calibration data curation for LLM compression"
@@ -342,59 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, _, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        if name == "evaluate":
-            _add_model_args(p)
-            p.add_argument(
-                "--capabilities", default="lm,code,math,facts", help="comma-separated: lm, code, math, facts"
-            )
-            p.add_argument("--limit", type=int, default=200, help="held-out items per capability")
-            p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-        if name == "experiment":
-            p.add_argument("--config", default=None, help="experiment JSON file or built-in name")
-            p.add_argument("--list", action="store_true", help="list the built-in experiment configs")
-            p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
-            p.add_argument("--report", default=None, help="write the markdown report here")
-        if name == "runs":
-            p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
-            p.add_argument("--experiment", default=None)
-        if name == "compress":
-            _add_model_args(p)
-            p.add_argument("--calib", required=True, help="calibration set: .jsonl or .safetensors written by curate")
-            p.add_argument("--method", required=True, help="magnitude, wanda, sparsegpt, rtn or gptq")
-            p.add_argument("--sparsity", type=float, default=0.5, help="unstructured target in [0, 1)")
-            p.add_argument("--pattern", default=None, help="N:M semi-structured, e.g. 2:4 (keeps N of every M)")
-            p.add_argument("--bits", type=int, default=4, help="2..8 (rtn, gptq)")
-            p.add_argument(
-                "--group-size", type=int, default=128, help="input columns per quantization group; -1 = per row"
-            )
-            p.add_argument("--symmetric", action="store_true")
-            p.add_argument(
-                "--act-order", action="store_true", help="GPTQ: columns by decreasing Hessian diagonal (static groups)"
-            )
-            p.add_argument("--damp", type=float, default=0.01)
-            p.add_argument("--batch-size", type=int, default=8)
-            p.add_argument("--seqlen", type=int, default=256, help="calibration tokens per sample (cap)")
-            p.add_argument("--out", required=True, help="output directory")
-        if name in ("curate", "corpus-scores", "self-generate"):
-            _add_model_args(p)
-        if name in ("curate", "corpus-scores"):
-            _add_curate_args(p, scores=name == "corpus-scores")
-        if name == "self-generate":
-            p.add_argument("--n", type=int, default=200)
-            p.add_argument("--max-new-tokens", type=int, default=128)
-            p.add_argument("--temperature", type=float, default=0.8)
-            p.add_argument("--top-k", type=int, default=50)
-            p.add_argument("--top-p", type=float, default=0.95)
-            p.add_argument("--repetition-penalty", type=float, default=1.1)
-            p.add_argument("--prefix", action="append", help="seed prefix (repeatable); default: start from BOS")
-            p.add_argument("--drop-worst-ppl", type=float, default=0.1)
-            p.add_argument("--seed", type=int, default=0)
-            p.add_argument("--out", default="self.jsonl")
-        if name == "sample":
-            p.add_argument("--corpus", required=True, help="built-in name, file path or hf:NAME[:CONFIG[:SPLIT]]")
-            p.add_argument("--split", default="pool", help="train, pool or heldout (built-in corpora)")
-            p.add_argument("--n", type=int, default=5, help="how many records")
-            p.add_argument("--text-field", default="text", help="field/column holding the text (files, datasets)")
+        add_command_args(name, p)
     return parser
 
 

@@ -81,28 +81,26 @@ def _seen_before(kind: str, split: str) -> frozenset[str]:
     """Texts of the earlier splits. The standard library repeats itself (the same docstring or
     method in two modules), so a split by module alone would let such a text into two splits; a
     repeated text stays in the earliest split (train, then pool) and leaves the later ones."""
-    raw = {"prose": _raw_prose, "code": _raw_code}[kind]
-    return frozenset(text for earlier in _EARLIER[split] for _, text in raw(earlier))
+    return frozenset(text for earlier in _EARLIER[split] for _, text in _RAW[kind](earlier))
+
+
+def _generate(kind: str, split: str) -> Iterator[Record]:
+    seen = _seen_before(kind, split)
+    n = 0
+    for source, text in _RAW[kind](split):
+        if text not in seen:
+            yield Record(f"{kind}/{split}/{n:06d}", text, kind, kind, {"source": source})
+            n += 1
 
 
 def generate_prose(split: str) -> Iterator[Record]:
     """Docstrings of the standard library and the pydoc topics, chunked into paragraphs."""
-    seen = _seen_before("prose", split)
-    n = 0
-    for source, text in _raw_prose(split):
-        if text not in seen:
-            yield Record(f"prose/{split}/{n:06d}", text, "prose", "prose", {"source": source})
-            n += 1
+    return _generate("prose", split)
 
 
 def generate_code(split: str) -> Iterator[Record]:
     """Function and method sources of the standard library, dedented, 60–1,500 characters."""
-    seen = _seen_before("code", split)
-    n = 0
-    for source, text in _raw_code(split):
-        if text not in seen:
-            yield Record(f"code/{split}/{n:06d}", text, "code", "code", {"source": source})
-            n += 1
+    return _generate("code", split)
 
 
 def _raw_prose(split: str) -> Iterator[tuple[str, str]]:
@@ -133,3 +131,6 @@ def _raw_code(split: str) -> Iterator[tuple[str, str]]:
             code = textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno])).strip("\n")
             if _MIN_CHARS <= len(code) <= _MAX_CHARS:
                 yield f"{module}:{node.name}", code
+
+
+_RAW = {"prose": _raw_prose, "code": _raw_code}
