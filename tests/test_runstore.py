@@ -1,5 +1,8 @@
-import multiprocessing as mp
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,23 +46,26 @@ def test_runs_left_running_by_a_dead_process_are_marked_failed(tmp_path):
     assert store.get(rid)["status"] == "failed" and store.get(rid)["error"] == "interrupted"
 
 
-def _writer(path, name, count):
-    store = RunStore(path)
-    for i in range(count):
-        rid = store.create(name, key=f"{name}/{i}")
-        store.start(rid)
-        store.finish(rid, _score(i / count))
+WRITER = """
+import sys
+from cola_core.evaluation import Score
+from cola_core.runstore import RunStore
+store = RunStore(sys.argv[1])
+name, count = sys.argv[2], int(sys.argv[3])
+for i in range(count):
+    rid = store.create(name, key=f"{name}/{i}")
+    store.start(rid)
+    store.finish(rid, {"math": Score("math", "accuracy", i / count, 0, 1, 10, [[1, 1]] * 10)})
+"""
 
 
 def test_two_writers_contend_and_nothing_is_lost(tmp_path):
     path = tmp_path / "r.sqlite"
     RunStore(path)
-    procs = [mp.get_context("spawn").Process(target=_writer, args=(path, f"w{k}", 40)) for k in range(2)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"w{k}", "40"], env=env) for k in range(2)]
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+        assert p.wait(timeout=120) == 0
     store = RunStore(path)
     assert len(store.runs()) == 80 and (store.runs()["status"] == "done").all()
     assert len(store.scores()) == 80
