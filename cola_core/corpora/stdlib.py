@@ -17,7 +17,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-from cola_core.corpora.records import Record, split_of
+from cola_core.corpora.records import SPLITS, Record, split_of
 
 _SKIP_DIRS = {
     "test", "tests", "idlelib", "lib2to3", "site-packages", "__pycache__", "turtledemo",
@@ -54,16 +54,13 @@ def _chunk(text: str) -> list[str]:
     return [c for c in chunks if len(c) >= _MIN_CHARS]
 
 
-@functools.cache
-def _parsed_stdlib() -> tuple[tuple[str, list[str], ast.Module], ...]:
-    parsed = []
+def _parsed_files() -> Iterator[tuple[str, list[str], ast.Module]]:
     for module, path in _stdlib_files():
         try:
             source = path.read_text(encoding="utf-8")
-            parsed.append((module, source.splitlines(keepends=True), ast.parse(source)))
+            yield module, source.splitlines(keepends=True), ast.parse(source)
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
-    return tuple(parsed)
 
 
 def _documented_nodes(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
@@ -81,13 +78,13 @@ def _seen_before(kind: str, split: str) -> frozenset[str]:
     """Texts of the earlier splits. The standard library repeats itself (the same docstring or
     method in two modules), so a split by module alone would let such a text into two splits; a
     repeated text stays in the earliest split (train, then pool) and leaves the later ones."""
-    return frozenset(text for earlier in _EARLIER[split] for _, text in _RAW[kind](earlier))
+    return frozenset(text for earlier in _EARLIER[split] for _, text in _stdlib_texts()[kind, earlier])
 
 
 def _generate(kind: str, split: str) -> Iterator[Record]:
     seen = _seen_before(kind, split)
     n = 0
-    for source, text in _RAW[kind](split):
+    for source, text in _stdlib_texts()[kind, split]:
         if text not in seen:
             yield Record(f"{kind}/{split}/{n:06d}", text, kind, kind, {"source": source})
             n += 1
@@ -103,34 +100,37 @@ def generate_code(split: str) -> Iterator[Record]:
     return _generate("code", split)
 
 
-def _raw_prose(split: str) -> Iterator[tuple[str, str]]:
-    for module, _, tree in _parsed_stdlib():
-        if split_of(f"stdlib:{module}") != split:
-            continue
-        for name, node in _documented_nodes(tree):
-            doc = ast.get_docstring(node, clean=True)
-            for chunk in _chunk(doc or ""):
-                yield (f"{module}:{name}" if name else f"{module}:"), chunk
-    from pydoc_data.topics import topics
-
-    for topic in sorted(topics):
-        if split_of(f"topic:{topic}") != split:
-            continue
-        for chunk in _chunk(topics[topic]):
-            yield f"topic:{topic}", chunk
+def _module_prose(module: str, tree: ast.Module) -> list[tuple[str, str]]:
+    found = []
+    for name, node in _documented_nodes(tree):
+        for chunk in _chunk(ast.get_docstring(node, clean=True) or ""):
+            found.append((f"{module}:{name}" if name else f"{module}:", chunk))
+    return found
 
 
-def _raw_code(split: str) -> Iterator[tuple[str, str]]:
-    for module, lines, tree in _parsed_stdlib():
-        if split_of(f"stdlib:{module}") != split:
-            continue
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
+def _module_code(module: str, lines: list[str], tree: ast.Module) -> list[tuple[str, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             # Slicing lines is O(function); ast.get_source_segment re-splits the file every call.
             code = textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno])).strip("\n")
             if _MIN_CHARS <= len(code) <= _MAX_CHARS:
-                yield f"{module}:{node.name}", code
+                found.append((f"{module}:{node.name}", code))
+    return found
 
 
-_RAW = {"prose": _raw_prose, "code": _raw_code}
+@functools.cache
+def _stdlib_texts() -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """(kind, split) → ((source, text), …), read once per process. Only strings are kept: a cached
+    AST of the whole standard library is millions of objects that every full garbage collection
+    walks (Streamlit collects after every script run, which starved the dashboard's job thread)."""
+    from pydoc_data.topics import topics
+
+    out: dict[tuple[str, str], list[tuple[str, str]]] = {(k, s): [] for k in ("prose", "code") for s in SPLITS}
+    for module, lines, tree in _parsed_files():
+        split = split_of(f"stdlib:{module}")
+        out["prose", split] += _module_prose(module, tree)
+        out["code", split] += _module_code(module, lines, tree)
+    for topic in sorted(topics):
+        out["prose", split_of(f"topic:{topic}")] += [(f"topic:{topic}", c) for c in _chunk(topics[topic])]
+    return {key: tuple(v) for key, v in out.items()}
