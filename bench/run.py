@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import activations, compression, selection
+from bench import activations, compression, maps, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,7 +28,7 @@ def machine() -> str:
     )
 
 
-SECTIONS = ("activations", "selection", "compression")
+SECTIONS = ("activations", "selection", "maps", "compression")
 
 
 def render(results: dict) -> str:
@@ -44,6 +44,8 @@ def render(results: dict) -> str:
         md += ["## Re-selection latency (n = 128, 64-d pools)", "",
                "Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.", "",
                selection.to_markdown(results["selection"]), ""]  # fmt: skip
+    if results.get("maps"):
+        md += ["## 2-D map", "", maps.to_markdown(results["maps"]), ""]
     if results.get("compression"):
         md += [
             "## Compression time per decoder layer (Llama-shaped layer, fp32, CPU)",
@@ -72,6 +74,8 @@ def main() -> None:
             results[section] = activations.run(quick=args.quick)
         elif section == "selection":
             results[section] = selection.run(sizes=(1_000, 2_000) if args.quick else (1_000, 10_000, 50_000))
+        elif section == "maps":
+            results[section] = maps.run(n=2_000 if args.quick else 10_000)
         elif section == "compression":
             results[section] = (
                 compression.run(width=256, intermediate=704, heads=4, n=16, seqlen=64)
