@@ -81,19 +81,15 @@ def math_answers(
 ) -> list[int | None]:
     """Greedy answers to ``Question: …`` prompts; None where no ``Answer: N`` was produced."""
     answers: list[int | None] = []
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        for start in range(0, len(records), batch_size):
-            prompts = [f"Question: {r.meta['question']}\n" for r in records[start : start + batch_size]]
-            enc = tokenizer(prompts, return_tensors="pt", padding=True).to(_device(model))
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-            for text in tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
-                found = _ANSWER.search(text)
-                answers.append(int(found.group(1)) if found else None)
-    finally:
-        tokenizer.padding_side = side
+    for start in range(0, len(records), batch_size):
+        prompts = [f"Question: {r.meta['question']}\n" for r in records[start : start + batch_size]]
+        # padding_side per call: the tokenizer is shared (dashboard sessions, job thread), never mutated
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(_device(model))
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+        for text in tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
+            found = _ANSWER.search(text)
+            answers.append(int(found.group(1)) if found else None)
     return answers
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cola_core.activations import ActivationConfig, Progress, cached_activations
+from cola_core.activations import ActivationConfig, Progress, cached_activations, records_fingerprint
 from cola_core.corpora import BUILTIN_CORPORA, Record, load_records
 from cola_core.correspondence import correspondence_table, recommend_mix, unigram_distribution
 from cola_core.errors import ColaError
@@ -85,8 +85,6 @@ def embed(
     acts = cached_activations(
         loaded.model, loaded.tokenizer, loaded.fingerprint, [r.text for r in records], acts_cfg, progress
     )
-    from cola_core.activations import records_fingerprint
-
     space = project_activations(acts, config.dim, config.seed)
     return Embedded(list(records), space, records_fingerprint([r.text for r in records], [r.id for r in records]))
 

@@ -49,7 +49,7 @@ def _validate(
     allowed[list(exclude)] = False
     if set(inc) & set(int(i) for i in exclude):
         raise ColaError("a sample cannot be both included and excluded")
-    if n > len(inc) + int(allowed.sum()) - len(inc):
+    if n > int(allowed.sum()):  # forced-in samples are still counted in `allowed` here
         raise ColaError(f"cannot select {n} samples: the pool has only {int(allowed.sum())} that are not excluded")
     if len(inc) > n:
         raise ColaError(f"{len(inc)} samples are forced in but only {n} are to be selected")
