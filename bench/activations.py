@@ -25,35 +25,46 @@ def _texts(n: int) -> list[str]:
     return [r.text for c in ("prose", "code", "math", "facts") for r in load_records(c, "pool", limit=per)]
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 @torch.inference_mode()
 def bare(model, tok, texts, seqlen: int, batch: int = 32) -> float:
+    device = next(model.parameters()).device
     t = time.perf_counter()
     for s in range(0, len(texts), batch):
         enc = tok(texts[s : s + batch], return_tensors="pt", padding=True, truncation=True, max_length=seqlen)
-        model(**enc, use_cache=False)
+        model(**enc.to(device), use_cache=False)
+    _sync()
     return time.perf_counter() - t
 
 
 @torch.inference_mode()
 def naive(model, tok, texts, seqlen: int) -> float:
+    device = next(model.parameters()).device
     t = time.perf_counter()
     grabbed = []
     hooks = [layer.register_forward_hook(lambda m, a, o: grabbed.append(o)) for layer in decoder_layers(model)]
     try:
         for text in texts:
             enc = tok([text], return_tensors="pt", padding="max_length", truncation=True, max_length=seqlen)
-            model(**enc, use_cache=False)
+            model(**enc.to(device), use_cache=False)
             grabbed.clear()
     finally:
         for h in hooks:
             h.remove()
+    _sync()
     return time.perf_counter() - t
 
 
 def run_one(name: str, model, tok, n: int = 2000, seqlen: int = 128, layers=(-1,), naive_n: int = 200) -> dict:
     texts = _texts(n)
+    _sync()
     t = time.perf_counter()
     extract_activations(model, tok, texts, ActivationConfig(layers=layers, seqlen=seqlen))
+    _sync()
     ours = time.perf_counter() - t
     t_bare = bare(model, tok, texts, seqlen)
     t_naive = naive(model, tok, texts[:naive_n], seqlen) * len(texts) / naive_n  # extrapolated from a subset

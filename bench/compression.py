@@ -16,34 +16,51 @@ import torch
 
 from cola_core.compress.capture import capture_layer_inputs
 from cola_core.compress.config import CompressConfig
-from cola_core.compress.engine import _Stats, compress_layer, compress_linear, find_linears, set_weight, weight_of
+from cola_core.compress.engine import compress_layer, compress_linear
+from cola_core.compress.statistics import Stats, find_linears, set_weight, weight_of
 
 
-def make_model(width: int, intermediate: int, heads: int):
+def make_model(width: int, intermediate: int, heads: int, kv_heads: int | None = None, layers: int = 1,
+               dtype: torch.dtype = torch.float32, device: str = "cpu"):  # fmt: skip
+    """A random Llama-shaped model, initialised directly on ``device`` in ``dtype``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=1024, hidden_size=width, intermediate_size=intermediate, num_hidden_layers=1,
-                      num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=1024)  # fmt: skip
-    return LlamaForCausalLM(cfg).eval()
+    cfg = LlamaConfig(vocab_size=1024, hidden_size=width, intermediate_size=intermediate, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv_heads or heads, max_position_embeddings=1024)  # fmt: skip
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            return LlamaForCausalLM(cfg).eval()
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def ours(layer, inputs, config: CompressConfig) -> float:
+    _sync()
     t = time.perf_counter()
     compress_layer(layer, inputs, config)
+    _sync()
     return time.perf_counter() - t
 
 
 def reference(layer, inputs, config: CompressConfig) -> float:
+    _sync()
     t = time.perf_counter()
     full = config.method in ("sparsegpt", "gptq")
     current: dict[str, torch.Tensor] = {}
     for module in find_linears(layer).values():
-        st: dict[str, _Stats] = {}
+        st: dict[str, Stats] = {}
 
         def hook(_m, args, st=st):
             x = args[0]
-            st.setdefault("s", _Stats(x.shape[-1], full, 0, x.device)).add(x, current["mask"])
+            st.setdefault("s", Stats(x.shape[-1], full, 0, x.device)).add(x, current["mask"])
 
         handle = module.register_forward_pre_hook(hook)
         with torch.inference_mode():
@@ -53,13 +70,15 @@ def reference(layer, inputs, config: CompressConfig) -> float:
         handle.remove()
         new, _, _ = compress_linear(weight_of(module).float().clone(), st["s"], config)
         set_weight(module, new)
+    _sync()
     return time.perf_counter() - t
 
 
-def run(width: int = 2048, intermediate: int = 5632, heads: int = 16, n: int = 128, seqlen: int = 256) -> list[dict]:
-    model = make_model(width, intermediate, heads)
+def run(width: int = 2048, intermediate: int = 5632, heads: int = 16, n: int = 128, seqlen: int = 256,
+        kv_heads: int | None = None, dtype: torch.dtype = torch.float32, device: str = "cpu") -> list[dict]:  # fmt: skip
+    model = make_model(width, intermediate, heads, kv_heads, dtype=dtype, device=device)
     ids = torch.randint(0, 1024, (n, seqlen), generator=torch.Generator().manual_seed(0))
-    inputs = capture_layer_inputs(model, ids, torch.ones_like(ids), 8, torch.device("cpu"))
+    inputs = capture_layer_inputs(model, ids, torch.ones_like(ids), 8, torch.device(device))
     layer = model.model.layers[0]
     original = {k: v.clone() for k, v in layer.state_dict().items()}
     rows = []
@@ -72,13 +91,18 @@ def run(width: int = 2048, intermediate: int = 5632, heads: int = 16, n: int = 1
                 continue
             layer.load_state_dict(original)
             times[label] = fn(layer, inputs, cfg)
-        row = {"method": method, "width": width, "intermediate": intermediate, "tokens": n * seqlen, **times}
+        row = {"method": method, "width": width, "intermediate": intermediate, "tokens": n * seqlen,
+               "dtype": str(dtype).removeprefix("torch."), "device": device, **times}  # fmt: skip
         row["ratio"] = times["ours"] / times["reference"]
         if "ours_no_error" in times:
             row["ratio_no_error"] = times["ours_no_error"] / times["reference"]
         rows.append(row)
         print(row, flush=True)
     return rows
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds >= 10 else f"{seconds:.2f} s"
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -91,6 +115,6 @@ def to_markdown(rows: list[dict]) -> str:
         if "ratio_no_error" in r:
             ratio += f" ({r['ratio_no_error']:.2f}× without the error measurement)"
         lines.append(
-            f"| {r['method']} | {r['width']} × {r['intermediate']} | {r['tokens']:,} | {r['ours']:.1f} s | {r['reference']:.1f} s | {ratio} | ≤ 0.8× |"
+            f"| {r['method']} | {r['width']} × {r['intermediate']} | {r['tokens']:,} | {_s(r['ours'])} | {_s(r['reference'])} | {ratio} | ≤ 0.8× |"
         )
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import activations, compression, maps, selection
+from bench import activations, compression, gpu, maps, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,7 +28,7 @@ def machine() -> str:
     )
 
 
-SECTIONS = ("activations", "selection", "maps", "compression")
+SECTIONS = ("activations", "selection", "maps", "compression", "gpu")  # gpu: skipped without CUDA
 
 
 def render(results: dict) -> str:
@@ -53,6 +53,8 @@ def render(results: dict) -> str:
             compression.to_markdown(results["compression"]),
             "",
         ]
+    if results.get("gpu"):
+        md += ["## GPU (Llama-3-8B-shaped layers)", "", gpu.to_markdown(results["gpu"]), ""]
     return "\n".join(md)
 
 
@@ -66,7 +68,8 @@ def main() -> None:
     wanted = [x for x in args.only.split(",") if x]
     path = HERE / "results.json"
     results = json.loads(path.read_text()) if path.exists() and set(wanted) != set(SECTIONS) else {}
-    results["machine"] = machine()
+    if set(wanted) - {"gpu"}:
+        results["machine"] = machine()
     runs = dict(results.get("run_dates", {}))
     for section in wanted:
         started = time.strftime("%Y-%m-%d %H:%M")
@@ -78,10 +81,15 @@ def main() -> None:
             results[section] = maps.run(n=2_000 if args.quick else 10_000)
         elif section == "compression":
             results[section] = (
-                compression.run(width=256, intermediate=704, heads=4, n=16, seqlen=64)
+                compression.run(width=256, intermediate=768, heads=4, n=16, seqlen=64)
                 if args.quick
                 else compression.run()
             )
+        elif section == "gpu":
+            measured = gpu.run(quick=args.quick)
+            if not measured:
+                continue
+            results[section] = measured
         runs[section] = started
     results["run_dates"] = runs
     results["runs"] = ", ".join(f"{k} {v}" for k, v in runs.items())

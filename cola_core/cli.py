@@ -180,7 +180,8 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
 
     config = CompressConfig(method=args.method, sparsity=args.sparsity, pattern=args.pattern, bits=args.bits,
                             group_size=args.group_size, symmetric=args.symmetric, act_order=args.act_order,
-                            damp=args.damp, batch_size=args.batch_size, device=args.device)  # fmt: skip
+                            damp=args.damp, batch_size=args.batch_size, device=args.device, owl=args.owl,
+                            owl_lambda=args.owl_lambda, owl_m=args.owl_m)  # fmt: skip
     config.validate()
     bar = _progress_bar("layers")
     report = run(_load(args), args.calib, config, args.out, seqlen=args.seqlen, progress=lambda d, t, _r: bar(d, t))

@@ -74,6 +74,11 @@ def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", required=True, help="magnitude, wanda, sparsegpt, rtn or gptq")
         p.add_argument("--sparsity", type=float, default=0.5, help="unstructured target in [0, 1)")
         p.add_argument("--pattern", default=None, help="N:M semi-structured, e.g. 2:4 (keeps N of every M)")
+        p.add_argument(
+            "--owl", action="store_true", help="per-layer sparsity by outlier ratio (OWL); mean = --sparsity"
+        )
+        p.add_argument("--owl-lambda", type=float, default=0.08, help="OWL: layer sparsities within target ± λ")
+        p.add_argument("--owl-m", type=float, default=5.0, help="OWL: outlier threshold, M × mean score")
         p.add_argument("--bits", type=int, default=4, help="2..8 (rtn, gptq)")
         p.add_argument("--group-size", type=int, default=128, help="input columns per quantization group; -1 = per row")
         p.add_argument("--symmetric", action="store_true")

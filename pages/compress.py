@@ -35,11 +35,16 @@ with st.form("compress"):
     sparsity = c2.slider("Sparsity (pruning)", 0.0, 0.9, 0.5, 0.05)
     bits = c3.slider("Bits (quantization)", 2, 8, 4)
     group = c4.selectbox("Group size", [32, 64, 128, -1], index=0)
-    limit = st.slider("Held-out items per capability", 20, 300, 100, 10)
+    c5, c6, c7 = st.columns([1, 1, 2])
+    pattern = c5.selectbox("Pattern (pruning)", ["unstructured", "2:4", "4:8"])
+    owl = c6.checkbox("OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less")
+    limit = c7.slider("Held-out items per capability", 20, 300, 100, 10)
     launch = st.form_submit_button("Launch", type="primary")
 if launch:
     try:
-        cfg = CompressConfig(method=method, sparsity=sparsity, bits=bits, group_size=group)
+        cfg = CompressConfig(method=method, sparsity=sparsity, bits=bits, group_size=group, owl=owl,
+                             pattern=None if pattern == "unstructured" else pattern)  # fmt: skip
+        cfg.validate()
         name = f"{state.get('strategy')} n={len(records)} seed={state.get('seed')}"
         job_queue().submit(model, name, records, cfg, limit=limit)
         st.toast(f"Queued {method} with {name}")

@@ -7,10 +7,11 @@ from transformers import AutoModelForCausalLM
 from cola_core.architecture import decoder_layers, hidden_of
 from cola_core.compress import CompressConfig, compress_model, save_compressed
 from cola_core.compress.capture import capture_layer_inputs, run_layer
-from cola_core.compress.engine import Cancelled, find_linears, weight_of
+from cola_core.compress.engine import Cancelled
 from cola_core.compress.pruning import prune_mask, prune_sparsegpt, prune_wanda
 from cola_core.compress.quantization import quantize_gptq, quantize_rtn
 from cola_core.compress.save import build_report
+from cola_core.compress.statistics import find_linears, weight_of
 from cola_core.errors import ColaError
 from tests.conftest import make_config
 
@@ -158,9 +159,12 @@ def test_cholesky_failure_escalates_then_falls_back():
     assert info["fallback"] is not None
 
 
-def test_prune_mask_uses_topk_not_threshold():
+def test_prune_mask_uses_ranks_not_threshold_and_breaks_ties_by_position():
     score = torch.ones(3, 10)  # all ties: a threshold rule would prune everything
-    assert (prune_mask(score, 0.5, None).sum(1) == 5).all()
+    mask = prune_mask(score, 0.5, None)
+    assert (mask.sum(1) == 5).all()
+    assert mask[:, :5].all() and not mask[:, 5:].any()  # ties go to the lower column, on every device
+    assert torch.equal(prune_mask(torch.ones(2, 8), 0.0, (2, 4))[0], torch.tensor([True, True, False, False] * 2))
     w = prune_wanda(torch.ones(2, 8), torch.ones(8), 0.25)
     assert ((w == 0).sum(1) == 2).all()
 
@@ -229,3 +233,43 @@ def test_foreign_vocabulary_and_cancel(calib):
             should_cancel=lambda: len(seen) >= 1,
         )
     assert seen == [1]
+
+
+def test_owl_layer_sparsities_keep_the_mean_and_favour_outlier_layers():
+    from cola_core.compress.owl import layer_sparsities
+
+    s = layer_sparsities([0.01, 0.05, 0.02, 0.03], target=0.6, lam=0.08)
+    assert sum(s) / 4 == pytest.approx(0.6)
+    assert max(s) - min(s) == pytest.approx(0.16)
+    assert s[1] == min(s) and s[0] == max(s)  # most outliers → least pruning
+    assert layer_sparsities([0.02, 0.02], 0.5, 0.08) == [0.5, 0.5]
+
+
+def test_owl_prunes_the_outlier_layer_less(calib):
+    model = fresh()
+    with torch.no_grad():  # make layer 1 an outlier layer: a few weight columns 50× larger
+        for m in find_linears(decoder_layers(model)[1]).values():
+            weight_of(m)[:, :2] *= 50
+    result = compress_model(model, calib, CompressConfig(method="wanda", sparsity=0.6, owl=True, owl_lambda=0.1))
+    first, second = result.layers
+    assert second["outlier_ratio"] > first["outlier_ratio"]
+    assert second["target_sparsity"] == pytest.approx(0.5) and first["target_sparsity"] == pytest.approx(0.7)
+    for report in result.layers:
+        for name, lin in report["linears"].items():
+            assert lin["sparsity"] == pytest.approx(
+                int(lin["shape"][1] * report["target_sparsity"]) / lin["shape"][1]
+            ), name
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        (CompressConfig(owl=True, pattern="2:4"), "N:M"),
+        (CompressConfig(method="gptq", owl=True), "quantization"),
+        (CompressConfig(owl=True, sparsity=0.95), "inside"),
+        (CompressConfig(owl=True, owl_m=0), "positive"),
+    ],
+)
+def test_owl_bad_settings(cfg, message):
+    with pytest.raises(ColaError, match=message):
+        cfg.validate()

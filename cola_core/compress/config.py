@@ -25,6 +25,9 @@ class CompressConfig:
     batch_size: int = 8  # calibration sequences per forward
     device: str = "auto"
     error_tokens: int = 4096  # tokens used to measure reconstruction error for methods without a Hessian
+    owl: bool = False  # per-layer sparsity by outlier ratio (OWL, Yin et al. 2024); unstructured pruning only
+    owl_lambda: float = 0.08  # per-layer sparsity lies within target ± λ
+    owl_m: float = 5.0  # an outlier scores above M × the layer's mean Wanda score
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -50,9 +53,20 @@ class CompressConfig:
                     raise ColaError(f"pattern {self.pattern}: N must be at least 1 and smaller than M")
             elif not 0.0 <= self.sparsity < 1.0:
                 raise ColaError(f"sparsity must lie in [0, 1), got {self.sparsity}")
+            if self.owl:
+                if self.nm is not None:
+                    raise ColaError("OWL sets a sparsity per layer; it does not apply to an N:M pattern")
+                if self.owl_lambda < 0 or self.sparsity - self.owl_lambda < 0 or self.sparsity + self.owl_lambda >= 1:
+                    raise ColaError(
+                        f"OWL λ={self.owl_lambda} must be ≥ 0 and keep sparsity ± λ inside [0, 1) (sparsity {self.sparsity})"
+                    )
+                if self.owl_m <= 0:
+                    raise ColaError(f"OWL M must be positive, got {self.owl_m}")
         else:
             if not 2 <= self.bits <= 8:
                 raise ColaError(f"bits must lie in 2..8, got {self.bits}")
+            if self.owl:
+                raise ColaError("OWL is a pruning schedule; it does not apply to quantization")
             if self.group_size not in (0, -1) and self.group_size < 1:
                 raise ColaError(f"group size must be positive (or -1 for per-row), got {self.group_size}")
         if self.blocksize < 1 or self.batch_size < 1 or self.damp < 0:

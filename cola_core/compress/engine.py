@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -22,8 +22,10 @@ import torch
 from cola_core.architecture import decoder_layers
 from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
 from cola_core.compress.config import CompressConfig
+from cola_core.compress.owl import owl_schedule
 from cola_core.compress.pruning import prune_magnitude, prune_sparsegpt, prune_wanda
 from cola_core.compress.quantization import QuantResult, quantize_gptq, quantize_rtn
+from cola_core.compress.statistics import Stats, collect_statistics, find_linears, relative_error, set_weight, weight_of
 from cola_core.errors import ColaError
 from cola_core.models import pick_device
 
@@ -40,89 +42,8 @@ class CompressionResult:
     seconds: float = 0.0
 
 
-def find_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """Linear maps inside a decoder layer: ``nn.Linear`` and GPT-2's transposed ``Conv1D``."""
-    from transformers.pytorch_utils import Conv1D
-
-    return {n: m for n, m in layer.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
-
-
-def weight_of(module: torch.nn.Module) -> torch.Tensor:
-    """The (out × in) matrix, whatever the module's storage layout."""
-    return module.weight.data if isinstance(module, torch.nn.Linear) else module.weight.data.t()
-
-
-def set_weight(module: torch.nn.Module, w: torch.Tensor) -> None:
-    target = module.weight.data
-    target.copy_((w if isinstance(module, torch.nn.Linear) else w.t()).to(target.dtype))
-
-
-class _Stats:
-    """Σ xxᵀ (or Σ x² alone) over real tokens for one shared input; fp32, TF32 off."""
-
-    def __init__(self, d_in: int, full: bool, error_tokens: int, device: torch.device):
-        self.full, self.error_tokens = full, error_tokens
-        self.h = torch.zeros(d_in, d_in, device=device)  # full H, or H on the first error_tokens tokens
-        self.sq = torch.zeros(d_in, device=device)
-        self.tokens = self.h_tokens = 0
-
-    def add(self, x: torch.Tensor, mask: torch.Tensor) -> None:
-        rows = x.reshape(-1, x.shape[-1])[mask.reshape(-1).bool()].float()
-        self.sq += (rows * rows).sum(0)
-        self.tokens += len(rows)
-        if not self.full:
-            rows = rows[: max(0, self.error_tokens - self.h_tokens)]
-        if len(rows):
-            self.h += rows.t() @ rows
-            self.h_tokens += len(rows)
-
-    def hessian(self) -> torch.Tensor:
-        return self.h / max(self.h_tokens, 1)
-
-
-def collect_statistics(layer: torch.nn.Module, linears: dict[str, torch.nn.Module], inputs: LayerInputs,
-                       config: CompressConfig) -> tuple[dict[str, _Stats], dict[str, str]]:  # fmt: skip
-    """One replay of the dense layer; returns stats per group leader and each linear's leader."""
-    full = config.method in ("sparsegpt", "gptq")
-    stats: dict[str, _Stats] = {}
-    leader: dict[str, str] = {}
-    seen: dict[int, tuple[torch.Tensor, str]] = {}  # holds the tensor so its id is not reused in the batch
-    current: dict[str, torch.Tensor] = {}
-
-    def hook_for(name: str):
-        def hook(_module, args):
-            x = args[0]
-            if name not in leader:  # first batch: linears fed the very same tensor share statistics
-                leader[name] = seen.setdefault(id(x), (x, name))[1]
-            if leader[name] == name:
-                if name not in stats:
-                    stats[name] = _Stats(x.shape[-1], full, config.error_tokens, x.device)
-                stats[name].add(x, current["mask"])
-
-        return hook
-
-    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
-    try:
-        for h, kw, mask in zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True):
-            current["mask"] = mask
-            seen.clear()
-            with torch.inference_mode():
-                layer(h, **kw)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return stats, leader
-
-
-def relative_error(w: torch.Tensor, w_new: torch.Tensor, h: torch.Tensor) -> float:
-    """‖WX − ŴX‖² / ‖WX‖² on the calibration inputs, through H = XXᵀ/n."""
-    dw = (w - w_new).float()
-    den = float(((w.float() @ h) * w.float()).sum())
-    return float(((dw @ h) * dw).sum()) / den if den > 0 else 0.0
-
-
 def compress_linear(
-    w: torch.Tensor, st: _Stats, config: CompressConfig
+    w: torch.Tensor, st: Stats, config: CompressConfig
 ) -> tuple[torch.Tensor, QuantResult | None, dict]:
     nm = config.nm
     if config.method == "magnitude":
@@ -189,14 +110,20 @@ def compress_model(
     result = CompressionResult([], device=str(device))
     try:
         inputs = capture_layer_inputs(model, ids, mask, config.batch_size, device)
+        per_layer = [config] * len(layers)
+        if config.owl:
+            sparsities, ratios = owl_schedule(layers, inputs, config, device)
+            per_layer = [replace(config, sparsity=s) for s in sparsities]
         for li, layer in enumerate(layers):
             if should_cancel and should_cancel():
                 raise Cancelled(f"cancelled before layer {li} of {len(layers)}")
             lt = time.perf_counter()
             home = next(layer.parameters()).device
             layer.to(device)
-            report = compress_layer(layer, inputs, config, result.quantized, prefix=str(li))
+            report = compress_layer(layer, inputs, per_layer[li], result.quantized, prefix=str(li))
             report["layer"] = li
+            if config.owl:
+                report["target_sparsity"], report["outlier_ratio"] = sparsities[li], ratios[li]
             inputs.hidden = run_layer(layer, inputs)
             layer.to(home)
             report["seconds"] = time.perf_counter() - lt

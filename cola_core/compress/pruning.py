@@ -5,8 +5,10 @@
 - SparseGPT (Frantar & Alistarh, ICML 2023): OBS-style column-by-column pruning with the inverse
   Hessian H = XXᵀ, updating the remaining weights to compensate, in blocks of columns.
 
-Unstructured sparsity s is exact per output row: floor(d_in · s) zeros (top-k selection, not a
+Unstructured sparsity s is exact per output row: floor(d_in · s) zeros (a rank selection, not a
 threshold, so ties never prune one too many). N:M keeps N of every M consecutive input weights.
+Ranks come from a stable sort, so ties go to the lower column index on every device: given the same
+scores, CPU and GPU prune the same weights.
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ import torch
 from cola_core.compress.linalg import inverse_hessian_factor
 
 
+def _lowest(score: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k lowest scores along the last axis; ties broken by position (device-independent)."""
+    return torch.sort(score, dim=-1, stable=True).indices[..., :k]
+
+
 def prune_mask(score: torch.Tensor, sparsity: float, nm: tuple[int, int] | None) -> torch.Tensor:
     """Boolean mask of weights to prune: the lowest scores per row (unstructured) or per group of M."""
     out, d_in = score.shape
     mask = torch.zeros_like(score, dtype=torch.bool)
     if nm is not None:
         n, m = nm
-        groups = score.reshape(out, d_in // m, m)
-        lowest = torch.topk(groups, m - n, dim=-1, largest=False).indices
+        lowest = _lowest(score.reshape(out, d_in // m, m), m - n)
         return mask.reshape(out, d_in // m, m).scatter_(-1, lowest, True).reshape(out, d_in)
     k = int(d_in * sparsity)
     if k == 0:
         return mask
-    lowest = torch.topk(score, k, dim=1, largest=False).indices
-    return mask.scatter_(1, lowest, True)
+    return mask.scatter_(1, _lowest(score, k), True)
 
 
 def prune_magnitude(weight: torch.Tensor, sparsity: float, nm: tuple[int, int] | None = None) -> torch.Tensor:
@@ -40,9 +45,12 @@ def prune_magnitude(weight: torch.Tensor, sparsity: float, nm: tuple[int, int] |
 def prune_wanda(
     weight: torch.Tensor, input_sq_norms: torch.Tensor, sparsity: float, nm: tuple[int, int] | None = None
 ) -> torch.Tensor:
-    """``input_sq_norms[j]`` = Σ over calibration tokens of x_j² (padding excluded)."""
+    """``input_sq_norms[j]`` = Σ over calibration tokens of x_j² (padding excluded).
+
+    The score is formed in float64 so that summation-order noise between devices cannot reorder it.
+    """
     w = weight.float()
-    score = w.abs() * input_sq_norms.float().sqrt().unsqueeze(0)
+    score = w.double().abs() * input_sq_norms.double().sqrt().unsqueeze(0)
     return w.masked_fill(prune_mask(score, sparsity, nm), 0.0)
 
 
@@ -67,8 +75,7 @@ def prune_sparsegpt(
             k = int(i2 * sparsity) - int(i1 * sparsity)
             if k > 0:
                 score = w1**2 / torch.diag(h1).unsqueeze(0) ** 2
-                lowest = torch.topk(score, k, dim=1, largest=False).indices
-                mask[:, i1:i2].scatter_(1, lowest, True)
+                mask[:, i1:i2].scatter_(1, _lowest(score, k), True)
         for i in range(i2 - i1):
             col = i1 + i
             if nm is not None and i % nm[1] == 0:

@@ -1,0 +1,93 @@
+"""Inputs of the linears inside one decoder layer: finding them, reading/writing their weights, and
+collecting fp32 statistics of their inputs (padding masked out) in one replay of the layer, shared by
+every linear fed the same tensor (q/k/v, gate/up)."""
+
+from __future__ import annotations
+
+import torch
+
+from cola_core.compress.capture import LayerInputs
+from cola_core.compress.config import CompressConfig
+
+
+def find_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """Linear maps inside a decoder layer: ``nn.Linear`` and GPT-2's transposed ``Conv1D``."""
+    from transformers.pytorch_utils import Conv1D
+
+    return {n: m for n, m in layer.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
+
+
+def weight_of(module: torch.nn.Module) -> torch.Tensor:
+    """The (out × in) matrix, whatever the module's storage layout."""
+    return module.weight.data if isinstance(module, torch.nn.Linear) else module.weight.data.t()
+
+
+def set_weight(module: torch.nn.Module, w: torch.Tensor) -> None:
+    target = module.weight.data
+    target.copy_((w if isinstance(module, torch.nn.Linear) else w.t()).to(target.dtype))
+
+
+class Stats:
+    """Σ xxᵀ (or Σ x² alone) over real tokens for one shared input; fp32 (Σ x² in fp64), TF32 off."""
+
+    def __init__(self, d_in: int, full: bool, error_tokens: int, device: torch.device):
+        self.full, self.error_tokens = full, error_tokens
+        self.h = torch.zeros(d_in, d_in, device=device)  # full H, or H on the first error_tokens tokens
+        self.sq = torch.zeros(d_in, dtype=torch.float64, device=device)  # fp64: same Wanda ranks on any device
+        self.tokens = self.h_tokens = 0
+
+    def add(self, x: torch.Tensor, mask: torch.Tensor) -> None:
+        rows = x.reshape(-1, x.shape[-1])[mask.reshape(-1).bool()].float()
+        self.sq += rows.double().square().sum(0)
+        self.tokens += len(rows)
+        if not self.full:
+            rows = rows[: max(0, self.error_tokens - self.h_tokens)]
+        if len(rows):
+            self.h += rows.t() @ rows
+            self.h_tokens += len(rows)
+
+    def hessian(self) -> torch.Tensor:
+        return self.h / max(self.h_tokens, 1)
+
+
+def collect_statistics(layer: torch.nn.Module, linears: dict[str, torch.nn.Module], inputs: LayerInputs,
+                       config: CompressConfig, full: bool | None = None) -> tuple[dict[str, Stats], dict[str, str]]:  # fmt: skip
+    """One replay of the dense layer; returns stats per group leader and each linear's leader.
+
+    ``full``: accumulate the whole Hessian (default: for SparseGPT and GPTQ)."""
+    full = config.method in ("sparsegpt", "gptq") if full is None else full
+    stats: dict[str, Stats] = {}
+    leader: dict[str, str] = {}
+    seen: dict[int, tuple[torch.Tensor, str]] = {}  # holds the tensor so its id is not reused in the batch
+    current: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(_module, args):
+            x = args[0]
+            if name not in leader:  # first batch: linears fed the very same tensor share statistics
+                leader[name] = seen.setdefault(id(x), (x, name))[1]
+            if leader[name] == name:
+                if name not in stats:
+                    stats[name] = Stats(x.shape[-1], full, config.error_tokens, x.device)
+                stats[name].add(x, current["mask"])
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
+    try:
+        for h, kw, mask in zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True):
+            current["mask"] = mask
+            seen.clear()
+            with torch.inference_mode():
+                layer(h, **kw)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stats, leader
+
+
+def relative_error(w: torch.Tensor, w_new: torch.Tensor, h: torch.Tensor) -> float:
+    """‖WX − ŴX‖² / ‖WX‖² on the calibration inputs, through H = XXᵀ/n."""
+    dw = (w - w_new).float()
+    den = float(((w.float() @ h) * w.float()).sum())
+    return float(((dw @ h) * dw).sum()) / den if den > 0 else 0.0
