@@ -126,13 +126,17 @@ def facts_choices(model, tokenizer, records: Sequence[Record], batch_size: int =
 
 @torch.inference_mode()
 def continuation_logprobs(
-    model, tokenizer, prompts: Sequence[str], conts: Sequence[str], batch_size: int = 64
+    model, tokenizer, prompts: Sequence[str], conts: Sequence[str], batch_size: int = 64, max_length: int | None = None
 ) -> list[float]:
-    """Summed log-probability of each continuation given its prompt (right padding, masked)."""
+    """Summed log-probability of each continuation given its prompt (right padding, masked).
+
+    With ``max_length``, prompts are cut from the left so prompt + continuation fit."""
     out: list[float] = []
     for start in range(0, len(prompts), batch_size):
         p_ids = tokenizer(list(prompts[start : start + batch_size]))["input_ids"]
         c_ids = tokenizer(list(conts[start : start + batch_size]), add_special_tokens=False)["input_ids"]
+        if max_length:
+            p_ids = [p[max(0, len(p) + len(c) - max_length) :] or p[-1:] for p, c in zip(p_ids, c_ids, strict=True)]
         seqs = [p + c for p, c in zip(p_ids, c_ids, strict=True)]
         width = max(map(len, seqs))
         ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)

@@ -208,10 +208,36 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.evaluation import evaluate
 
     t0 = time.perf_counter()
+    from cola_core.benchmarks import BENCHMARKS
+
+    benchmarks = _csv(args.benchmarks)
+    sources = dict(_pair(x, "--benchmark-data") for x in args.benchmark_data)
+    for name in (*benchmarks, *sources):
+        if name not in BENCHMARKS:
+            raise ColaError(f"unknown benchmark '{name}': choose from {', '.join(BENCHMARKS)}")
     loaded = _load(args)
     scores = evaluate(loaded.model, loaded.tokenizer, _csv(args.capabilities), limit=args.limit, seed=args.seed)
+    skipped: dict[str, str] = {}
+    if benchmarks and args.backend == "lm-eval":
+        from cola_core.harness import evaluate_with_harness
+
+        scores |= evaluate_with_harness(loaded.model, loaded.tokenizer, benchmarks, limit=args.limit,
+                                        allow_code_execution=args.allow_code_execution)  # fmt: skip
+    elif benchmarks:
+        from cola_core.benchmarks import run_benchmarks
+
+        found, skipped = run_benchmarks(loaded.model, loaded.tokenizer, benchmarks, limit=args.limit, seed=args.seed,
+                                        sources=sources, allow_code_execution=args.allow_code_execution, shots=args.shots)  # fmt: skip
+        scores |= found
     return {"model": args.model, "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
-            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+            "skipped": skipped, "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+
+
+def _pair(text: str, flag: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise ColaError(f"{flag} takes NAME=PATH, got '{text}'")
+    return name.strip(), path.strip()
 
 
 def _evaluate_text(p: dict[str, Any]) -> str:
@@ -219,6 +245,7 @@ def _evaluate_text(p: dict[str, Any]) -> str:
         f"{k:<16} {v['metric']:<10} {v['score']:>9.4f}  [{v['ci_low']:.4f}, {v['ci_high']:.4f}]  n={v['n']}"
         for k, v in p["scores"].items()
     ]
+    rows += [f"{k:<16} skipped: {why}" for k, why in p.get("skipped", {}).items()]
     return "\n".join([f"{p['model']} ({p['seconds']:.1f}s)", *rows])
 
 

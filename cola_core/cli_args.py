@@ -57,9 +57,21 @@ def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
     """The flags of one subcommand."""
     if name == "evaluate":
         add_model_args(p)
-        p.add_argument("--capabilities", default="lm,code,math,facts", help="comma-separated: lm, code, math, facts")
-        p.add_argument("--limit", type=int, default=200, help="held-out items per capability")
+        p.add_argument(
+            "--capabilities",
+            default="lm,code,math,facts",
+            help="built-in suite, comma-separated: lm, code, math, facts; '' for none",
+        )
+        p.add_argument("--limit", type=int, default=200, help="items per capability / benchmark")
         p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        p.add_argument("--benchmarks", default="", help="public benchmarks, comma-separated: wikitext2, gsm8k, piqa, "
+                       "hellaswag, arc_easy, arc_challenge, winogrande, mbpp, humaneval")  # fmt: skip
+        p.add_argument("--benchmark-data", action="append", default=[], metavar="NAME=PATH",
+                       help="local copy of a benchmark's data (dataset folder or .jsonl/.json/.parquet/.csv); repeatable")  # fmt: skip
+        p.add_argument("--backend", choices=("builtin", "lm-eval"), default="builtin", help="who runs the benchmarks")
+        p.add_argument("--shots", type=int, default=5, help="gsm8k: worked examples in the prompt")
+        p.add_argument("--allow-code-execution", action="store_true",
+                       help="mbpp/humaneval: run generated code (in a subprocess with time and memory limits)")  # fmt: skip
     if name == "experiment":
         p.add_argument("--config", default=None, help="experiment JSON file or built-in name")
         p.add_argument("--list", action="store_true", help="list the built-in experiment configs")

@@ -48,13 +48,13 @@ class Score:
         return d
 
 
-def _perplexity_score(name: str, nll: Sequence[float], counts: Sequence[int], seed: int) -> Score:
+def perplexity_score(name: str, nll: Sequence[float], counts: Sequence[int], seed: int) -> Score:
     lo, hi = bootstrap_perplexity(nll, counts, seed)
     value = math.exp(sum(nll) / max(sum(counts), 1))
     return Score(name, "perplexity", value, lo, hi, len(nll), [[a, b] for a, b in zip(nll, counts, strict=True)])
 
 
-def _accuracy_score(name: str, correct: Sequence[int], totals: Sequence[int]) -> Score:
+def accuracy_score(name: str, correct: Sequence[int], totals: Sequence[int]) -> Score:
     c, n = int(sum(correct)), int(sum(totals))
     lo, hi = wilson(c, n)
     return Score(name, "accuracy", c / max(n, 1), lo, hi, n, [[a, b] for a, b in zip(correct, totals, strict=True)])
@@ -72,26 +72,26 @@ def evaluate(model, tokenizer, capabilities: Sequence[str] = CAPABILITIES, limit
     if "lm" in capabilities:
         texts = [r.text for r in load_records("prose", "heldout", limit=limit)]
         nll, cnt = cap.per_text_nll(model, tokenizer, texts, seqlen, batch_size)
-        scores["lm"] = _perplexity_score("lm", nll, cnt, seed)
+        scores["lm"] = perplexity_score("lm", nll, cnt, seed)
     if "code" in capabilities:
         texts = [r.text for r in load_records("code", "heldout", limit=limit)]
         right: list[int] = []
         nll, cnt = cap.per_text_nll(model, tokenizer, texts, seqlen, batch_size, correct=right)
-        scores["code"] = _perplexity_score("code", nll, cnt, seed)
-        scores["code_next_token"] = _accuracy_score("code_next_token", right, cnt)
+        scores["code"] = perplexity_score("code", nll, cnt, seed)
+        scores["code_next_token"] = accuracy_score("code_next_token", right, cnt)
     if "math" in capabilities:
         records = load_records("math", "heldout", limit=limit)
         answers = cap.math_answers(model, tokenizer, records, batch_size=batch_size)
         hits = [int(a == r.meta["answer"]) for a, r in zip(answers, records, strict=True)]
-        scores["math"] = _accuracy_score("math", hits, [1] * len(hits))
+        scores["math"] = accuracy_score("math", hits, [1] * len(hits))
         for tier in (1, 2, 3):
             sub = [h for h, r in zip(hits, records, strict=True) if r.meta["tier"] == tier]
-            scores[f"math_tier{tier}"] = _accuracy_score(f"math_tier{tier}", sub, [1] * len(sub))
+            scores[f"math_tier{tier}"] = accuracy_score(f"math_tier{tier}", sub, [1] * len(sub))
     if "facts" in capabilities:
         records = load_records("facts", "heldout", limit=limit)
         picks = cap.facts_choices(model, tokenizer, records, batch_size)
         hits = [int(p == r.meta["answer_index"]) for p, r in zip(picks, records, strict=True)]
-        scores["facts"] = _accuracy_score("facts", hits, [1] * len(hits))
+        scores["facts"] = accuracy_score("facts", hits, [1] * len(hits))
     return scores
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from cola_core.evaluation import Score, _accuracy_score, _perplexity_score, evaluate, retention
+from cola_core.evaluation import Score, accuracy_score, evaluate, perplexity_score, retention
 from cola_core.intervals import bootstrap_perplexity, wilson
 from cola_core.models import load_model
 
@@ -18,7 +18,7 @@ def test_wilson_known_values():
 def test_perplexity_of_a_known_distribution():
     # Every token has probability 1/8 → perplexity exactly 8, and the interval collapses on it.
     nll = [math.log(8) * n for n in (10, 20, 30)]
-    s = _perplexity_score("lm", nll, [10, 20, 30], seed=0)
+    s = perplexity_score("lm", nll, [10, 20, 30], seed=0)
     assert s.score == pytest.approx(8.0) and s.ci_low == pytest.approx(8.0) and s.ci_high == pytest.approx(8.0)
 
 
@@ -33,8 +33,8 @@ def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_n():
 
 
 def test_retention_direction():
-    dense = _accuracy_score("math", [1] * 80 + [0] * 20, [1] * 100)
-    worse = _accuracy_score("math", [1] * 40 + [0] * 60, [1] * 100)
+    dense = accuracy_score("math", [1] * 80 + [0] * 20, [1] * 100)
+    worse = accuracy_score("math", [1] * 40 + [0] * 60, [1] * 100)
     value, lo, hi = retention(dense, worse)
     assert value == pytest.approx(0.5) and lo < 0.5 < hi < 1
     d_ppl = Score("lm", "perplexity", 0, 0, 0, 3, [[20.0, 10], [20.0, 10], [20.0, 10]])

@@ -1,0 +1,223 @@
+"""Public benchmarks on local copies of their data (the hub is unreachable here), the code sandbox,
+and the lm-eval adapter."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import types
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from cola_core import benchmarks as bm
+from cola_core.corpora import load_records
+from cola_core.errors import ColaError
+from cola_core.harness import evaluate_with_harness, to_scores
+from cola_core.models import load_model
+from cola_core.sandbox import Limits, run_untrusted
+from tests.test_cli import run_cli
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("cola-tiny")
+
+
+def _facts(limit: int = 300):
+    return load_records("facts", "heldout", limit=limit)
+
+
+def hellaswag_rows(shift: int = 0) -> list[dict]:
+    """cola-tiny's held-out facts in HellaSwag's schema; ``shift`` moves the gold label off the truth."""
+    return [{"activity_label": "Facts", "ctx_a": r.meta["cloze"], "ctx_b": "", "endings": [c + "." for c in r.meta["choices"]],
+             "label": str((r.meta["answer_index"] + shift) % 4)} for r in _facts(100)]  # fmt: skip
+
+
+def winogrande_rows(truthful: bool = True) -> list[dict]:
+    """'The town of _ lies in X.' with the true town and a random other one."""
+    facts = _facts()
+    towns = sorted({r.meta["town"] for r in facts})
+    rng = random.Random(0)
+    rows = []
+    for r in facts:
+        if not r.meta["cloze"].startswith("The town of"):
+            continue
+        rest = r.meta["cloze"][len(f"The town of {r.meta['town']}") :]
+        other = rng.choice([t for t in towns if t != r.meta["town"]])
+        rows.append({"sentence": f"The town of _{rest} {r.meta['choices'][r.meta['answer_index']]}.",
+                     "option1": r.meta["town"], "option2": other, "answer": "1" if truthful else "2"})  # fmt: skip
+    return rows
+
+
+def test_multiple_choice_follows_the_model_knowledge(tiny):
+    good = bm.choice_accuracy(tiny.model, tiny.tokenizer, "hellaswag", hellaswag_rows(), 100, 32)
+    bad = bm.choice_accuracy(tiny.model, tiny.tokenizer, "hellaswag", hellaswag_rows(shift=1), 100, 32)
+    assert good.n == 100 and good.score > 0.6 > 0.4 > bad.score  # chance is 0.25
+    assert good.ci_low < good.score < good.ci_high
+    wg = bm.choice_accuracy(tiny.model, tiny.tokenizer, "winogrande", winogrande_rows(), 100, 32)
+    wrong = bm.choice_accuracy(tiny.model, tiny.tokenizer, "winogrande", winogrande_rows(False), 100, 32)
+    assert wg.score > 0.8 and wrong.score < 0.2 and wg.n == wrong.n > 30
+
+
+def test_choice_items_of_each_schema():
+    ctx, conts, gold = bm.choice_items(
+        "arc_easy", {"question": "Q?", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "B"}
+    )
+    assert ctx == ["Question: Q?\nAnswer:"] * 2 and conts == [" a", " b"] and gold == 1
+    ctx, conts, gold = bm.choice_items("piqa", {"goal": "g", "sol1": "x", "sol2": "y", "label": 1})
+    assert conts == [" x", " y"] and gold == 1
+    ctx, conts, gold = bm.choice_items(
+        "winogrande", {"sentence": "A _ b c.", "option1": "o1", "option2": "o2", "answer": "2"}
+    )
+    assert ctx == ["A o1", "A o2"] and conts == [" b c."] * 2 and gold == 1
+    ctx, _, _ = bm.choice_items(
+        "hellaswag",
+        {"activity_label": "Cook", "ctx_a": "He [title] cuts.", "ctx_b": "then", "endings": ["a"], "label": "0"},
+    )
+    assert ctx == ["Cook: He. cuts. Then"]
+
+
+def test_wikitext_perplexity_is_exp_mean_nll_over_windows(tiny_model_dir):
+    path = tiny_model_dir("llama")
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    rows = [{"text": r.text} for r in load_records("prose", "heldout", limit=20)]
+    score = bm.wikitext_perplexity(model, tok, rows, limit=7, seqlen=32, batch_size=3, seed=0)
+    ids = tok("\n\n".join(r["text"] for r in rows), return_tensors="pt")["input_ids"][0][: 7 * 32].reshape(7, 32)
+    with torch.no_grad():
+        loss = model(input_ids=ids, labels=ids).loss  # mean over 7 × 31 predicted tokens
+    assert score.n == 7 and score.metric == "perplexity"
+    assert score.score == pytest.approx(math.exp(float(loss)), rel=1e-4)
+    assert score.ci_low <= score.score <= score.ci_high
+
+
+def test_gsm8k_scoring(monkeypatch, tiny):
+    rows = [{"question": f"q{i}", "answer": f"work\n#### {1000 + i:,}"} for i in range(6)]
+    seen = {}
+
+    def fake_generate(model, tok, prompts, max_new_tokens, stop, batch_size):
+        seen["prompts"] = prompts
+        return [" so #### 1,002", " it is 1003.", " no idea", " 1005"]
+
+    monkeypatch.setattr(bm, "generate", fake_generate)
+    score = bm.gsm8k_exact_match(tiny.model, tiny.tokenizer, rows, limit=4, shots=2, batch_size=4)
+    assert score.n == 4 and score.score == 0.75
+    assert seen["prompts"][0].startswith("Question: q0\nAnswer: work\n#### 1,000\n\nQuestion: q1")
+    assert seen["prompts"][0].endswith("Question: q2\nAnswer:")
+    assert bm._final_number("x 3, then 4.5 and 12.") == "12" and bm._final_number("nothing") is None
+
+
+def test_generate_cuts_at_stop_strings(tiny):
+    out = bm.generate(tiny.model, tiny.tokenizer, ["Question: What is 2 plus 3?\n"] * 2, 30, ["\n"], 2)
+    assert len(out) == 2 and out[0] == out[1] and "\n" not in out[0]
+
+
+def test_code_pass_at_1_runs_tests_in_the_sandbox(monkeypatch, tiny):
+    rows = [
+        {"prompt": "def add(a, b):\n", "test": "def check(f):\n    assert f(2, 3) == 5", "entry_point": "add"},
+        {"prompt": "def sub(a, b):\n", "test": "def check(f):\n    assert f(2, 3) == -1", "entry_point": "sub"},
+    ]
+    monkeypatch.setattr(bm, "generate", lambda *a, **k: ["    return a + b\n", "    return b - a\n"])
+    score = bm.code_pass_at_1(tiny.model, tiny.tokenizer, "humaneval", rows, 10, 2, Limits(seconds=10))
+    assert score.n == 2 and score.score == 0.5
+    mbpp = [{"text": "Add.", "test_list": ["assert add(1, 1) == 2"], "test_setup_code": ""}]
+    monkeypatch.setattr(bm, "generate", lambda *a, **k: ["def add(a, b):\n    return a + b\n"])
+    assert bm.code_pass_at_1(tiny.model, tiny.tokenizer, "mbpp", mbpp, 10, 2, Limits()).score == 1.0
+
+
+@pytest.mark.parametrize(
+    ("program", "passed", "reason"),
+    [
+        ("assert 1 + 1 == 2", True, "passed"),
+        ("assert 1 + 1 == 3, 'wrong sum'", False, "wrong sum"),
+        ("while True:\n    pass", False, "timeout"),
+        ("x = bytearray(2_000_000_000)", False, "MemoryError"),
+        ("import os\nprint(os.environ.get('HF_HOME', 'clean'))\nassert 'HF_HOME' not in os.environ", True, "passed"),
+    ],
+)
+def test_sandbox_limits(program, passed, reason, monkeypatch):
+    monkeypatch.setenv("HF_HOME", "/secret")
+    outcome = run_untrusted(program, Limits(seconds=2, memory_mb=256))
+    assert outcome.passed is passed and reason in outcome.reason
+
+
+def test_unreachable_data_and_code_without_opt_in_are_skipped_not_fatal(tmp_path, tiny):
+    path = tmp_path / "hs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in hellaswag_rows()[:20]))
+    scores, skipped = bm.run_benchmarks(tiny.model, tiny.tokenizer, ["gsm8k", "humaneval", "hellaswag"], limit=20,
+                                        sources={"hellaswag": str(path)})  # fmt: skip
+    assert set(scores) == {"hellaswag"} and scores["hellaswag"].n == 20
+    assert "--benchmark-data gsm8k=PATH" in skipped["gsm8k"] and "--allow-code-execution" in skipped["humaneval"]
+    with pytest.raises(ColaError, match="unknown benchmark 'mmlu'"):
+        bm.run_benchmarks(tiny.model, tiny.tokenizer, ["mmlu"])
+
+
+def test_local_copies_in_every_format(tmp_path):
+    import datasets
+
+    rows = hellaswag_rows()[:5]
+    ds = datasets.Dataset.from_list(rows)
+    ds.to_parquet(str(tmp_path / "hs.parquet"))
+    ds.save_to_disk(str(tmp_path / "hs_dir"))
+    datasets.DatasetDict({"validation": ds}).save_to_disk(str(tmp_path / "hs_dict"))
+    (tmp_path / "hs.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    bench = bm.BENCHMARKS["hellaswag"]
+    for name in ("hs.parquet", "hs_dir", "hs_dict", "hs.jsonl"):
+        assert bm.load_rows(bench, str(tmp_path / name)) == rows, name
+    with pytest.raises(ColaError, match="not a dataset folder"):
+        bm.load_rows(bench, str(tmp_path / "missing.txt"))
+
+
+def test_harness_adapter(monkeypatch, tiny):
+    calls = {}
+
+    class FakeHFLM:
+        def __init__(self, pretrained, tokenizer, batch_size):
+            calls["model"], calls["tokenizer"] = pretrained, tokenizer
+
+    def simple_evaluate(model, tasks, limit, confirm_run_unsafe_code):
+        calls["tasks"], calls["limit"] = tasks, limit
+        return {"results": {"piqa": {"acc,none": 0.7, "acc_stderr,none": 0.01}, "wikitext": {"word_perplexity,none": 21.5}},
+                "n-samples": {"piqa": {"effective": 100}, "wikitext": {"effective": 62}}}  # fmt: skip
+
+    lm_eval = types.ModuleType("lm_eval")
+    lm_eval.simple_evaluate = simple_evaluate
+    models = types.ModuleType("lm_eval.models")
+    hf = types.ModuleType("lm_eval.models.huggingface")
+    hf.HFLM = FakeHFLM
+    monkeypatch.setitem(sys.modules, "lm_eval", lm_eval)
+    monkeypatch.setitem(sys.modules, "lm_eval.models", models)
+    monkeypatch.setitem(sys.modules, "lm_eval.models.huggingface", hf)
+    scores = evaluate_with_harness(tiny.model, tiny.tokenizer, ["piqa", "wikitext2"], limit=100)
+    assert calls["model"] is tiny.model and calls["tasks"] == ["piqa", "wikitext"] and calls["limit"] == 100
+    assert (
+        scores["piqa"].score == 0.7 and scores["piqa"].n == 100 and scores["piqa"].ci_low < 0.7 < scores["piqa"].ci_high
+    )
+    assert scores["wikitext2"].metric == "perplexity" and scores["wikitext2"].score == 21.5
+    with pytest.raises(ColaError, match="no 'acc,none'"):
+        to_scores({"results": {"piqa": {}}}, ["piqa"])
+
+
+def test_harness_missing_is_one_clear_error(monkeypatch, tiny):
+    monkeypatch.setitem(sys.modules, "lm_eval", None)
+    with pytest.raises(ColaError, match="pip install lm-eval"):
+        evaluate_with_harness(tiny.model, tiny.tokenizer, ["piqa"])
+
+
+def test_cli_evaluate_with_benchmarks(tmp_path):
+    path = tmp_path / "hs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in hellaswag_rows()[:30]))
+    out = run_cli("evaluate", "--model", "cola-tiny", "--capabilities", "lm", "--limit", "30", "--benchmarks",
+                  "hellaswag,gsm8k", "--benchmark-data", f"hellaswag={path}", "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert set(payload["scores"]) == {"lm", "hellaswag"} and payload["scores"]["hellaswag"]["n"] == 30
+    assert payload["scores"]["hellaswag"]["score"] > 0.5 and "gsm8k" in payload["skipped"]
+    bad = run_cli("evaluate", "--model", "cola-tiny", "--benchmarks", "mmlu")
+    assert bad.returncode == 2 and "unknown benchmark 'mmlu'" in bad.stderr
+    bad = run_cli("evaluate", "--model", "cola-tiny", "--benchmark-data", "piqa")
+    assert bad.returncode == 2 and "NAME=PATH" in bad.stderr
