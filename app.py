@@ -7,7 +7,8 @@ nav = st.navigation(
     [
         st.Page("pages/setup.py", title="Setup", icon=":material/tune:"),
         st.Page("pages/space.py", title="Activation space & selection", icon=":material/scatter_plot:"),
-        st.Page("pages/compress.py", title="Compress & compare", icon=":material/compress:"),
+        st.Page("pages/compress.py", title="Compress", icon=":material/compress:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
     ]
 )
 nav.run()

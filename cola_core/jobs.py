@@ -1,22 +1,28 @@
 """Background compression jobs for interactive front ends: one worker thread per process runs jobs
 in order (the machine is not overcommitted), each recorded in the run store, with per-layer progress
-in a locked object a UI polls, and cancellation between layers."""
+in a locked object a UI polls, and cancellation between layers. Each finished job's model is saved
+(atomically) under ``cache/runs/run-<id>/`` so it can be compared, prompted and deployed."""
 
 from __future__ import annotations
 
 import copy
+import os
 import queue
+import shutil
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from cola_core.compress import Cancelled, CompressConfig, compress_model
+from cola_core.activations import records_fingerprint
+from cola_core.compress import Cancelled, CompressConfig, compress_model, save_compressed
+from cola_core.compress.save import build_report
 from cola_core.corpora import Record
 from cola_core.evaluation import evaluate
 from cola_core.export import tokenize_calibration
-from cola_core.models import load_model_cached
+from cola_core.models import load_model_cached, pick_device
+from cola_core.paths import cache_root
 from cola_core.runstore import RunStore
 
 
@@ -33,6 +39,7 @@ class Job:
     layers_done: int = 0
     layers_total: int = 0
     message: str = ""
+    device: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -52,9 +59,12 @@ class JobQueue:
         config: CompressConfig,
         seqlen: int = 128,
         limit: int = 100,
+        extra: dict[str, Any] | None = None,
     ) -> int:
+        """Queue one run; ``extra`` (e.g. the selection's strategy, seed and coverage proxy) is kept in its settings."""
         config.validate()
-        run_id = self.store.create(model, calibration=calibration_name, settings={**config.__dict__, "limit": limit})
+        settings = {**config.__dict__, "limit": limit, "seqlen": seqlen, **(extra or {})}
+        run_id = self.store.create(model, calibration=calibration_name, settings=settings)
         job = Job(run_id, model, calibration_name, list(records), config, seqlen, limit)
         with self._lock:
             self.jobs[run_id] = job
@@ -70,7 +80,8 @@ class JobQueue:
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
             return [{"run_id": j.run_id, "calibration": j.calibration_name, "method": j.config.method, "status": j.status,
-                     "layers": f"{j.layers_done}/{j.layers_total}", "message": j.message} for j in self.jobs.values()]  # fmt: skip
+                     "layers": f"{j.layers_done}/{j.layers_total}", "device": j.device, "message": j.message}
+                    for j in self.jobs.values()]  # fmt: skip
 
     def _set(self, job: Job, **fields: Any) -> None:
         with self._lock:
@@ -91,6 +102,7 @@ class JobQueue:
         self._set(job, status="running", message="compressing")
         t0 = time.perf_counter()
         try:
+            self._set(job, device=str(pick_device(job.config.device)))
             dense = load_model_cached(job.model)
             model = copy.deepcopy(dense.model)  # the shared dense model stays untouched
             tensors = tokenize_calibration(job.records, dense.tokenizer, job.seqlen)
@@ -99,11 +111,10 @@ class JobQueue:
                                     should_cancel=job.cancel.is_set)  # fmt: skip
             self._set(job, message="evaluating")
             scores = evaluate(model, dense.tokenizer, limit=job.limit)
-            self.store.finish(
-                job.run_id,
-                scores,
-                {"layers": result.layers, "seconds": time.perf_counter() - t0, "device": result.device},
-            )
+            fingerprint = records_fingerprint([r.text for r in job.records], [r.id for r in job.records])
+            report = build_report(result, job.config, fingerprint, len(job.records), job.seqlen)
+            report["out"] = str(self._save(job.run_id, model, dense.tokenizer, result, report))
+            self.store.finish(job.run_id, scores, report)
             self._set(job, status="done", message=f"{time.perf_counter() - t0:.0f}s")
         except Cancelled:
             self.store.cancel(job.run_id)
@@ -112,6 +123,17 @@ class JobQueue:
             self.store.fail(job.run_id, f"{type(exc).__name__}: {exc}")
             self._set(job, status="failed", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             traceback.print_exc()
+
+    @staticmethod
+    def _save(run_id: int, model, tokenizer, result, report: dict[str, Any]):
+        """Write the compressed model to a temporary folder, then rename it into place."""
+        runs = cache_root() / "runs"
+        final, tmp = runs / f"run-{run_id}", runs / f".run-{run_id}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_compressed(model, tokenizer, result, report, tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return final
 
 
 _QUEUE: JobQueue | None = None

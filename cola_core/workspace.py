@@ -14,11 +14,11 @@ import numpy as np
 
 from cola_core.activations import ActivationConfig, Progress
 from cola_core.corpora import Record
-from cola_core.curate import CurateConfig, Embedded, build_pool, embed
+from cola_core.curate import CurateConfig, Embedded, build_pool, embed, embed_probes, measure
 from cola_core.map2d import pca_2d
 from cola_core.models import load_model_cached
 from cola_core.processing import ProcessingConfig, process_records
-from cola_core.selection import TradeoffIndex, build_tradeoff_index
+from cola_core.selection import TradeoffIndex, build_tradeoff_index, select
 from cola_core.space import Clusters, cluster_space
 
 
@@ -76,3 +76,47 @@ def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> 
         with _LOCK:
             _PREPARED[settings] = prepared
         return prepared
+
+
+PROBES = ("prose", "code", "math", "facts")  # held-out splits standing for the capabilities lm, code, math, facts
+_PROBES: dict[SpaceSettings, dict[str, np.ndarray]] = {}
+
+
+def probes_of(prepared: PreparedSpace) -> dict[str, np.ndarray]:
+    """Capability probe points in the same projected space (computed once per space)."""
+    with _LOCK:
+        key_lock = _KEY_LOCKS.setdefault(prepared.settings, threading.Lock())
+    with key_lock:
+        if prepared.settings not in _PROBES:
+            loaded = load_model_cached(prepared.settings.model)
+            _PROBES[prepared.settings] = embed_probes(loaded, PROBES, curate_config(prepared.settings))
+        return _PROBES[prepared.settings]
+
+
+@dataclass
+class CalibrationSet:
+    name: str
+    records: list[Record]
+    strategy: str
+    seed: int
+    proxy: dict[str, float]  # capability coverage per evaluated capability (lm, code, math, facts)
+
+
+def calibration_sets(prepared: PreparedSpace, strategies: tuple[str, ...], seeds: tuple[int, ...], n: int,
+                     lam: float = 0.5, include: tuple[int, ...] = (), exclude: tuple[int, ...] = ()) -> list[CalibrationSet]:  # fmt: skip
+    """One calibration set per strategy × seed from the prepared pool, each with its coverage proxy.
+
+    Include/exclude apply to every strategy (random baselines honour excludes only, as in the page)."""
+    probes = probes_of(prepared)
+    groups = [r.corpus for r in prepared.records]
+    sets = []
+    for strategy in strategies:
+        for seed in seeds:
+            forced = include if strategy != "random" else ()
+            sel = select(prepared.embedded.space, n, strategy, lam=lam, seed=seed, groups=groups, include=forced,
+                         exclude=exclude, index=prepared.index)  # fmt: skip
+            metrics = measure(prepared.embedded, sel, probes, seed=seed)
+            proxy = {{"prose": "lm"}.get(k, k): v for k, v in metrics.capability_coverage.items()}
+            label = f"{strategy}{f' λ={lam:g}' if strategy == 'tradeoff' else ''} n={n} seed={seed}"
+            sets.append(CalibrationSet(label, [prepared.records[i] for i in sel.indices], strategy, seed, proxy))
+    return sets

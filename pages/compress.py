@@ -1,33 +1,31 @@
-"""Compress & compare: launch compression with the current calibration set, watch it, compare scores."""
+"""Compress: launch compression with the current calibration set (and baselines, several seeds), watch
+the background jobs, cancel them."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from cola_core.compress import METHODS, CompressConfig
-from cola_core.corpora import Record
 from cola_core.errors import ColaError
-from cola_core.evaluation import retention
-from cola_core.jobs import dense_scores, job_queue
+from cola_core.jobs import job_queue
+from cola_core.models import pick_device
+from cola_core.selection import STRATEGIES
+from cola_core.workspace import calibration_sets, prepare_space
 from pages import state
 
 state.init()
-st.title("Compress & compare")
-jsonl = st.session_state.get("calibration_jsonl")
-if not jsonl:
+st.title("Compress")
+settings = st.session_state.get("space_settings")
+if settings is None:
     st.info(
         "Build a space and choose a selection on **Activation space & selection** first: its calibration set is compressed here."
     )
     st.stop()
-records = [Record(**json.loads(line)) for line in jsonl.splitlines()]
-model = state.get("model_name")
-st.caption(
-    f"Model **{model}** · current calibration set: {len(records)} samples ({state.get('strategy')}, seed {state.get('seed')})"
-)
+space = prepare_space(settings)  # already prepared on the space page: instant
+strategy, n, lam, seed = state.get("strategy"), int(state.get("n")), float(state.get("lam")), int(state.get("seed"))
+st.caption(f"Model **{settings.model}** · current selection: {strategy}, n={n}, λ={lam:g}, seed {seed} · "
+           f"jobs run on **{pick_device('auto')}**, one at a time")  # fmt: skip
 
 with st.form("compress"):
     c1, c2, c3, c4 = st.columns(4)
@@ -39,15 +37,25 @@ with st.form("compress"):
     pattern = c5.selectbox("Pattern (pruning)", ["unstructured", "2:4", "4:8"])
     owl = c6.checkbox("OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less")
     limit = c7.slider("Held-out items per capability", 20, 300, 100, 10)
+    b1, b2 = st.columns(2)
+    baselines = b1.multiselect("Also launch baselines", [s for s in STRATEGIES if s != strategy], default=[],
+                               help="Calibration sets drawn from the same pool with another strategy")  # fmt: skip
+    seeds_text = b2.text_input("Seeds", str(seed), help="Comma-separated, e.g. 0,1,2: one run per strategy and seed")
     launch = st.form_submit_button("Launch", type="primary")
 if launch:
     try:
+        seeds = tuple(int(x) for x in seeds_text.split(",") if x.strip()) or (seed,)
         cfg = CompressConfig(method=method, sparsity=sparsity, bits=bits, group_size=group, owl=owl,
                              pattern=None if pattern == "unstructured" else pattern)  # fmt: skip
         cfg.validate()
-        name = f"{state.get('strategy')} n={len(records)} seed={state.get('seed')}"
-        job_queue().submit(model, name, records, cfg, limit=limit)
-        st.toast(f"Queued {method} with {name}")
+        sets = calibration_sets(space, (strategy, *baselines), seeds, n, lam, tuple(state.get("include")),
+                                tuple(state.get("exclude")))  # fmt: skip
+        for cs in sets:
+            job_queue().submit(settings.model, cs.name, cs.records, cfg, seqlen=settings.seqlen, limit=limit,
+                               extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy})  # fmt: skip
+        st.toast(f"Queued {len(sets)} {method} run(s)")
+    except ValueError:
+        st.error(f"Seeds must be comma-separated integers, got '{seeds_text}'")
     except ColaError as exc:
         st.error(str(exc))
 
@@ -61,36 +69,12 @@ def jobs_panel() -> None:
         )
         return
     st.dataframe(pd.DataFrame(jobs), hide_index=True, width="stretch")
-    running = [j for j in jobs if j["status"] in ("queued", "running")]
-    for j in running:
-        if st.button(f"Cancel run {j['run_id']}", key=f"cancel-{j['run_id']}"):
+    for j in jobs:
+        if j["status"] in ("queued", "running") and st.button(f"Cancel run {j['run_id']}", key=f"cancel-{j['run_id']}"):
             job_queue().cancel(j["run_id"])
+    if any(j["status"] == "done" for j in jobs):
+        st.page_link("pages/compare.py", label="Compare finished runs →", icon=":material/compare:")
 
 
 st.subheader("Jobs")
 jobs_panel()
-
-st.subheader("Dense vs compressed")
-store = job_queue().store
-runs = store.runs()
-done = runs[(runs["status"] == "done") & (runs["calibration"] != "dense") & (runs["model"] == model)]
-if done.empty:
-    st.caption("Finished runs appear here with their capability scores next to the dense model's.")
-    st.stop()
-limit_of = {int(r["id"]): json.loads(r["settings"]).get("limit", 100) for _, r in done.iterrows()}
-rows = []
-for run_id, lim in limit_of.items():
-    dense = store.score_items(dense_scores(model, lim))
-    comp = store.score_items(run_id)
-    label = f"#{run_id} {json.loads(done.set_index('id').loc[run_id, 'settings'])['method']} · {done.set_index('id').loc[run_id, 'calibration']}"
-    for cap, s in comp.items():
-        value, lo, hi = retention(dense[cap], s)
-        rows.append({"run": label, "capability": cap, "dense": dense[cap].score, "compressed": s.score,
-                     "CI": f"[{s.ci_low:.3f}, {s.ci_high:.3f}]", "retention": value, "ret_low": lo, "ret_high": hi})  # fmt: skip
-table = pd.DataFrame(rows)
-fig = px.bar(table, x="capability", y="retention", color="run", barmode="group",
-             error_y=table["ret_high"] - table["retention"], error_y_minus=table["retention"] - table["ret_low"])  # fmt: skip
-fig.add_hline(y=1.0, line_dash="dot")
-fig.update_layout(height=420, yaxis_title="retention (compressed ÷ dense; higher is better)")
-st.plotly_chart(fig)
-st.dataframe(table.drop(columns=["ret_low", "ret_high"]), hide_index=True, width="stretch")

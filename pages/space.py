@@ -51,6 +51,7 @@ except (ColaError, ValueError) as exc:
     st.error(f"Could not build the space: {exc}")
     st.stop()
 
+st.session_state["space_settings"] = settings
 records = space.records
 st.caption(
     f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · {len(space.clusters.centers)} clusters · model {settings.model}"

@@ -59,7 +59,8 @@ def test_compress_page_explains_the_empty_state():
     assert any("Activation space" in i.value for i in at.info)
 
 
-def test_jobs_run_in_the_background_and_land_in_the_store(tiny_model_dir, tmp_path):
+def test_jobs_run_in_the_background_and_land_in_the_store(tiny_model_dir, tmp_path, monkeypatch):
+    import json
     import time
 
     from cola_core.compress import CompressConfig
@@ -67,6 +68,7 @@ def test_jobs_run_in_the_background_and_land_in_the_store(tiny_model_dir, tmp_pa
     from cola_core.jobs import JobQueue
     from cola_core.runstore import RunStore
 
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
     queue = JobQueue(RunStore(tmp_path / "runs.sqlite"))
     records = load_records("math", "pool", limit=8)
     first = queue.submit(tiny_model_dir("llama"), "math", records, CompressConfig(method="wanda"), seqlen=32, limit=4)
@@ -86,3 +88,7 @@ def test_jobs_run_in_the_background_and_land_in_the_store(tiny_model_dir, tmp_pa
     assert status == {first: "done", second: "cancelled"}
     assert queue.store.get(first)["status"] == "done" and "math" in queue.store.score_items(first)
     assert queue.store.get(second)["status"] == "cancelled"
+    report = json.loads(queue.store.get(first)["report"])
+    assert report["out"] == str(tmp_path / "runs" / f"run-{first}") and len(report["layers"]) == 2
+    assert (tmp_path / "runs" / f"run-{first}" / "compression_report.json").exists()
+    assert not (tmp_path / "runs" / f"run-{second}").exists() and not list((tmp_path / "runs").glob(".*tmp"))

@@ -1,0 +1,95 @@
+"""Launching several calibration sets, saved run models, and the Compare page's frames and views."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+from transformers import AutoModelForCausalLM
+
+from cola_core import jobs
+from cola_core.compare import answers_side_by_side, finished_runs, layer_errors, proxy_vs_retention, retention_table
+from cola_core.compress import CompressConfig
+from cola_core.runstore import RunStore
+from cola_core.workspace import SpaceSettings, calibration_sets, prepare_space
+from tests.test_pages import PAGES
+
+
+def _wait(queue, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(j["status"] in ("queued", "running") for j in queue.snapshot()):
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def world(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    queue = jobs.JobQueue(RunStore(tmp_path / "runs.sqlite"))
+    monkeypatch.setattr(jobs, "_QUEUE", queue)
+    settings = SpaceSettings(model=tiny_model_dir("llama"), corpora=("math", "facts"), pool_size=60, seqlen=32)
+    return queue, settings, prepare_space(settings)
+
+
+def test_launch_sets_save_models_and_compare(world):
+    queue, settings, space = world
+    sets = calibration_sets(space, ("tradeoff", "random"), (0, 1), n=8)
+    assert [s.name for s in sets] == [
+        "tradeoff λ=0.5 n=8 seed=0",
+        "tradeoff λ=0.5 n=8 seed=1",
+        "random n=8 seed=0",
+        "random n=8 seed=1",
+    ]
+    assert all(len(s.records) == 8 and set(s.proxy) == {"lm", "code", "math", "facts"} for s in sets)
+    assert {r.id for r in sets[2].records} != {r.id for r in sets[3].records}  # seeds differ
+    for cs in sets[:3]:
+        queue.submit(settings.model, cs.name, cs.records, CompressConfig(method="wanda"), seqlen=32, limit=4,
+                     extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy})  # fmt: skip
+    _wait(queue)
+    runs = finished_runs(queue.store, settings.model)
+    assert len(runs) == 3
+    dense_of = {int(i): jobs.dense_scores(settings.model, 4) for i in runs["id"]}
+    table = retention_table(queue.store, runs, dense_of)
+    assert set(table["capability"]) >= {"lm", "code", "math", "facts"} and np.isfinite(table["retention"]).all()
+    errors = layer_errors(runs)
+    assert len(errors) == 3 * 2 and (errors["mean_error"] > 0).all()
+    points, corr = proxy_vs_retention(runs, table)
+    assert set(points["capability"]) >= {"lm", "code", "math", "facts"} and (corr["runs"] == 3).all()
+    import json
+
+    out = json.loads(runs.iloc[0]["report"])["out"]
+    saved = AutoModelForCausalLM.from_pretrained(out)
+    w = saved.model.layers[0].mlp.down_proj.weight
+    assert float((w == 0).float().mean()) == pytest.approx(0.5)
+    answers = answers_side_by_side(
+        {"dense": settings.model, "wanda": out}, ["Question: What is 2 plus 2?\n", "The town of"], 8
+    )
+    assert list(answers.columns) == ["prompt", "dense", "wanda"] and len(answers) == 2
+
+
+def test_compress_and_compare_pages(world):
+    queue, settings, _ = world
+    at = AppTest.from_file(str(PAGES / "compress.py"), default_timeout=300)
+    at.session_state["space_settings"] = settings
+    at.session_state["n"] = 8
+    at.run()
+    assert not at.exception
+    at.multiselect[0].set_value(["random"])
+    at.text_input[0].input("0,1")
+    at.button[0].click().run()  # the form's Launch
+    assert not at.exception and not at.error
+    assert len(queue.snapshot()) == 4  # (tradeoff + random) × 2 seeds
+    _wait(queue)
+    page = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=300)
+    page.session_state["space_settings"] = settings
+    page.run()
+    assert not page.exception
+    assert len(page.get("plotly_chart")) == 3  # retention, per-layer error, proxy vs retention
+    page.button[0].click().run()
+    assert not page.exception and len(page.table) == 1
+
+
+def test_compare_page_empty_state(world):
+    at = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=120).run()
+    assert not at.exception and any("No finished compression runs" in i.value for i in at.info)
