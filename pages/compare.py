@@ -58,7 +58,7 @@ if errors.empty:
 else:
     fig = px.line(errors, x="layer", y="mean_error", color="run", markers=True, log_y=True,
                   labels={"mean_error": "mean ‖WX − ŴX‖² / ‖WX‖²"})  # fmt: skip
-    fig.update_layout(height=360, showlegend=False)
+    fig.update_layout(height=400, legend={"orientation": "h", "y": -0.3, "title": ""})
     left.plotly_chart(fig)
 right.subheader("Curation proxy vs measured retention")
 points, corr = proxy_vs_retention(runs, table)
@@ -69,7 +69,7 @@ else:
     fig.update_layout(height=360)
     right.plotly_chart(fig)
     right.caption("Spearman ρ over runs per capability (needs ≥ 3 runs): " +
-                  ", ".join(f"{r.capability} {r.spearman:+.2f} ({r.runs})" for r in corr.itertuples()))  # fmt: skip
+                  ", ".join(f"{r.capability} {'n/a' if r.runs < 3 else f'{r.spearman:+.2f}'} ({r.runs} runs)" for r in corr.itertuples()))  # fmt: skip
 
 st.subheader("Same prompts, side by side")
 default_prompts = "Question: What is 3 plus 4?\nThe town of Lemal lies in\ndef add(a, b):\nThe history of the"

@@ -1,0 +1,120 @@
+"""Real-browser end-to-end: Playwright drives Debian's Chromium against `streamlit run app.py` on
+localhost through the whole default path — setup → space → lasso on the map → exclude → compress →
+cancel → compare → prompts side by side. Screenshots of every page land in ``test-artifacts/``
+(``COLA_TEST_ARTIFACTS`` overrides). `.ci/run` installs Chromium; elsewhere the test skips without it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("COLA_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "COLA_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield url, tmp_path / "cache"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _lasso(page) -> None:
+    """Drag a closed lasso over the middle of the map's plot area."""
+    box = page.locator(".nsewdrag").first.bounding_box()
+    cx, cy, rx, ry = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] / 3, box["height"] / 3
+    page.mouse.move(cx - rx, cy - ry)
+    page.mouse.down()
+    for x, y in ((cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def _statuses(cache: Path) -> list[str]:
+    with sqlite3.connect(cache / "runs.sqlite") as db:
+        return [r[0] for r in db.execute("SELECT status FROM runs WHERE calibration != 'dense' ORDER BY id")]
+
+
+def test_default_path_in_a_real_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, cache = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                    "--disable-background-networking", "--disable-component-update", "--no-first-run"])  # fmt: skip
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(url)
+        expect(page.get_by_text("Loaded cola-tiny")).to_be_visible(timeout=120_000)
+        _shot(page, "1-setup")
+
+        page.get_by_role("link", name="Activation space & selection").click()
+        page.get_by_role("button", name="Build space").click()
+        expect(page.get_by_text("Lasso/box selection: 0 samples")).to_be_visible(timeout=240_000)
+        _lasso(page)
+        heading = page.get_by_text("Lasso/box selection:")
+        expect(heading).not_to_have_text("Lasso/box selection: 0 samples", timeout=60_000)
+        picked = int(heading.inner_text().split(":")[1].split()[0])
+        assert picked > 0
+        page.get_by_role("button", name="Exclude from the calibration set").click()
+        expect(page.get_by_text(f"Manual edits: 0 forced in, {picked} excluded.")).to_be_visible(timeout=60_000)
+        _shot(page, "2-space")
+
+        page.get_by_role("link", name="Compress", exact=True).click()
+        page.get_by_role("button", name="Launch", exact=True).click()
+        expect(page.get_by_role("link", name="Compare finished runs →")).to_be_visible(timeout=300_000)
+        assert _statuses(cache) == ["done"]
+        page.get_by_label("Seeds", exact=True).fill("1,2")
+        page.get_by_role("button", name="Launch", exact=True).click()
+        cancel = page.get_by_role("button", name="Cancel run 3")  # runs 2 and 3: seeds 1 and 2
+        expect(cancel).to_be_visible(timeout=60_000)
+        cancel.click()
+        deadline = time.time() + 300
+        while time.time() < deadline and any(s in ("queued", "running") for s in _statuses(cache)):
+            time.sleep(1)
+        assert sorted(_statuses(cache)) == ["cancelled", "done", "done"]
+        page.wait_for_timeout(2500)  # the jobs panel polls once a second
+        _shot(page, "3-compress")
+
+        page.get_by_role("link", name="Compare", exact=True).click()
+        expect(page.get_by_text("Retention (compressed ÷ dense, higher is better)")).to_be_visible(timeout=120_000)
+        page.get_by_role("button", name="Answer with every model").click()
+        expect(page.locator("table").filter(has_text="Question: What is 3 plus 4?")).to_be_visible(timeout=120_000)
+        _shot(page, "4-compare")
+        browser.close()
