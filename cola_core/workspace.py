@@ -32,6 +32,9 @@ class SpaceSettings:
     pooling: str = "mean"
     clusters: int = 16
     seed: int = 0
+    reasoning_format: str = "keep"  # Stage 2: keep | explicit | plain
+    dedupe: bool = True
+    drop_worst_perplexity: float = 0.0
 
 
 @dataclass
@@ -55,7 +58,8 @@ _PREPARED: dict[SpaceSettings, PreparedSpace] = {}
 def curate_config(s: SpaceSettings) -> CurateConfig:
     return CurateConfig(corpora=s.corpora, pool_size=s.pool_size, seed=s.seed,
                         activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
-                        processing=ProcessingConfig(seqlen=s.seqlen))  # fmt: skip
+                        processing=ProcessingConfig(seqlen=s.seqlen, reasoning_format=s.reasoning_format, dedupe=s.dedupe,
+                                                    drop_worst_perplexity=s.drop_worst_perplexity))  # fmt: skip
 
 
 def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> PreparedSpace:
@@ -68,7 +72,9 @@ def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> 
             return _PREPARED[settings]
         loaded = load_model_cached(settings.model)
         cfg = curate_config(settings)
-        samples = process_records(build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing)
+        scorer = loaded.model if settings.drop_worst_perplexity > 0 else None  # perplexity costs a forward pass
+        samples = process_records(build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing,
+                                  model=scorer)  # fmt: skip
         embedded = embed(loaded, samples, cfg, progress)
         prepared = PreparedSpace(settings, embedded, pca_2d(embedded.space),
                                  cluster_space(embedded.space, min(settings.clusters, len(samples)), settings.seed),

@@ -1,11 +1,17 @@
-"""Setup: choose the model and the candidate corpora, preview samples."""
+"""Setup: the model, the candidate corpora (built-in or uploaded), Stage 1 (which corpora match the
+capabilities to keep) and Stage 2 settings (length, reasoning format, quality)."""
 
 import pandas as pd
+import plotly.express as px
 import streamlit as st
 
 from cola_core.corpora import list_corpora, load_records
+from cola_core.correspondence import recommend_mix
+from cola_core.curate import CurateConfig, score_corpora
 from cola_core.errors import ColaError
 from cola_core.models import list_models, load_model_cached
+from cola_core.uploads import UPLOAD_SUFFIXES, store_upload
+from cola_core.workspace import PROBES
 from pages import state
 
 state.init()
@@ -18,6 +24,7 @@ st.caption("Or type a local model directory / hub id:")
 custom = st.text_input("Model path or hub id", value="", placeholder="e.g. /models/my-llama or Qwen/Qwen2.5-0.5B")
 model_name = custom.strip() or st.session_state["model_name"]
 
+loaded = None
 try:
     loaded = load_model_cached(model_name)
     n_params = sum(p.numel() for p in loaded.model.parameters())
@@ -30,13 +37,62 @@ except ColaError as exc:
 infos = list_corpora()
 st.subheader("Candidate corpora")
 st.dataframe(pd.DataFrame([c.to_dict() for c in infos]), hide_index=True, width="stretch")
-st.multiselect("Corpora to curate from", [c.name for c in infos], key="corpora")
+files = st.file_uploader("Add your own corpus", type=[s.lstrip(".") for s in UPLOAD_SUFFIXES], accept_multiple_files=True,
+                         help="One text per paragraph (.txt) or per row with a 'text' field (.jsonl, .csv, .parquet)")  # fmt: skip
+uploads: dict[str, str] = dict(state.get("uploads"))
+for f in files or []:
+    try:
+        path = str(store_upload(f.name, f.getvalue()))
+        uploads.setdefault(path, f.name)
+    except ColaError as exc:
+        st.error(str(exc))
+st.session_state["uploads"] = uploads
+options = [c.name for c in infos] + list(uploads)
+st.multiselect("Corpora to curate from", options, key="corpora", format_func=lambda c: uploads.get(c, c))
 
 st.subheader("Preview")
-corpus = st.selectbox("Corpus", [c.name for c in infos], key="preview_corpus")
-split = st.radio("Split", ["pool", "heldout", "train"], horizontal=True)
+corpus = st.selectbox("Corpus", options, key="preview_corpus", format_func=lambda c: uploads.get(c, c))
+split = st.radio("Split", ["pool", "heldout", "train"], horizontal=True, disabled=corpus in uploads)
 try:
-    records = load_records(corpus, split, limit=5)
+    records = load_records(corpus, "pool" if corpus in uploads else split, limit=5)
     st.dataframe(pd.DataFrame([{"id": r.id, "text": r.text} for r in records]), hide_index=True, width="stretch")
 except ColaError as exc:
     st.error(str(exc))
+
+st.subheader("Stage 1: which corpora match the capabilities to keep")
+c1, c2, c3 = st.columns(3)
+deployment = c1.radio("Deployment", ["general", "targeted"], horizontal=True, key="deployment")
+target = c2.selectbox("Target capability", PROBES, disabled=deployment == "general", key="target")
+alpha = c3.slider("α: activation ↔ token similarity", 0.0, 1.0, 0.5, 0.05)
+if st.button("Score the corpora") and loaded is not None:
+    try:
+        with st.spinner("Embedding samples of each corpus and each capability's probes …"):
+            st.session_state["stage1"] = score_corpora(
+                loaded, state.get("corpora"), PROBES, CurateConfig(), alpha, per_corpus=100
+            )
+    except ColaError as exc:
+        st.error(str(exc))
+table = st.session_state.get("stage1")
+if table is None:
+    st.caption(
+        "Press **Score the corpora** to see how each candidate corpus corresponds to each capability (COLA Stage 1)."
+    )
+else:
+    heat = table.pivot(index="corpus", columns="capability", values="score").rename(index=lambda c: uploads.get(c, c))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(px.imshow(heat, text_auto=".2f", color_continuous_scale="Blues", aspect="auto"))
+    try:
+        mix = recommend_mix(table, deployment, target if deployment == "targeted" else None)
+        right.dataframe(mix.rename(index=lambda c: uploads.get(c, c)).to_frame("recommended share").round(3))
+        right.caption("Shares of the calibration set per corpus; use them to weight the pool or read them as a guide.")
+    except ColaError as exc:
+        right.error(str(exc))
+
+st.subheader("Stage 2: compositional properties")
+s1, s2, s3, s4 = st.columns(4)
+s1.number_input("Sequence length (tokens)", 8, 8192, key="seqlen")
+s2.selectbox("Reasoning format", ["keep", "explicit", "plain"], key="reasoning_format",
+             help="explicit: worked steps kept visible; plain: answers only")  # fmt: skip
+s3.checkbox("Remove (near-)duplicates", key="dedupe")
+s4.slider("Drop the worst perplexity fraction", 0.0, 0.5, key="drop_worst", step=0.05)
+st.caption("Applied when the space is built on the next page.")

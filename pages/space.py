@@ -25,7 +25,9 @@ st.title("Activation space")
 
 with st.form("space"):
     c1, c2, c3, c4 = st.columns(4)
-    corpora = c1.multiselect("Corpora", [c.name for c in list_corpora()], default=state.get("corpora"))
+    uploads = state.get("uploads")
+    corpora = c1.multiselect("Corpora", [c.name for c in list_corpora()] + list(uploads), default=state.get("corpora"),
+                             format_func=lambda c: uploads.get(c, c))  # fmt: skip
     pool = c2.number_input("Pool size", 50, 20_000, state.get("pool_size"), step=50)
     layers_text = c3.text_input("Layers (blank = all, negative from the end)", state.get("layers_text"))
     pooling = c4.selectbox("Pooling", ["mean", "last"])
@@ -43,7 +45,9 @@ if not st.session_state.get("space_ready"):
 try:
     layers = tuple(int(x) for x in state.get("layers_text").split(",") if x.strip()) or None
     settings = SpaceSettings(model=state.get("model_name"), corpora=tuple(state.get("corpora")), pool_size=state.get("pool_size"),
-                             layers=layers, pooling=state.get("pooling"))  # fmt: skip
+                             layers=layers, pooling=state.get("pooling"), seqlen=int(state.get("seqlen")),
+                             reasoning_format=state.get("reasoning_format"), dedupe=bool(state.get("dedupe")),
+                             drop_worst_perplexity=float(state.get("drop_worst")))  # fmt: skip
     bar = st.progress(0.0, text="extracting activations …")
     space = prepare_space(settings, progress=lambda d, t: bar.progress(d / t, text=f"extracting activations {d}/{t}"))
     bar.empty()

@@ -10,6 +10,13 @@ DEFAULTS: dict[str, Any] = {
     "model_name": "cola-tiny",
     "device": "auto",
     "corpora": ["prose", "code", "math", "facts"],
+    "uploads": {},  # stored path → the user's file name
+    "deployment": "general",
+    "target": "math",
+    "seqlen": 128,
+    "reasoning_format": "keep",
+    "dedupe": True,
+    "drop_worst": 0.0,
     "preview_corpus": "math",
     "pool_size": 1000,
     "layers_text": "",
@@ -27,10 +34,12 @@ DEFAULTS: dict[str, Any] = {
 
 
 def init() -> None:
+    """Defaults for missing keys; re-assigning the present ones keeps widget-bound values (e.g. Stage 2
+    settings on Setup) alive when the page that draws the widget is not shown."""
     for key, value in DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+        st.session_state[key] = st.session_state.get(key, value)
 
 
 def get(key: str) -> Any:
-    init()
+    st.session_state.setdefault(key, DEFAULTS[key])
     return st.session_state[key]

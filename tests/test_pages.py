@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -92,3 +93,26 @@ def test_jobs_run_in_the_background_and_land_in_the_store(tiny_model_dir, tmp_pa
     assert report["out"] == str(tmp_path / "runs" / f"run-{first}") and len(report["layers"]) == 2
     assert (tmp_path / "runs" / f"run-{first}" / "compression_report.json").exists()
     assert not (tmp_path / "runs" / f"run-{second}").exists() and not list((tmp_path / "runs").glob(".*tmp"))
+
+
+def test_setup_stage1_heatmap_mix_and_stage2_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    at = AppTest.from_file(str(PAGES / "setup.py"), default_timeout=300)
+    at.session_state["corpora"] = ["math", "facts"]
+    at.run()
+    assert any("Score the corpora" in c.value for c in at.caption)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    table = at.session_state["stage1"]
+    assert set(table["corpus"]) == {"math", "facts"} and len(table) == 8  # 2 corpora × 4 capabilities
+    assert len(at.get("plotly_chart")) == 1
+    mix = at.dataframe[-1].value["recommended share"]
+    assert mix.sum() == pytest.approx(1.0, abs=1e-3)
+    # Targeted at math: the math corpus gets the larger share.
+    at.radio(key="deployment").set_value("targeted").run()
+    at.selectbox(key="target").set_value("math").run()
+    mix = at.dataframe[-1].value["recommended share"]
+    assert mix["math"] > mix["facts"]
+    at.number_input(key="seqlen").set_value(64).run()
+    at.selectbox(key="reasoning_format").set_value("plain").run()
+    assert at.session_state["seqlen"] == 64 and at.session_state["reasoning_format"] == "plain"
