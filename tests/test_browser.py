@@ -1,5 +1,5 @@
 """Real-browser end-to-end: Playwright drives Debian's Chromium against `streamlit run app.py` on
-localhost through the whole default path — setup → space → lasso on the map → exclude → compress →
+localhost through the whole default path — setup with Stage 1 scores → space → lasso on the map → exclude → compress →
 cancel → compare → prompts side by side. Screenshots of every page land in ``test-artifacts/``
 (``COLA_TEST_ARTIFACTS`` overrides). `.ci/run` installs Chromium; elsewhere the test skips without it."""
 
@@ -82,6 +82,9 @@ def test_default_path_in_a_real_browser(server):
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.goto(url)
         expect(page.get_by_text("Loaded cola-tiny")).to_be_visible(timeout=120_000)
+        page.get_by_role("button", name="Score the corpora").click()
+        expect(page.get_by_text("Shares of the calibration set per corpus")).to_be_visible(timeout=240_000)
+        page.wait_for_timeout(1500)
         _shot(page, "1-setup")
 
         page.get_by_role("link", name="Activation space & selection").click()
