@@ -103,7 +103,7 @@ class JobQueue:
         t0 = time.perf_counter()
         try:
             self._set(job, device=str(pick_device(job.config.device)))
-            dense = load_model_cached(job.model)
+            dense = load_model_cached(job.model, job.config.device)
             model = copy.deepcopy(dense.model)  # the shared dense model stays untouched
             tensors = tokenize_calibration(job.records, dense.tokenizer, job.seqlen)
             result = compress_model(model, tensors, job.config,

@@ -69,3 +69,18 @@ def write_self_corpus(records: list[Record], path: str | Path) -> Path:
     from cola_core.export import save_jsonl
 
     return save_jsonl(records, path)
+
+
+def cached_self_corpus(loaded, config: SelfGenConfig = SelfGenConfig()) -> Path:
+    """The self-generated corpus of a model and settings as a .jsonl under ``cache/selfgen/``, made once."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from cola_core.paths import cache_root
+
+    key = hashlib.sha256(json.dumps([loaded.fingerprint, asdict(config)], sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_root() / "selfgen" / f"self-{key}.jsonl"
+    if not path.exists():  # save_jsonl writes atomically: a half-written file never appears
+        write_self_corpus(generate_self_corpus(loaded.model, loaded.tokenizer, config, name="self"), path)
+    return path

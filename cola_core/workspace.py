@@ -25,6 +25,7 @@ from cola_core.space import Clusters, cluster_space
 @dataclass(frozen=True)
 class SpaceSettings:
     model: str = "cola-tiny"
+    device: str = "auto"
     corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
     pool_size: int = 1000
     seqlen: int = 128
@@ -35,6 +36,7 @@ class SpaceSettings:
     reasoning_format: str = "keep"  # Stage 2: keep | explicit | plain
     dedupe: bool = True
     drop_worst_perplexity: float = 0.0
+    score_perplexity: bool = True  # costs one forward pass over the pool; enables colouring by perplexity
 
 
 @dataclass
@@ -70,9 +72,9 @@ def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> 
     with key_lock:
         if settings in _PREPARED:
             return _PREPARED[settings]
-        loaded = load_model_cached(settings.model)
+        loaded = load_model_cached(settings.model, settings.device)
         cfg = curate_config(settings)
-        scorer = loaded.model if settings.drop_worst_perplexity > 0 else None  # perplexity costs a forward pass
+        scorer = loaded.model if settings.score_perplexity or settings.drop_worst_perplexity > 0 else None
         samples = process_records(build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing,
                                   model=scorer)  # fmt: skip
         embedded = embed(loaded, samples, cfg, progress)
@@ -94,7 +96,7 @@ def probes_of(prepared: PreparedSpace) -> dict[str, np.ndarray]:
         key_lock = _KEY_LOCKS.setdefault(prepared.settings, threading.Lock())
     with key_lock:
         if prepared.settings not in _PROBES:
-            loaded = load_model_cached(prepared.settings.model)
+            loaded = load_model_cached(prepared.settings.model, prepared.settings.device)
             _PROBES[prepared.settings] = embed_probes(loaded, PROBES, curate_config(prepared.settings))
         return _PROBES[prepared.settings]
 

@@ -42,6 +42,14 @@ def space_map(
     return fig
 
 
+def quantile_bands(values: list[float], name: str, bands: int = 4) -> list[str]:
+    """Categorical labels of quartile bands (e.g. 'perplexity 12–30'), for colouring a scatter."""
+    arr = np.asarray(values, dtype=float)
+    edges = np.quantile(arr, np.linspace(0, 1, bands + 1))
+    which = np.clip(np.searchsorted(edges, arr, side="right") - 1, 0, bands - 1)
+    return [f"{name} {edges[b]:.3g}–{edges[b + 1]:.3g}" for b in which]
+
+
 def selected_ids(event) -> list[int]:
     """Global sample ids of the points a box/lasso selection hit (from customdata)."""
     try:

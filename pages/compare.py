@@ -17,7 +17,7 @@ state.init()
 st.title("Compare")
 store = job_queue().store
 model = (st.session_state.get("space_settings") or None) and st.session_state["space_settings"].model
-model = model or state.get("model_name")
+model = model or state.get("model")
 done = finished_runs(store, model)
 
 st.subheader("Run history")

@@ -25,7 +25,7 @@ if settings is None:
 space = prepare_space(settings)  # already prepared on the space page: instant
 strategy, n, lam, seed = state.get("strategy"), int(state.get("n")), float(state.get("lam")), int(state.get("seed"))
 st.caption(f"Model **{settings.model}** · current selection: {strategy}, n={n}, λ={lam:g}, seed {seed} · "
-           f"jobs run on **{pick_device('auto')}**, one at a time")  # fmt: skip
+           f"jobs run on **{pick_device(settings.device)}**, one at a time")  # fmt: skip
 
 with st.form("compress"):
     c1, c2, c3, c4 = st.columns(4)
@@ -45,7 +45,7 @@ with st.form("compress"):
 if launch:
     try:
         seeds = tuple(int(x) for x in seeds_text.split(",") if x.strip()) or (seed,)
-        cfg = CompressConfig(method=method, sparsity=sparsity, bits=bits, group_size=group, owl=owl,
+        cfg = CompressConfig(method=method, sparsity=sparsity, bits=bits, group_size=group, owl=owl, device=settings.device,
                              pattern=None if pattern == "unstructured" else pattern)  # fmt: skip
         cfg.validate()
         sets = calibration_sets(space, (strategy, *baselines), seeds, n, lam, tuple(state.get("include")),

@@ -4,12 +4,14 @@ capabilities to keep) and Stage 2 settings (length, reasoning format, quality)."
 import pandas as pd
 import plotly.express as px
 import streamlit as st
+import torch
 
 from cola_core.corpora import list_corpora, load_records
 from cola_core.correspondence import recommend_mix
 from cola_core.curate import CurateConfig, score_corpora
 from cola_core.errors import ColaError
 from cola_core.models import list_models, load_model_cached
+from cola_core.selfgen import SelfGenConfig, cached_self_corpus
 from cola_core.uploads import UPLOAD_SUFFIXES, store_upload
 from cola_core.workspace import PROBES
 from pages import state
@@ -19,14 +21,20 @@ st.title("Setup")
 
 models = list_models()
 names = [m.name for m in models]
-st.selectbox("Model", names, key="model_name", help="Built-in models and models found in the local Hugging Face cache")
+m1, m2 = st.columns([3, 1])
+m1.selectbox("Model", names, key="model_name", help="Built-in models and models found in the local Hugging Face cache")
+devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+m2.selectbox(
+    "Device", devices, key="device", help="auto: CUDA when present, else CPU; used for extraction and compression"
+)
 st.caption("Or type a local model directory / hub id:")
 custom = st.text_input("Model path or hub id", value="", placeholder="e.g. /models/my-llama or Qwen/Qwen2.5-0.5B")
 model_name = custom.strip() or st.session_state["model_name"]
 
 loaded = None
 try:
-    loaded = load_model_cached(model_name)
+    loaded = load_model_cached(model_name, state.get("device"))
+    st.session_state["model"] = model_name
     n_params = sum(p.numel() for p in loaded.model.parameters())
     st.success(
         f"Loaded **{model_name}** — {n_params:,} parameters on {loaded.device} ({loaded.dtype}), fingerprint `{loaded.fingerprint}`"
@@ -37,16 +45,35 @@ except ColaError as exc:
 infos = list_corpora()
 st.subheader("Candidate corpora")
 st.dataframe(pd.DataFrame([c.to_dict() for c in infos]), hide_index=True, width="stretch")
-files = st.file_uploader("Add your own corpus", type=[s.lstrip(".") for s in UPLOAD_SUFFIXES], accept_multiple_files=True,
-                         help="One text per paragraph (.txt) or per row with a 'text' field (.jsonl, .csv, .parquet)")  # fmt: skip
-uploads: dict[str, str] = dict(state.get("uploads"))
+custom_corpora: dict[str, str] = dict(state.get("custom_corpora"))
+u, h, g = st.tabs(["Upload a file", "Hugging Face dataset", "Self-generated (Ji et al.)"])
+files = u.file_uploader("Add your own corpus", type=[s.lstrip(".") for s in UPLOAD_SUFFIXES], accept_multiple_files=True,
+                        help="One text per paragraph (.txt) or per row with a 'text' field (.jsonl, .csv, .parquet)")  # fmt: skip
 for f in files or []:
     try:
-        path = str(store_upload(f.name, f.getvalue()))
-        uploads.setdefault(path, f.name)
+        custom_corpora.setdefault(str(store_upload(f.name, f.getvalue())), f.name)
     except ColaError as exc:
-        st.error(str(exc))
-st.session_state["uploads"] = uploads
+        u.error(str(exc))
+spec = h.text_input("Dataset", placeholder="hf:NAME[:CONFIG[:SPLIT]], e.g. hf:wikitext:wikitext-2-raw-v1:train")
+if h.button("Add dataset", key="add_hf") and spec.strip():
+    try:
+        spec = spec.strip() if spec.strip().startswith("hf:") else f"hf:{spec.strip()}"
+        load_records(spec, limit=3)  # reachable and has a text field
+        custom_corpora[spec] = spec
+    except ColaError as exc:
+        h.error(str(exc))
+g1, g2 = g.columns(2)
+gen_n = g1.number_input("Samples", 10, 5000, 200, step=10)
+gen_prefix = g2.text_input("Seed prefix", "", help="Blank: start from the model's BOS token alone")
+if g.button("Generate from the model", key="self_generate") and loaded is not None:
+    try:
+        with st.spinner(f"Sampling {gen_n} texts from {model_name} …"):
+            path = cached_self_corpus(loaded, SelfGenConfig(n=int(gen_n), prefixes=(gen_prefix,)))
+        custom_corpora[str(path)] = f"self-generated ({gen_n})"
+    except ColaError as exc:
+        g.error(str(exc))
+st.session_state["custom_corpora"] = custom_corpora
+uploads = custom_corpora  # labels for every custom spec
 options = [c.name for c in infos] + list(uploads)
 st.multiselect("Corpora to curate from", options, key="corpora", format_func=lambda c: uploads.get(c, c))
 
@@ -64,7 +91,7 @@ c1, c2, c3 = st.columns(3)
 deployment = c1.radio("Deployment", ["general", "targeted"], horizontal=True, key="deployment")
 target = c2.selectbox("Target capability", PROBES, disabled=deployment == "general", key="target")
 alpha = c3.slider("α: activation ↔ token similarity", 0.0, 1.0, 0.5, 0.05)
-if st.button("Score the corpora") and loaded is not None:
+if st.button("Score the corpora", key="score_stage1") and loaded is not None:
     try:
         with st.spinner("Embedding samples of each corpus and each capability's probes …"):
             st.session_state["stage1"] = score_corpora(
@@ -89,10 +116,13 @@ else:
         right.error(str(exc))
 
 st.subheader("Stage 2: compositional properties")
-s1, s2, s3, s4 = st.columns(4)
+s1, s2, s3, s4, s5 = st.columns(5)
 s1.number_input("Sequence length (tokens)", 8, 8192, key="seqlen")
 s2.selectbox("Reasoning format", ["keep", "explicit", "plain"], key="reasoning_format",
              help="explicit: worked steps kept visible; plain: answers only")  # fmt: skip
 s3.checkbox("Remove (near-)duplicates", key="dedupe")
 s4.slider("Drop the worst perplexity fraction", 0.0, 0.5, key="drop_worst", step=0.05)
+s5.checkbox(
+    "Score perplexity", key="score_ppl", help="One extra forward pass over the pool; colours the map by perplexity"
+)
 st.caption("Applied when the space is built on the next page.")

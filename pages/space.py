@@ -25,7 +25,7 @@ st.title("Activation space")
 
 with st.form("space"):
     c1, c2, c3, c4 = st.columns(4)
-    uploads = state.get("uploads")
+    uploads = state.get("custom_corpora")
     corpora = c1.multiselect("Corpora", [c.name for c in list_corpora()] + list(uploads), default=state.get("corpora"),
                              format_func=lambda c: uploads.get(c, c))  # fmt: skip
     pool = c2.number_input("Pool size", 50, 20_000, state.get("pool_size"), step=50)
@@ -44,10 +44,10 @@ if not st.session_state.get("space_ready"):
 
 try:
     layers = tuple(int(x) for x in state.get("layers_text").split(",") if x.strip()) or None
-    settings = SpaceSettings(model=state.get("model_name"), corpora=tuple(state.get("corpora")), pool_size=state.get("pool_size"),
-                             layers=layers, pooling=state.get("pooling"), seqlen=int(state.get("seqlen")),
+    settings = SpaceSettings(model=state.get("model"), corpora=tuple(state.get("corpora")), pool_size=state.get("pool_size"),
+                             layers=layers, pooling=state.get("pooling"), seqlen=int(state.get("seqlen")), device=state.get("device"),
                              reasoning_format=state.get("reasoning_format"), dedupe=bool(state.get("dedupe")),
-                             drop_worst_perplexity=float(state.get("drop_worst")))  # fmt: skip
+                             drop_worst_perplexity=float(state.get("drop_worst")), score_perplexity=bool(state.get("score_ppl")))  # fmt: skip
     bar = st.progress(0.0, text="extracting activations …")
     space = prepare_space(settings, progress=lambda d, t: bar.progress(d / t, text=f"extracting activations {d}/{t}"))
     bar.empty()
@@ -91,27 +91,35 @@ for col, (label, a, b) in zip(cols, [("Representativeness", m_sel.representative
     )
 
 left, right = st.columns([3, 1])
-colour_by = right.radio("Colour by", ["corpus", "cluster", "selection", "length"], key="colour_by")
+has_ppl = all("perplexity" in r.meta for r in records)
+colour_by = right.radio(
+    "Colour by", ["corpus", "cluster", "selection", "length"] + (["perplexity"] if has_ppl else []), key="colour_by"
+)
 layout = right.radio("Layout", ["PCA (instant)", "UMAP"], key="layout")
 cap = right.number_input("Max points drawn per corpus", 100, 20_000, 3000, step=100)
-xy = space.preview
-if layout == "UMAP":
-    with st.spinner("UMAP layout (first time in a process compiles for ~30 s; cached on disk afterwards) …"):
-        xy = umap_2d(
-            space.embedded.space, MapConfig(seed=settings.seed), space_key=space.embedded.fingerprint + str(settings)
-        )
 lengths = [r.meta.get("n_tokens", 0) for r in records]
-colour = {"corpus": [r.corpus for r in records], "cluster": [f"cluster {c}" for c in space.clusters.labels],
-          "selection": ["chosen" if i in chosen else "pool" for i in range(len(records))],
-          "length": [f"{(t // 32) * 32}–{(t // 32) * 32 + 31} tokens" for t in lengths]}[colour_by]  # fmt: skip
+colour = {"corpus": lambda: [r.corpus for r in records], "cluster": lambda: [f"cluster {c}" for c in space.clusters.labels],
+          "selection": lambda: ["chosen" if i in chosen else "pool" for i in range(len(records))],
+          "length": lambda: [f"{(t // 32) * 32}–{(t // 32) * 32 + 31} tokens" for t in lengths],
+          "perplexity": lambda: charts.quantile_bands([r.meta["perplexity"] for r in records], "perplexity")}[colour_by]()  # fmt: skip
 shown = charts.capped_indices([r.corpus for r in records], int(cap))
 if len(shown) < len(records):
     right.caption(f"Drawing {len(shown)} of {len(records)} points (at most {cap} per corpus).")
 hover = [f"[{r.corpus}] {r.text[:120]}".replace("\n", " ") for r in records]
-fig = charts.space_map(
-    xy, colour, hover, shown, chosen, f"{strategy} · n={n}" + (f" · λ={lam:.2f}" if strategy == "tradeoff" else "")
-)
-event = left.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map")
+title = f"{strategy} · n={n}" + (f" · λ={lam:.2f}" if strategy == "tradeoff" else "")
+slot = left.empty()
+xy = space.preview
+if layout == "UMAP":
+    slot.plotly_chart(
+        charts.space_map(xy, colour, hover, shown, chosen, f"PCA preview while UMAP computes · {title}"),
+        key="map_preview",
+    )
+    with st.spinner("UMAP layout (first time in a process compiles numba code; cached on disk afterwards) …"):
+        xy = umap_2d(
+            space.embedded.space, MapConfig(seed=settings.seed), space_key=space.embedded.fingerprint + str(settings)
+        )
+fig = charts.space_map(xy, colour, hover, shown, chosen, title)
+event = slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map")
 
 picked = charts.selected_ids(event)
 st.subheader(f"Lasso/box selection: {len(picked)} samples")
@@ -150,6 +158,10 @@ d1.download_button("Download calibration set (.jsonl)", jsonl, file_name="calib.
 
 buf = io.BytesIO()
 buf.write(
-    save_tensors(tokenize_calibration(chosen_records, load_model_cached(settings.model).tokenizer, settings.seqlen))
+    save_tensors(
+        tokenize_calibration(
+            chosen_records, load_model_cached(settings.model, settings.device).tokenizer, settings.seqlen
+        )
+    )
 )
 d2.download_button("Download token tensor (.safetensors)", buf.getvalue(), file_name="calib.safetensors")

@@ -7,16 +7,18 @@ from typing import Any
 import streamlit as st
 
 DEFAULTS: dict[str, Any] = {
-    "model_name": "cola-tiny",
+    "model_name": "cola-tiny",  # the picker's value
+    "model": "cola-tiny",  # the model in use: the picker's, or the typed path / hub id once it loaded
     "device": "auto",
     "corpora": ["prose", "code", "math", "facts"],
-    "uploads": {},  # stored path → the user's file name
+    "custom_corpora": {},  # spec (stored upload, hf:…, self-generated file) → label shown
     "deployment": "general",
     "target": "math",
     "seqlen": 128,
     "reasoning_format": "keep",
     "dedupe": True,
     "drop_worst": 0.0,
+    "score_ppl": True,
     "preview_corpus": "math",
     "pool_size": 1000,
     "layers_text": "",

@@ -25,7 +25,7 @@ def test_unknown_model_shows_friendly_error():
 def _space_app(model_dir, cache_dir, monkeypatch):
     monkeypatch.setenv("COLA_CACHE_DIR", str(cache_dir))
     at = AppTest.from_file(str(PAGES / "space.py"), default_timeout=300)
-    at.session_state["model_name"] = model_dir
+    at.session_state["model"] = model_dir
     at.session_state["corpora"] = ["math", "facts"]
     at.session_state["pool_size"] = 80
     at.session_state["n"] = 8
@@ -101,7 +101,7 @@ def test_setup_stage1_heatmap_mix_and_stage2_settings(tmp_path, monkeypatch):
     at.session_state["corpora"] = ["math", "facts"]
     at.run()
     assert any("Score the corpora" in c.value for c in at.caption)
-    at.button[0].click().run()
+    at.button(key="score_stage1").click().run()
     assert not at.exception and not at.error
     table = at.session_state["stage1"]
     assert set(table["corpus"]) == {"math", "facts"} and len(table) == 8  # 2 corpora × 4 capabilities
@@ -116,3 +116,18 @@ def test_setup_stage1_heatmap_mix_and_stage2_settings(tmp_path, monkeypatch):
     at.number_input(key="seqlen").set_value(64).run()
     at.selectbox(key="reasoning_format").set_value("plain").run()
     assert at.session_state["seqlen"] == 64 and at.session_state["reasoning_format"] == "plain"
+
+
+def test_setup_adds_hf_and_self_generated_corpora(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    at = AppTest.from_file(str(PAGES / "setup.py"), default_timeout=300).run()
+    at.text_input[1].input("hf:nobody/no-such-dataset")
+    at.button(key="add_hf").click().run()
+    assert not at.exception and any("could not load dataset 'nobody/no-such-dataset'" in e.value for e in at.error)
+    assert at.session_state["custom_corpora"] == {}
+    at.number_input[0].set_value(10)
+    at.button(key="self_generate").click().run()
+    assert not at.exception
+    ((spec, label),) = at.session_state["custom_corpora"].items()
+    assert label == "self-generated (10)" and spec.startswith(str(tmp_path / "selfgen"))
+    assert spec in at.multiselect(key="corpora").options or label in at.multiselect(key="corpora").options
