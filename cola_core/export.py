@@ -126,3 +126,19 @@ def export_all(
         "tensor": save_token_tensor(records, tokenizer, seqlen, f"{stem}.safetensors", settings.get("fingerprint", "")),
     }
     return {k: str(v) for k, v in paths.items()}
+
+
+def hf_dataset_zip(records: Sequence[Record]) -> bytes:
+    """A ``datasets.save_to_disk`` folder of the records, zipped in memory (for downloads)."""
+    import io
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_hf_dataset(records, Path(tmp) / "calibration")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(folder.rglob("*")):
+                if f.is_file():
+                    zf.write(f, f.relative_to(Path(tmp)))
+    return buf.getvalue()

@@ -9,10 +9,10 @@ import pandas as pd
 import streamlit as st
 from safetensors.torch import save as save_tensors
 
-from cola_core.corpora import list_corpora
+from cola_core.corpora import Record, list_corpora
 from cola_core.curate import measure
 from cola_core.errors import ColaError
-from cola_core.export import tokenize_calibration
+from cola_core.export import hf_dataset_zip, tokenize_calibration
 from cola_core.map2d import MapConfig, umap_2d
 from cola_core.models import load_model_cached
 from cola_core.selection import STRATEGIES, Selection, select
@@ -56,6 +56,13 @@ except (ColaError, ValueError) as exc:
     st.stop()
 
 st.session_state["space_settings"] = settings
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _dataset_zip(jsonl_text: str) -> bytes:
+    return hf_dataset_zip([Record(**json.loads(line)) for line in jsonl_text.splitlines()])
+
+
 records = space.records
 st.caption(
     f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · {len(space.clusters.centers)} clusters · model {settings.model}"
@@ -153,8 +160,10 @@ st.dataframe(cluster_table([r.text for r in records], [r.corpus for r in records
 chosen_records = [records[i] for i in chosen_sel.indices]
 jsonl = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in chosen_records)
 st.session_state["calibration_jsonl"] = jsonl
-d1, d2 = st.columns(2)
+d1, d2, d3 = st.columns(3)
 d1.download_button("Download calibration set (.jsonl)", jsonl, file_name="calib.jsonl", mime="application/jsonl")
+d3.download_button("Download as a datasets folder (.zip)", _dataset_zip(jsonl), file_name="calibration.zip",
+                   help="datasets.load_from_disk('calibration') after unzipping")  # fmt: skip
 
 buf = io.BytesIO()
 buf.write(

@@ -40,3 +40,18 @@ def test_bad_calibration_file(tmp_path):
     bad.write_text('{"id": 1}\n')
     with pytest.raises(ColaError, match="line 1"):
         load_jsonl(bad)
+
+
+def test_hf_dataset_zip_round_trips(tmp_path):
+    import io
+    import zipfile
+
+    import datasets
+
+    from cola_core.corpora import load_records
+    from cola_core.export import hf_dataset_zip
+
+    records = load_records("math", "pool", limit=5)
+    zipfile.ZipFile(io.BytesIO(hf_dataset_zip(records))).extractall(tmp_path)
+    ds = datasets.load_from_disk(str(tmp_path / "calibration"))
+    assert ds["id"] == [r.id for r in records] and ds["text"] == [r.text for r in records]
