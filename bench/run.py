@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import activations, compression, gpu, maps, selection
+from bench import activations, compression, e2e, gpu, maps, memory, scaling, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,7 +28,7 @@ def machine() -> str:
     )
 
 
-SECTIONS = ("activations", "selection", "maps", "compression", "gpu")  # gpu: skipped without CUDA
+SECTIONS = ("activations", "selection", "maps", "compression", "memory", "e2e", "scaling", "gpu")  # gpu: needs CUDA
 
 
 def render(results: dict) -> str:
@@ -53,6 +53,12 @@ def render(results: dict) -> str:
             compression.to_markdown(results["compression"]),
             "",
         ]
+    if results.get("memory"):
+        md += ["## Peak memory of whole-model compression (CPU)", "", memory.to_markdown(results["memory"]), ""]
+    if results.get("e2e"):
+        md += ["## End to end and dashboard cold start", "", e2e.to_markdown(results["e2e"]), ""]
+    if results.get("scaling"):
+        md += ["## Scaling", "", scaling.to_markdown(results["scaling"]), ""]
     if results.get("gpu"):
         md += ["## GPU (Llama-3-8B-shaped layers)", "", gpu.to_markdown(results["gpu"]), ""]
     return "\n".join(md)
@@ -63,6 +69,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections to (re-)run: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--readme", action="store_true", help="also copy the tables into README.md's Performance section"
     )
     args = parser.parse_args()
     wanted = [x for x in args.only.split(",") if x]
@@ -85,6 +94,16 @@ def main() -> None:
                 if args.quick
                 else compression.run()
             )
+        elif section == "memory":
+            results[section] = (
+                memory.run(width=256, intermediate=704, heads=4, layers=2, n=8, seqlen=64)
+                if args.quick
+                else memory.run()
+            )
+        elif section == "e2e":
+            results[section] = e2e.run()
+        elif section == "scaling":
+            results[section] = scaling.run(results.get("selection"))
         elif section == "gpu":
             measured = gpu.run(quick=args.quick)
             if not measured:
@@ -95,7 +114,20 @@ def main() -> None:
     results["runs"] = ", ".join(f"{k} {v}" for k, v in runs.items())
     path.write_text(json.dumps(results, indent=2) + "\n")
     (HERE / "results.md").write_text(render(results))
+    if args.readme:
+        update_readme(render(results))
     print(render(results))
+
+
+def update_readme(markdown: str, readme: Path = HERE.parent / "README.md") -> None:
+    """Replace what lies between the bench markers with the tables (headings one level down)."""
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} … {end} markers")
+    body = "\n".join(("#" + line if line.startswith("## ") else line) for line in markdown.splitlines()[2:])
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{body.strip()}\n{end}{rest.split(end, 1)[1]}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import torch
 from cola_core.capabilities import continuation_logprobs
 from cola_core.errors import ColaError
 from cola_core.evaluation import Score, accuracy_score, perplexity_score
+from cola_core.models import context_length
 from cola_core.sandbox import Limits, run_untrusted
 
 
@@ -55,15 +56,6 @@ BENCHMARKS = {
 NORMALISED = {"hellaswag", "arc_easy", "arc_challenge"}  # choices of different lengths: compare per character
 DEFAULT_LIMITS = Limits()
 _NUMBER = re.compile(r"-?[\d,]*\.?\d+")
-
-
-def context_length(model) -> int:
-    cfg = getattr(model, "config", None)
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(cfg, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 2048
 
 
 def load_rows(bench: Benchmark, source: str | None = None) -> list[dict]:

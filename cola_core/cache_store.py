@@ -3,7 +3,7 @@
 An entry is a directory ``<root>/<kind>/<key>/`` holding ``arrays.safetensors`` and
 ``manifest.json``. It is written in a temporary sibling directory, fsynced, then renamed into place,
 so a killed process never leaves a half entry under the final name. A read checks the manifest's
-format version, key and file size; anything that does not verify is removed and recomputed.
+format version, key, file size and BLAKE2b digest; anything that does not verify is removed and recomputed.
 Arrays are returned as read-only ``np.memmap`` views of the safetensors file. No pickle.
 """
 
@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
+from cola_core.errors import ColaError
 from cola_core.paths import cache_root
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries a BLAKE2b digest of the arrays file
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
            "U8": np.uint8, "BOOL": np.bool_}  # fmt: skip
 
@@ -57,7 +58,8 @@ def save_entry(kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[st
         tensors = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
         save_file(tensors, str(tmp / "arrays.safetensors"))
         size = (tmp / "arrays.safetensors").stat().st_size
-        manifest = {"version": FORMAT_VERSION, "kind": kind, "key": key, "bytes": size, "meta": meta or {}}
+        manifest = {"version": FORMAT_VERSION, "kind": kind, "key": key, "bytes": size,
+                    "blake2b": _digest(tmp / "arrays.safetensors"), "meta": meta or {}}  # fmt: skip
         with open(tmp / "manifest.json", "w") as f:
             json.dump(manifest, f)
             f.flush()
@@ -70,10 +72,25 @@ def save_entry(kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[st
         except OSError:  # an entry with this key already exists: identical by construction
             shutil.rmtree(tmp, ignore_errors=True)
         _fsync_dir(final.parent)
+    except OSError as exc:  # disk full, quota, permissions: nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ColaError(
+            f"could not write the {kind} cache under {final.parent} ({exc.strerror or exc}); free disk space or "
+            "point COLA_CACHE_DIR at a disk with room"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _digest(path: Path) -> str:
+    """BLAKE2b of a file, read in 8 MiB chunks (about 1 GB/s: cheap next to recomputing activations)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _memmap_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -103,6 +120,8 @@ def load_entry(kind: str, key: str, root: Path | None = None) -> tuple[dict[str,
         data = final / "arrays.safetensors"
         if manifest["version"] != FORMAT_VERSION or manifest["key"] != key or data.stat().st_size != manifest["bytes"]:
             raise ValueError("manifest does not match")
+        if _digest(data) != manifest["blake2b"]:  # flipped bits, a truncated copy, a stray write
+            raise ValueError("contents do not match the manifest")
         return _memmap_safetensors(data), manifest["meta"]
     except (OSError, ValueError, KeyError, json.JSONDecodeError, struct.error):
         shutil.rmtree(final, ignore_errors=True)  # corrupt: drop it, the caller recomputes

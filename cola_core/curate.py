@@ -22,7 +22,7 @@ from cola_core.correspondence import correspondence_table, recommend_mix, unigra
 from cola_core.errors import ColaError
 from cola_core.export import export_all
 from cola_core.metrics import SelectionMetrics, selection_metrics
-from cola_core.models import LoadedModel
+from cola_core.models import LoadedModel, context_length
 from cola_core.processing import ProcessingConfig, process_records
 from cola_core.selection import STRATEGIES, Selection, select
 from cola_core.space import cluster_space, project_activations
@@ -142,6 +142,7 @@ def curate(loaded: LoadedModel, config: CurateConfig, out: str | Path, log: Call
     """The whole pipeline: pool → Stage 2 → activation space → selection → metrics → exports."""
     t0 = time.perf_counter()
     config.validate()
+    config.processing.validate(context_length(loaded.model))  # before any work
     pool = build_pool(config.corpora, config.pool_size, config.text_field)
     log(f"pool: {len(pool)} records from {', '.join(config.corpora)}")
     needs_model = config.processing.drop_worst_perplexity > 0

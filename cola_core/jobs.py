@@ -6,9 +6,7 @@ in a locked object a UI polls, and cancellation between layers. Each finished jo
 from __future__ import annotations
 
 import copy
-import os
 import queue
-import shutil
 import threading
 import time
 import traceback
@@ -126,14 +124,7 @@ class JobQueue:
 
     @staticmethod
     def _save(run_id: int, model, tokenizer, result, report: dict[str, Any]):
-        """Write the compressed model to a temporary folder, then rename it into place."""
-        runs = cache_root() / "runs"
-        final, tmp = runs / f"run-{run_id}", runs / f".run-{run_id}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_compressed(model, tokenizer, result, report, tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        return final
+        return save_compressed(model, tokenizer, result, report, cache_root() / "runs" / f"run-{run_id}")  # atomic
 
 
 _QUEUE: JobQueue | None = None

@@ -238,3 +238,13 @@ def list_models() -> list[ModelInfo]:
                     ModelInfo(repo.repo_id, "hf-cache", str(rev.snapshot_path), count_params(rev.snapshot_path))
                 )
     return found
+
+
+def context_length(model) -> int:
+    """Longest sequence the model takes (from its config; 2048 when the config does not say)."""
+    cfg = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048

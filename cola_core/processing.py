@@ -21,6 +21,7 @@ import numpy as np
 from cola_core.corpora import Record
 from cola_core.corpora.math_problems import render
 from cola_core.errors import ColaError
+from cola_core.models import context_length
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def drop_worst(records: Sequence[Record], fraction: float) -> list[Record]:
 
 def process_records(records: Sequence[Record], tokenizer, config: ProcessingConfig, model=None) -> list[Record]:
     """Stage 2 in order: format, dedupe, length, then (with a model) perplexity scoring and filter."""
-    config.validate(getattr(getattr(model, "config", None), "max_position_embeddings", None))
+    config.validate(context_length(model) if model is not None else None)
     out = [apply_format(r, config.reasoning_format) for r in records]
     if config.dedupe:
         out = drop_duplicates(out, config.near_duplicate_jaccard)

@@ -16,7 +16,7 @@ from cola_core.activations import ActivationConfig, Progress
 from cola_core.corpora import Record
 from cola_core.curate import CurateConfig, Embedded, build_pool, embed, embed_probes, measure
 from cola_core.map2d import pca_2d
-from cola_core.models import load_model_cached
+from cola_core.models import context_length, load_model_cached
 from cola_core.processing import ProcessingConfig, process_records
 from cola_core.selection import TradeoffIndex, build_tradeoff_index, select
 from cola_core.space import Clusters, cluster_space
@@ -74,6 +74,7 @@ def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> 
             return _PREPARED[settings]
         loaded = load_model_cached(settings.model, settings.device)
         cfg = curate_config(settings)
+        cfg.processing.validate(context_length(loaded.model))
         scorer = loaded.model if settings.score_perplexity or settings.drop_worst_perplexity > 0 else None
         samples = process_records(build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing,
                                   model=scorer)  # fmt: skip

@@ -121,3 +121,44 @@ def test_default_path_in_a_real_browser(server):
         expect(page.locator("table").filter(has_text="Question: What is 3 plus 4?")).to_be_visible(timeout=120_000)
         _shot(page, "4-compare")
         browser.close()
+
+
+def test_two_sessions_at_once_keep_their_own_state_and_queue_jobs(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, cache = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        pages = [browser.new_context(viewport={"width": 1500, "height": 1000}).new_page() for _ in range(2)]
+        for page in pages:
+            page.goto(url)
+        for page in pages:
+            expect(page.get_by_text("Loaded cola-tiny")).to_be_visible(timeout=120_000)
+            page.get_by_role("link", name="Activation space & selection").click()
+        for page in pages:  # both ask for the same space at once: it is prepared once and shared
+            page.get_by_role("button", name="Build space").click()
+        for page in pages:
+            expect(page.get_by_text("Lasso/box selection: 0 samples")).to_be_visible(timeout=240_000)
+        first, second = pages
+        _lasso(first)
+        expect(first.get_by_text("Lasso/box selection: 0 samples")).not_to_be_visible(timeout=60_000)
+        first.get_by_role("button", name="Exclude from the calibration set").click()
+        expect(first.get_by_text("Manual edits: 0 forced in")).to_be_visible(timeout=60_000)
+        for page in pages:  # UMAP in both sessions at once: serialised by the map lock, no crash
+            page.get_by_text("UMAP", exact=True).click()
+        for page in pages:
+            expect(page.get_by_text("PCA preview while UMAP computes")).not_to_be_visible(timeout=300_000)
+            expect(page.locator(".nsewdrag").first).to_be_visible(timeout=60_000)
+        assert second.get_by_text("Manual edits:").count() == 0  # the other session's edits stay its own
+        for page in pages:
+            page.get_by_role("link", name="Compress", exact=True).click()
+        for page in pages:
+            page.get_by_role("button", name="Launch", exact=True).click()
+        deadline = time.time() + 300
+        while time.time() < deadline and (len(_statuses(cache)) < 2 or any(s != "done" for s in _statuses(cache))):
+            time.sleep(1)
+        assert _statuses(cache) == ["done", "done"]  # queued one after the other, both finished
+        for i, page in enumerate(pages):
+            page.wait_for_timeout(1500)
+            _shot(page, f"5-session-{i + 1}")
+        browser.close()

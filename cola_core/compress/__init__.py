@@ -10,7 +10,7 @@ import torch
 
 from cola_core.compress.config import METHODS, CompressConfig
 from cola_core.compress.engine import Cancelled, CompressionResult, compress_model
-from cola_core.compress.save import build_report, save_compressed
+from cola_core.compress.save import build_report, check_output_dir, save_compressed
 from cola_core.errors import ColaError
 
 __all__ = [
@@ -47,6 +47,7 @@ def compress_and_save(loaded, calib_path: str | Path, config: CompressConfig, ou
                       progress=None, should_cancel=None) -> dict:  # fmt: skip
     """Load a calibration set, compress the loaded model in place, and write the output directory."""
     config.validate()
+    check_output_dir(out)  # before the work, not after it
     tensors, fingerprint = load_calibration(calib_path, loaded.tokenizer, seqlen)
     result = compress_model(loaded.model, tensors, config, progress, should_cancel)
     report = build_report(result, config, fingerprint, len(tensors["input_ids"]), tensors["input_ids"].shape[1])

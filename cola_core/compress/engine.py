@@ -75,7 +75,7 @@ def compress_layer(layer: torch.nn.Module, inputs: LayerInputs, config: Compress
         new, q, info = compress_linear(w, st, config)
         set_weight(module, new)
         if q is not None and quantized is not None:
-            quantized[f"{prefix}.{name}"] = q
+            quantized[f"{prefix}.{name}"] = replace(q, weight=None)  # the codes suffice; no second copy of the model
         report["linears"][name] = {
             "shape": list(w.shape), "sparsity": float((new == 0).float().mean()),
             "relative_error": relative_error(w, new, st.hessian()) if st.h_tokens else None,

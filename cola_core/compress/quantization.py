@@ -23,7 +23,7 @@ from cola_core.compress.linalg import inverse_hessian_factor
 
 @dataclass
 class QuantResult:
-    weight: torch.Tensor  # dequantized, out × in
+    weight: torch.Tensor | None  # dequantized, out × in (dropped once written back into the model)
     codes: torch.Tensor  # uint8, out × in
     scales: torch.Tensor  # out × groups
     zeros: torch.Tensor  # out × groups

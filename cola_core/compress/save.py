@@ -5,6 +5,8 @@ quantization the integer codes, scales and zero points in ``quantization.safeten
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from safetensors.torch import save_file
 
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.engine import CompressionResult
+from cola_core.errors import ColaError
 
 
 def build_report(
@@ -41,9 +44,23 @@ def build_report(
     }
 
 
-def save_compressed(model, tokenizer, result: CompressionResult, report: dict[str, Any], out: str | Path) -> Path:
+def check_output_dir(out: str | Path) -> None:
+    """Refuse to replace a non-empty folder that is not an earlier compressed model (it may hold other work)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "compression_report.json").exists())):
+        raise ColaError(f"{out} exists and is not a compressed-model folder; choose another --out or empty it")
+
+
+def save_compressed(model, tokenizer, result: CompressionResult, report: dict[str, Any], out: str | Path) -> Path:
+    """Write into a temporary sibling folder, then swap it into place: a crash at any moment leaves the
+    previous folder or the new one, never a half-written model."""
+    out = Path(out)
+    check_output_dir(out)
+    final, out = out, out.parent / f".{out.name}.tmp"
+    old = final.parent / f".{final.name}.old"
+    for stale in (out, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    out.mkdir(parents=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "compression_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -58,4 +75,8 @@ def save_compressed(model, tokenizer, result: CompressionResult, report: dict[st
             manifest["linears"][name] = {"shape": list(q.codes.shape)}
         save_file(tensors, str(out / "quantization.safetensors"))
         (out / "quantization.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return out
+    if final.exists():
+        os.replace(final, old)
+    os.replace(out, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
