@@ -141,7 +141,11 @@ def test_disk_full_while_writing_the_cache(files, tmp_path, monkeypatch, capsys)
     capsys.readouterr()
     assert main([*argv, "--corpora", "facts", "--out", str(tmp_path / "second.jsonl")]) == 2
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "COLA_CACHE_DIR" in err and err.strip().splitlines()[-1].startswith("error: ")
+    assert (
+        "No space left on device" in err
+        and "COLA_CACHE_DIR" in err
+        and err.strip().splitlines()[-1].startswith("error: ")
+    )
     assert sorted(p for p in cache.rglob("*") if p.is_file()) == saved  # nothing half-written, nothing lost
     assert not [p for p in cache.rglob(".tmp-*")] and not (tmp_path / "second.jsonl").exists()
 

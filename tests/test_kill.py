@@ -49,16 +49,28 @@ def test_kills_during_extraction_leave_no_half_entry_or_output(tmp_path):
         return [sys.executable, "-m", "cola_core", "curate", "--model", "cola-tiny", "--corpora", "prose,code,math,facts",
                 "--pool-size", "600", "--n", "16", "--seqlen", "128", "--seed", str(seed), "--out", str(out)]  # fmt: skip
 
+    warm = [
+        sys.executable,
+        "-m",
+        "cola_core",
+        "sample",
+        "--corpus",
+        "prose",
+        "--n",
+        "1",
+    ]  # corpora cache, so kills hit extraction
+    subprocess.run(warm, cwd=ROOT, env=env, check=True, capture_output=True)
     rng = np.random.default_rng(1)
     for k in range(KILLS):  # a new pool seed each time, so each run has fresh activations to write
         proc = subprocess.Popen(argv(k), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(3.0, 9.0))
+        time.sleep(rng.uniform(3.0, 14.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.wait()
         if out.exists():  # written atomically: complete or absent
             assert len(out.read_text().splitlines()) == 16
     entries = [p for p in (tmp_path / "cache" / "activations").iterdir() if not p.name.startswith(".tmp-")]
+    assert entries, "no extraction finished between the kills; the test proved nothing"
     for entry in entries:
         assert load_entry("activations", entry.name, root=tmp_path / "cache") is not None, entry.name
     done = subprocess.run(argv(0), cwd=ROOT, env=env, capture_output=True, text=True)

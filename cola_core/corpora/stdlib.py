@@ -119,11 +119,39 @@ def _module_code(module: str, lines: list[str], tree: ast.Module) -> list[tuple[
     return found
 
 
+_TEXTS_VERSION = 1  # bump when the extraction below changes
+
+
 @functools.cache
 def _stdlib_texts() -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
-    """(kind, split) → ((source, text), …), read once per process. Only strings are kept: a cached
-    AST of the whole standard library is millions of objects that every full garbage collection
-    walks (Streamlit collects after every script run, which starved the dashboard's job thread)."""
+    """(kind, split) → ((source, text), …), once per process, from a JSON file under ``cache/corpora``
+    keyed by the exact Python build (parsing the whole standard library takes ~20 s on 2 cores).
+    Only strings are kept: a cached AST of the whole standard library is millions of objects that
+    every full garbage collection walks (Streamlit collects after every script run, which starved
+    the dashboard's job thread)."""
+    import hashlib
+    import json
+    import os
+    import sys
+
+    from cola_core.paths import cache_root
+
+    tag = hashlib.sha256(f"{sys.version}|{sys.executable}|{_TEXTS_VERSION}".encode()).hexdigest()[:16]
+    path = cache_root() / "corpora" / f"stdlib-{tag}.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return {tuple(k.split("|")): tuple(map(tuple, v)) for k, v in stored.items()}  # type: ignore[misc]
+    except (OSError, ValueError, AttributeError):
+        pass  # absent or unreadable: rebuild
+    texts = _parse_stdlib_texts()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"|".join(k): v for k, v in texts.items()}), encoding="utf-8")
+    os.replace(tmp, path)
+    return texts
+
+
+def _parse_stdlib_texts() -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     from pydoc_data.topics import topics
 
     out: dict[tuple[str, str], list[tuple[str, str]]] = {(k, s): [] for k in ("prose", "code") for s in SPLITS}
