@@ -126,6 +126,11 @@ def calibration_sets(prepared: PreparedSpace, strategies: tuple[str, ...], seeds
                          exclude=exclude, index=prepared.index)  # fmt: skip
             metrics = measure(prepared.embedded, sel, probes, seed=seed)
             proxy = {{"prose": "lm"}.get(k, k): v for k, v in metrics.capability_coverage.items()}
-            label = f"{strategy}{f' λ={lam:g}' if strategy == 'tradeoff' else ''} n={n} seed={seed}"
+            edits = ", ".join(
+                x
+                for x in (f"{len(forced)} forced in" if forced else "", f"{len(exclude)} excluded" if exclude else "")
+                if x
+            )
+            label = f"{strategy}{f' λ={lam:g}' if strategy == 'tradeoff' else ''} n={n} seed={seed}{f' ({edits})' if edits else ''}"
             sets.append(CalibrationSet(label, [prepared.records[i] for i in sel.indices], strategy, seed, proxy))
     return sets

@@ -60,9 +60,10 @@ if launch:
         st.error(str(exc))
 
 
-@st.fragment(run_every=1.0)
-def jobs_panel() -> None:
+def jobs_panel(polling: bool) -> None:
     jobs = job_queue().snapshot()
+    if polling and not any(j["status"] in ("queued", "running") for j in jobs):
+        st.rerun()  # all finished: a full rerun draws the panel once more, without polling
     if not jobs:
         st.caption(
             "No jobs yet in this server process. Launch one above; it runs in the background and survives page switches."
@@ -77,4 +78,5 @@ def jobs_panel() -> None:
 
 
 st.subheader("Jobs")
-jobs_panel()
+active = any(j["status"] in ("queued", "running") for j in job_queue().snapshot())
+st.fragment(jobs_panel, run_every=1.0 if active else None)(active)  # poll only while something runs
