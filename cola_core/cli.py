@@ -114,6 +114,10 @@ def _load(args: argparse.Namespace):
     from cola_core.models import load_model
 
     _log(f"loading model {args.model} …")
+    if args.trust_remote_code:
+        _log(
+            f"warning: --trust-remote-code runs Python code from {args.model}'s repository; use it only for code you trust"
+        )
     return load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
 
 
