@@ -136,3 +136,35 @@ def test_kills_during_run_store_writes_never_half_write_a_run(tmp_path):
     assert set(scores["run_id"]) <= set(done["id"])  # no scores of an unfinished run
     assert set(runs["status"]) <= {"done", "failed", "queued"}  # nothing left "running"
     assert all(json.loads(r)["layers"] == list(range(50)) for r in done["report"])
+
+
+_MAP_CHILD = """
+import sys
+import numpy as np
+from cola_core.map2d import MapConfig, umap_2d
+print("ready", flush=True)
+rng = np.random.default_rng(int(sys.argv[1]))
+space = rng.standard_normal((400, 16)).astype(np.float32)
+umap_2d(space, MapConfig(seed=0), space_key=f"space-{sys.argv[1]}")
+"""
+
+
+def test_kills_during_map_computation_leave_no_half_layout(tmp_path):
+    env = _env(tmp_path)
+    child = [sys.executable, "-c", _MAP_CHILD]
+    warm = subprocess.run([*child, "0"], cwd=ROOT, env=env, capture_output=True, text=True)  # numba's compile cache
+    assert warm.returncode == 0, warm.stderr
+    rng = np.random.default_rng(3)
+    for k in range(1, KILLS + 1):
+        proc = subprocess.Popen([*child, str(k)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.0, 8.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    maps = tmp_path / "cache" / "maps"
+    entries = [p for p in maps.iterdir() if not p.name.startswith(".tmp-")]
+    assert len(entries) >= 2  # the warm run's and at least one between kills
+    for entry in entries:
+        hit = load_entry("maps", entry.name, root=tmp_path / "cache")
+        assert hit is not None and hit[0]["xy"].shape == (400, 2) and np.isfinite(hit[0]["xy"]).all()

@@ -12,7 +12,9 @@ SOURCES = [p for d in ("cola_core", "pages", "bench") for p in (ROOT / d).rglob(
 
 
 def test_nothing_unpickles():
-    banned = re.compile(r"\bimport pickle\b|pickle\.(loads?|Unpickler)\b|torch\.load\(|allow_pickle\s*=\s*True|joblib\.load|cloudpickle")
+    banned = re.compile(
+        r"\bimport pickle\b|pickle\.(loads?|Unpickler)\b|torch\.load\(|allow_pickle\s*=\s*True|joblib\.load|cloudpickle"
+    )
     hits = [f"{p.relative_to(ROOT)}:{n}" for p in SOURCES for n, line in enumerate(p.read_text().splitlines(), 1)
             if banned.search(line)]  # fmt: skip
     assert not hits, hits
