@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from bench import compression
 from bench.activations import _texts
+from bench.selection import best_of
 from cola_core.activations import ActivationConfig, extract_activations
 from cola_core.compress import CompressConfig
 from cola_core.compress.capture import capture_layer_inputs
@@ -23,13 +22,8 @@ def exponent(xs, ts) -> float:
     return float(np.polyfit(np.log(xs), np.log(ts), 1)[0])
 
 
-def _best(fn, repeats: int = 2) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def _best(fn) -> float:
+    return best_of(fn, repeats=2)
 
 
 def extraction(model, tok) -> list[dict]:

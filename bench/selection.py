@@ -23,7 +23,7 @@ def _pool(kind: str, size: int, dim: int = 64, seed: int = 0) -> np.ndarray:
     return (centres[rng.integers(0, 50, size)] + rng.standard_normal((size, dim))).astype(np.float32)
 
 
-def _best_of(fn, repeats: int = 5) -> float:
+def best_of(fn, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -38,17 +38,17 @@ def run(sizes=(1_000, 10_000, 50_000), n: int = 128) -> list[dict]:
         for size in sizes:
             space = _pool(kind, size)
             groups = [str(i % 4) for i in range(size)]
-            t_index = _best_of(lambda space=space: build_tradeoff_index(space), 2)
+            t_index = best_of(lambda space=space: build_tradeoff_index(space), 2)
             index = build_tradeoff_index(space)
             row = {"pool": kind, "size": size, "n": n, "index_s": t_index}
             for strategy in ("random", "stratified", "cola"):
                 reps = 1 if strategy == "cola" else 5
-                row[f"{strategy}_s"] = _best_of(
+                row[f"{strategy}_s"] = best_of(
                     lambda s=strategy, space=space, groups=groups: select(space, n, s, groups=groups), reps
                 )
             for lam in (0.0, 0.5, 1.0):
                 sel = select(space, n, "tradeoff", lam=lam, index=index)
-                row[f"tradeoff_{lam}_s"] = _best_of(
+                row[f"tradeoff_{lam}_s"] = best_of(
                     lambda lam=lam, space=space, index=index: select(space, n, "tradeoff", lam=lam, index=index)
                 )
                 if size <= 10_000:
