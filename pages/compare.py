@@ -16,8 +16,8 @@ from pages import state
 state.init()
 st.title("Compare")
 store = job_queue().store
-model = (st.session_state.get("space_settings") or None) and st.session_state["space_settings"].model
-model = model or state.get("model")
+settings = st.session_state.get("space_settings")
+model = settings.model if settings else state.get("model")
 done = finished_runs(store, model)
 
 st.subheader("Run history")
