@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import activations, compression, e2e, gpu, maps, memory, scaling, selection
+from bench import activations, compression, e2e, gpu, large, maps, memory, scaling, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,7 +28,7 @@ def machine() -> str:
     )
 
 
-SECTIONS = ("activations", "selection", "maps", "compression", "memory", "e2e", "scaling", "gpu")  # gpu: needs CUDA
+SECTIONS = ("activations", "selection", "maps", "compression", "memory", "e2e", "scaling", "large", "gpu")  # gpu: CUDA
 
 
 def render(results: dict) -> str:
@@ -59,6 +59,8 @@ def render(results: dict) -> str:
         md += ["## End to end and dashboard cold start", "", e2e.to_markdown(results["e2e"]), ""]
     if results.get("scaling"):
         md += ["## Scaling", "", scaling.to_markdown(results["scaling"]), ""]
+    if results.get("large"):
+        md += ["## Large pools (synthetic, downstream of extraction)", "", large.to_markdown(results["large"]), ""]
     if results.get("gpu"):
         md += ["## GPU (Llama-3-8B-shaped layers)", "", gpu.to_markdown(results["gpu"]), ""]
     return "\n".join(md)
@@ -104,6 +106,8 @@ def main() -> None:
             results[section] = e2e.run()
         elif section == "scaling":
             results[section] = scaling.run(results.get("selection"))
+        elif section == "large":
+            results[section] = large.run((2_000, 10_000) if args.quick else (10_000, 100_000, 1_000_000))
         elif section == "gpu":
             measured = gpu.run(quick=args.quick)
             if not measured:

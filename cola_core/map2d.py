@@ -31,6 +31,7 @@ class MapConfig:
     min_dist: float = 0.1
     seed: int = 0
     n_epochs: int = 200
+    max_fit: int = 20_000  # larger pools: fit on a sample this size, place the rest by their neighbours
 
 
 def pca_2d(space: np.ndarray) -> np.ndarray:
@@ -53,6 +54,37 @@ def _import_umap():
     return umap
 
 
+def _fit_umap(points: np.ndarray, config: MapConfig) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    umap = _import_umap()
+    k = min(config.n_neighbors, len(points) - 1)
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(points).kneighbors(points)  # self first, as UMAP expects
+    with _UMAP_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)  # n_jobs with a seed; precomputed kNN notes
+        reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=config.min_dist, random_state=config.seed,
+                            n_epochs=config.n_epochs, precomputed_knn=(idx, dist.astype(np.float32), None))  # fmt: skip
+        return reducer.fit_transform(points).astype(np.float32)
+
+
+def place_by_neighbours(points: np.ndarray, sample: np.ndarray, sample_xy: np.ndarray, k: int = 15) -> np.ndarray:
+    """2-D positions for every point: the sample keeps its fitted layout; every other point goes to the
+    inverse-distance-weighted mean of its k nearest sample points (in the full space). Linear in the
+    pool for a fixed sample, where fitting UMAP on everything is not."""
+    from sklearn.neighbors import NearestNeighbors
+
+    xy = np.empty((len(points), 2), dtype=np.float32)
+    xy[sample] = sample_xy
+    rest = np.setdiff1d(np.arange(len(points)), sample)
+    index = NearestNeighbors(n_neighbors=min(k, len(sample))).fit(points[sample])
+    for start in range(0, len(rest), 65_536):  # bounded memory for million-point pools
+        chunk = rest[start : start + 65_536]
+        dist, idx = index.kneighbors(points[chunk])
+        w = 1.0 / (dist + 1e-6)
+        xy[chunk] = (sample_xy[idx] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
+    return xy
+
+
 def umap_2d(space: np.ndarray, config: MapConfig = MapConfig(), space_key: str | None = None) -> np.ndarray:
     """UMAP layout, cached on disk per (space, settings) when ``space_key`` identifies the space."""
     key = cache_key(space=space_key, config=asdict(config), v=2) if space_key else None
@@ -60,20 +92,14 @@ def umap_2d(space: np.ndarray, config: MapConfig = MapConfig(), space_key: str |
         hit = load_entry("maps", key)
         if hit is not None:
             return np.asarray(hit[0]["xy"])
-    if len(space) < 4:  # UMAP needs a neighbourhood; tiny sets get the PCA layout
-        xy = pca_2d(space)
+    points = np.asarray(space, dtype=np.float32)
+    if len(points) < 4:  # UMAP needs a neighbourhood; tiny sets get the PCA layout
+        xy = pca_2d(points)
+    elif len(points) <= config.max_fit:
+        xy = _fit_umap(points, config)
     else:
-        from sklearn.neighbors import NearestNeighbors
-
-        umap = _import_umap()
-        points = np.asarray(space, dtype=np.float32)
-        k = min(config.n_neighbors, len(space) - 1)
-        dist, idx = NearestNeighbors(n_neighbors=k).fit(points).kneighbors(points)  # self first, as UMAP expects
-        with _UMAP_LOCK, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning)  # n_jobs with a seed; precomputed kNN notes
-            reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=config.min_dist, random_state=config.seed,
-                                n_epochs=config.n_epochs, precomputed_knn=(idx, dist.astype(np.float32), None))  # fmt: skip
-            xy = reducer.fit_transform(points).astype(np.float32)
+        sample = np.sort(np.random.default_rng(config.seed).choice(len(points), config.max_fit, replace=False))
+        xy = place_by_neighbours(points, sample, _fit_umap(points[sample], config), config.n_neighbors)
     if key:
         save_entry("maps", key, {"xy": xy}, asdict(config))
     return xy

@@ -150,7 +150,10 @@ def build_tradeoff_index(space: np.ndarray, anchors: int = 1024, share: int = 12
     # Coverage of the pool is estimated on a uniform sample of anchors (the whole pool when small).
     centers = space if len(space) <= anchors else space[np.sort(rng.choice(len(space), anchors, replace=False))]
     weights = np.ones(len(centers), dtype=np.float32)
-    kernel = np.exp(-_sq_dists(space, centers) / (2 * bandwidth**2)).astype(np.float32)
+    kernel = np.empty((len(space), len(centers)), dtype=np.float32)
+    for start in range(0, len(space), 65_536):  # temporaries bounded per chunk (pools of millions)
+        rows = slice(start, start + 65_536)
+        kernel[rows] = np.exp(-_sq_dists(space[rows], centers) / (2 * bandwidth**2))
     weights = weights / weights.sum()
     return TradeoffIndex(space=space, kernel=np.ascontiguousarray(kernel), weights=weights, bandwidth=bandwidth,
                          coverage0=(kernel @ weights).astype(np.float64))  # fmt: skip

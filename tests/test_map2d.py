@@ -26,3 +26,20 @@ def test_umap_is_cached_per_space_and_settings(tmp_path, monkeypatch):
     entry = next((tmp_path / "maps").iterdir()).name
     np.testing.assert_array_equal(load_entry("maps", entry)[0]["xy"], xy)
     np.testing.assert_array_equal(map2d.umap_2d(pts, cfg, space_key="space-1"), xy)
+
+
+def test_large_pools_fit_on_a_sample_and_place_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0] * 8, [12.0] * 8, [-12.0] * 8])
+    labels = rng.integers(0, 3, 1500)
+    pts = (centres[labels] + rng.standard_normal((1500, 8))).astype(np.float32)
+    xy = map2d.umap_2d(pts, map2d.MapConfig(seed=0, max_fit=300))
+    assert xy.shape == (1500, 2) and np.isfinite(xy).all()
+    means = np.array([xy[labels == c].mean(0) for c in range(3)])
+    spread = max(xy[labels == c].std(0).mean() for c in range(3))
+    gaps = [np.linalg.norm(means[a] - means[b]) for a in range(3) for b in range(a + 1, 3)]
+    assert min(gaps) > 3 * spread  # placed points land with their own blob
+    sample = np.sort(np.random.default_rng(0).choice(1500, 300, replace=False))
+    placed = map2d.place_by_neighbours(pts, sample, xy[sample], 15)
+    np.testing.assert_allclose(placed, xy, rtol=1e-5, atol=1e-5)  # deterministic, sample positions kept

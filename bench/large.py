@@ -1,0 +1,49 @@
+"""Large pools downstream of extraction (synthetic 64-d vectors shaped like activation spaces):
+k-means (mini-batch above 20k points), the 2-D map (UMAP fitted on 20k points, the rest placed by
+their nearest sampled neighbours), and `tradeoff` selection (index build + one selection of 128),
+at 10k, 100k and 1M points, with the exponent of each step's growth."""
+
+from __future__ import annotations
+
+import time
+
+from bench.scaling import exponent
+from bench.selection import _pool
+from cola_core.map2d import MapConfig, umap_2d
+from cola_core.selection import build_tradeoff_index, select
+from cola_core.space import cluster_space
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def run(sizes=(10_000, 100_000, 1_000_000)) -> list[dict]:
+    rows = []
+    for size in sizes:
+        space = _pool("mixture", size)
+        row = {"size": size, "cluster_s": _timed(lambda space=space: cluster_space(space, 64, seed=0)),
+               "map_s": _timed(lambda space=space: umap_2d(space, MapConfig(seed=0)))}  # fmt: skip
+        t = time.perf_counter()
+        index = build_tradeoff_index(space)
+        row["index_s"] = time.perf_counter() - t
+        row["select_s"] = _timed(lambda space=space, index=index: select(space, 128, "tradeoff", lam=0.5, index=index))
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| pool (64-d) | k-means, 64 clusters | 2-D map (UMAP on ≤ 20k + placement) | tradeoff index | tradeoff select 128 |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"| {r['size']:,} | {r['cluster_s']:.1f} s | {r['map_s']:.1f} s | {r['index_s']:.1f} s | {r['select_s']:.2f} s |"
+        )
+    if len(rows) > 1:
+        xs = [r["size"] for r in rows]
+        lines.append("| exponent b (time ∝ poolᵇ) | " + " | ".join(
+            f"{exponent(xs, [r[k] for r in rows]):.2f}" for k in ("cluster_s", "map_s", "index_s", "select_s")) + " |")  # fmt: skip
+    return "\n".join(lines)
