@@ -23,13 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 KILLS = 10
 
 
-def _kill_loop(argv: list[str], env: dict, window: tuple[float, float], seed: int = 0) -> int:
-    """Start ``argv`` ``KILLS`` times; SIGKILL each at a random moment once it is up. Returns completed runs."""
+def _timed_run(argv: list[str], env: dict) -> float:
+    """Run to completion (also warms caches); its duration sets the kill window, so the loop adapts to
+    the machine's speed instead of assuming one."""
+    t = time.perf_counter()
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return time.perf_counter() - t
+
+
+def _kill_loop(argvs: list[list[str]], env: dict, duration: float, seed: int = 0) -> int:
+    """Start each command; SIGKILL it at a random moment between 30% and 105% of ``duration``.
+    Returns how many finished before their kill."""
     rng = np.random.default_rng(seed)
     finished = 0
-    for _ in range(KILLS):
+    for argv in argvs:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(*window))
+        time.sleep(rng.uniform(0.3, 1.05) * duration)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         finished += proc.wait() == 0
@@ -44,36 +54,18 @@ def test_kills_during_extraction_leave_no_half_entry_or_output(tmp_path):
     env = _env(tmp_path)
     out = tmp_path / "calib.jsonl"
 
-    def argv(seed: int) -> list[str]:
+    def argv(seed: int) -> list[str]:  # a new pool seed each time, so each run has fresh activations to write
         return [sys.executable, "-m", "cola_core", "curate", "--model", "cola-tiny", "--corpora", "prose,code,math,facts",
                 "--pool-size", "600", "--n", "16", "--seqlen", "128", "--seed", str(seed), "--out", str(out)]  # fmt: skip
 
-    warm = [
-        sys.executable,
-        "-m",
-        "cola_core",
-        "sample",
-        "--corpus",
-        "prose",
-        "--n",
-        "1",
-    ]  # corpora cache, so kills hit extraction
-    subprocess.run(warm, cwd=ROOT, env=env, check=True, capture_output=True)
-    rng = np.random.default_rng(1)
-    for k in range(KILLS):  # a new pool seed each time, so each run has fresh activations to write
-        proc = subprocess.Popen(argv(k), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(3.0, 14.0))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if out.exists():  # written atomically: complete or absent
-            assert len(out.read_text().splitlines()) == 16
+    duration = _timed_run(argv(100), env)
+    finished = _kill_loop([argv(k) for k in range(KILLS)], env, duration, seed=1)
+    assert finished < KILLS, "every run finished before its kill; the test proved nothing"
+    assert len(out.read_text().splitlines()) == 16  # written atomically: a complete file, never half of one
     entries = [p for p in (tmp_path / "cache" / "activations").iterdir() if not p.name.startswith(".tmp-")]
-    assert entries, "no extraction finished between the kills; the test proved nothing"
     for entry in entries:
         assert load_entry("activations", entry.name, root=tmp_path / "cache") is not None, entry.name
-    done = subprocess.run(argv(0), cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    _timed_run(argv(0), env)
     assert len(out.read_text().splitlines()) == 16
 
 
@@ -85,7 +77,8 @@ def test_kills_during_compression_leave_the_old_model_or_the_new_one(tmp_path):
     out = tmp_path / "model"
     argv = [sys.executable, "-m", "cola_core", "compress", "--model", "cola-tiny", "--calib", str(calib), "--method", "sparsegpt",
             "--seqlen", "64", "--out", str(out)]  # fmt: skip
-    finished = _kill_loop(argv, env, (2.0, 9.0))
+    duration = _timed_run(argv, env)
+    finished = _kill_loop([argv] * KILLS, env, duration, seed=2)
     for _ in range(2):
         if out.exists():
             from transformers import AutoModelForCausalLM
@@ -141,7 +134,6 @@ _MAP_CHILD = """
 import sys
 import numpy as np
 from cola_core.map2d import MapConfig, umap_2d
-print("ready", flush=True)
 rng = np.random.default_rng(int(sys.argv[1]))
 space = rng.standard_normal((400, 16)).astype(np.float32)
 umap_2d(space, MapConfig(seed=0), space_key=f"space-{sys.argv[1]}")
@@ -151,19 +143,11 @@ umap_2d(space, MapConfig(seed=0), space_key=f"space-{sys.argv[1]}")
 def test_kills_during_map_computation_leave_no_half_layout(tmp_path):
     env = _env(tmp_path)
     child = [sys.executable, "-c", _MAP_CHILD]
-    warm = subprocess.run([*child, "0"], cwd=ROOT, env=env, capture_output=True, text=True)  # numba's compile cache
-    assert warm.returncode == 0, warm.stderr
-    rng = np.random.default_rng(3)
-    for k in range(1, KILLS + 1):
-        proc = subprocess.Popen([*child, str(k)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(4.0, 18.0))  # a warm child needs ~12 s: about half the kills land mid-way
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    _timed_run([*child, "0"], env)  # fills numba's compile cache
+    duration = _timed_run([*child, "100"], env)
+    finished = _kill_loop([[*child, str(k)] for k in range(1, KILLS + 1)], env, duration, seed=3)
+    assert finished < KILLS, "every run finished before its kill; the test proved nothing"
     maps = tmp_path / "cache" / "maps"
-    entries = [p for p in maps.iterdir() if not p.name.startswith(".tmp-")]
-    assert len(entries) >= 2  # the warm run's and at least one between kills
-    for entry in entries:
+    for entry in [p for p in maps.iterdir() if not p.name.startswith(".tmp-")]:
         hit = load_entry("maps", entry.name, root=tmp_path / "cache")
         assert hit is not None and hit[0]["xy"].shape == (400, 2) and np.isfinite(hit[0]["xy"]).all()
