@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from cola_core.capabilities import continuation_logprobs
+from cola_core.capabilities import continuation_logprobs, generate
 from cola_core.errors import ColaError
 from cola_core.evaluation import Score, accuracy_score, perplexity_score
 from cola_core.models import context_length
@@ -89,34 +89,6 @@ def load_rows(bench: Benchmark, source: str | None = None) -> list[dict]:
             f"pass a local copy with --benchmark-data {bench.name}=PATH"
         ) from None
     return [dict(row) for row in data]
-
-
-def _left_padded(tokenizer, prompts: Sequence[str], max_prompt: int, device) -> dict[str, torch.Tensor]:
-    ids = [p[-max_prompt:] for p in tokenizer(list(prompts))["input_ids"]]
-    width = max(map(len, ids))
-    input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for r, row in enumerate(ids):
-        input_ids[r, width - len(row) :] = torch.tensor(row)
-        mask[r, width - len(row) :] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
-
-
-@torch.inference_mode()
-def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
-             batch_size: int = 16) -> list[str]:  # fmt: skip
-    """Greedy continuations, cut at the first stop string; prompts cut from the left to fit the context."""
-    device = next(model.parameters()).device
-    max_prompt = max(1, context_length(model) - max_new_tokens)
-    out: list[str] = []
-    for s in range(0, len(prompts), batch_size):
-        enc = _left_padded(tokenizer, prompts[s : s + batch_size], max_prompt, device)
-        ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-        for text in tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
-            cut = min((i for i in (text.find(x) for x in stop) if i >= 0), default=len(text))
-            out.append(text[:cut])
-    return out
 
 
 def wikitext_perplexity(model, tokenizer, rows: Sequence[dict], limit: int, seqlen: int, batch_size: int,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from cola_core.corpora import Record
+from cola_core.models import context_length
 
 _ANSWER = re.compile(r"Answer:\s*(-?\d+)")
 
@@ -75,22 +76,41 @@ def unigram_perplexity(tokenizer, train_texts: Sequence[str], texts: Sequence[st
     return math.exp(nll / max(n, 1))
 
 
+def _left_padded(tokenizer, prompts: Sequence[str], max_prompt: int, device) -> dict[str, torch.Tensor]:
+    ids = [p[-max_prompt:] for p in tokenizer(list(prompts))["input_ids"]]
+    width = max(map(len, ids))
+    input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for r, row in enumerate(ids):
+        input_ids[r, width - len(row) :] = torch.tensor(row)
+        mask[r, width - len(row) :] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
+
 @torch.inference_mode()
+def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
+             batch_size: int = 16) -> list[str]:  # fmt: skip
+    """Greedy continuations, cut at the first stop string; prompts cut from the left to fit the context."""
+    device = next(model.parameters()).device
+    max_prompt = max(1, context_length(model) - max_new_tokens)
+    out: list[str] = []
+    for s in range(0, len(prompts), batch_size):
+        enc = _left_padded(tokenizer, prompts[s : s + batch_size], max_prompt, device)
+        ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+        for text in tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
+            cut = min((i for i in (text.find(x) for x in stop) if i >= 0), default=len(text))
+            out.append(text[:cut])
+    return out
+
+
 def math_answers(
     model, tokenizer, records: Sequence[Record], max_new_tokens: int = 40, batch_size: int = 64
 ) -> list[int | None]:
     """Greedy answers to ``Question: …`` prompts; None where no ``Answer: N`` was produced."""
-    answers: list[int | None] = []
-    for start in range(0, len(records), batch_size):
-        prompts = [f"Question: {r.meta['question']}\n" for r in records[start : start + batch_size]]
-        # padding_side per call: the tokenizer is shared (dashboard sessions, job thread), never mutated
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(_device(model))
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-        for text in tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
-            found = _ANSWER.search(text)
-            answers.append(int(found.group(1)) if found else None)
-    return answers
+    prompts = [f"Question: {r.meta['question']}\n" for r in records]
+    found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_size))
+    return [int(m.group(1)) if m else None for m in found]
 
 
 def math_exact_match(model, tokenizer, records: Sequence[Record], **kwargs) -> dict[int, tuple[int, int]]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from cola_core.benchmarks import generate
+from cola_core.capabilities import generate
 from cola_core.evaluation import retention
 from cola_core.models import load_model_cached
 from cola_core.runstore import RunStore

@@ -27,7 +27,12 @@ from cola_core.processing import ProcessingConfig, process_records
 from cola_core.selection import STRATEGIES, Selection, select
 from cola_core.space import cluster_space, project_activations
 
-DEFAULT_CAPABILITIES = ("prose", "code", "math", "facts")
+DEFAULT_CAPABILITIES = ("prose", "code", "math", "facts")  # probe corpora; prose stands for the capability `lm`
+
+
+def coverage_by_capability(capability_coverage: dict[str, float]) -> dict[str, float]:
+    """Coverage per probe corpus, keyed by the evaluated capability it stands for (prose → lm)."""
+    return {{"prose": "lm"}.get(k, k): v for k, v in capability_coverage.items()}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 
 from cola_core.compress import CompressConfig, compress_model
-from cola_core.curate import CurateConfig, build_pool, embed, embed_probes, measure, run_selection
+from cola_core.curate import (
+    CurateConfig,
+    build_pool,
+    coverage_by_capability,
+    embed,
+    embed_probes,
+    measure,
+    run_selection,
+)
 from cola_core.errors import ColaError
 from cola_core.evaluation import evaluate, retention
 from cola_core.export import tokenize_calibration
@@ -108,7 +116,7 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
     metrics = measure(embedded, selection, probes, seed=seed)
     chosen = [embedded.records[i] for i in selection.indices]
     fp = hashlib.sha256("\n".join(r.id for r in chosen).encode()).hexdigest()[:16]
-    proxy = {{"prose": "lm"}.get(k, k): v for k, v in metrics.capability_coverage.items()}
+    proxy = coverage_by_capability(metrics.capability_coverage)
     return tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen), proxy, fp
 
 

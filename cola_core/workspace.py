@@ -14,7 +14,16 @@ import numpy as np
 
 from cola_core.activations import ActivationConfig, Progress
 from cola_core.corpora import Record
-from cola_core.curate import CurateConfig, Embedded, build_pool, embed, embed_probes, measure
+from cola_core.curate import (
+    DEFAULT_CAPABILITIES,
+    CurateConfig,
+    Embedded,
+    build_pool,
+    coverage_by_capability,
+    embed,
+    embed_probes,
+    measure,
+)
 from cola_core.map2d import pca_2d
 from cola_core.models import context_length, load_model_cached
 from cola_core.processing import ProcessingConfig, process_records
@@ -87,7 +96,7 @@ def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> 
         return prepared
 
 
-PROBES = ("prose", "code", "math", "facts")  # held-out splits standing for the capabilities lm, code, math, facts
+PROBES = DEFAULT_CAPABILITIES  # held-out splits standing for the capabilities lm, code, math, facts
 _PROBES: dict[SpaceSettings, dict[str, np.ndarray]] = {}
 
 
@@ -125,7 +134,7 @@ def calibration_sets(prepared: PreparedSpace, strategies: tuple[str, ...], seeds
             sel = select(prepared.embedded.space, n, strategy, lam=lam, seed=seed, groups=groups, include=forced,
                          exclude=exclude, index=prepared.index)  # fmt: skip
             metrics = measure(prepared.embedded, sel, probes, seed=seed)
-            proxy = {{"prose": "lm"}.get(k, k): v for k, v in metrics.capability_coverage.items()}
+            proxy = coverage_by_capability(metrics.capability_coverage)
             edits = ", ".join(
                 x
                 for x in (f"{len(forced)} forced in" if forced else "", f"{len(exclude)} excluded" if exclude else "")

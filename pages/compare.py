@@ -8,7 +8,14 @@ import json
 import plotly.express as px
 import streamlit as st
 
-from cola_core.compare import answers_side_by_side, finished_runs, layer_errors, proxy_vs_retention, retention_table
+from cola_core.compare import (
+    answers_side_by_side,
+    finished_runs,
+    layer_errors,
+    proxy_vs_retention,
+    retention_table,
+    run_label,
+)
 from cola_core.errors import ColaError
 from cola_core.jobs import dense_scores, job_queue
 from pages import state
@@ -29,9 +36,7 @@ if done.empty:
     st.info(f"No finished compression runs of **{model}** yet: launch one on **Compress**; it appears here when done.")
     st.stop()
 
-labels = {
-    int(r["id"]): f"#{r['id']} {json.loads(r['settings'])['method']} · {r['calibration']}" for _, r in done.iterrows()
-}
+labels = {int(r["id"]): run_label(r) for _, r in done.iterrows()}
 picked = st.multiselect("Runs", list(labels), default=list(labels)[-4:], format_func=labels.get)
 runs = done[done["id"].isin(picked)]
 if runs.empty:
