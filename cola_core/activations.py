@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cola_core.architecture import decoder_layers, hidden_of, mlp_output_projection
+from cola_core.architecture import decoder_layers, hidden_of, input_device, mlp_output_projection
 from cola_core.errors import ColaError
 
 Progress = Callable[[int, int], None]
@@ -76,7 +76,11 @@ def _length_buckets(lengths: Sequence[int], batch_tokens: int) -> list[list[int]
     return batches
 
 
-@torch.inference_mode()
+def tokenize_samples(tokenizer, texts: Sequence[str], seqlen: int) -> list[list[int]]:
+    """Token ids of each text, truncated to ``seqlen`` (the first step of extraction)."""
+    return [list(x) for x in tokenizer(list(texts), truncation=True, max_length=seqlen)["input_ids"]]
+
+
 def extract_activations(
     model: torch.nn.Module,
     tokenizer,
@@ -87,12 +91,25 @@ def extract_activations(
     """Pooled activations ``{"layer{i}": (n, hidden), "mlp{i}": (n, intermediate)}`` in input order."""
     if not texts:
         raise ColaError("no samples to extract activations from")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return extract_from_ids(model, tokenize_samples(tokenizer, texts, config.seqlen), pad, config, progress)
+
+
+@torch.inference_mode()
+def extract_from_ids(
+    model: torch.nn.Module,
+    ids: Sequence[Sequence[int]],
+    pad: int,
+    config: ActivationConfig = ActivationConfig(),
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`extract_activations` on token ids already cut to ``config.seqlen`` (the Ray workers' entry)."""
+    if not ids:
+        raise ColaError("no samples to extract activations from")
+    lengths = [len(x) for x in ids]
     layers = decoder_layers(model)
     wanted = config.resolve_layers(len(layers))
-    enc = tokenizer(list(texts), truncation=True, max_length=config.seqlen)
-    ids, lengths = enc["input_ids"], [len(x) for x in enc["input_ids"]]
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = input_device(model)
     out: dict[str, np.ndarray] = {}
     captured: dict[str, torch.Tensor] = {}
     state: dict[str, torch.Tensor] = {}
@@ -130,11 +147,11 @@ def extract_activations(
             for key, value in captured.items():
                 if not torch.isfinite(value).all():
                     raise ColaError(f"the model produced NaN/inf activations at {key}; check the weights and dtype")
-                arr = out.setdefault(key, np.empty((len(texts), value.shape[-1]), dtype=np.float32))
+                arr = out.setdefault(key, np.empty((len(ids), value.shape[-1]), dtype=np.float32))
                 arr[batch] = value.cpu().numpy()
             done += len(batch)
             if progress:
-                progress(done, len(texts))
+                progress(done, len(ids))
     finally:
         for h in handles:
             h.remove()
@@ -151,6 +168,15 @@ def records_fingerprint(texts: Sequence[str], ids: Sequence[str] | None = None) 
     return h.hexdigest()[:16]
 
 
+def activations_key(model_fingerprint: str, texts: Sequence[str], config: ActivationConfig) -> str:
+    """The cache key of a model × samples × settings extraction; every engine reads and writes it."""
+    from dataclasses import asdict
+
+    from cola_core.cache_store import cache_key
+
+    return cache_key(model=model_fingerprint, samples=records_fingerprint(texts), config=asdict(config), v=1)
+
+
 def cached_activations(
     model: torch.nn.Module,
     tokenizer,
@@ -162,9 +188,9 @@ def cached_activations(
     """:func:`extract_activations` through the disk cache, keyed by model, samples and settings."""
     from dataclasses import asdict
 
-    from cola_core.cache_store import cache_key, load_entry, save_entry
+    from cola_core.cache_store import load_entry, save_entry
 
-    key = cache_key(model=model_fingerprint, samples=records_fingerprint(texts), config=asdict(config), v=1)
+    key = activations_key(model_fingerprint, texts, config)
     hit = load_entry("activations", key)
     if hit is not None:
         if progress:

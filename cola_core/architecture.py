@@ -40,3 +40,17 @@ def mlp_output_projection(layer: torch.nn.Module) -> torch.nn.Module:
 def hidden_of(output: object) -> torch.Tensor:
     """A decoder layer's hidden states, whether it returns a tensor or a tuple (transformers 4 vs 5)."""
     return output[0] if isinstance(output, (tuple, list)) else output  # type: ignore[return-value]
+
+
+def input_device(model: torch.nn.Module) -> torch.device:
+    """Where inputs go: the first device of a ``device_map`` (accelerate moves activations between
+    the devices it spread the layers over), else the embedding's device."""
+    placement = getattr(model, "hf_device_map", None)
+    if placement:
+        first = next(iter(placement.values()))
+        if first in ("cpu", "disk"):
+            return torch.device("cpu")
+        return torch.device(f"cuda:{first}" if isinstance(first, int) else first)
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    weight = getattr(embeddings, "weight", None)
+    return weight.device if weight is not None else next(model.parameters()).device

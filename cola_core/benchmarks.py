@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from cola_core.architecture import input_device
 from cola_core.capabilities import continuation_logprobs, generate
 from cola_core.errors import ColaError
 from cola_core.evaluation import Score, accuracy_score, perplexity_score
@@ -98,7 +99,7 @@ def wikitext_perplexity(model, tokenizer, rows: Sequence[dict], limit: int, seql
     windows = ids[: len(ids) // seqlen * seqlen].reshape(-1, seqlen)[:limit]
     if len(windows) == 0:
         raise ColaError(f"wikitext2: the text has fewer than {seqlen} tokens")
-    device = next(model.parameters()).device
+    device = input_device(model)
     nll: list[float] = []
     with torch.inference_mode():
         for s in range(0, len(windows), batch_size):

@@ -15,14 +15,11 @@ from collections.abc import Sequence
 
 import torch
 
+from cola_core.architecture import input_device
 from cola_core.corpora import Record
 from cola_core.models import context_length
 
 _ANSWER = re.compile(r"Answer:\s*(-?\d+)")
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 @torch.inference_mode()
@@ -38,7 +35,7 @@ def per_text_nll(
     counts: list[int] = []
     for start in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True,
-                        truncation=True, max_length=seqlen).to(_device(model))  # fmt: skip
+                        truncation=True, max_length=seqlen).to(input_device(model))  # fmt: skip
         logits = model(**enc).logits[:, :-1].float()
         targets = enc["input_ids"][:, 1:]
         mask = enc["attention_mask"][:, 1:].float()
@@ -91,7 +88,7 @@ def _left_padded(tokenizer, prompts: Sequence[str], max_prompt: int, device) -> 
 def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
              batch_size: int = 16) -> list[str]:  # fmt: skip
     """Greedy continuations, cut at the first stop string; prompts cut from the left to fit the context."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     max_prompt = max(1, context_length(model) - max_new_tokens)
     out: list[str] = []
     for s in range(0, len(prompts), batch_size):
@@ -165,7 +162,7 @@ def continuation_logprobs(
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
         logp = (
-            model(input_ids=ids.to(_device(model)), attention_mask=mask.to(_device(model)))
+            model(input_ids=ids.to(input_device(model)), attention_mask=mask.to(input_device(model)))
             .logits.float()
             .log_softmax(-1)
             .cpu()

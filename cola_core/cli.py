@@ -118,7 +118,19 @@ def _load(args: argparse.Namespace):
         _log(
             f"warning: --trust-remote-code runs Python code from {args.model}'s repository; use it only for code you trust"
         )
-    return load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+    return load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
+                      device_map=getattr(args, "device_map", None))  # fmt: skip
+
+
+def _engine(args: argparse.Namespace):
+    from cola_core.distributed import EngineConfig
+
+    engine = EngineConfig(kind=args.engine, address=args.ray_address, workers=args.ray_workers,
+                          gpus_per_worker=args.ray_gpus_per_worker, shard_size=args.shard_size,
+                          local_cpus=args.ray_cpus)  # fmt: skip
+    engine.validate()
+    _log(f"engine: {engine.describe()}")
+    return engine
 
 
 def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,7 +138,8 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
 
     config = _curate_config(args)
     config.validate()
-    result = curate(_load(args), config, args.out, log=_log, progress=_progress_bar("activations"))
+    engine = _engine(args)
+    result = curate(_load(args), config, args.out, log=_log, progress=_progress_bar("activations"), engine=engine)
     m = result.metrics
     return {"n": m.n, "strategy": result.selection.strategy, "representativeness": m.representativeness,
             "diversity": m.diversity_mean, "diversity_min": m.diversity_min, "cluster_coverage": m.cluster_coverage,
@@ -287,7 +300,7 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
     if not args.config:
         raise ColaError("name a config: --config FILE or a built-in name (see --list)")
     cfg = load_config(args.config)
-    table = run_experiment(cfg, RunStore(args.store), log=_log)
+    table = run_experiment(cfg, RunStore(args.store), log=_log, engine=_engine(args))
     command = f"python -m cola_core experiment --config {args.config}"
     report = markdown_report(cfg, table, command)
     if args.report:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, device_map: bool = True) -> None:
     p.add_argument("--model", default="cola-tiny", help="built-in name, local directory or hub id")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    if device_map:
+        p.add_argument("--device-map", choices=("auto",), default=None,
+                       help="auto: spread a model larger than one GPU over all GPUs, then CPU, then disk (accelerate)")  # fmt: skip
     p.add_argument(
         "--trust-remote-code", action="store_true", help="run the model repository's own code (off by default)"
     )
@@ -53,6 +56,18 @@ def add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
         )
 
 
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: a Ray Data actor pool (pip install -r requirements-ray.txt)")  # fmt: skip
+    p.add_argument("--ray-address", default=None,
+                   help="join this Ray cluster (auto, or ray://HOST:10001); default: start a local instance")  # fmt: skip
+    p.add_argument("--ray-workers", type=int, default=2, help="actors, each holding one model replica")
+    p.add_argument("--ray-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
+    p.add_argument("--ray-gpus-per-worker", type=float, default=None,
+                   help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)")  # fmt: skip
+    p.add_argument("--shard-size", type=int, default=256, help="samples per extraction shard (the unit of resume)")
+
+
 def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
     """The flags of one subcommand."""
     if name == "evaluate":
@@ -77,11 +92,12 @@ def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--list", action="store_true", help="list the built-in experiment configs")
         p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
         p.add_argument("--report", default=None, help="write the markdown report here")
+        add_engine_args(p)
     if name == "runs":
         p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
         p.add_argument("--experiment", default=None)
     if name == "compress":
-        add_model_args(p)
+        add_model_args(p, device_map=False)  # compression offloads layer by layer itself
         p.add_argument("--calib", required=True, help="calibration set: .jsonl or .safetensors written by curate")
         p.add_argument("--method", required=True, help="magnitude, wanda, sparsegpt, rtn or gptq")
         p.add_argument("--sparsity", type=float, default=0.5, help="unstructured target in [0, 1)")
@@ -105,6 +121,8 @@ def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
         add_model_args(p)
     if name in ("curate", "corpus-scores"):
         add_curate_args(p, scores=name == "corpus-scores")
+    if name == "curate":
+        add_engine_args(p)
     if name == "self-generate":
         p.add_argument("--n", type=int, default=200)
         p.add_argument("--max-new-tokens", type=int, default=128)

@@ -19,6 +19,7 @@ import pandas as pd
 from cola_core.activations import ActivationConfig, Progress, cached_activations, records_fingerprint
 from cola_core.corpora import BUILTIN_CORPORA, Record, load_records
 from cola_core.correspondence import correspondence_table, recommend_mix, unigram_distribution
+from cola_core.distributed import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.export import export_all
 from cola_core.metrics import SelectionMetrics, selection_metrics
@@ -83,13 +84,22 @@ def build_pool(corpora: Sequence[str], pool_size: int, text_field: str = "text")
 
 
 def embed(
-    loaded: LoadedModel, records: Sequence[Record], config: CurateConfig, progress: Progress | None = None
+    loaded: LoadedModel,
+    records: Sequence[Record],
+    config: CurateConfig,
+    progress: Progress | None = None,
+    engine: EngineConfig | None = None,
 ) -> Embedded:
-    """Pooled activations (disk-cached) projected to ``config.dim`` dimensions."""
+    """Pooled activations (disk-cached; extracted here or on Ray workers) projected to ``config.dim``
+    dimensions. Both engines read and write the same cache entry."""
     acts_cfg = ActivationConfig(**{**asdict(config.activations), "seqlen": config.processing.seqlen})
-    acts = cached_activations(
-        loaded.model, loaded.tokenizer, loaded.fingerprint, [r.text for r in records], acts_cfg, progress
-    )
+    texts = [r.text for r in records]
+    if engine is not None and engine.kind == "ray":
+        from cola_core.distributed import ModelSpec, ray_activations
+
+        acts = ray_activations(ModelSpec.of(loaded), texts, acts_cfg, engine, progress)
+    else:
+        acts = cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, acts_cfg, progress)
     space = project_activations(acts, config.dim, config.seed)
     return Embedded(list(records), space, records_fingerprint([r.text for r in records], [r.id for r in records]))
 
@@ -101,10 +111,11 @@ def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Rec
     }
 
 
-def embed_probes(loaded: LoadedModel, capabilities: Sequence[str], config: CurateConfig) -> dict[str, np.ndarray]:
-    return {
-        cap: embed(loaded, recs, config).space for cap, recs in probe_records(capabilities, config.probe_size).items()
-    }
+def embed_probes(
+    loaded: LoadedModel, capabilities: Sequence[str], config: CurateConfig, engine: EngineConfig | None = None
+) -> dict[str, np.ndarray]:
+    probes = probe_records(capabilities, config.probe_size)
+    return {cap: embed(loaded, recs, config, engine=engine).space for cap, recs in probes.items()}
 
 
 def run_selection(
@@ -143,10 +154,13 @@ class CurationResult:
 
 
 def curate(loaded: LoadedModel, config: CurateConfig, out: str | Path, log: Callable[[str], None] = lambda s: None,
-           progress: Progress | None = None) -> CurationResult:  # fmt: skip
-    """The whole pipeline: pool → Stage 2 → activation space → selection → metrics → exports."""
+           progress: Progress | None = None, engine: EngineConfig | None = None) -> CurationResult:  # fmt: skip
+    """The whole pipeline: pool → Stage 2 → activation space → selection → metrics → exports.
+    ``engine`` says where activations are extracted; the outputs are the same either way."""
     t0 = time.perf_counter()
     config.validate()
+    if engine is not None:
+        engine.validate()
     config.processing.validate(context_length(loaded.model))  # before any work
     pool = build_pool(config.corpora, config.pool_size, config.text_field)
     log(f"pool: {len(pool)} records from {', '.join(config.corpora)}")
@@ -157,8 +171,8 @@ def curate(loaded: LoadedModel, config: CurateConfig, out: str | Path, log: Call
         raise ColaError(
             f"cannot select {config.n} samples from a pool of {len(samples)}; lower --n or raise --pool-size"
         )
-    embedded = embed(loaded, samples, config, progress)
-    probes = embed_probes(loaded, config.capabilities, config) if config.capabilities else {}
+    embedded = embed(loaded, samples, config, progress, engine)
+    probes = embed_probes(loaded, config.capabilities, config, engine) if config.capabilities else {}
     selection = run_selection(embedded, config)
     metrics = measure(embedded, selection, probes, seed=config.seed)
     chosen = [embedded.records[i] for i in selection.indices]

@@ -11,8 +11,8 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ from cola_core.curate import (
     measure,
     run_selection,
 )
+from cola_core.distributed import EngineConfig
 from cola_core.errors import ColaError
-from cola_core.evaluation import evaluate, retention
+from cola_core.evaluation import Score, evaluate, retention
 from cola_core.export import tokenize_calibration
 from cola_core.models import load_model
 from cola_core.processing import ProcessingConfig, process_records
@@ -124,41 +125,90 @@ def _label(c: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in sorted(c.items()))
 
 
-def run_experiment(cfg: ExperimentConfig, store: RunStore, log: Callable[[str], None] = lambda s: None) -> pd.DataFrame:
-    """Run (or resume) every cell; returns the per-run score table."""
-    loaded = load_model(cfg.model, device="cpu")
-    dense_state = copy.deepcopy(loaded.model.state_dict())
+def pending_cells(cfg: ExperimentConfig, store: RunStore, log: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """The grid's unfinished work as cells — the dense evaluation, and each (calibration set, seed)
+    with its runs not yet done (one calibration set serves every compression setting of a cell)."""
+    cells = []
+    dense_key = f"{cfg.name}/dense"
     dense_id = store.create(
-        cfg.model, key=f"{cfg.name}/dense", experiment=cfg.name, calibration="dense", settings={"method": "dense"}
+        cfg.model, key=dense_key, experiment=cfg.name, calibration="dense", settings={"method": "dense"}
     )
     if store.get(dense_id)["status"] != "done":
-        store.start(dense_id)
-        store.finish(dense_id, evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit))
+        cells.append({"calibration": "dense", "seed": None, "runs": [{"key": dense_key, "settings": {}}]})
     for spec in cfg.calibration_sets:
         for seed in cfg.seeds:
-            keys = {_label(c): f"{cfg.name}/{spec.name}/{_label(c)}/{seed}" for c in cfg.compression}
-            pending = [c for c in cfg.compression if store.get(store.create(cfg.model, key=keys[_label(c)], experiment=cfg.name,
-                                                                               calibration=spec.name, seed=seed, settings=c))["status"] != "done"]  # fmt: skip
-            if not pending:
+            runs = []
+            for c in cfg.compression:
+                key = f"{cfg.name}/{spec.name}/{_label(c)}/{seed}"
+                rid = store.create(
+                    cfg.model, key=key, experiment=cfg.name, calibration=spec.name, seed=seed, settings=c
+                )
+                if store.get(rid)["status"] != "done":
+                    runs.append({"key": key, "settings": c})
+            if runs:
+                cells.append({"calibration": spec.name, "seed": seed, "runs": runs})
+            else:
                 log(f"skip {spec.name} seed {seed}: done")
-                continue
-            loaded.model.load_state_dict(dense_state)
-            tensors, proxy, fp = _calibration(loaded, spec, cfg, seed)
-            for c in pending:
-                rid = store.create(cfg.model, key=keys[_label(c)])
-                store.start(rid)
-                t0 = time.perf_counter()
-                try:
-                    loaded.model.load_state_dict(dense_state)
-                    result = compress_model(loaded.model, tensors, CompressConfig(**c, device="cpu"))
-                    scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
-                except Exception as exc:
-                    store.fail(rid, f"{type(exc).__name__}: {exc}")
-                    raise
-                store.finish(rid, scores, {"proxy": proxy, "calibration_fingerprint": fp, "seconds": time.perf_counter() - t0,
-                                           "layers": [{"layer": r["layer"], "seconds": r["seconds"]} for r in result.layers]})  # fmt: skip
-                log(f"done {spec.name} {_label(c)} seed {seed} in {time.perf_counter() - t0:.0f}s")
+    return cells
+
+
+def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, device: str) -> Iterator[tuple[str, dict]]:
+    """Run one cell; yields ``(run key, {"scores", "report"})`` per run, or ``{"error"}`` and stops.
+    The local loop and the Ray workers (:mod:`cola_core.distributed`) both run this."""
     loaded.model.load_state_dict(dense_state)
+    if cell["calibration"] == "dense":
+        scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
+        yield cell["runs"][0]["key"], {"scores": {k: asdict(s) for k, s in scores.items()}, "report": {}}
+        return
+    spec = next(s for s in cfg.calibration_sets if s.name == cell["calibration"])
+    tensors, proxy, fp = _calibration(loaded, spec, cfg, cell["seed"])
+    for run in cell["runs"]:
+        t0 = time.perf_counter()
+        try:
+            loaded.model.load_state_dict(dense_state)
+            result = compress_model(loaded.model, tensors, CompressConfig(**run["settings"], device=device))
+            scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
+        except Exception as exc:
+            yield run["key"], {"error": f"{type(exc).__name__}: {exc}"}
+            return
+        report = {"proxy": proxy, "calibration_fingerprint": fp, "seconds": time.perf_counter() - t0,
+                  "layers": [{"layer": r["layer"], "seconds": r["seconds"]} for r in result.layers]}  # fmt: skip
+        yield run["key"], {"scores": {k: asdict(s) for k, s in scores.items()}, "report": report}
+    loaded.model.load_state_dict(dense_state)
+
+
+def _local_cells(cfg: ExperimentConfig, cells: list[dict]) -> Iterator[tuple[str, dict]]:
+    loaded = load_model(cfg.model, device="cpu")
+    dense_state = copy.deepcopy(loaded.model.state_dict())
+    for cell in cells:
+        yield from run_cell(loaded, dense_state, cfg, cell, "cpu")
+
+
+def run_experiment(cfg: ExperimentConfig, store: RunStore, log: Callable[[str], None] = lambda s: None,
+                   engine: EngineConfig | None = None) -> pd.DataFrame:  # fmt: skip
+    """Run (or resume) every cell here or on Ray workers; returns the per-run score table. The run
+    store is written by this process only, as results arrive."""
+    engine = engine or EngineConfig()
+    engine.validate()
+    cells = pending_cells(cfg, store, log)
+    for cell in cells:
+        for run in cell["runs"]:
+            store.start(store.create(cfg.model, key=run["key"]))
+    if cells:
+        log(f"{sum(len(c['runs']) for c in cells)} runs in {len(cells)} cells on {engine.describe()}")
+        if engine.kind == "ray":
+            from cola_core.distributed import ray_cells
+
+            results = ray_cells(asdict(cfg), cells, engine)
+        else:
+            results = _local_cells(cfg, cells)
+        for key, result in results:
+            rid = store.create(cfg.model, key=key)
+            if "error" in result:
+                store.fail(rid, result["error"])
+                raise ColaError(f"run {key} failed: {result['error']}")
+            store.finish(rid, {k: Score(**v) for k, v in result["scores"].items()}, result["report"])
+            log(f"done {key}" + (f" in {result['report']['seconds']:.0f}s" if "seconds" in result["report"] else ""))
     return retention_table(cfg, store)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from cola_core.errors import ColaError
-from cola_core.paths import ZOO_DIR
+from cola_core.paths import ZOO_DIR, cache_root
 
 BUILTIN_MODELS = {"cola-tiny": ZOO_DIR / "cola-tiny"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -47,6 +47,8 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     fingerprint: str
+    trust_remote_code: bool = False
+    device_map: str | None = None
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -125,26 +127,44 @@ def _not_found(name: str, exc: Exception) -> ColaError:
     )
 
 
-def load_model(name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
-    """Load a causal LM and its tokenizer in eval mode on the chosen device and dtype."""
+def load_model(name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False,
+               device_map: str | None = None) -> LoadedModel:  # fmt: skip
+    """Load a causal LM and its tokenizer in eval mode on the chosen device and dtype.
+
+    ``device_map="auto"`` (accelerate) spreads a model too large for one GPU over every visible GPU,
+    then CPU memory, then disk; ``device`` is then only used to pick the dtype."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where, source = resolve_model(name)
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
+    placement = {}
+    if device_map is not None:
+        if device_map != "auto":
+            raise ColaError(f"unknown device map '{device_map}': use auto")
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            raise ColaError("device_map='auto' needs accelerate: pip install accelerate") from None
+        placement = {
+            "device_map": "auto",
+            "offload_folder": str(cache_root() / "offload" / hashlib.sha256(where.encode()).hexdigest()[:16]),
+        }
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dt, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dt, trust_remote_code=trust_remote_code, **placement)
     except (OSError, ValueError) as exc:
         if source == "hub":
             raise _not_found(name, exc) from None
         raise ColaError(f"could not load model '{name}' from {where}: {str(exc).splitlines()[0]}") from None
     ensure_pad_token(tokenizer)
-    model.to(dev).eval()
+    if not placement:
+        model.to(dev)
+    model.eval()
     if source == "hub":  # downloaded just now: fingerprint the files it landed in
         where = str(_hub_snapshot(name) or where)
     fingerprint = fingerprint_directory(where) if Path(where).is_dir() else fingerprint_module(model)
-    return LoadedModel(name, where, model, tokenizer, dev, dt, fingerprint)
+    return LoadedModel(name, where, model, tokenizer, dev, dt, fingerprint, trust_remote_code, device_map)
 
 
 _CACHE: dict[tuple, LoadedModel] = {}
@@ -152,13 +172,13 @@ _CACHE_LOCK = threading.Lock()
 
 
 def load_model_cached(
-    name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False
+    name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, device_map: str | None = None
 ) -> LoadedModel:
     """One loaded copy per process and settings: the dashboard's sessions share it (read-only)."""
-    key = (name, device, dtype, trust_remote_code)
+    key = (name, device, dtype, trust_remote_code, device_map)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = load_model(name, device, dtype, trust_remote_code)
+            _CACHE[key] = load_model(name, device, dtype, trust_remote_code, device_map)
         return _CACHE[key]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from cola_core.architecture import input_device
 from cola_core.corpora import Record
 from cola_core.errors import ColaError
 from cola_core.processing import drop_worst, score_perplexity
@@ -44,7 +45,7 @@ def generate_self_corpus(model, tokenizer, config: SelfGenConfig = SelfGenConfig
     """Sample ``config.n`` texts, score them, and keep all but the worst-perplexity fraction."""
     config.validate()
     torch.manual_seed(config.seed)
-    device = next(model.parameters()).device
+    device = input_device(model)
     texts: list[tuple[str, str]] = []
     while len(texts) < config.n:
         prefixes = [

@@ -1,0 +1,337 @@
+"""Opt-in scale-out on Ray: activation extraction and experiment grids on Ray Data actor pools.
+
+One machine stays the default (engine ``local``). With engine ``ray`` the same functions run in a
+Ray Data pipeline — records → tokenisation (tasks) → ``map_batches`` on an actor pool holding one
+model replica per GPU (or CPU workers) — and the results land in the project's disk cache under
+the keys the local path uses, so every later step (map, clusters, selection, dashboard) is unchanged.
+
+Extraction is cut into shards of ``shard_size`` samples; each worker writes its shard as a verified
+cache entry (:mod:`cola_core.cache_store`) before reporting it, and a later run skips the shards
+already written, so a failed run resumes where it stopped. Ray restarts a killed worker and retries
+its shard. On a multi-node cluster the cache directory (``COLA_CACHE_DIR``) must be a shared file
+system. Ray moves task arguments between its processes with its own serialiser; the arguments here
+are plain dicts, lists and strings, and nothing pickled is ever written to or read from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from cola_core.activations import ActivationConfig, Progress, activations_key, extract_from_ids
+from cola_core.cache_store import cache_key, entry_dir, load_entry, save_entry
+from cola_core.errors import ColaError
+from cola_core.paths import PACKAGE_DIR, cache_root
+
+ENGINES = ("local", "ray")
+SHARDS = "activation-shards"  # cache kind of the per-shard entries (removed once assembled)
+_TOKENIZE_CPUS = 0.25  # tokenisation is light next to a forward pass; do not starve the actors
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the heavy steps run. ``address=None`` starts a local Ray instance with ``local_cpus``
+    CPUs; ``"auto"`` or ``"ray://host:10001"`` joins an existing cluster.
+    ``gpus_per_worker=None`` gives each worker one GPU when the cluster has GPUs, else none."""
+
+    kind: str = "local"
+    address: str | None = None
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | None = None
+    shard_size: int = 256
+    local_cpus: int | None = None
+
+    def validate(self) -> None:
+        if self.kind not in ENGINES:
+            raise ColaError(f"unknown engine '{self.kind}': use {' or '.join(ENGINES)}")
+        if self.workers <= 0 or self.shard_size <= 0 or self.cpus_per_worker < 0:
+            raise ColaError(f"workers and shard size must be positive, got {self.workers} and {self.shard_size}")
+        if self.kind == "local" and self.address:
+            raise ColaError("--ray-address needs --engine ray")
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return "local (this process)"
+        where = self.address or f"a local Ray instance ({self.local_cpus or os.cpu_count()} CPUs)"
+        return f"Ray at {where}: {self.workers} workers, shards of {self.shard_size} samples"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a worker needs to load the driver's model, and the fingerprint it must match."""
+
+    name: str
+    fingerprint: str
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    device_map: str | None = None
+
+    @staticmethod
+    def of(loaded: Any) -> ModelSpec:
+        """The spec of a :class:`cola_core.models.LoadedModel`: workers use the driver's dtype (so the
+        vectors match the local path) on their own device."""
+        dtype = str(loaded.dtype).removeprefix("torch.")
+        return ModelSpec(loaded.name, loaded.fingerprint, "auto", dtype, loaded.trust_remote_code, loaded.device_map)
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ColaError("engine 'ray' needs Ray: pip install -r requirements-ray.txt") from None
+    return ray
+
+
+def ensure_ray(engine: EngineConfig):
+    """The ``ray`` module, connected (once per process) to the engine's cluster or a local instance."""
+    ray = _ray()
+    if not ray.is_initialized():
+        passed = ("COLA_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+        env = {k: os.environ[k] for k in passed if k in os.environ}
+        env["COLA_CACHE_DIR"] = str(cache_root())
+        runtime_env: dict[str, Any] = {"env_vars": env}
+        if engine.address:  # remote nodes get this package's code from the driver
+            runtime_env["py_modules"] = [str(PACKAGE_DIR)]
+        try:
+            ray.init(address=engine.address, num_cpus=None if engine.address else engine.local_cpus,
+                     runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
+                     configure_logging=True, logging_level="warning")  # fmt: skip
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ColaError(f"could not reach Ray at {engine.address or 'a new local instance'}: {exc}") from None
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray
+
+
+def shutdown_ray() -> None:
+    try:
+        import ray
+    except ImportError:
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _worker_gpus(ray, engine: EngineConfig) -> float:
+    if engine.gpus_per_worker is not None:
+        return engine.gpus_per_worker
+    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+def _actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig):
+    """``ds.map_batches`` on ``engine.workers`` actors, one item per call (a shard or a grid cell)."""
+    return ds.map_batches(actor_cls, fn_constructor_kwargs=ctor, batch_size=1,
+                          compute=ray.data.ActorPoolStrategy(size=engine.workers),
+                          num_cpus=engine.cpus_per_worker, num_gpus=_worker_gpus(ray, engine))  # fmt: skip
+
+
+def _load(spec: dict[str, Any]):
+    """A worker's copy of the driver's model, refused if its weights differ from the driver's."""
+    from cola_core.models import load_model
+
+    loaded = load_model(spec["name"], spec["device"], spec["dtype"], spec["trust_remote_code"], spec["device_map"])
+    if loaded.fingerprint != spec["fingerprint"]:
+        raise ColaError(
+            f"worker on {socket.gethostname()} loaded a different '{spec['name']}' (fingerprint "
+            f"{loaded.fingerprint}, driver {spec['fingerprint']}); give every node the same weights"
+        )
+    return loaded
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- activation extraction ------------------------------------------------------------------------
+
+
+def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def shard_key(key: str, start: int, stop: int) -> str:
+    return cache_key(activations=key, start=start, stop=stop)
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(name: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    from cola_core.models import ensure_pad_token, resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(name)[0], trust_remote_code=trust_remote_code)
+    ensure_pad_token(tokenizer)
+    return tokenizer
+
+
+def _tokenize(batch: dict[str, np.ndarray], model: dict[str, Any], seqlen: int) -> dict[str, np.ndarray]:
+    """Pipeline stage 1 (Ray tasks): a shard's texts → flat token ids plus each sample's length."""
+    from cola_core.activations import tokenize_samples
+
+    tokenizer = _tokenizer(model["name"], model["trust_remote_code"])
+    flat, lengths = [], []
+    for texts in batch["texts"]:
+        ids = tokenize_samples(tokenizer, [str(t) for t in texts], seqlen)
+        flat.append(np.array([t for x in ids for t in x], dtype=np.int64))
+        lengths.append(np.array([len(x) for x in ids], dtype=np.int64))
+    return {"key": batch["key"], "start": batch["start"], "stop": batch["stop"], "ids": flat, "lengths": lengths}
+
+
+class _ShardExtractor:
+    """Pipeline stage 2 (actor pool): one model replica; each call extracts one shard and writes it."""
+
+    def __init__(self, model: dict[str, Any], config: dict[str, Any], root: str) -> None:
+        from pathlib import Path
+
+        self.loaded = _load(model)
+        self.config = ActivationConfig(**{**config, "layers": tuple(config["layers"]) if config["layers"] else None})
+        self.root = Path(root)
+        self.pad = self.loaded.tokenizer.pad_token_id
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        out: dict[str, list] = {"start": [], "stop": [], "worker": []}
+        for key, start, stop, flat, lengths in zip(batch["key"], batch["start"], batch["stop"], batch["ids"],
+                                                   batch["lengths"], strict=True):  # fmt: skip
+            ids = np.split(np.asarray(flat, dtype=np.int64), np.cumsum(lengths)[:-1])
+            acts = extract_from_ids(self.loaded.model, [x.tolist() for x in ids], self.pad, self.config)
+            save_entry(SHARDS, str(key), acts, {"start": int(start), "stop": int(stop)}, root=self.root)
+            out["start"].append(int(start))
+            out["stop"].append(int(stop))
+            out["worker"].append(_worker_name())
+        return out
+
+
+@dataclass
+class ExtractionReport:
+    """What one distributed extraction did: shards computed now, shards found from an earlier run."""
+
+    shards: int = 0
+    computed: int = 0
+    reused: int = 0
+    cached: bool = False  # the assembled entry already existed: no shard was needed
+
+
+def ray_activations(
+    model: ModelSpec,
+    texts: Sequence[str],
+    config: ActivationConfig,
+    engine: EngineConfig,
+    progress: Progress | None = None,
+    on_shard: Callable[[dict[str, Any]], None] | None = None,
+    report: ExtractionReport | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`cola_core.activations.cached_activations` on a Ray actor pool: the same arrays under
+    the same cache key. ``on_shard`` sees each finished shard (start, stop, worker)."""
+    report = report if report is not None else ExtractionReport()
+    if not texts:
+        raise ColaError("no samples to extract activations from")
+    n = len(texts)
+    key = activations_key(model.fingerprint, texts, config)
+    hit = load_entry("activations", key)
+    if hit is not None:
+        report.cached = True
+        if progress:
+            progress(n, n)
+        return hit[0]
+    bounds = shard_bounds(n, engine.shard_size)
+    todo = [(a, b) for a, b in bounds if load_entry(SHARDS, shard_key(key, a, b)) is None]
+    report.shards, report.reused = len(bounds), len(bounds) - len(todo)
+    done = n - sum(b - a for a, b in todo)
+    if progress:
+        progress(done, n)
+    if todo:
+        ray = ensure_ray(engine)
+        items = [{"key": shard_key(key, a, b), "start": a, "stop": b, "texts": list(texts[a:b])} for a, b in todo]
+        spec = asdict(model)
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ds.map_batches(_tokenize, fn_kwargs={"model": spec, "seqlen": config.seqlen}, batch_size=1,
+                            num_cpus=_TOKENIZE_CPUS)  # fmt: skip
+        ds = _actor_pool(ray, ds, _ShardExtractor, {"model": spec, "config": asdict(config),
+                                                     "root": str(cache_root())}, engine)  # fmt: skip
+        for row in _rows(ds):
+            report.computed += 1
+            done += row["stop"] - row["start"]
+            if on_shard:
+                on_shard(row)
+            if progress:
+                progress(done, n)
+    parts = [load_entry(SHARDS, shard_key(key, a, b)) for a, b in bounds]
+    if any(p is None for p in parts):
+        raise ColaError("a shard written by a worker is missing or corrupt; run again to recompute it")
+    acts = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}  # type: ignore[index]
+    save_entry("activations", key, acts, {"n": n, "config": asdict(config)})
+    for a, b in bounds:
+        shutil.rmtree(entry_dir(SHARDS, shard_key(key, a, b)), ignore_errors=True)
+    return acts
+
+
+def _rows(ds) -> Iterator[dict[str, Any]]:
+    """Stream result rows; a failed pipeline becomes one ColaError (what was written stays written).
+    A worker's own ColaError (wrong weights, a bad setting) reaches the user as its one line."""
+    try:
+        yield from ds.iter_rows()
+    except Exception as exc:
+        chain, cause = [], exc
+        while cause is not None and cause not in chain:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        for e in chain:
+            if isinstance(e, ColaError):
+                raise ColaError(str(e)) from None
+            found = re.search(r"ColaError: (.+)", str(e))
+            if found:
+                raise ColaError(found.group(1).strip()) from None
+        last = next((str(e).splitlines()[0] for e in reversed(chain) if str(e).strip()), type(exc).__name__)
+        raise ColaError(f"the Ray pipeline failed: {last}; finished shards are kept, run again to resume") from None
+
+
+# --- experiment grids -----------------------------------------------------------------------------
+
+
+class _CellRunner:
+    """An actor that holds one model replica and runs experiment cells (calibrate → compress → evaluate)."""
+
+    def __init__(self, experiment: str, root: str) -> None:
+        import copy
+
+        from cola_core.experiment import ExperimentConfig
+        from cola_core.models import load_model
+
+        os.environ["COLA_CACHE_DIR"] = root  # corpora and activation caches: the driver's
+        self.cfg = ExperimentConfig.from_dict(json.loads(experiment))
+        self.loaded = load_model(self.cfg.model, device="auto")
+        self.dense = copy.deepcopy(self.loaded.model.state_dict())
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        from cola_core.experiment import run_cell
+
+        out: dict[str, list] = {"key": [], "result": []}
+        for cell in batch["cell"]:
+            for key, result in run_cell(self.loaded, self.dense, self.cfg, json.loads(str(cell)), "auto"):
+                if "report" in result:
+                    result["report"] = {**result["report"], "engine": "ray", "worker": _worker_name()}
+                out["key"].append(key)
+                out["result"].append(json.dumps(result))
+        return out
+
+
+def ray_cells(
+    experiment: dict[str, Any], cells: list[dict[str, Any]], engine: EngineConfig
+) -> Iterator[tuple[str, dict]]:
+    """Run experiment cells on an actor pool; yields (run key, result) as runs finish anywhere."""
+    ray = ensure_ray(engine)
+    ds = ray.data.from_items([{"cell": json.dumps(c)} for c in cells], override_num_blocks=len(cells))
+    ds = _actor_pool(ray, ds, _CellRunner, {"experiment": json.dumps(experiment), "root": str(cache_root())}, engine)
+    for row in _rows(ds):
+        yield str(row["key"]), json.loads(str(row["result"]))

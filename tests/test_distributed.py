@@ -1,0 +1,162 @@
+"""The opt-in Ray engine on a local 2-CPU Ray instance: the same vectors and cache entries as the
+local path, resume after a failed run, recovery from a killed worker, experiment grids on workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+
+from cola_core.activations import ActivationConfig, activations_key, cached_activations, extract_activations
+from cola_core.cache_store import load_entry
+from cola_core.corpora import load_records
+from cola_core.distributed import (
+    SHARDS,
+    EngineConfig,
+    ExtractionReport,
+    ModelSpec,
+    ray_activations,
+    shard_bounds,
+    shard_key,
+    shutdown_ray,
+)
+from cola_core.errors import ColaError
+from cola_core.models import load_model
+
+ENGINE = EngineConfig(kind="ray", workers=2, cpus_per_worker=0.5, shard_size=16, local_cpus=2)
+CONFIG = ActivationConfig(seqlen=48)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_instance(tmp_path_factory):
+    """One local Ray instance (2 CPUs) for the module; every test gets its own cache directory."""
+    yield
+    shutdown_ray()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("cola-tiny", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return [r.text for c in ("prose", "code", "math") for r in load_records(c, "pool", limit=30)]
+
+
+@pytest.fixture(scope="module")
+def local(model, texts):
+    return extract_activations(model.model, model.tokenizer, texts, CONFIG)
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name].shape == b[name].shape
+        np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]), rtol=1e-5, atol=1e-5)
+
+
+def test_ray_extraction_gives_the_local_vectors_under_the_local_key(cache, model, texts, local):
+    report = ExtractionReport()
+    workers: set[str] = set()
+    acts = ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=lambda r: workers.add(r["worker"]),
+                           report=report)  # fmt: skip
+    assert_same(acts, local)
+    assert report.shards == len(shard_bounds(len(texts), ENGINE.shard_size)) == report.computed == 6
+    assert len(workers) == 2  # both actors took shards
+    # The local path finds the entry the workers assembled: it must not touch the model.
+    hit = cached_activations(None, None, model.fingerprint, texts, CONFIG)
+    assert_same(hit, local)
+    key = activations_key(model.fingerprint, texts, CONFIG)
+    assert not (cache / SHARDS).exists() or not any((cache / SHARDS).iterdir())  # shards removed once assembled
+    assert load_entry("activations", key) is not None
+
+
+def test_a_failed_run_resumes_from_the_written_shards(cache, model, texts, local):
+    seen: list[dict] = []
+
+    def fail_after_two(row):
+        seen.append(row)
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # the driver dies mid-run (Ctrl-C, a lost head node …)
+
+    with pytest.raises(KeyboardInterrupt):
+        ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=fail_after_two)
+    key = activations_key(model.fingerprint, texts, CONFIG)
+    written = [b for b in shard_bounds(len(texts), ENGINE.shard_size) if load_entry(SHARDS, shard_key(key, *b))]
+    assert len(written) >= 2 and load_entry("activations", key) is None
+    report = ExtractionReport()
+    acts = ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, report=report)
+    assert report.reused == len(written) and report.computed == report.shards - len(written)
+    assert_same(acts, local)
+
+
+def test_a_killed_worker_is_replaced_and_its_shard_redone(cache, model, texts, local):
+    killed: list[int] = []
+    after: list[str] = []
+
+    def kill_first_worker(row):
+        if not killed:
+            pid = int(row["worker"].rsplit(":", 1)[1])
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        else:
+            after.append(row["worker"])
+
+    report = ExtractionReport()
+    acts = ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=kill_first_worker, report=report)
+    assert_same(acts, local)
+    assert report.computed == report.shards  # every shard arrived, the lost one retried
+    assert any(int(w.rsplit(":", 1)[1]) != killed[0] for w in after)
+
+
+def test_a_worker_with_other_weights_is_refused(cache, model, texts):
+    spec = ModelSpec("cola-tiny", "0000000000000000", "auto", "float32")
+    with pytest.raises(ColaError, match="different 'cola-tiny'"):
+        ray_activations(spec, texts[:20], CONFIG, ENGINE)
+
+
+def test_experiment_grid_on_workers_matches_local(tmp_path, cache, tiny_model_dir):
+    from cola_core.experiment import BUILTIN_DIR, ExperimentConfig, run_experiment
+    from cola_core.runstore import RunStore
+
+    raw = json.loads((BUILTIN_DIR / "smoke.json").read_text())
+    raw.update(model=tiny_model_dir("llama"), limit=6, pool_size=40, n=6, seeds=[0, 1])
+    raw["calibration_sets"] = raw["calibration_sets"][:1]
+    raw["compression"] = raw["compression"][:1]
+    cfg = ExperimentConfig.from_dict(raw)
+    local_store, ray_store = RunStore(tmp_path / "local.sqlite"), RunStore(tmp_path / "ray.sqlite")
+    local_table = run_experiment(cfg, local_store)
+    logs: list[str] = []
+    ray_table = run_experiment(cfg, ray_store, log=logs.append, engine=ENGINE)
+    assert any("Ray" in line for line in logs)
+    runs = ray_store.runs(cfg.name)
+    assert len(runs) == 1 + 2 and (runs["status"] == "done").all()
+    cols = ["calibration", "compression", "seed", "capability"]
+    merged = local_table.merge(ray_table, on=cols, suffixes=("_local", "_ray"))
+    assert len(merged) == len(local_table) == len(ray_table) > 0
+    np.testing.assert_allclose(merged["score_local"], merged["score_ray"], rtol=1e-6)
+    assert all(json.loads(r)["engine"] == "ray" for r in runs[runs["calibration"] != "dense"]["report"])
+    again: list[str] = []
+    run_experiment(cfg, ray_store, log=again.append, engine=ENGINE)  # resume: nothing left to run
+    assert sum("skip" in line for line in again) == 2 and not any("Ray" in line for line in again)
+
+
+def test_engine_settings_are_checked():
+    with pytest.raises(ColaError, match="unknown engine"):
+        EngineConfig(kind="spark").validate()
+    with pytest.raises(ColaError, match="needs --engine ray"):
+        EngineConfig(address="auto").validate()
+    with pytest.raises(ColaError, match="positive"):
+        EngineConfig(kind="ray", shard_size=0).validate()
