@@ -103,3 +103,21 @@ def test_gpu_matches_cpu_reconstruction_error(method):
     for rc, rg in zip(cpu.layers, gpu.layers, strict=True):
         for name, stats in rc["linears"].items():
             assert rg["linears"][name]["relative_error"] == pytest.approx(stats["relative_error"], rel=1e-2), name
+
+
+def test_device_map_auto_on_the_gpu_extracts_what_the_cpu_does():
+    """A model placed by accelerate (device_map="auto") gives the CPU's fp32 vectors within tolerance."""
+    import numpy as np
+
+    from cola_core.activations import ActivationConfig, extract_activations
+    from cola_core.corpora import load_records
+    from cola_core.models import load_model
+
+    texts = [r.text for r in load_records("prose", "pool", limit=16)]
+    cpu = load_model("cola-tiny", device="cpu", dtype="float32")
+    gpu = load_model("cola-tiny", device="cuda", dtype="float32", device_map="auto")
+    assert next(gpu.model.parameters()).device.type == "cuda"
+    a = extract_activations(cpu.model, cpu.tokenizer, texts, ActivationConfig(seqlen=48))
+    b = extract_activations(gpu.model, gpu.tokenizer, texts, ActivationConfig(seqlen=48))
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-4)

@@ -1,0 +1,60 @@
+"""device_map="auto" (accelerate) for models larger than one device: extraction and evaluation give
+the same numbers when the weights are spread out or offloaded to disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cola_core.activations import ActivationConfig, extract_activations
+from cola_core.architecture import input_device
+from cola_core.corpora import load_records
+from cola_core.errors import ColaError
+from cola_core.evaluation import evaluate
+from cola_core.models import load_model
+
+pytest.importorskip("accelerate")
+CONFIG = ActivationConfig(seqlen=48)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return load_model("cola-tiny", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return [r.text for c in ("prose", "math") for r in load_records(c, "pool", limit=12)]
+
+
+def test_device_map_auto_loads_and_extracts_the_same(plain, texts, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    mapped = load_model("cola-tiny", device="cpu", device_map="auto")
+    assert mapped.device_map == "auto" and mapped.fingerprint == plain.fingerprint
+    a = extract_activations(plain.model, plain.tokenizer, texts, CONFIG)
+    b = extract_activations(mapped.model, mapped.tokenizer, texts, CONFIG)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_disk_offloaded_model_extracts_and_evaluates_the_same(plain, texts, tmp_path):
+    """Every weight offloaded to disk (accelerate streams each layer in when it runs)."""
+    from transformers import AutoModelForCausalLM
+
+    offloaded = AutoModelForCausalLM.from_pretrained(plain.path, device_map="auto", max_memory={"cpu": "1MB"},
+                                                     offload_folder=str(tmp_path / "offload")).eval()  # fmt: skip
+    assert set(offloaded.hf_device_map.values()) == {"disk"}
+    assert input_device(offloaded).type == "cpu"
+    a = extract_activations(plain.model, plain.tokenizer, texts, CONFIG)
+    b = extract_activations(offloaded, plain.tokenizer, texts, CONFIG)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
+    dense = evaluate(plain.model, plain.tokenizer, ("lm", "facts"), limit=10)
+    spread = evaluate(offloaded, plain.tokenizer, ("lm", "facts"), limit=10)
+    for cap in dense:
+        assert dense[cap].score == pytest.approx(spread[cap].score, rel=1e-5)
+
+
+def test_unknown_device_map_is_refused():
+    with pytest.raises(ColaError, match="unknown device map"):
+        load_model("cola-tiny", device="cpu", device_map="balanced_low_0")
