@@ -130,10 +130,14 @@ def _worker_gpus(ray, engine: EngineConfig) -> float:
 
 
 def _actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig):
-    """``ds.map_batches`` on ``engine.workers`` actors, one item per call (a shard or a grid cell)."""
+    """``ds.map_batches`` on ``engine.workers`` actors, one item per call (a shard or a grid cell).
+    Actors ask for at most their share of the cluster's CPUs, less what tokenisation needs, so a
+    pool as large as the machine still schedules."""
+    share = (ray.cluster_resources().get("CPU", 1.0) - _TOKENIZE_CPUS) / engine.workers
+    cpus = max(0.01, min(engine.cpus_per_worker, share))
     return ds.map_batches(actor_cls, fn_constructor_kwargs=ctor, batch_size=1,
                           compute=ray.data.ActorPoolStrategy(size=engine.workers),
-                          num_cpus=engine.cpus_per_worker, num_gpus=_worker_gpus(ray, engine))  # fmt: skip
+                          num_cpus=cpus, num_gpus=_worker_gpus(ray, engine))  # fmt: skip
 
 
 def _load(spec: dict[str, Any]):

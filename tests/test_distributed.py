@@ -160,3 +160,26 @@ def test_engine_settings_are_checked():
         EngineConfig(address="auto").validate()
     with pytest.raises(ColaError, match="positive"):
         EngineConfig(kind="ray", shard_size=0).validate()
+
+
+def test_cli_curate_on_ray_writes_the_local_calibration_set(tmp_path, monkeypatch, capsys):
+    from cola_core.cli import main
+
+    common = ["curate", "--corpora", "prose,math", "--capabilities", "prose,math", "--pool-size", "40",
+              "--n", "6", "--seqlen", "48", "--device", "cpu"]  # fmt: skip
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "local-cache"))
+    assert main([*common, "--out", str(tmp_path / "local.jsonl")]) == 0
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "ray-cache"))  # nothing cached: the workers extract
+    assert main([*common, "--out", str(tmp_path / "ray.jsonl"), "--engine", "ray", "--ray-workers", "2",
+                 "--shard-size", "8"]) == 0  # fmt: skip
+    assert "engine: Ray" in capsys.readouterr().err
+    assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "ray.jsonl").read_bytes()
+    assert len(list((tmp_path / "ray-cache" / "activations").iterdir())) == 3  # pool + 2 probe sets
+
+
+def test_cli_refuses_a_ray_address_without_the_ray_engine(tmp_path, capsys):
+    from cola_core.cli import main
+
+    assert main(["curate", "--ray-address", "auto", "--out", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--engine ray" in err
