@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -34,6 +35,7 @@ from cola_core.paths import PACKAGE_DIR, cache_root
 
 ENGINES = ("local", "ray")
 SHARDS = "activation-shards"  # cache kind of the per-shard entries (removed once assembled)
+_INIT_LOCK = threading.Lock()
 _TOKENIZE_CPUS = 0.25  # tokenisation is light next to a forward pass; do not starve the actors
 
 
@@ -85,6 +87,13 @@ class ModelSpec:
         return ModelSpec(loaded.name, loaded.fingerprint, "auto", dtype, loaded.trust_remote_code, loaded.device_map)
 
 
+def ray_available() -> bool:
+    """Whether the optional Ray dependency is installed (requirements-ray.txt)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
 def _ray():
     try:
         import ray
@@ -97,21 +106,27 @@ def _ray():
 def ensure_ray(engine: EngineConfig):
     """The ``ray`` module, connected (once per process) to the engine's cluster or a local instance."""
     ray = _ray()
-    if not ray.is_initialized():
-        passed = ("COLA_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-        env = {k: os.environ[k] for k in passed if k in os.environ}
-        env["COLA_CACHE_DIR"] = str(cache_root())
-        runtime_env: dict[str, Any] = {"env_vars": env}
-        if engine.address:  # remote nodes get this package's code from the driver
-            runtime_env["py_modules"] = [str(PACKAGE_DIR)]
-        try:
-            ray.init(address=engine.address, num_cpus=None if engine.address else engine.local_cpus,
-                     runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
-                     configure_logging=True, logging_level="warning")  # fmt: skip
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ColaError(f"could not reach Ray at {engine.address or 'a new local instance'}: {exc}") from None
+    with _INIT_LOCK:  # two dashboard sessions may ask at once
+        if not ray.is_initialized():
+            _init(ray, engine)
     ray.data.DataContext.get_current().enable_progress_bars = False
     return ray
+
+
+def _init(ray, engine: EngineConfig) -> None:
+    """Connect to the cluster, or start a local instance; workers get the driver's cache directory."""
+    passed = ("COLA_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    env = {k: os.environ[k] for k in passed if k in os.environ}
+    env["COLA_CACHE_DIR"] = str(cache_root())
+    runtime_env: dict[str, Any] = {"env_vars": env}
+    if engine.address:  # remote nodes get this package's code from the driver
+        runtime_env["py_modules"] = [str(PACKAGE_DIR)]
+    try:
+        ray.init(address=engine.address, num_cpus=None if engine.address else engine.local_cpus,
+                 runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level="warning")  # fmt: skip
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ColaError(f"could not reach Ray at {engine.address or 'a new local instance'}: {exc}") from None
 
 
 def shutdown_ray() -> None:

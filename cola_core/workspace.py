@@ -24,6 +24,7 @@ from cola_core.curate import (
     embed_probes,
     measure,
 )
+from cola_core.distributed import EngineConfig
 from cola_core.map2d import pca_2d
 from cola_core.models import context_length, load_model_cached
 from cola_core.processing import ProcessingConfig, process_records
@@ -55,6 +56,7 @@ class PreparedSpace:
     preview: np.ndarray  # PCA 2-D
     clusters: Clusters
     index: TradeoffIndex
+    engine: EngineConfig | None = None  # where the activations were extracted (probes go there too)
 
     @property
     def records(self) -> list[Record]:
@@ -73,7 +75,11 @@ def curate_config(s: SpaceSettings) -> CurateConfig:
                                                     drop_worst_perplexity=s.drop_worst_perplexity))  # fmt: skip
 
 
-def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> PreparedSpace:
+def prepare_space(
+    settings: SpaceSettings, progress: Progress | None = None, engine: EngineConfig | None = None
+) -> PreparedSpace:
+    """The prepared space of ``settings``; ``engine`` says where activations are extracted (the
+    result is the same on every engine, so it is not part of the key)."""
     with _LOCK:
         if settings in _PREPARED:
             return _PREPARED[settings]
@@ -87,10 +93,10 @@ def prepare_space(settings: SpaceSettings, progress: Progress | None = None) -> 
         scorer = loaded.model if settings.score_perplexity or settings.drop_worst_perplexity > 0 else None
         samples = process_records(build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing,
                                   model=scorer)  # fmt: skip
-        embedded = embed(loaded, samples, cfg, progress)
+        embedded = embed(loaded, samples, cfg, progress, engine)
         prepared = PreparedSpace(settings, embedded, pca_2d(embedded.space),
                                  cluster_space(embedded.space, min(settings.clusters, len(samples)), settings.seed),
-                                 build_tradeoff_index(embedded.space, seed=settings.seed))  # fmt: skip
+                                 build_tradeoff_index(embedded.space, seed=settings.seed), engine)  # fmt: skip
         with _LOCK:
             _PREPARED[settings] = prepared
         return prepared
@@ -107,7 +113,8 @@ def probes_of(prepared: PreparedSpace) -> dict[str, np.ndarray]:
     with key_lock:
         if prepared.settings not in _PROBES:
             loaded = load_model_cached(prepared.settings.model, prepared.settings.device)
-            _PROBES[prepared.settings] = embed_probes(loaded, PROBES, curate_config(prepared.settings))
+            cfg = curate_config(prepared.settings)
+            _PROBES[prepared.settings] = embed_probes(loaded, PROBES, cfg, prepared.engine)
         return _PROBES[prepared.settings]
 
 

@@ -9,6 +9,7 @@ import torch
 from cola_core.corpora import list_corpora, load_records
 from cola_core.correspondence import recommend_mix
 from cola_core.curate import CurateConfig, score_corpora
+from cola_core.distributed import ray_available
 from cola_core.errors import ColaError
 from cola_core.models import list_models, load_model_cached
 from cola_core.selfgen import SelfGenConfig, cached_self_corpus
@@ -27,6 +28,17 @@ devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 m2.selectbox(
     "Device", devices, key="device", help="auto: CUDA when present, else CPU; used for extraction and compression"
 )
+e1, e2, e3 = st.columns([1, 2, 1])
+ray_ok = ray_available()
+e1.radio("Engine", ["local", "ray"] if ray_ok else ["local"], key="engine", horizontal=True,
+         help="where activations are extracted; ray: a Ray Data actor pool, one model replica per GPU or CPU worker")  # fmt: skip
+if state.get("engine") == "ray":
+    e2.text_input(
+        "Ray address", key="ray_address", placeholder="blank: a local Ray instance; or auto / ray://host:10001"
+    )
+    e3.number_input("Workers", 1, 512, key="ray_workers")
+elif not ray_ok:
+    e2.caption("The Ray engine needs `pip install -r requirements-ray.txt`.")
 st.caption("Or type a local model directory / hub id:")
 custom = st.text_input("Model path or hub id", value="", placeholder="e.g. /models/my-llama or Qwen/Qwen2.5-0.5B")
 model_name = custom.strip() or st.session_state["model_name"]

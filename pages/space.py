@@ -48,8 +48,11 @@ try:
                              layers=layers, pooling=state.get("pooling"), seqlen=int(state.get("seqlen")), device=state.get("device"),
                              reasoning_format=state.get("reasoning_format"), dedupe=bool(state.get("dedupe")),
                              drop_worst_perplexity=float(state.get("drop_worst")), score_perplexity=bool(state.get("score_ppl")))  # fmt: skip
-    bar = st.progress(0.0, text="extracting activations …")
-    space = prepare_space(settings, progress=lambda d, t: bar.progress(d / t, text=f"extracting activations {d}/{t}"))
+    engine = state.engine()
+    where = "here" if engine.kind == "local" else f"on Ray ({engine.workers} workers)"
+    bar = st.progress(0.0, text=f"extracting activations {where} …")
+    space = prepare_space(settings, progress=lambda d, t: bar.progress(d / t, text=f"extracting activations {where}: {d}/{t}"),
+                          engine=engine)  # fmt: skip
     bar.empty()
 except (ColaError, ValueError) as exc:
     st.error(f"Could not build the space: {exc}")
@@ -65,7 +68,8 @@ def _dataset_zip(jsonl_text: str) -> bytes:
 
 records = space.records
 st.caption(
-    f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · {len(space.clusters.centers)} clusters · model {settings.model}"
+    f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · {len(space.clusters.centers)} clusters · "
+    f"model {settings.model} · engine: {(space.engine or engine).describe()}"
 )
 
 s1, s2, s3, s4 = st.columns([2, 1, 2, 1])

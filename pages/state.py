@@ -6,10 +6,15 @@ from typing import Any
 
 import streamlit as st
 
+from cola_core.distributed import EngineConfig
+
 DEFAULTS: dict[str, Any] = {
     "model_name": "cola-tiny",  # the picker's value
     "model": "cola-tiny",  # the model in use: the picker's, or the typed path / hub id once it loaded
     "device": "auto",
+    "engine": "local",  # local | ray (activation extraction)
+    "ray_address": "",  # blank: a local Ray instance
+    "ray_workers": 2,
     "corpora": ["prose", "code", "math", "facts"],
     "custom_corpora": {},  # spec (stored upload, hf:…, self-generated file) → label shown
     "deployment": "general",
@@ -45,3 +50,10 @@ def init() -> None:
 def get(key: str) -> Any:
     st.session_state.setdefault(key, DEFAULTS[key])
     return st.session_state[key]
+
+
+def engine() -> EngineConfig:
+    """The engine chosen on Setup (activation extraction runs there)."""
+    if get("engine") != "ray":
+        return EngineConfig()
+    return EngineConfig(kind="ray", address=get("ray_address").strip() or None, workers=int(get("ray_workers")))

@@ -183,3 +183,24 @@ def test_cli_refuses_a_ray_address_without_the_ray_engine(tmp_path, capsys):
     assert main(["curate", "--ray-address", "auto", "--out", str(tmp_path / "x.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "--engine ray" in err
+
+
+def test_dashboard_extracts_on_ray_and_says_so(tiny_model_dir, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    pages = Path(__file__).resolve().parent.parent / "pages"
+    setup = AppTest.from_file(str(pages / "setup.py"), default_timeout=120).run()
+    assert not setup.exception and "ray" in setup.radio(key="engine").options
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(pages / "space.py"), default_timeout=300)
+    settings = {"model": tiny_model_dir("llama"), "corpora": ["math", "facts"], "pool_size": 56, "n": 8,
+                "space_ready": True, "engine": "ray", "ray_workers": 2}  # fmt: skip
+    for key, value in settings.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception
+    assert any("56 samples" in c.value and "engine: Ray" in c.value for c in at.caption)
+    assert at.session_state["calibration_jsonl"].count("\n") == 8
+    assert len(list((tmp_path / "cache" / "activations").iterdir())) == 1  # assembled from the workers' shards
