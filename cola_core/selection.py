@@ -127,17 +127,51 @@ def select_cola(
 
 @dataclass(frozen=True)
 class TradeoffIndex:
-    """What ``tradeoff`` precomputes once per pool, so every λ / n move only runs the greedy."""
+    """What ``tradeoff`` precomputes once per pool, so every λ / n move only runs the greedy.
 
-    space: np.ndarray
-    kernel: np.ndarray  # (pool, anchors) K(anchor, candidate), transposed for row access per candidate
+    Pools above ``max_candidates`` are shortlisted cluster-first: ``rows`` names the pool rows the
+    greedy may pick from (``None``: all of them), while coverage is still measured on anchors drawn
+    from the whole pool."""
+
+    space: np.ndarray  # (candidates, dim)
+    kernel: np.ndarray  # (candidates, anchors) K(anchor, candidate), transposed for row access per candidate
     weights: np.ndarray  # (anchors,) pool share of each anchor
-    coverage0: np.ndarray  # (pool,) each candidate's coverage gain with nothing chosen yet
+    coverage0: np.ndarray  # (candidates,) each candidate's coverage gain with nothing chosen yet
     bandwidth: float  # kernel width: median distance to the (pool/share)-th nearest neighbour
+    centers: np.ndarray | None = None  # (anchors, dim): to add kernel rows for forced-in samples
+    rows: np.ndarray | None = None  # pool row of each candidate; None when every pool row is one
 
 
-def build_tradeoff_index(space: np.ndarray, anchors: int = 1024, share: int = 128, seed: int = 0) -> TradeoffIndex:
+def shortlist(space: np.ndarray, size: int, seed: int = 0, clusters: int = 1024) -> np.ndarray:
+    """Cluster first (mini-batch k-means), then keep about ``size`` pool rows: every cluster gets a
+    share proportional to its size (at least two rows), taken at evenly spaced ranks of distance to
+    its centroid — the most central member, the farthest, and the spread between — plus the
+    pool's edge (the eighth of ``size`` farthest from the pool's mean, where dispersion picks first),
+    so both representativeness and diversity keep their best candidates. Linear in the pool."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    if len(space) <= size:
+        return np.arange(len(space))
+    k = min(clusters, max(1, size // 8))
+    km = MiniBatchKMeans(n_clusters=k, n_init=1, random_state=seed, batch_size=4096).fit(space)
+    labels = km.labels_
+    dist = np.linalg.norm(space - km.cluster_centers_[labels], axis=1)
+    order = np.lexsort((dist, labels))  # rows grouped by cluster, each group by distance to its centroid
+    sizes = np.bincount(labels, minlength=k)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    quota = np.minimum(sizes, np.maximum(2, np.floor(sizes * (size - size // 8) / len(space)).astype(np.int64)))
+    edge = np.linalg.norm(space - space.mean(0), axis=1)
+    keep = [np.argpartition(-edge, size // 8)[: size // 8]]
+    for start, count, q in zip(starts, sizes, quota, strict=True):
+        if count:
+            keep.append(order[start + np.unique(np.linspace(0, count - 1, q).round().astype(np.int64))])
+    return np.unique(np.concatenate(keep))
+
+
+def build_tradeoff_index(space: np.ndarray, anchors: int = 1024, share: int = 128, seed: int = 0,
+                         max_candidates: int = 65_536) -> TradeoffIndex:  # fmt: skip
     space = np.ascontiguousarray(space, dtype=np.float32)
+    rows = shortlist(space, max_candidates, seed) if len(space) > max_candidates else None
     rng = np.random.default_rng(seed)
     sample = space[rng.choice(len(space), size=min(len(space), 2000), replace=False)]
     d = np.sqrt(_sq_dists(sample, sample))
@@ -149,14 +183,29 @@ def build_tradeoff_index(space: np.ndarray, anchors: int = 1024, share: int = 12
     bandwidth = bandwidth or 1.0
     # Coverage of the pool is estimated on a uniform sample of anchors (the whole pool when small).
     centers = space if len(space) <= anchors else space[np.sort(rng.choice(len(space), anchors, replace=False))]
-    weights = np.ones(len(centers), dtype=np.float32)
-    kernel = np.empty((len(space), len(centers)), dtype=np.float32)
-    for start in range(0, len(space), 65_536):  # temporaries bounded per chunk (pools of millions)
+    weights = np.full(len(centers), 1.0 / len(centers), dtype=np.float32)
+    candidates = space if rows is None else space[rows]
+    kernel = _kernel_rows(candidates, centers, bandwidth)
+    return TradeoffIndex(space=candidates, kernel=kernel, weights=weights, bandwidth=bandwidth,
+                         coverage0=(kernel @ weights).astype(np.float64), centers=centers, rows=rows)  # fmt: skip
+
+
+def _kernel_rows(points: np.ndarray, centers: np.ndarray, bandwidth: float) -> np.ndarray:
+    kernel = np.empty((len(points), len(centers)), dtype=np.float32)
+    for start in range(0, len(points), 65_536):  # temporaries bounded per chunk (pools of millions)
         rows = slice(start, start + 65_536)
-        kernel[rows] = np.exp(-_sq_dists(space[rows], centers) / (2 * bandwidth**2))
-    weights = weights / weights.sum()
-    return TradeoffIndex(space=space, kernel=np.ascontiguousarray(kernel), weights=weights, bandwidth=bandwidth,
-                         coverage0=(kernel @ weights).astype(np.float64))  # fmt: skip
+        kernel[rows] = np.exp(-_sq_dists(points[rows], centers) / (2 * bandwidth**2))
+    return kernel
+
+
+def _with_rows(index: TradeoffIndex, space: np.ndarray, extra: Sequence[int]) -> TradeoffIndex:
+    """A shortlisted index with pool rows (forced-in samples) added to its candidates."""
+    pts = np.ascontiguousarray(space[list(extra)], dtype=np.float32)
+    kernel = _kernel_rows(pts, index.centers, index.bandwidth)  # type: ignore[arg-type]
+    return TradeoffIndex(space=np.concatenate([index.space, pts]), kernel=np.concatenate([index.kernel, kernel]),
+                         weights=index.weights, bandwidth=index.bandwidth,
+                         coverage0=np.concatenate([index.coverage0, (kernel @ index.weights).astype(np.float64)]),
+                         centers=index.centers, rows=np.concatenate([index.rows, np.asarray(extra, dtype=np.int64)]))  # fmt: skip
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -172,8 +221,19 @@ def select_tradeoff(
         raise ColaError(f"λ (lam) must lie in [0, 1], got {lam}")
     inc, allowed = _validate(space, n, include, exclude)
     index = index or build_tradeoff_index(space, seed=seed)
-    chosen = _lazy_greedy(index, n, lam, inc, allowed)
-    return Selection(np.array(chosen, dtype=np.int64), "tradeoff", {"lam": lam, "seed": seed})
+    if index.rows is None:
+        chosen = _lazy_greedy(index, n, lam, inc, allowed)
+        return Selection(np.array(chosen, dtype=np.int64), "tradeoff", {"lam": lam, "seed": seed})
+    missing = sorted(set(inc) - set(index.rows.tolist()))
+    if missing:
+        index = _with_rows(index, space, missing)
+    position = {int(r): p for p, r in enumerate(index.rows)}  # type: ignore[union-attr]
+    allowed_rows = allowed[index.rows]
+    if n - len(inc) > int(allowed_rows.sum()):
+        raise ColaError(f"cannot select {n} samples: the cluster-first shortlist of {len(index.rows)} has only "
+                        f"{int(allowed_rows.sum())} that are not excluded")  # fmt: skip
+    chosen = _lazy_greedy(index, n, lam, [position[i] for i in inc], allowed_rows)
+    return Selection(index.rows[chosen], "tradeoff", {"lam": lam, "seed": seed, "shortlist": len(index.rows)})
 
 
 def _disp_scale(n: int, bandwidth: float) -> float:

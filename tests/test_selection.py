@@ -135,3 +135,47 @@ def test_cluster_table_lists_sizes_and_exemplars(blobs):
     assert table["size"].sum() == len(blobs) and len(table) == 6
     assert all(len(e) == min(2, s) for e, s in zip(table["exemplars"], table["size"], strict=True))
     assert set(table["main_corpus"]) == {"x", "y"}
+
+
+@pytest.fixture(scope="module")
+def big_pool():
+    """8000 points in 40 clusters of very unequal size (a 12-point cluster far out), 16-d."""
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((40, 16)) * 4
+    sizes = rng.dirichlet(np.full(40, 0.5)) * 7988
+    labels = np.repeat(np.arange(40), np.maximum(1, sizes.round().astype(int)))
+    pts = centres[labels] + rng.standard_normal((len(labels), 16))
+    far = np.full((12, 16), 30.0) + rng.standard_normal((12, 16))
+    return np.concatenate([pts, far]).astype(np.float32)
+
+
+def test_shortlist_keeps_every_cluster_and_its_extremes(big_pool):
+    from cola_core.selection import shortlist
+
+    rows = shortlist(big_pool, 800, seed=0)
+    assert 700 <= len(rows) <= 1100 and len(set(rows.tolist())) == len(rows)
+    far = rows[rows >= len(big_pool) - 12]
+    assert len(far) >= 2  # the small far cluster keeps its centre and its edge
+    d = np.linalg.norm(big_pool[-12:] - big_pool[-12:].mean(0), axis=1)
+    assert d[far - (len(big_pool) - 12)].max() > np.median(d)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0])
+def test_cluster_first_selection_is_nearly_as_good_as_the_full_greedy(big_pool, lam):
+    full = build_tradeoff_index(big_pool, anchors=512)
+    short = build_tradeoff_index(big_pool, anchors=512, max_candidates=800)
+    assert short.rows is not None and len(short.rows) < len(big_pool) / 5
+    a = select_tradeoff(big_pool, 32, lam=lam, index=full).indices
+    b = select_tradeoff(big_pool, 32, lam=lam, index=short).indices
+    assert len(set(b.tolist())) == 32 and set(b.tolist()) <= set(short.rows.tolist())
+    # Judged on the full pool's index: within 3% of the greedy that saw every row.
+    assert tradeoff_objective(full, b, lam) >= 0.97 * tradeoff_objective(full, a, lam)
+
+
+def test_cluster_first_honours_forced_and_excluded_rows(big_pool):
+    short = build_tradeoff_index(big_pool, anchors=512, max_candidates=800)
+    outside = [int(i) for i in np.setdiff1d(np.arange(len(big_pool)), short.rows)[:3]]
+    banned = short.rows[:100].tolist()
+    sel = select_tradeoff(big_pool, 20, lam=0.5, index=short, include=outside, exclude=banned)
+    assert set(outside) <= set(sel.indices.tolist()) and not set(banned) & set(sel.indices.tolist())
+    assert len(sel.indices) == 20
