@@ -103,3 +103,19 @@ def umap_2d(space: np.ndarray, config: MapConfig = MapConfig(), space_key: str |
     if key:
         save_entry("maps", key, {"xy": xy}, asdict(config))
     return xy
+
+
+@dataclass(frozen=True)
+class Density:
+    """A 2-D histogram of map positions: what the dashboard draws when points are too many to draw."""
+
+    counts: np.ndarray  # (bins_y, bins_x)
+    x: np.ndarray  # bin centres
+    y: np.ndarray
+
+
+def density_grid(xy: np.ndarray, bins: int = 96) -> Density:
+    """Counts of every point on a ``bins × bins`` grid over the map (linear in the points; the browser
+    gets ``bins²`` numbers instead of a million markers)."""
+    counts, xe, ye = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins)
+    return Density(counts.T, (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2)

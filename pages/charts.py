@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from cola_core.map2d import Density
+
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"]
 
 
@@ -20,12 +22,17 @@ def capped_indices(groups: list[str], cap: int, seed: int = 0) -> np.ndarray:
 
 
 def space_map(
-    xy: np.ndarray, colour: list[str], hover: list[str], shown: np.ndarray, chosen: set[int], title: str
-) -> go.Figure:
+    xy: np.ndarray, colour: list[str], hover: list[str], shown: np.ndarray, chosen: set[int], title: str,
+    density: Density | None = None,
+) -> go.Figure:  # fmt: skip
     """WebGL scatter, one trace per colour value; customdata carries the global sample id, since
     point indices count within a trace. Chosen samples are drawn large and ringed; when a selection
-    exists, the others are greyed (never hidden)."""
+    exists, the others are greyed (never hidden). ``density`` (all points, when only some are drawn)
+    is shaded underneath."""
     fig = go.Figure()
+    if density is not None:
+        fig.add_trace(go.Heatmap(x=density.x, y=density.y, z=np.log1p(density.counts), colorscale="Greys", showscale=False,
+                                 zsmooth="best", opacity=0.5, name="density", hoverinfo="skip"))  # fmt: skip
     colour_arr, hover_arr = np.asarray(colour), np.asarray(hover)
     for k, value in enumerate(sorted(set(colour_arr[shown].tolist()))):
         idx = shown[colour_arr[shown] == value]

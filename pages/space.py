@@ -13,7 +13,7 @@ from cola_core.corpora import Record, list_corpora
 from cola_core.curate import measure
 from cola_core.errors import ColaError
 from cola_core.export import hf_dataset_zip, tokenize_calibration
-from cola_core.map2d import MapConfig, umap_2d
+from cola_core.map2d import MapConfig, density_grid, umap_2d
 from cola_core.models import load_model_cached
 from cola_core.selection import STRATEGIES, Selection, select
 from cola_core.space import cluster_table
@@ -115,21 +115,31 @@ colour = {"corpus": lambda: [r.corpus for r in records], "cluster": lambda: [f"c
           "perplexity": lambda: charts.quantile_bands([r.meta["perplexity"] for r in records], "perplexity")}[colour_by]()  # fmt: skip
 shown = charts.capped_indices([r.corpus for r in records], int(cap))
 if len(shown) < len(records):
-    right.caption(f"Drawing {len(shown)} of {len(records)} points (at most {cap} per corpus).")
+    right.caption(
+        f"Drawing {len(shown)} of {len(records)} points (at most {cap} per corpus) over the shaded density of all."
+    )
 hover = [f"[{r.corpus}] {r.text[:120]}".replace("\n", " ") for r in records]
 title = f"{strategy} · n={n}" + (f" · λ={lam:.2f}" if strategy == "tradeoff" else "")
 slot = left.empty()
+
+
+def density_of(points):
+    return density_grid(points) if len(shown) < len(records) else None
+
+
 xy = space.preview
 if layout == "UMAP":
     slot.plotly_chart(
-        charts.space_map(xy, colour, hover, shown, chosen, f"PCA preview while UMAP computes · {title}"),
+        charts.space_map(
+            xy, colour, hover, shown, chosen, f"PCA preview while UMAP computes · {title}", density_of(xy)
+        ),
         key="map_preview",
     )
     with st.spinner("UMAP layout (first time in a process compiles numba code; cached on disk afterwards) …"):
         xy = umap_2d(
             space.embedded.space, MapConfig(seed=settings.seed), space_key=space.embedded.fingerprint + str(settings)
         )
-fig = charts.space_map(xy, colour, hover, shown, chosen, title)
+fig = charts.space_map(xy, colour, hover, shown, chosen, title, density_of(xy))
 event = slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map")
 
 picked = charts.selected_ids(event)

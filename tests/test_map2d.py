@@ -43,3 +43,16 @@ def test_large_pools_fit_on_a_sample_and_place_the_rest(tmp_path, monkeypatch):
     sample = np.sort(np.random.default_rng(0).choice(1500, 300, replace=False))
     placed = map2d.place_by_neighbours(pts, sample, xy[sample], 15)
     np.testing.assert_allclose(placed, xy, rtol=1e-5, atol=1e-5)  # deterministic, sample positions kept
+
+
+def test_density_grid_counts_every_point():
+    from cola_core.map2d import density_grid
+
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal(0, 1, (5000, 2)), rng.normal(8, 0.5, (1000, 2))])
+    d = density_grid(xy, bins=32)
+    assert d.counts.shape == (32, 32) and d.counts.sum() == 6000
+    # The dense blob's cell holds more than an empty cell between the blobs.
+    peak = d.counts[np.abs(d.y - 8).argmin(), np.abs(d.x - 8).argmin()]
+    gap = d.counts[np.abs(d.y - 4.5).argmin(), np.abs(d.x - 4.5).argmin()]
+    assert peak > 50 and gap < peak / 10

@@ -131,3 +131,29 @@ def test_setup_adds_hf_and_self_generated_corpora(tmp_path, monkeypatch):
     ((spec, label),) = at.session_state["custom_corpora"].items()
     assert label == "self-generated (10)" and spec.startswith(str(tmp_path / "selfgen"))
     assert spec in at.multiselect(key="corpora").options or label in at.multiselect(key="corpora").options
+
+
+def test_space_page_shades_the_density_of_points_it_does_not_draw(tiny_model_dir, tmp_path, monkeypatch):
+    import json
+
+    at = _space_app(tiny_model_dir("llama"), tmp_path, monkeypatch)
+    at.session_state["pool_size"] = 240
+    at.session_state["space_ready"] = True
+    at.run()
+    next(w for w in at.number_input if w.label.startswith("Max points")).set_value(100).run()  # 100 of each 120
+    assert not at.exception
+    assert any("Drawing 200 of 240 points" in c.value and "density" in c.value for c in at.caption)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    kinds = [t["type"] for t in spec["data"]]
+    assert kinds[0] == "heatmap" and kinds.count("scattergl") == 2
+    drawn = sum(_length(t["x"]) for t in spec["data"] if t["type"] == "scattergl")
+    assert drawn == 200
+
+
+def _length(values) -> int:
+    """Points in a plotly array (plain list, or the base64 typed-array form plotly 6+ sends)."""
+    if isinstance(values, dict):
+        import base64
+
+        return len(base64.b64decode(values["bdata"])) // int(values["dtype"][1:])
+    return len(values)
