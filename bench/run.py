@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import activations, compression, e2e, gpu, large, maps, memory, scaling, selection
+from bench import activations, compression, distributed, e2e, gpu, large, maps, memory, scaling, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,7 +28,18 @@ def machine() -> str:
     )
 
 
-SECTIONS = ("activations", "selection", "maps", "compression", "memory", "e2e", "scaling", "large", "gpu")  # gpu: CUDA
+SECTIONS = (
+    "activations",
+    "selection",
+    "maps",
+    "compression",
+    "memory",
+    "e2e",
+    "scaling",
+    "large",
+    "distributed",
+    "gpu",
+)
 
 
 def render(results: dict) -> str:
@@ -61,6 +72,13 @@ def render(results: dict) -> str:
         md += ["## Scaling", "", scaling.to_markdown(results["scaling"]), ""]
     if results.get("large"):
         md += ["## Large pools (synthetic, downstream of extraction)", "", large.to_markdown(results["large"]), ""]
+    if results.get("distributed"):
+        md += [
+            "## Ray engine overhead on this machine (activation extraction)",
+            "",
+            distributed.to_markdown(results["distributed"]),
+            "",
+        ]
     if results.get("gpu"):
         md += ["## GPU (Llama-3-8B-shaped layers)", "", gpu.to_markdown(results["gpu"]), ""]
     return "\n".join(md)
@@ -108,6 +126,8 @@ def main() -> None:
             results[section] = scaling.run(results.get("selection"))
         elif section == "large":
             results[section] = large.run((2_000, 10_000) if args.quick else (10_000, 100_000, 1_000_000))
+        elif section == "distributed":
+            results[section] = distributed.run(n=256 if args.quick else 1024)
         elif section == "gpu":
             measured = gpu.run(quick=args.quick)
             if not measured:

@@ -16,6 +16,7 @@ are plain dicts, lists and strings, and nothing pickled is ever written to or re
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -109,7 +110,8 @@ def ensure_ray(engine: EngineConfig):
     with _INIT_LOCK:  # two dashboard sessions may ask at once
         if not ray.is_initialized():
             _init(ray, engine)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    ray.data.DataContext.get_current().enable_progress_bars = False  # progress is ours (per shard)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution-plan chatter on stderr
     return ray
 
 
