@@ -51,8 +51,13 @@ try:
     engine = state.engine()
     where = "here" if engine.kind == "local" else f"on Ray ({engine.workers} workers)"
     bar = st.progress(0.0, text=f"extracting activations {where} …")
-    space = prepare_space(settings, progress=lambda d, t: bar.progress(d / t, text=f"extracting activations {where}: {d}/{t}"),
-                          engine=engine)  # fmt: skip
+    starting = f"starting {engine.workers} Ray workers, each loading the model" if engine.kind == "ray" else ""
+
+    def show(done: int, total: int) -> None:
+        text = f"extracting activations {where}: {done}/{total}"
+        bar.progress(done / total, text=f"{text} ({starting} …)" if starting and not done else text)
+
+    space = prepare_space(settings, progress=show, engine=engine)
     bar.empty()
 except (ColaError, ValueError) as exc:
     st.error(f"Could not build the space: {exc}")
