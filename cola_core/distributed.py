@@ -146,14 +146,15 @@ def _worker_gpus(ray, engine: EngineConfig) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
 
-def _actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig):
-    """``ds.map_batches`` on ``engine.workers`` actors, one item per call (a shard or a grid cell).
-    Actors ask for at most their share of the cluster's CPUs, less what tokenisation needs, so a
-    pool as large as the machine still schedules."""
-    share = (ray.cluster_resources().get("CPU", 1.0) - _TOKENIZE_CPUS) / engine.workers
+def _actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig, items: int):
+    """``ds.map_batches`` on ``engine.workers`` actors (no more than ``items``: each actor loads a
+    model), one item per call (a shard or a grid cell). Actors ask for at most their share of the
+    cluster's CPUs, less what tokenisation needs, so a pool as large as the machine still schedules."""
+    workers = max(1, min(engine.workers, items))
+    share = (ray.cluster_resources().get("CPU", 1.0) - _TOKENIZE_CPUS) / workers
     cpus = max(0.01, min(engine.cpus_per_worker, share))
     return ds.map_batches(actor_cls, fn_constructor_kwargs=ctor, batch_size=1,
-                          compute=ray.data.ActorPoolStrategy(size=engine.workers),
+                          compute=ray.data.ActorPoolStrategy(size=workers),
                           num_cpus=cpus, num_gpus=_worker_gpus(ray, engine))  # fmt: skip
 
 
@@ -279,7 +280,7 @@ def ray_activations(
         ds = ds.map_batches(_tokenize, fn_kwargs={"model": spec, "seqlen": config.seqlen}, batch_size=1,
                             num_cpus=_TOKENIZE_CPUS)  # fmt: skip
         ds = _actor_pool(ray, ds, _ShardExtractor, {"model": spec, "config": asdict(config),
-                                                     "root": str(cache_root())}, engine)  # fmt: skip
+                                                     "root": str(cache_root())}, engine, len(items))  # fmt: skip
         for row in _rows(ds):
             report.computed += 1
             done += row["stop"] - row["start"]
@@ -353,6 +354,7 @@ def ray_cells(
     """Run experiment cells on an actor pool; yields (run key, result) as runs finish anywhere."""
     ray = ensure_ray(engine)
     ds = ray.data.from_items([{"cell": json.dumps(c)} for c in cells], override_num_blocks=len(cells))
-    ds = _actor_pool(ray, ds, _CellRunner, {"experiment": json.dumps(experiment), "root": str(cache_root())}, engine)
+    ctor = {"experiment": json.dumps(experiment), "root": str(cache_root())}
+    ds = _actor_pool(ray, ds, _CellRunner, ctor, engine, len(cells))
     for row in _rows(ds):
         yield str(row["key"]), json.loads(str(row["result"]))

@@ -121,6 +121,16 @@ def test_a_killed_worker_is_replaced_and_its_shard_redone(cache, model, texts, l
     assert any(int(w.rsplit(":", 1)[1]) != killed[0] for w in after)
 
 
+def test_fewer_shards_than_workers_start_only_the_actors_needed(cache, model, texts, local):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        acts = ray_activations(ModelSpec.of(model), texts[:10], CONFIG, ENGINE)  # one shard, two workers asked
+    assert_same(acts, {k: v[:10] for k, v in local.items()})
+    assert not [w for w in caught if "concurrent actors" in str(w.message)]  # no idle actor loading a model
+
+
 def test_a_worker_with_other_weights_is_refused(cache, model, texts):
     spec = ModelSpec("cola-tiny", "0000000000000000", "auto", "float32")
     with pytest.raises(ColaError, match="different 'cola-tiny'"):
