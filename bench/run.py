@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import activations, compression, distributed, e2e, gpu, large, maps, memory, scaling, selection
+from bench import activations, compression, distributed, e2e, gpu, large, maps, memory, placement, scaling, selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,6 +37,7 @@ SECTIONS = (
     "e2e",
     "scaling",
     "large",
+    "placement",
     "distributed",
     "gpu",
 )
@@ -72,6 +73,13 @@ def render(results: dict) -> str:
         md += ["## Scaling", "", scaling.to_markdown(results["scaling"]), ""]
     if results.get("large"):
         md += ["## Large pools (synthetic, downstream of extraction)", "", large.to_markdown(results["large"]), ""]
+    if results.get("placement"):
+        md += [
+            "## Large-pool map: placing the points UMAP was not fitted on",
+            "",
+            placement.to_markdown(results["placement"]),
+            "",
+        ]
     if results.get("distributed"):
         md += [
             "## Ray engine overhead on this machine (activation extraction)",
@@ -126,6 +134,8 @@ def main() -> None:
             results[section] = scaling.run(results.get("selection"))
         elif section == "large":
             results[section] = large.run((2_000, 10_000) if args.quick else (10_000, 100_000, 1_000_000))
+        elif section == "placement":
+            results[section] = placement.run(size=10_000 if args.quick else 100_000)
         elif section == "distributed":
             results[section] = distributed.run(n=256 if args.quick else 1024)
         elif section == "gpu":
