@@ -25,18 +25,20 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cola_core.activations import ActivationConfig, Progress, activations_key, extract_from_ids
-from cola_core.cache_store import cache_key, entry_dir, load_entry, save_entry
+from cola_core.cache_store import cache_key, load_entry, save_entry
 from cola_core.errors import ColaError
 from cola_core.paths import PACKAGE_DIR, cache_root
 
 ENGINES = ("local", "ray")
 SHARDS = "activation-shards"  # cache kind of the per-shard entries (removed once assembled)
 _INIT_LOCK = threading.Lock()
+_STARTED: dict[str, Any] = {}  # the (address, CPUs) this process started Ray with
 _TOKENIZE_CPUS = 0.25  # tokenisation is light next to a forward pass; do not starve the actors
 
 
@@ -59,8 +61,14 @@ class EngineConfig:
             raise ColaError(f"unknown engine '{self.kind}': use {' or '.join(ENGINES)}")
         if self.workers <= 0 or self.shard_size <= 0 or self.cpus_per_worker < 0:
             raise ColaError(f"workers and shard size must be positive, got {self.workers} and {self.shard_size}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ColaError(f"--ray-gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+        if self.local_cpus is not None and self.local_cpus <= 0:
+            raise ColaError(f"--ray-cpus must be positive, got {self.local_cpus}")
         if self.kind == "local" and self.address:
             raise ColaError("--ray-address needs --engine ray")
+        if self.address and self.local_cpus is not None:
+            raise ColaError("--ray-cpus sizes a new local instance; a cluster at --ray-address has its own CPUs")
 
     def describe(self) -> str:
         if self.kind == "local":
@@ -83,9 +91,10 @@ class ModelSpec:
     @staticmethod
     def of(loaded: Any) -> ModelSpec:
         """The spec of a :class:`cola_core.models.LoadedModel`: workers use the driver's dtype (so the
-        vectors match the local path) on their own device."""
+        vectors match the local path) on their own device; a local folder travels as an absolute path."""
         dtype = str(loaded.dtype).removeprefix("torch.")
-        return ModelSpec(loaded.name, loaded.fingerprint, "auto", dtype, loaded.trust_remote_code, loaded.device_map)
+        name = str(Path(loaded.name).resolve()) if Path(loaded.name).is_dir() else loaded.name
+        return ModelSpec(name, loaded.fingerprint, "auto", dtype, loaded.trust_remote_code, loaded.device_map)
 
 
 def ray_available() -> bool:
@@ -105,11 +114,17 @@ def _ray():
 
 
 def ensure_ray(engine: EngineConfig):
-    """The ``ray`` module, connected (once per process) to the engine's cluster or a local instance."""
+    """The ``ray`` module, connected to the engine's cluster or a local instance. Ray is started once
+    per process; asking for another address (or another local size) restarts it."""
     ray = _ray()
+    wanted = {"address": engine.address, "cpus": engine.local_cpus}
     with _INIT_LOCK:  # two dashboard sessions may ask at once
+        if ray.is_initialized() and _STARTED and wanted != _STARTED:
+            ray.shutdown()
         if not ray.is_initialized():
             _init(ray, engine)
+            _STARTED.clear()
+            _STARTED.update(wanted)
     ray.data.DataContext.get_current().enable_progress_bars = False  # progress is ours (per shard)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution-plan chatter on stderr
     return ray
@@ -124,7 +139,7 @@ def _init(ray, engine: EngineConfig) -> None:
     if engine.address:  # remote nodes get this package's code from the driver
         runtime_env["py_modules"] = [str(PACKAGE_DIR)]
     try:
-        ray.init(address=engine.address, num_cpus=None if engine.address else engine.local_cpus,
+        ray.init(address=engine.address or "local", num_cpus=None if engine.address else engine.local_cpus,
                  runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
                  configure_logging=True, logging_level="warning")  # fmt: skip
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -138,6 +153,7 @@ def shutdown_ray() -> None:
         return
     if ray.is_initialized():
         ray.shutdown()
+    _STARTED.clear()
 
 
 def _worker_gpus(ray, engine: EngineConfig) -> float:
@@ -151,11 +167,19 @@ def _actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig, 
     model), one item per call (a shard or a grid cell). Actors ask for at most their share of the
     cluster's CPUs, less what tokenisation needs, so a pool as large as the machine still schedules."""
     workers = max(1, min(engine.workers, items))
+    gpus = _worker_gpus(ray, engine)
+    if gpus > 0:  # an actor waiting for a GPU that does not exist would stall the pool
+        fit = int(ray.cluster_resources().get("GPU", 0) // gpus)
+        if fit == 0:
+            raise ColaError(
+                f"the Ray cluster has no room for a worker with {gpus:g} GPU(s); lower --ray-gpus-per-worker"
+            )
+        workers = min(workers, fit)
     share = (ray.cluster_resources().get("CPU", 1.0) - _TOKENIZE_CPUS) / workers
     cpus = max(0.01, min(engine.cpus_per_worker, share))
     return ds.map_batches(actor_cls, fn_constructor_kwargs=ctor, batch_size=1,
                           compute=ray.data.ActorPoolStrategy(size=workers),
-                          num_cpus=cpus, num_gpus=_worker_gpus(ray, engine))  # fmt: skip
+                          num_cpus=cpus, num_gpus=gpus)  # fmt: skip
 
 
 def _load(spec: dict[str, Any]):
@@ -182,8 +206,16 @@ def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def shard_key(key: str, start: int, stop: int) -> str:
-    return cache_key(activations=key, start=start, stop=stop)
+def shard_kind(key: str) -> str:
+    """Every shard of one extraction lives in one folder, removed whole once the entry is assembled
+    (so shards of an earlier ``--shard-size`` go too)."""
+    return f"{SHARDS}/{key}"
+
+
+def shard_key(start: int, stop: int, dtype: str) -> str:
+    """A shard's name: its rows and the dtype it was computed in (a resumed run in another dtype
+    recomputes rather than mixing precisions in one entry)."""
+    return cache_key(start=start, stop=stop, dtype=dtype)
 
 
 @lru_cache(maxsize=4)
@@ -207,7 +239,8 @@ def _tokenize(batch: dict[str, np.ndarray], model: dict[str, Any], seqlen: int) 
         ids = tokenize_samples(tokenizer, [str(t) for t in texts], seqlen)
         flat.append(np.array([t for x in ids for t in x], dtype=np.int64))
         lengths.append(np.array([len(x) for x in ids], dtype=np.int64))
-    return {"key": batch["key"], "start": batch["start"], "stop": batch["stop"], "ids": flat, "lengths": lengths}
+    return {"kind": batch["kind"], "key": batch["key"], "start": batch["start"], "stop": batch["stop"], "ids": flat,
+            "lengths": lengths}  # fmt: skip
 
 
 class _ShardExtractor:
@@ -223,11 +256,11 @@ class _ShardExtractor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"start": [], "stop": [], "worker": []}
-        for key, start, stop, flat, lengths in zip(batch["key"], batch["start"], batch["stop"], batch["ids"],
-                                                   batch["lengths"], strict=True):  # fmt: skip
+        for kind, key, start, stop, flat, lengths in zip(batch["kind"], batch["key"], batch["start"], batch["stop"],
+                                                         batch["ids"], batch["lengths"], strict=True):  # fmt: skip
             ids = np.split(np.asarray(flat, dtype=np.int64), np.cumsum(lengths)[:-1])
             acts = extract_from_ids(self.loaded.model, [x.tolist() for x in ids], self.pad, self.config)
-            save_entry(SHARDS, str(key), acts, {"start": int(start), "stop": int(stop)}, root=self.root)
+            save_entry(str(kind), str(key), acts, {"start": int(start), "stop": int(stop)}, root=self.root)
             out["start"].append(int(start))
             out["stop"].append(int(stop))
             out["worker"].append(_worker_name())
@@ -267,14 +300,16 @@ def ray_activations(
             progress(n, n)
         return hit[0]
     bounds = shard_bounds(n, engine.shard_size)
-    todo = [(a, b) for a, b in bounds if load_entry(SHARDS, shard_key(key, a, b)) is None]
+    kind = shard_kind(key)
+    todo = [(a, b) for a, b in bounds if load_entry(kind, shard_key(a, b, model.dtype)) is None]
     report.shards, report.reused = len(bounds), len(bounds) - len(todo)
     done = n - sum(b - a for a, b in todo)
     if progress:
         progress(done, n)
     if todo:
         ray = ensure_ray(engine)
-        items = [{"key": shard_key(key, a, b), "start": a, "stop": b, "texts": list(texts[a:b])} for a, b in todo]
+        items = [{"kind": kind, "key": shard_key(a, b, model.dtype), "start": a, "stop": b, "texts": list(texts[a:b])}
+                 for a, b in todo]  # fmt: skip
         spec = asdict(model)
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(_tokenize, fn_kwargs={"model": spec, "seqlen": config.seqlen}, batch_size=1,
@@ -288,13 +323,15 @@ def ray_activations(
                 on_shard(row)
             if progress:
                 progress(done, n)
-    parts = [load_entry(SHARDS, shard_key(key, a, b)) for a, b in bounds]
+    parts = [load_entry(kind, shard_key(a, b, model.dtype)) for a, b in bounds]
     if any(p is None for p in parts):
+        hit = load_entry("activations", key)  # another driver on the same key assembled it first
+        if hit is not None:
+            return hit[0]
         raise ColaError("a shard written by a worker is missing or corrupt; run again to recompute it")
     acts = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}  # type: ignore[index]
     save_entry("activations", key, acts, {"n": n, "config": asdict(config)})
-    for a, b in bounds:
-        shutil.rmtree(entry_dir(SHARDS, shard_key(key, a, b)), ignore_errors=True)
+    shutil.rmtree(cache_root() / kind, ignore_errors=True)
     return acts
 
 

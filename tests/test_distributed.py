@@ -23,6 +23,7 @@ from cola_core.distributed import (
     ray_activations,
     shard_bounds,
     shard_key,
+    shard_kind,
     shutdown_ray,
 )
 from cola_core.errors import ColaError
@@ -94,7 +95,8 @@ def test_a_failed_run_resumes_from_the_written_shards(cache, model, texts, local
     with pytest.raises(KeyboardInterrupt):
         ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=fail_after_two)
     key = activations_key(model.fingerprint, texts, CONFIG)
-    written = [b for b in shard_bounds(len(texts), ENGINE.shard_size) if load_entry(SHARDS, shard_key(key, *b))]
+    written = [b for b in shard_bounds(len(texts), ENGINE.shard_size)
+               if load_entry(shard_kind(key), shard_key(*b, "float32"))]  # fmt: skip
     assert len(written) >= 2 and load_entry("activations", key) is None
     report = ExtractionReport()
     acts = ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, report=report)
@@ -170,6 +172,58 @@ def test_engine_settings_are_checked():
         EngineConfig(address="auto").validate()
     with pytest.raises(ColaError, match="positive"):
         EngineConfig(kind="ray", shard_size=0).validate()
+    with pytest.raises(ColaError, match="--ray-gpus-per-worker"):
+        EngineConfig(kind="ray", gpus_per_worker=-1).validate()
+    with pytest.raises(ColaError, match="--ray-cpus must be positive"):
+        EngineConfig(kind="ray", local_cpus=0).validate()
+    with pytest.raises(ColaError, match="has its own CPUs"):
+        EngineConfig(kind="ray", address="auto", local_cpus=2).validate()
+
+
+def test_a_worker_asking_for_a_gpu_the_cluster_lacks_is_refused_not_left_waiting(cache, model, texts):
+    with pytest.raises(ColaError, match="no room for a worker with 1 GPU"):
+        ray_activations(
+            ModelSpec.of(model), texts[:20], CONFIG, EngineConfig(**{**ENGINE.__dict__, "gpus_per_worker": 1})
+        )
+
+
+def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards(cache, model, texts, local):
+    from cola_core.cache_store import save_entry
+
+    key = activations_key(model.fingerprint, texts, CONFIG)
+    for a, b in shard_bounds(len(texts), ENGINE.shard_size)[:2]:  # what an aborted float32 run left
+        save_entry(shard_kind(key), shard_key(a, b, "float32"), {k: v[a:b] for k, v in local.items()})
+    report = ExtractionReport()
+    bf16 = ModelSpec(**{**ModelSpec.of(model).__dict__, "dtype": "bfloat16"})
+    bigger = EngineConfig(**{**ENGINE.__dict__, "shard_size": 32})
+    acts = ray_activations(bf16, texts, CONFIG, bigger, report=report)
+    assert report.reused == 0 and report.computed == report.shards == 3  # no float32 shard mixed in
+    local16 = extract_activations(load_model("cola-tiny", device="cpu", dtype="bfloat16").model, model.tokenizer,
+                                  texts, CONFIG)  # fmt: skip
+    assert_same(acts, local16)
+    assert not any((cache / SHARDS).iterdir())  # the earlier run's shards went with the folder
+
+
+def test_another_local_size_restarts_ray(cache):
+    import ray
+
+    from cola_core.distributed import ensure_ray
+
+    ensure_ray(EngineConfig(kind="ray", local_cpus=1))
+    assert ray.cluster_resources()["CPU"] == 1
+    ensure_ray(ENGINE)
+    assert ray.cluster_resources()["CPU"] == 2
+
+
+def test_a_relative_model_folder_travels_as_an_absolute_path(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    (tmp_path / "my-model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    loaded = SimpleNamespace(name="my-model", fingerprint="f", dtype="torch.float32", trust_remote_code=False,
+                             device_map=None)  # fmt: skip
+    assert ModelSpec.of(loaded).name == str((tmp_path / "my-model").resolve())
+    assert ModelSpec.of(SimpleNamespace(**{**loaded.__dict__, "name": "org/model"})).name == "org/model"
 
 
 def test_cli_curate_on_ray_writes_the_local_calibration_set(tmp_path, monkeypatch, capsys):
