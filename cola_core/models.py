@@ -7,9 +7,11 @@ on. A model that cannot be found raises one :class:`ColaError` saying what was t
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import shutil
 import struct
 import threading
 from dataclasses import dataclass
@@ -127,6 +129,15 @@ def _not_found(name: str, exc: Exception) -> ColaError:
     )
 
 
+def _offload_folder(where: str) -> Path:
+    """Where accelerate puts the weights that fit neither GPU nor CPU memory: one folder per process
+    (a driver and its Ray workers on one node would otherwise rewrite each other's files), removed
+    when the process exits."""
+    folder = cache_root() / "offload" / hashlib.sha256(where.encode()).hexdigest()[:16] / f"pid-{os.getpid()}"
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def load_model(name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False,
                device_map: str | None = None) -> LoadedModel:  # fmt: skip
     """Load a causal LM and its tokenizer in eval mode on the chosen device and dtype.
@@ -146,10 +157,7 @@ def load_model(name: str, device: str = "auto", dtype: str = "auto", trust_remot
             import accelerate  # noqa: F401
         except ImportError:
             raise ColaError("device_map='auto' needs accelerate: pip install accelerate") from None
-        placement = {
-            "device_map": "auto",
-            "offload_folder": str(cache_root() / "offload" / hashlib.sha256(where.encode()).hexdigest()[:16]),
-        }
+        placement = {"device_map": "auto", "offload_folder": str(_offload_folder(where))}
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(where, dtype=dt, trust_remote_code=trust_remote_code, **placement)

@@ -58,3 +58,15 @@ def test_disk_offloaded_model_extracts_and_evaluates_the_same(plain, texts, tmp_
 def test_unknown_device_map_is_refused():
     with pytest.raises(ColaError, match="unknown device map"):
         load_model("cola-tiny", device="cpu", device_map="balanced_low_0")
+
+
+def test_each_process_offloads_into_its_own_folder(tmp_path, monkeypatch):
+    """A driver and its Ray workers on one node must not rewrite each other's offloaded weights."""
+    import os
+
+    from cola_core.models import _offload_folder
+
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    folder = _offload_folder("/models/x")
+    assert folder.name == f"pid-{os.getpid()}" and folder.is_relative_to(tmp_path / "offload")
+    assert _offload_folder("/models/y").parent != folder.parent
