@@ -92,16 +92,32 @@ def embed(
 ) -> Embedded:
     """Pooled activations (disk-cached; extracted here or on Ray workers) projected to ``config.dim``
     dimensions. Both engines read and write the same cache entry."""
-    acts_cfg = ActivationConfig(**{**asdict(config.activations), "seqlen": config.processing.seqlen})
-    texts = [r.text for r in records]
-    if engine is not None and engine.kind == "ray":
-        from cola_core.distributed import ModelSpec, ray_activations
+    return embed_sets(loaded, [records], config, progress, engine)[0]
 
-        acts = ray_activations(ModelSpec.of(loaded), texts, acts_cfg, engine, progress)
+
+def embed_sets(
+    loaded: LoadedModel,
+    record_sets: Sequence[Sequence[Record]],
+    config: CurateConfig,
+    progress: Progress | None = None,
+    engine: EngineConfig | None = None,
+) -> list[Embedded]:
+    """:func:`embed` for several record sets; on Ray they share one pipeline (one model load per worker)."""
+    acts_cfg = ActivationConfig(**{**asdict(config.activations), "seqlen": config.processing.seqlen})
+    text_sets = [[r.text for r in records] for records in record_sets]
+    if engine is not None and engine.kind == "ray":
+        from cola_core.distributed import ModelSpec, ray_activation_sets
+
+        acts = ray_activation_sets(ModelSpec.of(loaded), text_sets, acts_cfg, engine, progress)
     else:
-        acts = cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, acts_cfg, progress)
-    space = project_activations(acts, config.dim, config.seed)
-    return Embedded(list(records), space, records_fingerprint([r.text for r in records], [r.id for r in records]))
+        total, offset, acts = sum(map(len, text_sets)), 0, []
+        for texts in text_sets:  # progress counts samples over all sets, as on Ray
+            step = (lambda done, _n, o=offset: progress(o + done, total)) if progress else None
+            acts.append(cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, acts_cfg, step))
+            offset += len(texts)
+    return [Embedded(list(records), project_activations(a, config.dim, config.seed),
+                     records_fingerprint(texts, [r.id for r in records]))
+            for records, texts, a in zip(record_sets, text_sets, acts, strict=True)]  # fmt: skip
 
 
 def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
@@ -115,7 +131,8 @@ def embed_probes(
     loaded: LoadedModel, capabilities: Sequence[str], config: CurateConfig, engine: EngineConfig | None = None
 ) -> dict[str, np.ndarray]:
     probes = probe_records(capabilities, config.probe_size)
-    return {cap: embed(loaded, recs, config, engine=engine).space for cap, recs in probes.items()}
+    return {cap: e.space for cap, e in zip(probes, embed_sets(loaded, list(probes.values()), config, engine=engine),
+                                           strict=True)}  # fmt: skip
 
 
 def run_selection(
@@ -171,8 +188,10 @@ def curate(loaded: LoadedModel, config: CurateConfig, out: str | Path, log: Call
         raise ColaError(
             f"cannot select {config.n} samples from a pool of {len(samples)}; lower --n or raise --pool-size"
         )
-    embedded = embed(loaded, samples, config, progress, engine)
-    probes = embed_probes(loaded, config.capabilities, config, engine) if config.capabilities else {}
+    probe_sets = probe_records(config.capabilities, config.probe_size) if config.capabilities else {}
+    # one call: on Ray the pool and the probe sets share one pipeline (one model load per worker)
+    embedded, *probe_embs = embed_sets(loaded, [samples, *probe_sets.values()], config, progress, engine)
+    probes = {cap: e.space for cap, e in zip(probe_sets, probe_embs, strict=True)}
     selection = run_selection(embedded, config)
     metrics = measure(embedded, selection, probes, seed=config.seed)
     chosen = [embedded.records[i] for i in selection.indices]

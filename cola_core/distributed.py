@@ -288,28 +288,51 @@ def ray_activations(
 ) -> dict[str, np.ndarray]:
     """:func:`cola_core.activations.cached_activations` on a Ray actor pool: the same arrays under
     the same cache key. ``on_shard`` sees each finished shard (start, stop, worker)."""
+    return ray_activation_sets(model, [texts], config, engine, progress, on_shard, report)[0]
+
+
+def ray_activation_sets(
+    model: ModelSpec,
+    text_sets: Sequence[Sequence[str]],
+    config: ActivationConfig,
+    engine: EngineConfig,
+    progress: Progress | None = None,
+    on_shard: Callable[[dict[str, Any]], None] | None = None,
+    report: ExtractionReport | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """:func:`ray_activations` for several sample sets (a pool and its capability probe sets) in one
+    pipeline, so each actor loads the model once for all of them. Each set keeps its own cache
+    entry; ``progress`` counts samples over all distinct sets."""
     report = report if report is not None else ExtractionReport()
-    if not texts:
+    if not text_sets or any(not texts for texts in text_sets):
         raise ColaError("no samples to extract activations from")
-    n = len(texts)
-    key = activations_key(model.fingerprint, texts, config)
-    hit = load_entry("activations", key)
-    if hit is not None:
-        report.cached = True
-        if progress:
-            progress(n, n)
-        return hit[0]
-    bounds = shard_bounds(n, engine.shard_size)
-    kind = shard_kind(key)
-    todo = [(a, b) for a, b in bounds if load_entry(kind, shard_key(a, b, model.dtype)) is None]
-    report.shards, report.reused = len(bounds), len(bounds) - len(todo)
-    done = n - sum(b - a for a, b in todo)
+    keys = [activations_key(model.fingerprint, texts, config) for texts in text_sets]
+    found: dict[str, dict[str, np.ndarray]] = {}
+    pending: dict[str, Sequence[str]] = {}  # key → texts still to assemble (a set given twice is done once)
+    for key, texts in zip(keys, text_sets, strict=True):
+        if key in found or key in pending:
+            continue
+        hit = load_entry("activations", key)
+        if hit is not None:
+            found[key] = hit[0]
+        else:
+            pending[key] = texts
+    total = sum(len(texts) for texts in dict(zip(keys, text_sets, strict=True)).values())
+    done = total - sum(len(texts) for texts in pending.values())
+    report.cached = not pending
+    items = []
+    for key, texts in pending.items():
+        bounds = shard_bounds(len(texts), engine.shard_size)
+        todo = [(a, b) for a, b in bounds if load_entry(shard_kind(key), shard_key(a, b, model.dtype)) is None]
+        report.shards += len(bounds)
+        report.reused += len(bounds) - len(todo)
+        done += sum(b - a for a, b in bounds) - sum(b - a for a, b in todo)
+        items += [{"kind": shard_kind(key), "key": shard_key(a, b, model.dtype), "start": a, "stop": b,
+                   "texts": list(texts[a:b])} for a, b in todo]  # fmt: skip
     if progress:
-        progress(done, n)
-    if todo:
+        progress(done, total)
+    if items:
         ray = ensure_ray(engine)
-        items = [{"kind": kind, "key": shard_key(a, b, model.dtype), "start": a, "stop": b, "texts": list(texts[a:b])}
-                 for a, b in todo]  # fmt: skip
         spec = asdict(model)
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(_tokenize, fn_kwargs={"model": spec, "seqlen": config.seqlen}, batch_size=1,
@@ -322,8 +345,16 @@ def ray_activations(
             if on_shard:
                 on_shard(row)
             if progress:
-                progress(done, n)
-    parts = [load_entry(kind, shard_key(a, b, model.dtype)) for a, b in bounds]
+                progress(done, total)
+    for key, texts in pending.items():
+        found[key] = _assemble(key, len(texts), config, model.dtype, engine.shard_size)
+    return [found[key] for key in keys]
+
+
+def _assemble(key: str, n: int, config: ActivationConfig, dtype: str, shard_size: int) -> dict[str, np.ndarray]:
+    """Join one extraction's shards into its "activations" entry and remove them."""
+    kind = shard_kind(key)
+    parts = [load_entry(kind, shard_key(a, b, dtype)) for a, b in shard_bounds(n, shard_size)]
     if any(p is None for p in parts):
         hit = load_entry("activations", key)  # another driver on the same key assembled it first
         if hit is not None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import struct
 import threading
 from dataclasses import dataclass
@@ -132,10 +133,26 @@ def _not_found(name: str, exc: Exception) -> ColaError:
 def _offload_folder(where: str) -> Path:
     """Where accelerate puts the weights that fit neither GPU nor CPU memory: one folder per process
     (a driver and its Ray workers on one node would otherwise rewrite each other's files), removed
-    when the process exits."""
-    folder = cache_root() / "offload" / hashlib.sha256(where.encode()).hexdigest()[:16] / f"pid-{os.getpid()}"
+    when the process exits; folders left by killed processes on this host are removed here."""
+    host = socket.gethostname()
+    parent = cache_root() / "offload" / hashlib.sha256(where.encode()).hexdigest()[:16]
+    for stale in parent.glob(f"{host}-pid-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = parent / f"{host}-pid-{os.getpid()}"
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def load_model(name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False,

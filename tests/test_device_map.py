@@ -3,6 +3,8 @@ the same numbers when the weights are spread out or offloaded to disk."""
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
@@ -68,5 +70,30 @@ def test_each_process_offloads_into_its_own_folder(tmp_path, monkeypatch):
 
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
     folder = _offload_folder("/models/x")
-    assert folder.name == f"pid-{os.getpid()}" and folder.is_relative_to(tmp_path / "offload")
+    assert folder.name == f"{socket.gethostname()}-pid-{os.getpid()}" and folder.is_relative_to(tmp_path / "offload")
     assert _offload_folder("/models/y").parent != folder.parent
+
+
+def test_a_killed_process_offload_folder_is_removed_by_the_next_one(tmp_path, monkeypatch):
+    """kill -9 skips atexit: the next process on the host removes the dead one's folder, not a live one's."""
+    import subprocess
+    import sys
+
+    from cola_core.models import _offload_folder
+
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        parent = _offload_folder("/models/x").parent
+        host = socket.gethostname()
+        for pid in (int(dead.stdout), live.pid):
+            (parent / f"{host}-pid-{pid}").mkdir(parents=True)
+            (parent / f"{host}-pid-{pid}" / "w.dat").write_bytes(b"x")
+        (parent / f"other-host-pid-{dead.stdout.strip()}").mkdir()  # another node's process: not ours to judge
+        _offload_folder("/models/x")
+        left = sorted(p.name for p in parent.iterdir())
+        assert left == sorted([f"{host}-pid-{live.pid}", f"other-host-pid-{dead.stdout.strip()}"])
+    finally:
+        live.kill()
+        live.wait()

@@ -20,6 +20,7 @@ from cola_core.distributed import (
     EngineConfig,
     ExtractionReport,
     ModelSpec,
+    ray_activation_sets,
     ray_activations,
     shard_bounds,
     shard_key,
@@ -82,6 +83,24 @@ def test_ray_extraction_gives_the_local_vectors_under_the_local_key(cache, model
     key = activations_key(model.fingerprint, texts, CONFIG)
     assert not (cache / SHARDS).exists() or not any((cache / SHARDS).iterdir())  # shards removed once assembled
     assert load_entry("activations", key) is not None
+
+
+def test_several_sets_share_one_pipeline_and_keep_their_own_entries(cache, model, texts, local):
+    """A pool and its probe sets in one pipeline: the actors load the model once for all sets."""
+    sets = [texts[:40], texts[40:], texts[:40]]  # the same set twice is extracted once
+    workers: set[str] = set()
+    report = ExtractionReport()
+    seen: list[tuple[int, int]] = []
+    acts = ray_activation_sets(ModelSpec.of(model), sets, CONFIG, ENGINE, progress=lambda d, n: seen.append((d, n)),
+                               on_shard=lambda r: workers.add(r["worker"]), report=report)  # fmt: skip
+    assert_same(acts[0], {k: v[:40] for k, v in local.items()})
+    assert_same(acts[1], {k: v[40:] for k, v in local.items()})
+    assert_same(acts[2], acts[0])
+    assert report.shards == report.computed == 3 + 4  # 40 → 3 shards of 16, 50 → 4
+    assert len(workers) <= ENGINE.workers  # separate pipelines would each start new actors
+    assert seen[-1] == (90, 90) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    for part in sets[:2]:
+        assert load_entry("activations", activations_key(model.fingerprint, part, CONFIG)) is not None
 
 
 def test_a_failed_run_resumes_from_the_written_shards(cache, model, texts, local):
