@@ -62,6 +62,9 @@ def _sample_text(p: dict[str, Any]) -> str:
     return "\n\n".join(f"[{r['id']}] ({r['corpus']}/{r['domain']})\n{r['text']}" for r in p["records"])
 
 
+_OPEN_BARS: list[Any] = []  # progress bars still on screen; an error line must not land on one
+
+
 def _progress_bar(label: str):
     from tqdm import tqdm
 
@@ -71,11 +74,20 @@ def _progress_bar(label: str):
         nonlocal bar
         if bar is None:
             bar = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
+            _OPEN_BARS.append(bar)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
+            _OPEN_BARS.remove(bar)
 
     return update
+
+
+def _fail(message: str) -> None:
+    """The one ``error:`` line, on a line of its own (any progress bar still drawn is cleared first)."""
+    while _OPEN_BARS:
+        _OPEN_BARS.pop().close()
+    print(f"error: {message}", file=sys.stderr)
 
 
 def _log(message: str) -> None:
@@ -350,12 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         run, human, _ = COMMANDS[args.command]
         _emit(run(args), args.json, human)
     except ColaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        _fail("interrupted")
         return 130
     return 0
