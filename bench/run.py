@@ -28,19 +28,22 @@ def machine() -> str:
     )
 
 
-SECTIONS = (
-    "activations",
-    "selection",
-    "maps",
-    "compression",
-    "memory",
-    "e2e",
-    "scaling",
-    "large",
-    "placement",
-    "distributed",
-    "gpu",
-)
+# section → (module, heading, lines under the heading), in report order
+REPORT = {
+    "activations": (activations, "Activation extraction", ()),
+    "selection": (selection, "Re-selection latency (n = 128, 64-d pools)",
+                  ("Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.", "")),
+    "maps": (maps, "2-D map", ()),
+    "compression": (compression, "Compression time per decoder layer (Llama-shaped layer, fp32, CPU)", ()),
+    "memory": (memory, "Peak memory of whole-model compression (CPU)", ()),
+    "e2e": (e2e, "End to end and dashboard cold start", ()),
+    "scaling": (scaling, "Scaling", ()),
+    "large": (large, "Large pools (synthetic, downstream of extraction)", ()),
+    "placement": (placement, "Large-pool map: placing the points UMAP was not fitted on", ()),
+    "distributed": (distributed, "Ray engine overhead on this machine (activation extraction)", ()),
+    "gpu": (gpu, "GPU (Llama-3-8B-shaped layers)", ()),
+}  # fmt: skip
+SECTIONS = tuple(REPORT)
 
 
 def render(results: dict) -> str:
@@ -50,45 +53,9 @@ def render(results: dict) -> str:
         f"Machine: {results['machine']}; `python -m bench.run` (sections re-run: {results['runs']}).",
         "",
     ]
-    if results.get("activations"):
-        md += ["## Activation extraction", "", activations.to_markdown(results["activations"]), ""]
-    if results.get("selection"):
-        md += ["## Re-selection latency (n = 128, 64-d pools)", "",
-               "Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.", "",
-               selection.to_markdown(results["selection"]), ""]  # fmt: skip
-    if results.get("maps"):
-        md += ["## 2-D map", "", maps.to_markdown(results["maps"]), ""]
-    if results.get("compression"):
-        md += [
-            "## Compression time per decoder layer (Llama-shaped layer, fp32, CPU)",
-            "",
-            compression.to_markdown(results["compression"]),
-            "",
-        ]
-    if results.get("memory"):
-        md += ["## Peak memory of whole-model compression (CPU)", "", memory.to_markdown(results["memory"]), ""]
-    if results.get("e2e"):
-        md += ["## End to end and dashboard cold start", "", e2e.to_markdown(results["e2e"]), ""]
-    if results.get("scaling"):
-        md += ["## Scaling", "", scaling.to_markdown(results["scaling"]), ""]
-    if results.get("large"):
-        md += ["## Large pools (synthetic, downstream of extraction)", "", large.to_markdown(results["large"]), ""]
-    if results.get("placement"):
-        md += [
-            "## Large-pool map: placing the points UMAP was not fitted on",
-            "",
-            placement.to_markdown(results["placement"]),
-            "",
-        ]
-    if results.get("distributed"):
-        md += [
-            "## Ray engine overhead on this machine (activation extraction)",
-            "",
-            distributed.to_markdown(results["distributed"]),
-            "",
-        ]
-    if results.get("gpu"):
-        md += ["## GPU (Llama-3-8B-shaped layers)", "", gpu.to_markdown(results["gpu"]), ""]
+    for section, (module, heading, intro) in REPORT.items():
+        if results.get(section):
+            md += [f"## {heading}", "", *intro, module.to_markdown(results[section]), ""]
     return "\n".join(md)
 
 
