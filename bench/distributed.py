@@ -37,8 +37,9 @@ def _model_dir(root: Path) -> str:
 def run(n: int = 1024, seqlen: int = 128, workers: int = 2) -> dict:
     from bench.activations import _texts
     from cola_core.activations import ActivationConfig, cached_activations
-    from cola_core.distributed import EngineConfig, ModelSpec, ensure_ray, ray_activations, shutdown_ray
+    from cola_core.distributed import ray_activations
     from cola_core.models import load_model
+    from cola_core.ray_engine import EngineConfig, ModelSpec, ensure_ray, shutdown_ray
 
     root = Path(tempfile.mkdtemp(prefix="cola-bench-ray-"))
     texts = _texts(n)

@@ -135,7 +135,7 @@ def _load(args: argparse.Namespace):
 
 
 def _engine(args: argparse.Namespace):
-    from cola_core.distributed import EngineConfig
+    from cola_core.ray_engine import EngineConfig
 
     engine = EngineConfig(kind=args.engine, address=args.ray_address, workers=args.ray_workers,
                           gpus_per_worker=args.ray_gpus_per_worker, shard_size=args.shard_size,

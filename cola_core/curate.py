@@ -19,12 +19,12 @@ import pandas as pd
 from cola_core.activations import ActivationConfig, Progress, cached_activations, records_fingerprint
 from cola_core.corpora import BUILTIN_CORPORA, Record, load_records
 from cola_core.correspondence import correspondence_table, recommend_mix, unigram_distribution
-from cola_core.distributed import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.export import export_all
 from cola_core.metrics import SelectionMetrics, selection_metrics
 from cola_core.models import LoadedModel, context_length
 from cola_core.processing import ProcessingConfig, process_records
+from cola_core.ray_engine import EngineConfig
 from cola_core.selection import STRATEGIES, Selection, select
 from cola_core.space import cluster_space, project_activations
 
@@ -106,7 +106,8 @@ def embed_sets(
     acts_cfg = ActivationConfig(**{**asdict(config.activations), "seqlen": config.processing.seqlen})
     text_sets = [[r.text for r in records] for records in record_sets]
     if engine is not None and engine.kind == "ray":
-        from cola_core.distributed import ModelSpec, ray_activation_sets
+        from cola_core.distributed import ray_activation_sets
+        from cola_core.ray_engine import ModelSpec
 
         acts = ray_activation_sets(ModelSpec.of(loaded), text_sets, acts_cfg, engine, progress)
     else:

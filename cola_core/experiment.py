@@ -29,12 +29,12 @@ from cola_core.curate import (
     measure,
     run_selection,
 )
-from cola_core.distributed import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.evaluation import Score, evaluate, retention
 from cola_core.export import tokenize_calibration
 from cola_core.models import load_model
 from cola_core.processing import ProcessingConfig, process_records
+from cola_core.ray_engine import EngineConfig
 from cola_core.runstore import RunStore
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "experiments"

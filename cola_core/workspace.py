@@ -24,10 +24,10 @@ from cola_core.curate import (
     embed_probes,
     measure,
 )
-from cola_core.distributed import EngineConfig
 from cola_core.map2d import pca_2d
 from cola_core.models import context_length, load_model_cached
 from cola_core.processing import ProcessingConfig, process_records
+from cola_core.ray_engine import EngineConfig
 from cola_core.selection import TradeoffIndex, build_tradeoff_index, select
 from cola_core.space import Clusters, cluster_space
 

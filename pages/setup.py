@@ -9,9 +9,9 @@ import torch
 from cola_core.corpora import list_corpora, load_records
 from cola_core.correspondence import recommend_mix
 from cola_core.curate import CurateConfig, score_corpora
-from cola_core.distributed import ray_available
 from cola_core.errors import ColaError
 from cola_core.models import list_models, load_model_cached
+from cola_core.ray_engine import ray_available
 from cola_core.selfgen import SelfGenConfig, cached_self_corpus
 from cola_core.uploads import UPLOAD_SUFFIXES, store_upload
 from cola_core.workspace import PROBES

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from cola_core.distributed import EngineConfig
+from cola_core.ray_engine import EngineConfig
 
 DEFAULTS: dict[str, Any] = {
     "model_name": "cola-tiny",  # the picker's value

@@ -17,18 +17,16 @@ from cola_core.cache_store import load_entry
 from cola_core.corpora import load_records
 from cola_core.distributed import (
     SHARDS,
-    EngineConfig,
     ExtractionReport,
-    ModelSpec,
     ray_activation_sets,
     ray_activations,
     shard_bounds,
     shard_key,
     shard_kind,
-    shutdown_ray,
 )
 from cola_core.errors import ColaError
 from cola_core.models import load_model
+from cola_core.ray_engine import EngineConfig, ModelSpec, shutdown_ray
 
 ENGINE = EngineConfig(kind="ray", workers=2, cpus_per_worker=0.5, shard_size=16, local_cpus=2)
 CONFIG = ActivationConfig(seqlen=48)
@@ -226,7 +224,7 @@ def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards
 def test_another_local_size_restarts_ray(cache):
     import ray
 
-    from cola_core.distributed import ensure_ray
+    from cola_core.ray_engine import ensure_ray
 
     ensure_ray(EngineConfig(kind="ray", local_cpus=1))
     assert ray.cluster_resources()["CPU"] == 1

@@ -1,0 +1,206 @@
+"""The Ray engine: starting or joining a cluster, actor pools of model replicas, streaming results.
+
+One machine stays the default (engine ``local``). With engine ``ray`` the heavy steps run in Ray Data
+pipelines whose last stage is an actor pool (:func:`actor_pool`): each actor loads the driver's model
+once — one replica per GPU, or CPU workers — and refuses to run if its weights' fingerprint differs
+from the driver's. What runs on the pools lives in :mod:`cola_core.distributed`. Ray moves task
+arguments between its processes with its own serialiser; the arguments here are plain dicts, lists
+and strings, and nothing pickled is ever written to or read from the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cola_core.errors import ColaError
+from cola_core.paths import PACKAGE_DIR, cache_root
+
+ENGINES = ("local", "ray")
+TOKENIZE_CPUS = 0.25  # tokenisation is light next to a forward pass; do not starve the actors
+_INIT_LOCK = threading.Lock()
+_STARTED: dict[str, Any] = {}  # the (address, CPUs) this process started Ray with
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the heavy steps run. ``address=None`` starts a local Ray instance with ``local_cpus``
+    CPUs; ``"auto"`` or ``"ray://host:10001"`` joins an existing cluster.
+    ``gpus_per_worker=None`` gives each worker one GPU when the cluster has GPUs, else none."""
+
+    kind: str = "local"
+    address: str | None = None
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | None = None
+    shard_size: int = 256
+    local_cpus: int | None = None
+
+    def validate(self) -> None:
+        if self.kind not in ENGINES:
+            raise ColaError(f"unknown engine '{self.kind}': use {' or '.join(ENGINES)}")
+        if self.workers <= 0 or self.shard_size <= 0 or self.cpus_per_worker < 0:
+            raise ColaError(f"workers and shard size must be positive, got {self.workers} and {self.shard_size}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ColaError(f"--ray-gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+        if self.local_cpus is not None and self.local_cpus <= 0:
+            raise ColaError(f"--ray-cpus must be positive, got {self.local_cpus}")
+        if self.kind == "local" and self.address:
+            raise ColaError("--ray-address needs --engine ray")
+        if self.address and self.local_cpus is not None:
+            raise ColaError("--ray-cpus sizes a new local instance; a cluster at --ray-address has its own CPUs")
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return "local (this process)"
+        where = self.address or f"a local Ray instance ({self.local_cpus or os.cpu_count()} CPUs)"
+        return f"Ray at {where}: {self.workers} workers, shards of {self.shard_size} samples"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a worker needs to load the driver's model, and the fingerprint it must match."""
+
+    name: str
+    fingerprint: str
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    device_map: str | None = None
+
+    @staticmethod
+    def of(loaded: Any) -> ModelSpec:
+        """The spec of a :class:`cola_core.models.LoadedModel`: workers use the driver's dtype (so the
+        vectors match the local path) on their own device; a local folder travels as an absolute path."""
+        dtype = str(loaded.dtype).removeprefix("torch.")
+        name = str(Path(loaded.name).resolve()) if Path(loaded.name).is_dir() else loaded.name
+        return ModelSpec(name, loaded.fingerprint, "auto", dtype, loaded.trust_remote_code, loaded.device_map)
+
+
+def ray_available() -> bool:
+    """Whether the optional Ray dependency is installed (requirements-ray.txt)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ColaError("engine 'ray' needs Ray: pip install -r requirements-ray.txt") from None
+    return ray
+
+
+def ensure_ray(engine: EngineConfig):
+    """The ``ray`` module, connected to the engine's cluster or a local instance. Ray is started once
+    per process; asking for another address (or another local size) restarts it."""
+    ray = _ray()
+    wanted = {"address": engine.address, "cpus": engine.local_cpus}
+    with _INIT_LOCK:  # two dashboard sessions may ask at once
+        if ray.is_initialized() and _STARTED and wanted != _STARTED:
+            ray.shutdown()
+        if not ray.is_initialized():
+            _init(ray, engine)
+            _STARTED.clear()
+            _STARTED.update(wanted)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # progress is ours (per shard)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution-plan chatter on stderr
+    return ray
+
+
+def _init(ray, engine: EngineConfig) -> None:
+    """Connect to the cluster, or start a local instance; workers get the driver's cache directory."""
+    passed = ("COLA_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    env = {k: os.environ[k] for k in passed if k in os.environ}
+    env["COLA_CACHE_DIR"] = str(cache_root())
+    runtime_env: dict[str, Any] = {"env_vars": env}
+    if engine.address:  # remote nodes get this package's code from the driver
+        runtime_env["py_modules"] = [str(PACKAGE_DIR)]
+    try:
+        ray.init(address=engine.address or "local", num_cpus=None if engine.address else engine.local_cpus,
+                 runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level="warning")  # fmt: skip
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ColaError(f"could not reach Ray at {engine.address or 'a new local instance'}: {exc}") from None
+
+
+def shutdown_ray() -> None:
+    try:
+        import ray
+    except ImportError:
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+    _STARTED.clear()
+
+
+def _worker_gpus(ray, engine: EngineConfig) -> float:
+    if engine.gpus_per_worker is not None:
+        return engine.gpus_per_worker
+    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+def actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig, items: int):
+    """``ds.map_batches`` on ``engine.workers`` actors (no more than ``items``: each actor loads a
+    model), one item per call (a shard or a grid cell). Actors ask for at most their share of the
+    cluster's CPUs, less what tokenisation needs, so a pool as large as the machine still schedules."""
+    workers = max(1, min(engine.workers, items))
+    gpus = _worker_gpus(ray, engine)
+    if gpus > 0:  # an actor waiting for a GPU that does not exist would stall the pool
+        fit = int(ray.cluster_resources().get("GPU", 0) // gpus)
+        if fit == 0:
+            raise ColaError(
+                f"the Ray cluster has no room for a worker with {gpus:g} GPU(s); lower --ray-gpus-per-worker"
+            )
+        workers = min(workers, fit)
+    share = (ray.cluster_resources().get("CPU", 1.0) - TOKENIZE_CPUS) / workers
+    cpus = max(0.01, min(engine.cpus_per_worker, share))
+    return ds.map_batches(actor_cls, fn_constructor_kwargs=ctor, batch_size=1,
+                          compute=ray.data.ActorPoolStrategy(size=workers),
+                          num_cpus=cpus, num_gpus=gpus)  # fmt: skip
+
+
+def load_worker_model(spec: dict[str, Any]):
+    """A worker's copy of the driver's model, refused if its weights differ from the driver's."""
+    from cola_core.models import load_model
+
+    loaded = load_model(spec["name"], spec["device"], spec["dtype"], spec["trust_remote_code"], spec["device_map"])
+    if loaded.fingerprint != spec["fingerprint"]:
+        raise ColaError(
+            f"worker on {socket.gethostname()} loaded a different '{spec['name']}' (fingerprint "
+            f"{loaded.fingerprint}, driver {spec['fingerprint']}); give every node the same weights"
+        )
+    return loaded
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def result_rows(ds) -> Iterator[dict[str, Any]]:
+    """Stream result rows; a failed pipeline becomes one ColaError (what was written stays written).
+    A worker's own ColaError (wrong weights, a bad setting) reaches the user as its one line."""
+    try:
+        yield from ds.iter_rows()
+    except Exception as exc:
+        chain, cause = [], exc
+        while cause is not None and cause not in chain:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        for e in chain:
+            if isinstance(e, ColaError):
+                raise ColaError(str(e)) from None
+            found = re.search(r"ColaError: (.+)", str(e))
+            if found:
+                raise ColaError(found.group(1).strip()) from None
+        last = next((str(e).splitlines()[0] for e in reversed(chain) if str(e).strip()), type(exc).__name__)
+        raise ColaError(f"the Ray pipeline failed: {last}; finished shards are kept, run again to resume") from None
