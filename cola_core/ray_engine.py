@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import socket
 import threading
@@ -27,6 +28,7 @@ ENGINES = ("local", "ray")
 TOKENIZE_CPUS = 0.25  # tokenisation is light next to a forward pass; do not starve the actors
 _INIT_LOCK = threading.Lock()
 _STARTED: dict[str, Any] = {}  # the (address, CPUs) this process started Ray with
+_OWNER_STOP: list[threading.Event] = []  # releases the thread that started Ray (see _init_on_lasting_thread)
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,9 @@ def ensure_ray(engine: EngineConfig):
     wanted = {"address": engine.address, "cpus": engine.local_cpus}
     with _INIT_LOCK:  # two dashboard sessions may ask at once
         if ray.is_initialized() and _STARTED and wanted != _STARTED:
-            ray.shutdown()
+            _shutdown(ray)
         if not ray.is_initialized():
-            _init(ray, engine)
-            _STARTED.clear()
+            _init_on_lasting_thread(ray, engine)
             _STARTED.update(wanted)
     ray.data.DataContext.get_current().enable_progress_bars = False  # progress is ours (per shard)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution-plan chatter on stderr
@@ -133,14 +134,46 @@ def _init(ray, engine: EngineConfig) -> None:
         raise ColaError(f"could not reach Ray at {engine.address or 'a new local instance'}: {exc}") from None
 
 
+def _init_on_lasting_thread(ray, engine: EngineConfig) -> None:
+    """:func:`_init` from a thread that lives until Ray is shut down. A local instance's processes die
+    when the thread that started them exits (the process then ends with "connection to the plasma
+    store is failed"), and Streamlit runs every script run on a thread that ends; the main thread
+    lasts as long as the process, so it starts Ray itself."""
+    if threading.current_thread() is threading.main_thread():
+        _init(ray, engine)
+        return
+    started: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def own() -> None:
+        try:
+            _init(ray, engine)
+        except BaseException as exc:  # handed to the caller's thread
+            started.put(exc)
+            return
+        started.put(None)
+        stop.wait()
+
+    threading.Thread(target=own, name="ray-owner", daemon=True).start()
+    error = started.get()
+    if error is not None:
+        raise error
+    _OWNER_STOP.append(stop)
+
+
+def _shutdown(ray) -> None:
+    ray.shutdown()
+    _STARTED.clear()
+    while _OWNER_STOP:
+        _OWNER_STOP.pop().set()
+
+
 def shutdown_ray() -> None:
     try:
         import ray
     except ImportError:
         return
-    if ray.is_initialized():
-        ray.shutdown()
-    _STARTED.clear()
+    _shutdown(ray)
 
 
 def _worker_gpus(ray, engine: EngineConfig) -> float:

@@ -232,6 +232,36 @@ def test_another_local_size_restarts_ray(cache):
     assert ray.cluster_resources()["CPU"] == 2
 
 
+def test_ray_started_on_a_thread_that_ends_keeps_serving_later_threads(tmp_path):
+    """Streamlit runs every script run on its own short-lived thread: Ray started by one run must
+    still be there for the next. (Before the fix the whole process exited with status 1.)"""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import threading
+        from cola_core.ray_engine import EngineConfig, ensure_ray
+
+        def run():
+            ray = ensure_ray(EngineConfig(kind="ray", local_cpus=2))
+            print(sum(r["x"] for r in ray.data.from_items([{"x": i} for i in range(5)]).iter_rows()), flush=True)
+
+        for _ in range(2):
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join()
+            threading.Event().wait(3)  # the first thread is gone; Ray must still be up
+        print("done", flush=True)
+    """)
+    env = {**os.environ, "COLA_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env,
+                         cwd=str(Path(__file__).resolve().parent.parent))  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["10", "10", "done"]
+
+
 def test_a_relative_model_folder_travels_as_an_absolute_path(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
