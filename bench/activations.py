@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from cola_core.activations import ActivationConfig, extract_activations
-from cola_core.architecture import decoder_layers
 from cola_core.corpora import load_records
+from cola_core.curation.activations import ActivationConfig, extract_activations
+from cola_core.models.architecture import decoder_layers
 
 
 def _texts(n: int) -> list[str]:
@@ -77,7 +77,7 @@ def run_one(name: str, model, tok, n: int = 2000, seqlen: int = 128, layers=(-1,
 def run(quick: bool = False) -> list[dict]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from cola_core.models import load_model
+    from cola_core.models.loading import load_model
 
     tiny = load_model("cola-tiny")
     rows = [

@@ -22,7 +22,7 @@ def _model_dir(root: Path) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from cola_core.models import BUILTIN_MODELS
+    from cola_core.models.loading import BUILTIN_MODELS
 
     tok = AutoTokenizer.from_pretrained(BUILTIN_MODELS["cola-tiny"])
     torch.manual_seed(0)
@@ -36,10 +36,11 @@ def _model_dir(root: Path) -> str:
 
 def run(n: int = 1024, seqlen: int = 128, workers: int = 2) -> dict:
     from bench.activations import _texts
-    from cola_core.activations import ActivationConfig, cached_activations
-    from cola_core.distributed import ray_activations
-    from cola_core.models import load_model
-    from cola_core.ray_engine import EngineConfig, ModelSpec, ensure_ray, shutdown_ray
+    from cola_core.curation.activations import ActivationConfig, cached_activations
+    from cola_core.curation.ray_activations import ray_activations
+    from cola_core.engine.config import EngineConfig, ModelSpec
+    from cola_core.engine.ray_cluster import ensure_ray, shutdown_ray
+    from cola_core.models.loading import load_model
 
     root = Path(tempfile.mkdtemp(prefix="cola-bench-ray-"))
     texts = _texts(n)

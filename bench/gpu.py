@@ -41,7 +41,7 @@ def run(quick: bool = False) -> dict:
     if not torch.cuda.is_available():
         print("no CUDA GPU here: the gpu section is skipped")
         return {}
-    from cola_core.models import load_model
+    from cola_core.models.loading import load_model
 
     bf16 = torch.bfloat16
     shape = {"width": 1024, "intermediate": 3584, "heads": 8, "kv_heads": 2} if quick else SHAPE

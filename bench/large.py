@@ -11,9 +11,9 @@ import time
 
 from bench.scaling import exponent
 from bench.selection import _pool
-from cola_core.map2d import MapConfig, umap_2d
-from cola_core.selection import build_tradeoff_index, select, tradeoff_objective
-from cola_core.space import cluster_space
+from cola_core.curation.map2d import MapConfig, umap_2d
+from cola_core.curation.selection import build_tradeoff_index, select, tradeoff_objective
+from cola_core.curation.space import cluster_space
 
 
 def _timed(fn) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cola_core.map2d import pca_2d
+from cola_core.curation.map2d import pca_2d
 
 _CHILD = """
 import json, os, sys, time

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from bench.selection import _pool
-from cola_core.map2d import MapConfig, _fit_umap, _import_umap, place_by_neighbours
+from cola_core.curation.map2d import MapConfig, _fit_umap, _import_umap, place_by_neighbours
 
 
 def _kept(

@@ -13,9 +13,9 @@ import torch
 from bench import compression
 from bench.activations import _texts
 from bench.selection import best_of
-from cola_core.activations import ActivationConfig, extract_activations
 from cola_core.compress import CompressConfig
 from cola_core.compress.capture import capture_layer_inputs
+from cola_core.curation.activations import ActivationConfig, extract_activations
 
 
 def exponent(xs, ts) -> float:
@@ -86,7 +86,7 @@ def selection_from(results: list[dict]) -> list[dict]:
 
 
 def run(selection_rows: list[dict] | None = None) -> list[dict]:
-    from cola_core.models import load_model
+    from cola_core.models.loading import load_model
 
     tiny = load_model("cola-tiny")
     rows = extraction(tiny.model, tiny.tokenizer) + compression_width() + selection_from(selection_rows or [])

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from cola_core.selection import build_tradeoff_index, plain_greedy, select, tradeoff_objective
+from cola_core.curation.selection import build_tradeoff_index, plain_greedy, select, tradeoff_objective
 
 
 def _pool(kind: str, size: int, dim: int = 64, seed: int = 0) -> np.ndarray:

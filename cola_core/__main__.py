@@ -1,3 +1,3 @@
-from cola_core.cli import main
+from cola_core.cli.main import main
 
 raise SystemExit(main())

@@ -8,7 +8,7 @@ import json
 import plotly.express as px
 import streamlit as st
 
-from cola_core.compare import (
+from cola_core.app.compare import (
     answers_side_by_side,
     finished_runs,
     layer_errors,
@@ -16,9 +16,9 @@ from cola_core.compare import (
     retention_table,
     run_label,
 )
+from cola_core.app.jobs import dense_scores, job_queue
 from cola_core.errors import ColaError
-from cola_core.jobs import dense_scores, job_queue
-from pages import state
+from ui import state
 
 state.init()
 st.title("Compare")

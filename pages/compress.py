@@ -6,13 +6,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cola_core.app.jobs import job_queue
+from cola_core.app.workspace import calibration_sets, prepare_space
 from cola_core.compress import METHODS, CompressConfig
+from cola_core.curation.selection import STRATEGIES
 from cola_core.errors import ColaError
-from cola_core.jobs import job_queue
-from cola_core.models import pick_device
-from cola_core.selection import STRATEGIES
-from cola_core.workspace import calibration_sets, prepare_space
-from pages import state
+from cola_core.models.loading import pick_device
+from ui import state
 
 state.init()
 st.title("Compress")

@@ -6,16 +6,16 @@ import plotly.express as px
 import streamlit as st
 import torch
 
+from cola_core.app.workspace import PROBES
 from cola_core.corpora import list_corpora, load_records
-from cola_core.correspondence import recommend_mix
-from cola_core.curate import CurateConfig, score_corpora
+from cola_core.corpora.selfgen import SelfGenConfig, cached_self_corpus
+from cola_core.corpora.uploads import UPLOAD_SUFFIXES, store_upload
+from cola_core.curation.correspondence import recommend_mix
+from cola_core.curation.pipeline import CurateConfig, score_corpora
+from cola_core.engine.config import ray_available
 from cola_core.errors import ColaError
-from cola_core.models import list_models, load_model_cached
-from cola_core.ray_engine import ray_available
-from cola_core.selfgen import SelfGenConfig, cached_self_corpus
-from cola_core.uploads import UPLOAD_SUFFIXES, store_upload
-from cola_core.workspace import PROBES
-from pages import state
+from cola_core.models.loading import list_models, load_model_cached
+from ui import state
 
 state.init()
 st.title("Setup")

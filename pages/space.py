@@ -9,16 +9,16 @@ import pandas as pd
 import streamlit as st
 from safetensors.torch import save as save_tensors
 
+from cola_core.app.workspace import SpaceSettings, prepare_space
 from cola_core.corpora import Record, list_corpora
-from cola_core.curate import measure
+from cola_core.curation.export import hf_dataset_zip, tokenize_calibration
+from cola_core.curation.map2d import MapConfig, density_grid, umap_2d
+from cola_core.curation.pipeline import measure
+from cola_core.curation.selection import STRATEGIES, Selection, select
+from cola_core.curation.space import cluster_table
 from cola_core.errors import ColaError
-from cola_core.export import hf_dataset_zip, tokenize_calibration
-from cola_core.map2d import MapConfig, density_grid, umap_2d
-from cola_core.models import load_model_cached
-from cola_core.selection import STRATEGIES, Selection, select
-from cola_core.space import cluster_table
-from cola_core.workspace import SpaceSettings, prepare_space
-from pages import charts, state
+from cola_core.models.loading import load_model_cached
+from ui import charts, state
 
 state.init()
 st.title("Activation space")

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from cola_core.activations import ActivationConfig, _length_buckets, extract_activations
-from cola_core.architecture import decoder_layers
+from cola_core.curation.activations import ActivationConfig, _length_buckets, extract_activations
 from cola_core.errors import ColaError
-from cola_core.models import load_model
+from cola_core.models.architecture import decoder_layers
+from cola_core.models.loading import load_model
 from tests.conftest import FAMILIES
 
 TEXTS = [

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
-from cola_core import cache_store
-from cola_core.cli import main
+from cola_core.cli.main import main
+from cola_core.storage import cache_store as cache_store
 from tests.conftest import make_config
 
 SENTINEL = "keep me\n"

@@ -13,12 +13,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cola_core import benchmarks as bm
 from cola_core.corpora import load_records
 from cola_core.errors import ColaError
-from cola_core.harness import evaluate_with_harness, to_scores
-from cola_core.models import load_model
-from cola_core.sandbox import Limits, run_untrusted
+from cola_core.evaluation.harness import evaluate_with_harness, to_scores
+from cola_core.evaluation.sandbox import Limits, run_untrusted
+from cola_core.evaluation.suite import benchmarks as bm
+from cola_core.models.loading import load_model
 from tests.test_cli import run_cli
 
 

@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from cola_core.cache_store import cache_key, entry_dir, load_entry, save_entry
+from cola_core.storage.cache_store import cache_key, entry_dir, load_entry, save_entry
 
 WRITER = """
 import sys, numpy as np
 from pathlib import Path
-from cola_core.cache_store import save_entry
+from cola_core.storage.cache_store import save_entry
 root = Path(sys.argv[1])
 for i in range(10_000):
     save_entry("acts", f"k{i % 5}-{i}", {"x": np.full((1500, 400), i, dtype=np.float32)}, {"i": i}, root=root)

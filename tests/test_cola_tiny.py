@@ -2,9 +2,9 @@
 
 import pytest
 
-from cola_core import capabilities as cap
 from cola_core.corpora import load_records
-from cola_core.models import BUILTIN_MODELS, load_model
+from cola_core.evaluation.suite import tasks as cap
+from cola_core.models.loading import BUILTIN_MODELS, load_model
 
 TINY = BUILTIN_MODELS["cola-tiny"]
 

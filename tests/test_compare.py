@@ -9,11 +9,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from transformers import AutoModelForCausalLM
 
-from cola_core import jobs
-from cola_core.compare import answers_side_by_side, finished_runs, layer_errors, proxy_vs_retention, retention_table
+from cola_core.app import jobs as jobs
+from cola_core.app.compare import answers_side_by_side, finished_runs, layer_errors, proxy_vs_retention, retention_table
+from cola_core.app.workspace import SpaceSettings, calibration_sets, prepare_space
 from cola_core.compress import CompressConfig
-from cola_core.runstore import RunStore
-from cola_core.workspace import SpaceSettings, calibration_sets, prepare_space
+from cola_core.evaluation.runstore import RunStore
 from tests.test_pages import PAGES
 
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from cola_core.architecture import decoder_layers, hidden_of
 from cola_core.compress import CompressConfig, compress_model, save_compressed
 from cola_core.compress.capture import capture_layer_inputs, run_layer
 from cola_core.compress.engine import Cancelled
@@ -13,6 +12,7 @@ from cola_core.compress.quantization import quantize_gptq, quantize_rtn
 from cola_core.compress.save import build_report
 from cola_core.compress.statistics import find_linears, weight_of
 from cola_core.errors import ColaError
+from cola_core.models.architecture import decoder_layers, hidden_of
 from tests.conftest import make_config
 
 VOCAB = 300

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from cola_core.correspondence import correspondence_table, recommend_mix, token_similarity, unigram_distribution
+from cola_core.curation.correspondence import (
+    correspondence_table,
+    recommend_mix,
+    token_similarity,
+    unigram_distribution,
+)
 from cola_core.errors import ColaError
 
 

@@ -4,9 +4,9 @@ import sys
 
 import numpy as np
 
-from cola_core.activations import ActivationConfig, cached_activations
-from cola_core.curate import CurateConfig, curate, recommend_mix, score_corpora
-from cola_core.models import load_model
+from cola_core.curation.activations import ActivationConfig, cached_activations
+from cola_core.curation.pipeline import CurateConfig, curate, recommend_mix, score_corpora
+from cola_core.models.loading import load_model
 
 
 def test_activation_cache_hit_equals_fresh(tiny_model_dir, tmp_path, monkeypatch):

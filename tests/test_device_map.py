@@ -8,12 +8,12 @@ import socket
 import numpy as np
 import pytest
 
-from cola_core.activations import ActivationConfig, extract_activations
-from cola_core.architecture import input_device
 from cola_core.corpora import load_records
+from cola_core.curation.activations import ActivationConfig, extract_activations
 from cola_core.errors import ColaError
-from cola_core.evaluation import evaluate
-from cola_core.models import load_model
+from cola_core.evaluation.suite import evaluate
+from cola_core.models.architecture import input_device
+from cola_core.models.loading import load_model
 
 pytest.importorskip("accelerate")
 CONFIG = ActivationConfig(seqlen=48)
@@ -66,7 +66,7 @@ def test_each_process_offloads_into_its_own_folder(tmp_path, monkeypatch):
     """A driver and its Ray workers on one node must not rewrite each other's offloaded weights."""
     import os
 
-    from cola_core.models import _offload_folder
+    from cola_core.models.loading import _offload_folder
 
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
     folder = _offload_folder("/models/x")
@@ -79,7 +79,7 @@ def test_a_killed_process_offload_folder_is_removed_by_the_next_one(tmp_path, mo
     import subprocess
     import sys
 
-    from cola_core.models import _offload_folder
+    from cola_core.models.loading import _offload_folder
 
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

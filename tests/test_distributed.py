@@ -12,10 +12,9 @@ import pytest
 
 pytest.importorskip("ray")
 
-from cola_core.activations import ActivationConfig, activations_key, cached_activations, extract_activations
-from cola_core.cache_store import load_entry
 from cola_core.corpora import load_records
-from cola_core.distributed import (
+from cola_core.curation.activations import ActivationConfig, activations_key, cached_activations, extract_activations
+from cola_core.curation.ray_activations import (
     SHARDS,
     ExtractionReport,
     ray_activation_sets,
@@ -24,9 +23,11 @@ from cola_core.distributed import (
     shard_key,
     shard_kind,
 )
+from cola_core.engine.config import EngineConfig, ModelSpec
+from cola_core.engine.ray_cluster import shutdown_ray
 from cola_core.errors import ColaError
-from cola_core.models import load_model
-from cola_core.ray_engine import EngineConfig, ModelSpec, shutdown_ray
+from cola_core.models.loading import load_model
+from cola_core.storage.cache_store import load_entry
 
 ENGINE = EngineConfig(kind="ray", workers=2, cpus_per_worker=0.5, shard_size=16, local_cpus=2)
 CONFIG = ActivationConfig(seqlen=48)
@@ -157,8 +158,9 @@ def test_a_worker_with_other_weights_is_refused(cache, model, texts):
 
 
 def test_experiment_grid_on_workers_matches_local(tmp_path, cache, tiny_model_dir):
-    from cola_core.experiment import BUILTIN_DIR, ExperimentConfig, run_experiment
-    from cola_core.runstore import RunStore
+    from cola_core.evaluation.runstore import RunStore
+    from cola_core.experiments.config import BUILTIN_DIR, ExperimentConfig
+    from cola_core.experiments.grid import run_experiment
 
     raw = json.loads((BUILTIN_DIR / "smoke.json").read_text())
     raw.update(model=tiny_model_dir("llama"), limit=6, pool_size=40, n=6, seeds=[0, 1])
@@ -205,7 +207,7 @@ def test_a_worker_asking_for_a_gpu_the_cluster_lacks_is_refused_not_left_waiting
 
 
 def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards(cache, model, texts, local):
-    from cola_core.cache_store import save_entry
+    from cola_core.storage.cache_store import save_entry
 
     key = activations_key(model.fingerprint, texts, CONFIG)
     for a, b in shard_bounds(len(texts), ENGINE.shard_size)[:2]:  # what an aborted float32 run left
@@ -224,7 +226,7 @@ def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards
 def test_another_local_size_restarts_ray(cache):
     import ray
 
-    from cola_core.ray_engine import ensure_ray
+    from cola_core.engine.ray_cluster import ensure_ray
 
     ensure_ray(EngineConfig(kind="ray", local_cpus=1))
     assert ray.cluster_resources()["CPU"] == 1
@@ -242,7 +244,7 @@ def test_ray_started_on_a_thread_that_ends_keeps_serving_later_threads(tmp_path)
 
     script = textwrap.dedent("""
         import threading
-        from cola_core.ray_engine import EngineConfig, ensure_ray
+        from cola_core.engine.ray_cluster import EngineConfig, ensure_ray
 
         def run():
             ray = ensure_ray(EngineConfig(kind="ray", local_cpus=2))
@@ -274,7 +276,7 @@ def test_a_relative_model_folder_travels_as_an_absolute_path(tmp_path, monkeypat
 
 
 def test_cli_curate_on_ray_writes_the_local_calibration_set(tmp_path, monkeypatch, capsys):
-    from cola_core.cli import main
+    from cola_core.cli.main import main
 
     common = ["curate", "--corpora", "prose,math", "--capabilities", "prose,math", "--pool-size", "40",
               "--n", "6", "--seqlen", "48", "--device", "cpu"]  # fmt: skip
@@ -289,7 +291,7 @@ def test_cli_curate_on_ray_writes_the_local_calibration_set(tmp_path, monkeypatc
 
 
 def test_cli_refuses_a_ray_address_without_the_ray_engine(tmp_path, capsys):
-    from cola_core.cli import main
+    from cola_core.cli.main import main
 
     assert main(["curate", "--ray-address", "auto", "--out", str(tmp_path / "x.jsonl")]) == 2
     err = capsys.readouterr().err

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from cola_core.evaluation import Score, accuracy_score, evaluate, perplexity_score, retention
-from cola_core.intervals import bootstrap_perplexity, wilson
-from cola_core.models import load_model
+from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
+from cola_core.evaluation.suite import Score, accuracy_score, evaluate, perplexity_score, retention
+from cola_core.models.loading import load_model
 
 
 def test_wilson_known_values():

@@ -3,17 +3,10 @@ import json
 import pytest
 
 from cola_core.errors import ColaError
-from cola_core.experiment import (
-    BUILTIN_DIR,
-    ExperimentConfig,
-    judge_claim,
-    list_builtin,
-    load_config,
-    markdown_report,
-    run_experiment,
-    summarise,
-)
-from cola_core.runstore import RunStore
+from cola_core.evaluation.runstore import RunStore
+from cola_core.experiments.config import BUILTIN_DIR, ExperimentConfig, list_builtin, load_config
+from cola_core.experiments.grid import run_experiment
+from cola_core.experiments.report import judge_claim, markdown_report, summarise
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from cola_core.corpora import load_records
+from cola_core.corpora.jsonl import load_jsonl
+from cola_core.curation.export import export_all, load_token_tensor
 from cola_core.errors import ColaError
-from cola_core.export import export_all, load_jsonl, load_token_tensor
 
 
 def test_every_format_round_trips(tmp_path, tiny_tokenizer):
@@ -49,7 +50,7 @@ def test_hf_dataset_zip_round_trips(tmp_path):
     import datasets
 
     from cola_core.corpora import load_records
-    from cola_core.export import hf_dataset_zip
+    from cola_core.curation.export import hf_dataset_zip
 
     records = load_records("math", "pool", limit=5)
     zipfile.ZipFile(io.BytesIO(hf_dataset_zip(records))).extractall(tmp_path)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from cola_core.architecture import decoder_layers
 from cola_core.compress import CompressConfig, compress_model
 from cola_core.compress.statistics import find_linears, weight_of
+from cola_core.models.architecture import decoder_layers
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -109,9 +109,9 @@ def test_device_map_auto_on_the_gpu_extracts_what_the_cpu_does():
     """A model placed by accelerate (device_map="auto") gives the CPU's fp32 vectors within tolerance."""
     import numpy as np
 
-    from cola_core.activations import ActivationConfig, extract_activations
     from cola_core.corpora import load_records
-    from cola_core.models import load_model
+    from cola_core.curation.activations import ActivationConfig, extract_activations
+    from cola_core.models.loading import load_model
 
     texts = [r.text for r in load_records("prose", "pool", limit=16)]
     cpu = load_model("cola-tiny", device="cpu", dtype="float32")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cola_core.cache_store import load_entry
-from cola_core.runstore import RunStore
+from cola_core.evaluation.runstore import RunStore
+from cola_core.storage.cache_store import load_entry
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,8 +93,8 @@ def test_kills_during_compression_leave_the_old_model_or_the_new_one(tmp_path):
 
 _STORE_CHILD = """
 import sys
-from cola_core.evaluation import Score
-from cola_core.runstore import RunStore
+from cola_core.evaluation.suite import Score
+from cola_core.evaluation.runstore import RunStore
 store = RunStore(sys.argv[1])
 print("ready", flush=True)
 i = 0

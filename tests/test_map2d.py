@@ -1,7 +1,7 @@
 import numpy as np
 
-from cola_core import map2d
-from cola_core.cache_store import load_entry
+from cola_core.curation import map2d as map2d
+from cola_core.storage.cache_store import load_entry
 
 
 def test_pca_preview_separates_blobs():
@@ -46,7 +46,7 @@ def test_large_pools_fit_on_a_sample_and_place_the_rest(tmp_path, monkeypatch):
 
 
 def test_density_grid_counts_every_point():
-    from cola_core.map2d import density_grid
+    from cola_core.curation.map2d import density_grid
 
     rng = np.random.default_rng(0)
     xy = np.concatenate([rng.normal(0, 1, (5000, 2)), rng.normal(8, 0.5, (1000, 2))])

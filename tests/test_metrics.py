@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cola_core.metrics import coverage, pairwise_distances, selection_metrics
+from cola_core.curation.metrics import coverage, pairwise_distances, selection_metrics
 
 
 def test_pairwise_distances_on_a_square():

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cola_core.errors import ColaError
-from cola_core.models import (
+from cola_core.models.loading import (
     count_params,
     ensure_pad_token,
     fingerprint_directory,

@@ -64,10 +64,10 @@ def test_jobs_run_in_the_background_and_land_in_the_store(tiny_model_dir, tmp_pa
     import json
     import time
 
+    from cola_core.app.jobs import JobQueue
     from cola_core.compress import CompressConfig
     from cola_core.corpora import load_records
-    from cola_core.jobs import JobQueue
-    from cola_core.runstore import RunStore
+    from cola_core.evaluation.runstore import RunStore
 
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
     queue = JobQueue(RunStore(tmp_path / "runs.sqlite"))

@@ -1,9 +1,10 @@
 import pytest
 
 from cola_core.corpora import Record, load_records
+from cola_core.corpora.quality import drop_worst
+from cola_core.curation.processing import ProcessingConfig, apply_format, drop_duplicates, process_records
 from cola_core.errors import ColaError
-from cola_core.models import load_model
-from cola_core.processing import ProcessingConfig, apply_format, drop_duplicates, drop_worst, process_records
+from cola_core.models.loading import load_model
 
 
 def _rec(i, text, corpus="c"):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from cola_core.errors import ColaError
-from cola_core.evaluation import Score
-from cola_core.runstore import RunStore
+from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.suite import Score
 
 
 def _score(value):
@@ -48,8 +48,8 @@ def test_runs_left_running_by_a_dead_process_are_marked_failed(tmp_path):
 
 WRITER = """
 import sys
-from cola_core.evaluation import Score
-from cola_core.runstore import RunStore
+from cola_core.evaluation.suite import Score
+from cola_core.evaluation.runstore import RunStore
 store = RunStore(sys.argv[1])
 name, count = sys.argv[2], int(sys.argv[3])
 for i in range(count):

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from cola_core.errors import ColaError
-from cola_core.selection import (
+from cola_core.curation.selection import (
     build_tradeoff_index,
     plain_greedy,
     select,
@@ -11,7 +10,8 @@ from cola_core.selection import (
     select_tradeoff,
     tradeoff_objective,
 )
-from cola_core.space import cluster_space
+from cola_core.curation.space import cluster_space
+from cola_core.errors import ColaError
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_lambda_zero_takes_the_extremes_first(blobs):
 
 
 def test_lambda_moves_metrics_monotonically(blobs):
-    from cola_core.metrics import pairwise_distances
+    from cola_core.curation.metrics import pairwise_distances
 
     idx = build_tradeoff_index(blobs)
     div = [
@@ -126,7 +126,7 @@ def test_bad_arguments(blobs, kwargs, message):
 
 
 def test_cluster_table_lists_sizes_and_exemplars(blobs):
-    from cola_core.space import cluster_table
+    from cola_core.curation.space import cluster_table
 
     clusters = cluster_space(blobs, 6, seed=0)
     texts = [f"t{i}" for i in range(len(blobs))]
@@ -150,7 +150,7 @@ def big_pool():
 
 
 def test_shortlist_keeps_every_cluster_and_its_extremes(big_pool):
-    from cola_core.selection import shortlist
+    from cola_core.curation.selection import shortlist
 
     rows = shortlist(big_pool, 800, seed=0)
     assert 700 <= len(rows) <= 1100 and len(set(rows.tolist())) == len(rows)

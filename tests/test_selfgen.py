@@ -1,9 +1,9 @@
 import pytest
 
 from cola_core.corpora import load_records
+from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
 from cola_core.errors import ColaError
-from cola_core.models import load_model
-from cola_core.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
+from cola_core.models.loading import load_model
 
 
 def test_self_generated_corpus_is_filtered_and_loadable(tiny_model_dir, tmp_path):

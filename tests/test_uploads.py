@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cola_core import uploads
 from cola_core.corpora import load_records
+from cola_core.corpora import uploads as uploads
 from cola_core.errors import ColaError
 
 

@@ -27,7 +27,8 @@ __all__ = [
 def load_calibration(path: str | Path, tokenizer, seqlen: int = 256) -> tuple[dict[str, torch.Tensor], str]:
     """Token tensors from a calibration set (.safetensors as exported, or .jsonl tokenized here),
     capped at ``seqlen`` tokens, and their fingerprint."""
-    from cola_core.export import load_jsonl, load_token_tensor, tokenize_calibration
+    from cola_core.corpora.jsonl import load_jsonl
+    from cola_core.curation.export import load_token_tensor, tokenize_calibration
 
     path = Path(path)
     if seqlen <= 0:

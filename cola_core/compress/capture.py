@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from cola_core.architecture import decoder_layers, hidden_of
+from cola_core.models.architecture import decoder_layers, hidden_of
 
 
 class _Captured(Exception):

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from cola_core.architecture import decoder_layers
 from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.owl import owl_schedule
@@ -27,7 +26,8 @@ from cola_core.compress.pruning import prune_magnitude, prune_sparsegpt, prune_w
 from cola_core.compress.quantization import QuantResult, quantize_gptq, quantize_rtn
 from cola_core.compress.statistics import Stats, collect_statistics, find_linears, relative_error, set_weight, weight_of
 from cola_core.errors import ColaError
-from cola_core.models import pick_device
+from cola_core.models.architecture import decoder_layers
+from cola_core.models.loading import pick_device
 
 
 class Cancelled(ColaError):

@@ -1,0 +1,1 @@
+"""The dashboard's services (prepared spaces, background jobs, compare frames); never imports streamlit."""

@@ -1,0 +1,77 @@
+"""Dense vs compressed, as tidy frames for the dashboard's Compare page: retention per capability with
+intervals, per-layer reconstruction error, the curation proxy against measured retention, and the
+same prompts answered by each model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.suite import retention
+from cola_core.models.loading import load_model_cached
+from cola_core.models.scoring import generate
+
+
+def run_label(row: Mapping) -> str:
+    settings = json.loads(row["settings"] or "{}")
+    return f"#{row['id']} {settings.get('method', '?')} · {row['calibration']}"
+
+
+def finished_runs(store: RunStore, model: str) -> pd.DataFrame:
+    runs = store.runs()
+    return runs[(runs["status"] == "done") & (runs["calibration"] != "dense") & (runs["model"] == model)]
+
+
+def retention_table(store: RunStore, runs: pd.DataFrame, dense_run: Mapping[int, int]) -> pd.DataFrame:
+    """One row per run × capability: dense and compressed scores, interval, retention and its interval.
+    ``dense_run`` maps each run id to the dense evaluation with the same items."""
+    rows = []
+    for _, run in runs.iterrows():
+        dense = store.score_items(dense_run[int(run["id"])])
+        for cap, s in store.score_items(int(run["id"])).items():
+            value, lo, hi = retention(dense[cap], s)
+            rows.append({"run": run_label(run), "run_id": int(run["id"]), "capability": cap, "dense": dense[cap].score,
+                         "compressed": s.score, "ci_low": s.ci_low, "ci_high": s.ci_high, "retention": value,
+                         "ret_low": lo, "ret_high": hi})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def layer_errors(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and max relative reconstruction error ‖WX − ŴX‖²/‖WX‖² per decoder layer and run."""
+    rows = []
+    for _, run in runs.iterrows():
+        for layer in json.loads(run["report"] or "{}").get("layers", []):
+            errs = [v["relative_error"] for v in layer["linears"].values() if v.get("relative_error") is not None]
+            if errs:
+                rows.append({"run": run_label(run), "layer": layer["layer"], "mean_error": sum(errs) / len(errs),
+                             "max_error": max(errs)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["run", "layer", "mean_error", "max_error"])
+
+
+def proxy_vs_retention(runs: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(points, correlations): each run's capability coverage at curation time against its measured
+    retention, and per capability the Spearman rank correlation over runs (NaN with < 3 runs)."""
+    coverage = {int(r["id"]): json.loads(r["settings"] or "{}").get("proxy", {}) for _, r in runs.iterrows()}
+    points = table.assign(coverage=[coverage.get(i, {}).get(c.split("_")[0]) for i, c in
+                                    zip(table["run_id"], table["capability"], strict=True)]).dropna(subset=["coverage"])  # fmt: skip
+    corr = []
+    for cap, g in points.groupby("capability"):
+        rho = g["coverage"].rank().corr(g["retention"].rank()) if len(g) >= 3 else float("nan")
+        corr.append({"capability": cap, "spearman": rho, "runs": len(g)})
+    return points[["run", "capability", "coverage", "retention"]], pd.DataFrame(
+        corr, columns=["capability", "spearman", "runs"]
+    )
+
+
+def answers_side_by_side(models: Mapping[str, str], prompts: Sequence[str], max_new_tokens: int = 40) -> pd.DataFrame:
+    """Greedy answers of each model (label → name or directory) to the same prompts, one column each."""
+    frame = pd.DataFrame({"prompt": list(prompts)})
+    for label, ref in models.items():
+        loaded = load_model_cached(ref)
+        frame[label] = [
+            a.strip() for a in generate(loaded.model, loaded.tokenizer, list(prompts), max_new_tokens, ["\n\n"])
+        ]
+    return frame

@@ -1,0 +1,367 @@
+"""Command line: ``python -m cola_core <command> [--json]``.
+
+Contract: ``--json`` prints exactly one JSON object on stdout (logs go to stderr); exit 0 on
+success; exit 2 on bad input with one ``error: …`` line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cola_core.cli.args import add_command_args
+from cola_core.errors import ColaError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one ``error: …`` line, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ColaError(f"{message} (see `{self.prog} --help`)")
+
+
+def _emit(payload: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    print(json.dumps(payload, default=str) if as_json else human(payload))
+
+
+def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.models.loading import list_models
+
+    return {"models": [m.to_dict() for m in list_models()]}
+
+
+def _models_text(p: dict[str, Any]) -> str:
+    rows = [f"{m['name']:<40} {m['source']:<9} {m['params'] or '?':>12}  {m['path']}" for m in p["models"]]
+    return "\n".join([f"{'name':<40} {'source':<9} {'params':>12}  path", *rows])
+
+
+def cmd_corpora(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.corpora import list_corpora
+
+    return {"corpora": [c.to_dict() for c in list_corpora()]}
+
+
+def _corpora_text(p: dict[str, Any]) -> str:
+    rows = [f"{c['name']:<8} {c['domain']:<8} {'/'.join(c['splits']):<20} {c['description']}" for c in p["corpora"]]
+    extra = "Also: local files (.txt .jsonl .json .csv .parquet) and hf:NAME[:CONFIG[:SPLIT]]."
+    return "\n".join([*rows, extra])
+
+
+def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.corpora import load_records
+
+    records = load_records(args.corpus, args.split, limit=args.n, text_field=args.text_field)
+    return {"records": [r.to_dict() for r in records]}
+
+
+def _sample_text(p: dict[str, Any]) -> str:
+    return "\n\n".join(f"[{r['id']}] ({r['corpus']}/{r['domain']})\n{r['text']}" for r in p["records"])
+
+
+_OPEN_BARS: list[Any] = []  # progress bars still on screen; an error line must not land on one
+
+
+def _progress_bar(label: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
+            _OPEN_BARS.append(bar)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            _OPEN_BARS.remove(bar)
+
+    return update
+
+
+def _fail(message: str) -> None:
+    """The one ``error:`` line, on a line of its own (any progress bar still drawn is cleared first)."""
+    while _OPEN_BARS:
+        _OPEN_BARS.pop().close()
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def _layers(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in _csv(text))
+    except ValueError:
+        raise ColaError(f"--layers takes comma-separated integers, got '{text}'") from None
+
+
+def _curate_config(args: argparse.Namespace):
+    from cola_core.curation.activations import ActivationConfig
+    from cola_core.curation.pipeline import CurateConfig
+    from cola_core.curation.processing import ProcessingConfig
+
+    return CurateConfig(
+        corpora=_csv(args.corpora), pool_size=args.pool_size, n=args.n, strategy=args.strategy, lam=args.lam,
+        seed=args.seed, dim=args.dim, capabilities=_csv(args.capabilities), text_field=args.text_field,
+        activations=ActivationConfig(layers=_layers(args.layers), pooling=args.pooling, include_mlp=args.include_mlp),
+        processing=ProcessingConfig(seqlen=args.seqlen, min_tokens=args.min_tokens, mode=args.length_mode,
+                                    reasoning_format=args.reasoning_format, dedupe=not args.no_dedupe,
+                                    drop_worst_perplexity=args.drop_worst_ppl),
+    )  # fmt: skip
+
+
+def _load(args: argparse.Namespace):
+    from cola_core.models.loading import load_model
+
+    _log(f"loading model {args.model} …")
+    if args.trust_remote_code:
+        _log(
+            f"warning: --trust-remote-code runs Python code from {args.model}'s repository; use it only for code you trust"
+        )
+    return load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
+                      device_map=getattr(args, "device_map", None))  # fmt: skip
+
+
+def _engine(args: argparse.Namespace):
+    from cola_core.engine.config import EngineConfig
+
+    engine = EngineConfig(kind=args.engine, address=args.ray_address, workers=args.ray_workers,
+                          gpus_per_worker=args.ray_gpus_per_worker, shard_size=args.shard_size,
+                          local_cpus=args.ray_cpus)  # fmt: skip
+    engine.validate()
+    _log(f"engine: {engine.describe()}")
+    return engine
+
+
+def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.curation.pipeline import curate
+
+    config = _curate_config(args)
+    config.validate()
+    engine = _engine(args)
+    result = curate(_load(args), config, args.out, log=_log, progress=_progress_bar("activations"), engine=engine)
+    m = result.metrics
+    return {"n": m.n, "strategy": result.selection.strategy, "representativeness": m.representativeness,
+            "diversity": m.diversity_mean, "diversity_min": m.diversity_min, "cluster_coverage": m.cluster_coverage,
+            "mix": m.mix, "tokens": m.tokens, "capability_coverage": m.capability_coverage,
+            "seconds": round(result.seconds, 3), "out": result.paths["jsonl"], "files": result.paths}  # fmt: skip
+
+
+def _curate_text(p: dict[str, Any]) -> str:
+    mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
+    return (f"selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
+            f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
+            f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}")  # fmt: skip
+
+
+def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.curation.pipeline import recommend_mix, score_corpora
+
+    config = _curate_config(args)
+    table = score_corpora(_load(args), _csv(args.corpora), _csv(args.capabilities), config, args.alpha, args.per_corpus)
+    mix = recommend_mix(table, args.deployment, args.target)
+    return {"table": table.to_dict(orient="records"), "mix": mix.round(4).to_dict(), "alpha": args.alpha,
+            "deployment": args.deployment}  # fmt: skip
+
+
+def _scores_text(p: dict[str, Any]) -> str:
+    import pandas as pd
+
+    table = pd.DataFrame(p["table"]).pivot(index="corpus", columns="capability", values="score")
+    mix = ", ".join(f"{k} {v:.0%}" for k, v in p["mix"].items())
+    return (
+        f"correspondence (α={p['alpha']}):\n{table.round(3).to_string()}\n\nrecommended mix ({p['deployment']}): {mix}"
+    )
+
+
+def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
+
+    config = SelfGenConfig(n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, repetition_penalty=args.repetition_penalty, prefixes=tuple(args.prefix or [""]),
+                           drop_worst_perplexity=args.drop_worst_ppl, seed=args.seed)  # fmt: skip
+    loaded = _load(args)
+    records = generate_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
+    path = write_self_corpus(records, args.out)
+    ppl = [r.meta["perplexity"] for r in records]
+    return {"n": len(records), "out": str(path), "mean_perplexity": sum(ppl) / len(ppl)}
+
+
+def _selfgen_text(p: dict[str, Any]) -> str:
+    return f"wrote {p['n']} self-generated samples (mean perplexity {p['mean_perplexity']:.1f}) → {p['out']}; use it with --corpora {p['out']}"
+
+
+def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.compress import CompressConfig
+    from cola_core.compress import compress_and_save as run
+
+    config = CompressConfig(method=args.method, sparsity=args.sparsity, pattern=args.pattern, bits=args.bits,
+                            group_size=args.group_size, symmetric=args.symmetric, act_order=args.act_order,
+                            damp=args.damp, batch_size=args.batch_size, device=args.device, owl=args.owl,
+                            owl_lambda=args.owl_lambda, owl_m=args.owl_m)  # fmt: skip
+    config.validate()
+    bar = _progress_bar("layers")
+    report = run(_load(args), args.calib, config, args.out, seqlen=args.seqlen, progress=lambda d, t, _r: bar(d, t))
+    layers = [{"layer": r["layer"], "seconds": round(r["seconds"], 3),
+               "sparsity": sum(v["sparsity"] for v in r["linears"].values()) / len(r["linears"]),
+               "relative_error": {k: v["relative_error"] for k, v in r["linears"].items()}} for r in report["layers"]]  # fmt: skip
+    return {"method": report["method"], "achieved_sparsity": report["achieved_sparsity"], "bits": report["bits"],
+            "layers": layers, "fallbacks": report["fallbacks"], "device": report["device"],
+            "seconds": round(report["seconds"], 3), "out": str(args.out)}  # fmt: skip
+
+
+def _compress_text(p: dict[str, Any]) -> str:
+    what = f"{p['bits']}-bit" if p["bits"] else f"sparsity {p['achieved_sparsity']:.1%}"
+    rows = [
+        f"  layer {x['layer']:>3}: {x['seconds']:.2f}s  mean rel. error {sum(x['relative_error'].values()) / len(x['relative_error']):.4f}"
+        for x in p["layers"]
+    ]
+    return "\n".join([f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}", *rows])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from cola_core.evaluation.suite import evaluate
+
+    t0 = time.perf_counter()
+    from cola_core.evaluation.benchmarks import BENCHMARKS
+
+    benchmarks = _csv(args.benchmarks)
+    sources = dict(_pair(x, "--benchmark-data") for x in args.benchmark_data)
+    for name in (*benchmarks, *sources):
+        if name not in BENCHMARKS:
+            raise ColaError(f"unknown benchmark '{name}': choose from {', '.join(BENCHMARKS)}")
+    loaded = _load(args)
+    scores = evaluate(loaded.model, loaded.tokenizer, _csv(args.capabilities), limit=args.limit, seed=args.seed)
+    skipped: dict[str, str] = {}
+    if benchmarks and args.backend == "lm-eval":
+        from cola_core.evaluation.harness import evaluate_with_harness
+
+        scores |= evaluate_with_harness(loaded.model, loaded.tokenizer, benchmarks, limit=args.limit,
+                                        allow_code_execution=args.allow_code_execution)  # fmt: skip
+    elif benchmarks:
+        from cola_core.evaluation.benchmarks import run_benchmarks
+
+        found, skipped = run_benchmarks(loaded.model, loaded.tokenizer, benchmarks, limit=args.limit, seed=args.seed,
+                                        sources=sources, allow_code_execution=args.allow_code_execution, shots=args.shots)  # fmt: skip
+        scores |= found
+    return {"model": args.model, "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
+            "skipped": skipped, "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+
+
+def _pair(text: str, flag: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise ColaError(f"{flag} takes NAME=PATH, got '{text}'")
+    return name.strip(), path.strip()
+
+
+def _evaluate_text(p: dict[str, Any]) -> str:
+    rows = [
+        f"{k:<16} {v['metric']:<10} {v['score']:>9.4f}  [{v['ci_low']:.4f}, {v['ci_high']:.4f}]  n={v['n']}"
+        for k, v in p["scores"].items()
+    ]
+    rows += [f"{k:<16} skipped: {why}" for k, why in p.get("skipped", {}).items()]
+    return "\n".join([f"{p['model']} ({p['seconds']:.1f}s)", *rows])
+
+
+def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.evaluation.runstore import RunStore
+
+    store = RunStore(args.store)
+    runs = store.runs(args.experiment)
+    cols = ["id", "experiment", "model", "calibration", "seed", "status", "created", "finished", "error"]
+    return {"runs": runs[cols].to_dict(orient="records"), "store": str(store.path)}
+
+
+def _runs_text(p: dict[str, Any]) -> str:
+    rows = [
+        f"{r['id']:>5} {r['status']:<9} {r['model']:<28} {r['calibration'] or '-':<28} {r['error'] or ''}"
+        for r in p["runs"]
+    ]
+    return "\n".join([f"{len(p['runs'])} runs in {p['store']}", *rows])
+
+
+def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.evaluation.runstore import RunStore
+    from cola_core.experiments.config import list_builtin, load_config
+    from cola_core.experiments.grid import run_experiment
+    from cola_core.experiments.report import judge_claim, markdown_report, proxy_correlation, summarise
+
+    if args.list:
+        return {"builtin": list_builtin()}
+    if not args.config:
+        raise ColaError("name a config: --config FILE or a built-in name (see --list)")
+    cfg = load_config(args.config)
+    table = run_experiment(cfg, RunStore(args.store), log=_log, engine=_engine(args))
+    command = f"python -m cola_core experiment --config {args.config}"
+    report = markdown_report(cfg, table, command)
+    if args.report:
+        Path(args.report).write_text(report + "\n")
+    summary = summarise(table)
+    return {"experiment": cfg.name, "runs": int(table[["calibration", "compression", "seed"]].drop_duplicates().shape[0]),
+            "claims": [judge_claim(summary, table, c) for c in cfg.claims],
+            "summary": summary.to_dict(orient="records"), "proxy_correlation": proxy_correlation(table).to_dict(orient="records"),
+            "report": args.report, "markdown": report}  # fmt: skip
+
+
+def _experiment_text(p: dict[str, Any]) -> str:
+    if "builtin" in p:
+        return "built-in experiments: " + ", ".join(p["builtin"])
+    return p["markdown"]
+
+
+COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "experiment": (cmd_experiment, _experiment_text, "run (or resume) an experiment grid and summarise it"),
+    "evaluate": (cmd_evaluate, _evaluate_text, "capability scores with 95% confidence intervals"),
+    "runs": (cmd_runs, _runs_text, "list the run store"),
+    "compress": (cmd_compress, _compress_text, "prune or quantize a model with a calibration set"),
+    "models": (cmd_models, _models_text, "list built-in models and models in the local Hugging Face cache"),
+    "corpora": (cmd_corpora, _corpora_text, "list the built-in corpora"),
+    "sample": (cmd_sample, _sample_text, "print records of a corpus split"),
+    "curate": (cmd_curate, _curate_text, "select a calibration set (COLA stages 2 and 3) and export it"),
+    "corpus-scores": (cmd_corpus_scores, _scores_text, "COLA stage 1: corpus × capability correspondence and a mix"),
+    "self-generate": (cmd_self_generate, _selfgen_text, "sample a self-generated corpus from the model (Ji et al.)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m cola_core", description="COLA Studio: calibration data curation for LLM compression"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (_, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        add_command_args(name, p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        run, human, _ = COMMANDS[args.command]
+        _emit(run(args), args.json, human)
+    except ColaError as exc:
+        _fail(str(exc))
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    return 0

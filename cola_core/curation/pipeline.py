@@ -1,0 +1,221 @@
+"""The curation pipeline, step by step, each step a plain function the CLI and the dashboard share:
+
+corpora ──build_pool──▶ records ──process_records──▶ samples
+  ──embed──▶ activation space (+ probe points of each capability)
+  ──select──▶ Selection ──selection_metrics──▶ metrics ──export_all──▶ calibration set files
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cola_core.corpora import BUILTIN_CORPORA, Record, load_records
+from cola_core.curation.activations import ActivationConfig, Progress, cached_activations, records_fingerprint
+from cola_core.curation.correspondence import correspondence_table, recommend_mix, unigram_distribution
+from cola_core.curation.export import export_all
+from cola_core.curation.metrics import SelectionMetrics, selection_metrics
+from cola_core.curation.processing import ProcessingConfig, process_records
+from cola_core.curation.selection import STRATEGIES, Selection, select
+from cola_core.curation.space import cluster_space, project_activations
+from cola_core.engine.config import EngineConfig
+from cola_core.errors import ColaError
+from cola_core.models.loading import LoadedModel, context_length
+
+DEFAULT_CAPABILITIES = ("prose", "code", "math", "facts")  # probe corpora; prose stands for the capability `lm`
+
+
+def coverage_by_capability(capability_coverage: dict[str, float]) -> dict[str, float]:
+    """Coverage per probe corpus, keyed by the evaluated capability it stands for (prose → lm)."""
+    return {{"prose": "lm"}.get(k, k): v for k, v in capability_coverage.items()}
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
+    pool_size: int = 2000
+    n: int = 128
+    strategy: str = "cola"
+    lam: float = 0.5
+    seed: int = 0
+    dim: int = 64
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+    probe_size: int = 100
+    text_field: str = "text"
+    activations: ActivationConfig = field(default_factory=ActivationConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+
+    def validate(self) -> None:
+        if not self.corpora:
+            raise ColaError("name at least one corpus")
+        if self.pool_size <= 0 or self.n <= 0:
+            raise ColaError(f"pool size and n must be positive, got {self.pool_size} and {self.n}")
+        if self.strategy not in STRATEGIES:
+            raise ColaError(f"unknown strategy '{self.strategy}': choose one of {', '.join(STRATEGIES)}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ColaError(f"λ (lam) must lie in [0, 1], got {self.lam}")
+
+
+@dataclass
+class Embedded:
+    """Samples placed in the activation space."""
+
+    records: list[Record]
+    space: np.ndarray
+    fingerprint: str
+
+
+def build_pool(corpora: Sequence[str], pool_size: int, text_field: str = "text") -> list[Record]:
+    """An equal share of ``pool_size`` from each corpus's pool split (files/datasets: from the top)."""
+    per = math.ceil(pool_size / len(corpora))
+    pool: list[Record] = []
+    for spec in corpora:
+        records = load_records(spec, "pool", limit=per, text_field=text_field)
+        if not records:
+            raise ColaError(f"corpus '{spec}' is empty")
+        pool += records
+    return pool
+
+
+def embed(
+    loaded: LoadedModel,
+    records: Sequence[Record],
+    config: CurateConfig,
+    progress: Progress | None = None,
+    engine: EngineConfig | None = None,
+) -> Embedded:
+    """Pooled activations (disk-cached; extracted here or on Ray workers) projected to ``config.dim``
+    dimensions. Both engines read and write the same cache entry."""
+    return embed_sets(loaded, [records], config, progress, engine)[0]
+
+
+def embed_sets(
+    loaded: LoadedModel,
+    record_sets: Sequence[Sequence[Record]],
+    config: CurateConfig,
+    progress: Progress | None = None,
+    engine: EngineConfig | None = None,
+) -> list[Embedded]:
+    """:func:`embed` for several record sets; on Ray they share one pipeline (one model load per worker)."""
+    acts_cfg = ActivationConfig(**{**asdict(config.activations), "seqlen": config.processing.seqlen})
+    text_sets = [[r.text for r in records] for records in record_sets]
+    if engine is not None and engine.kind == "ray":
+        from cola_core.curation.ray_activations import ray_activation_sets
+        from cola_core.engine.config import ModelSpec
+
+        acts = ray_activation_sets(ModelSpec.of(loaded), text_sets, acts_cfg, engine, progress)
+    else:
+        total, offset, acts = sum(map(len, text_sets)), 0, []
+        for texts in text_sets:  # progress counts samples over all sets, as on Ray
+            step = (lambda done, _n, o=offset: progress(o + done, total)) if progress else None
+            acts.append(cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, acts_cfg, step))
+            offset += len(texts)
+    return [Embedded(list(records), project_activations(a, config.dim, config.seed),
+                     records_fingerprint(texts, [r.id for r in records]))
+            for records, texts, a in zip(record_sets, text_sets, acts, strict=True)]  # fmt: skip
+
+
+def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
+    """A capability's probe set: a built-in corpus's held-out split, or any corpus spec whole."""
+    return {
+        cap: load_records(cap, "heldout" if cap in BUILTIN_CORPORA else "pool", limit=limit) for cap in capabilities
+    }
+
+
+def embed_probes(
+    loaded: LoadedModel, capabilities: Sequence[str], config: CurateConfig, engine: EngineConfig | None = None
+) -> dict[str, np.ndarray]:
+    probes = probe_records(capabilities, config.probe_size)
+    return {cap: e.space for cap, e in zip(probes, embed_sets(loaded, list(probes.values()), config, engine=engine),
+                                           strict=True)}  # fmt: skip
+
+
+def run_selection(
+    embedded: Embedded, config: CurateConfig, include: Sequence[int] = (), exclude: Sequence[int] = (), index=None
+) -> Selection:
+    groups = [r.corpus for r in embedded.records]
+    return select(embedded.space, config.n, config.strategy, lam=config.lam, seed=config.seed, groups=groups,
+                  include=include, exclude=exclude, index=index)  # fmt: skip
+
+
+def measure(
+    embedded: Embedded,
+    selection: Selection,
+    probes: dict[str, np.ndarray] | None = None,
+    clusters_k: int | None = None,
+    seed: int = 0,
+) -> SelectionMetrics:
+    k = min(clusters_k or len(selection.indices), len(embedded.space))
+    labels = cluster_space(embedded.space, k, seed).labels
+    recs = embedded.records
+    return selection_metrics(embedded.space, selection.indices, corpora=[r.corpus for r in recs], domains=[r.domain for r in recs],
+                             tokens=[r.meta.get("n_tokens", 0) for r in recs], cluster_labels=labels, probes=probes)  # fmt: skip
+
+
+@dataclass
+class CurationResult:
+    embedded: Embedded
+    selection: Selection
+    metrics: SelectionMetrics
+    paths: dict[str, str]
+    seconds: float
+
+    @property
+    def chosen(self) -> list[Record]:
+        return [self.embedded.records[i] for i in self.selection.indices]
+
+
+def curate(loaded: LoadedModel, config: CurateConfig, out: str | Path, log: Callable[[str], None] = lambda s: None,
+           progress: Progress | None = None, engine: EngineConfig | None = None) -> CurationResult:  # fmt: skip
+    """The whole pipeline: pool → Stage 2 → activation space → selection → metrics → exports.
+    ``engine`` says where activations are extracted; the outputs are the same either way."""
+    t0 = time.perf_counter()
+    config.validate()
+    if engine is not None:
+        engine.validate()
+    config.processing.validate(context_length(loaded.model))  # before any work
+    pool = build_pool(config.corpora, config.pool_size, config.text_field)
+    log(f"pool: {len(pool)} records from {', '.join(config.corpora)}")
+    needs_model = config.processing.drop_worst_perplexity > 0
+    samples = process_records(pool, loaded.tokenizer, config.processing, loaded.model if needs_model else None)
+    log(f"after stage 2 (length, format, quality): {len(samples)} samples")
+    if config.n > len(samples):
+        raise ColaError(
+            f"cannot select {config.n} samples from a pool of {len(samples)}; lower --n or raise --pool-size"
+        )
+    probe_sets = probe_records(config.capabilities, config.probe_size) if config.capabilities else {}
+    # one call: on Ray the pool and the probe sets share one pipeline (one model load per worker)
+    embedded, *probe_embs = embed_sets(loaded, [samples, *probe_sets.values()], config, progress, engine)
+    probes = {cap: e.space for cap, e in zip(probe_sets, probe_embs, strict=True)}
+    selection = run_selection(embedded, config)
+    metrics = measure(embedded, selection, probes, seed=config.seed)
+    chosen = [embedded.records[i] for i in selection.indices]
+    settings = {"model": loaded.name, "model_fingerprint": loaded.fingerprint, "fingerprint": embedded.fingerprint,
+                "config": asdict(config), "metrics": metrics.to_dict()}  # fmt: skip
+    paths = export_all(chosen, loaded.tokenizer, config.processing.seqlen, out, settings)
+    return CurationResult(embedded, selection, metrics, paths, time.perf_counter() - t0)
+
+
+def score_corpora(loaded: LoadedModel, corpora: Sequence[str], capabilities: Sequence[str], config: CurateConfig,
+                  alpha: float = 0.5, per_corpus: int = 200) -> pd.DataFrame:  # fmt: skip
+    """Stage 1 table for candidate corpora × capabilities (see :mod:`cola_core.curation.correspondence`)."""
+    candidates = {c: load_records(c, "pool", limit=per_corpus, text_field=config.text_field) for c in corpora}
+    probes = probe_records(capabilities, per_corpus)
+
+    def describe(sets: dict[str, list[Record]]) -> tuple[dict, dict]:
+        ids = {name: loaded.tokenizer([r.text for r in recs])["input_ids"] for name, recs in sets.items()}
+        points = {name: embed(loaded, recs, config).space for name, recs in sets.items()}
+        return points, {name: unigram_distribution(i, len(loaded.tokenizer)) for name, i in ids.items()}
+
+    corpus_pts, corpus_uni = describe(candidates)
+    probe_pts, probe_uni = describe(probes)
+    return correspondence_table(corpus_pts, probe_pts, corpus_uni, probe_uni, alpha)
+
+
+__all__ = ["CurateConfig", "CurationResult", "build_pool", "curate", "embed", "recommend_mix", "score_corpora"]

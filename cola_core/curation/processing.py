@@ -1,0 +1,159 @@
+"""Stage 2 of COLA (He et al., NeurIPS 2025, §4.2): the compositional properties of calibration data.
+
+- sequence length: truncate or pack to ``seqlen`` tokens, drop samples under ``min_tokens``, and
+  record every sample's token count in ``meta["n_tokens"]``;
+- format: records with question/reasoning/answer structure rendered as ``Question / Reasoning /
+  Answer`` (explicit reasoning), or as plain ``Question / Answer``;
+- quality: drop exact duplicates and near duplicates (MinHash over character 5-grams), and the
+  worst fraction by the model's own perplexity (``meta["perplexity"]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from cola_core.corpora import Record
+from cola_core.corpora.math_problems import render
+from cola_core.corpora.quality import drop_worst, score_perplexity
+from cola_core.errors import ColaError
+from cola_core.models.loading import context_length
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    seqlen: int = 256
+    min_tokens: int = 8
+    mode: str = "truncate"  # "truncate" | "pack"
+    reasoning_format: str = "keep"  # "keep" | "explicit" | "plain"
+    dedupe: bool = True
+    near_duplicate_jaccard: float = 0.9  # 1.0 disables near-duplicate removal
+    drop_worst_perplexity: float = 0.0  # fraction in [0, 1)
+
+    def validate(self, max_positions: int | None = None) -> None:
+        if self.seqlen <= 0:
+            raise ColaError(f"sequence length must be positive, got {self.seqlen}")
+        if max_positions and self.seqlen > max_positions:
+            raise ColaError(f"sequence length {self.seqlen} exceeds the model's context of {max_positions} tokens")
+        if self.mode not in ("truncate", "pack"):
+            raise ColaError(f"unknown length mode '{self.mode}': use truncate or pack")
+        if self.reasoning_format not in ("keep", "explicit", "plain"):
+            raise ColaError(f"unknown reasoning format '{self.reasoning_format}': use keep, explicit or plain")
+        if not 0.0 <= self.drop_worst_perplexity < 1.0:
+            raise ColaError(f"the perplexity drop fraction must lie in [0, 1), got {self.drop_worst_perplexity}")
+
+
+def apply_format(record: Record, style: str) -> Record:
+    """Re-render question/answer records; others pass through unchanged."""
+    meta = record.meta
+    if style == "keep" or "question" not in meta or "answer" not in meta:
+        return record
+    reasoning = meta.get("reasoning") if style == "explicit" else None
+    if style == "explicit" and not reasoning:
+        return record
+    return replace(record, text=render(meta["question"], reasoning, meta["answer"]))
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower())
+
+
+def drop_duplicates(
+    records: Sequence[Record], near_jaccard: float = 0.9, num_perm: int = 64, bands: int = 16
+) -> list[Record]:
+    """Exact duplicates (after whitespace/case normalisation), then near duplicates: MinHash with
+    banded LSH for candidates, confirmed by exact Jaccard of the 5-gram sets. Keeps first seen."""
+    seen: set[str] = set()
+    unique = []
+    for r in records:
+        h = hashlib.sha1(_normalise(r.text).encode()).hexdigest()
+        if h not in seen:
+            seen.add(h)
+            unique.append(r)
+    if near_jaccard >= 1.0 or len(unique) < 2:
+        return unique
+    shingles = [_shingles(_normalise(r.text)) for r in unique]
+    rng = np.random.default_rng(0)
+    a = rng.integers(1, 2**31 - 1, num_perm, dtype=np.uint64)
+    b = rng.integers(0, 2**31 - 1, num_perm, dtype=np.uint64)
+    prime = np.uint64(2**31 - 1)
+    keep = np.ones(len(unique), dtype=bool)
+    buckets: dict[tuple, list[int]] = {}
+    rows = num_perm // bands
+    for i, sh in enumerate(shingles):
+        x = np.fromiter(sh, dtype=np.uint64, count=len(sh)) if sh else np.zeros(1, dtype=np.uint64)
+        sig = ((np.outer(x, a) + b) % prime).min(0)
+        dup = False
+        for band in range(bands):
+            key = (band, *sig[band * rows : (band + 1) * rows].tolist())
+            for j in buckets.get(key, []):
+                if keep[j] and _jaccard(sh, shingles[j]) >= near_jaccard:
+                    dup = True
+                    break
+            if dup:
+                break
+        if dup:
+            keep[i] = False
+            continue
+        for band in range(bands):
+            buckets.setdefault((band, *sig[band * rows : (band + 1) * rows].tolist()), []).append(i)
+    return [r for r, k in zip(unique, keep, strict=True) if k]
+
+
+def _shingles(text: str, k: int = 5) -> set[int]:
+    return {int.from_bytes(hashlib.blake2b(text[i : i + k].encode(), digest_size=4).digest(), "big")
+            for i in range(max(1, len(text) - k + 1))}  # fmt: skip
+
+
+def _jaccard(x: set[int], y: set[int]) -> float:
+    return len(x & y) / max(1, len(x | y))
+
+
+def shape_lengths(records: Sequence[Record], tokenizer, config: ProcessingConfig) -> list[Record]:
+    """Truncate or pack to ``seqlen`` tokens; drop short ones; store ``meta["n_tokens"]``."""
+    out: list[Record] = []
+    ids = tokenizer([r.text for r in records], add_special_tokens=False)["input_ids"]
+    if config.mode == "truncate":
+        for r, full in zip(records, ids, strict=True):
+            tok = full[: config.seqlen]
+            if len(tok) >= config.min_tokens:
+                text = r.text if len(full) <= config.seqlen else tokenizer.decode(tok)
+                out.append(replace(r, text=text, meta={**r.meta, "n_tokens": len(tok)}))
+        return out
+    by_corpus: dict[str, list[int]] = {}
+    for r, tok in zip(records, ids, strict=True):  # pack within a corpus, documents joined by EOS
+        by_corpus.setdefault(r.corpus, []).extend([*tok, tokenizer.eos_token_id])
+    for corpus, stream in by_corpus.items():
+        domain = next(r.domain for r in records if r.corpus == corpus)
+        for n, start in enumerate(range(0, len(stream) - config.min_tokens + 1, config.seqlen)):
+            chunk = stream[start : start + config.seqlen]
+            text = tokenizer.decode(chunk, skip_special_tokens=False)
+            out.append(
+                Record(f"{corpus}/packed/{n:06d}", text, corpus, domain, {"n_tokens": len(chunk), "packed": True})
+            )
+    return out
+
+
+
+
+
+
+def process_records(records: Sequence[Record], tokenizer, config: ProcessingConfig, model=None) -> list[Record]:
+    """Stage 2 in order: format, dedupe, length, then (with a model) perplexity scoring and filter."""
+    config.validate(context_length(model) if model is not None else None)
+    out = [apply_format(r, config.reasoning_format) for r in records]
+    if config.dedupe:
+        out = drop_duplicates(out, config.near_duplicate_jaccard)
+    out = shape_lengths(out, tokenizer, config)
+    if model is not None:
+        out = score_perplexity(out, model, tokenizer, config.seqlen + 1)
+        out = drop_worst(out, config.drop_worst_perplexity)
+    elif config.drop_worst_perplexity > 0:
+        raise ColaError("the perplexity filter needs a model")
+    if not out:
+        raise ColaError(f"no samples left after processing (min {config.min_tokens} tokens, seqlen {config.seqlen})")
+    return out

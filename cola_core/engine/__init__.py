@@ -1,0 +1,1 @@
+"""Engines: where the heavy steps run (local, or Ray); :mod:`.config` imports no Ray."""

@@ -1,0 +1,75 @@
+"""TODO docstring (split from ray_engine.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cola_core.errors import ColaError
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the heavy steps run. ``address=None`` starts a local Ray instance with ``local_cpus``
+    CPUs; ``"auto"`` or ``"ray://host:10001"`` joins an existing cluster.
+    ``gpus_per_worker=None`` gives each worker one GPU when the cluster has GPUs, else none."""
+
+    kind: str = "local"
+    address: str | None = None
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | None = None
+    shard_size: int = 256
+    local_cpus: int | None = None
+
+    def validate(self) -> None:
+        if self.kind not in ENGINES:
+            raise ColaError(f"unknown engine '{self.kind}': use {' or '.join(ENGINES)}")
+        if self.workers <= 0 or self.shard_size <= 0 or self.cpus_per_worker < 0:
+            raise ColaError(f"workers and shard size must be positive, got {self.workers} and {self.shard_size}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ColaError(f"--ray-gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+        if self.local_cpus is not None and self.local_cpus <= 0:
+            raise ColaError(f"--ray-cpus must be positive, got {self.local_cpus}")
+        if self.kind == "local" and self.address:
+            raise ColaError("--ray-address needs --engine ray")
+        if self.address and self.local_cpus is not None:
+            raise ColaError("--ray-cpus sizes a new local instance; a cluster at --ray-address has its own CPUs")
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return "local (this process)"
+        where = self.address or f"a local Ray instance ({self.local_cpus or os.cpu_count()} CPUs)"
+        return f"Ray at {where}: {self.workers} workers, shards of {self.shard_size} samples"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a worker needs to load the driver's model, and the fingerprint it must match."""
+
+    name: str
+    fingerprint: str
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    device_map: str | None = None
+
+    @staticmethod
+    def of(loaded: Any) -> ModelSpec:
+        """The spec of a :class:`cola_core.models.loading.LoadedModel`: workers use the driver's dtype (so the
+        vectors match the local path) on their own device; a local folder travels as an absolute path."""
+        dtype = str(loaded.dtype).removeprefix("torch.")
+        name = str(Path(loaded.name).resolve()) if Path(loaded.name).is_dir() else loaded.name
+        return ModelSpec(name, loaded.fingerprint, "auto", dtype, loaded.trust_remote_code, loaded.device_map)
+
+
+def ray_available() -> bool:
+    """Whether the optional Ray dependency is installed (requirements-ray.txt)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+

@@ -1,0 +1,1 @@
+"""Evaluation: capability scores with intervals, retention, public benchmarks, the run store."""

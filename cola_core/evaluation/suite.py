@@ -1,0 +1,120 @@
+"""The built-in capability suite, with sample sizes and 95% confidence intervals, and retention.
+
+| capability | data (held-out split) | metric | interval |
+|---|---|---|---|
+| `lm` | prose | perplexity (lower is better) | bootstrap over texts |
+| `code` | code | perplexity | bootstrap over texts |
+| `code_next_token` | code | greedy next-token accuracy | Wilson over tokens |
+| `math` | math, all tiers (and `math_tier1..3`) | exact match of the greedy answer | Wilson |
+| `facts` | facts | 4-way multiple choice by log-likelihood | Wilson |
+
+Retention = compressed ÷ dense (dense ÷ compressed for perplexity, so higher is better), with a
+paired bootstrap interval over the same items.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from cola_core.corpora import load_records
+from cola_core.errors import ColaError
+from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
+from cola_core.evaluation.suite import tasks as cap
+from cola_core.models.scoring import per_text_nll
+
+CAPABILITIES = ("lm", "code", "math", "facts")
+
+
+@dataclass
+class Score:
+    capability: str
+    metric: str  # "perplexity" | "accuracy"
+    score: float
+    ci_low: float
+    ci_high: float
+    n: int
+    items: list = field(default_factory=list, repr=False)  # per item: [nll, tokens] or [correct, total]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric != "perplexity"
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("items")
+        return d
+
+
+def perplexity_score(name: str, nll: Sequence[float], counts: Sequence[int], seed: int) -> Score:
+    lo, hi = bootstrap_perplexity(nll, counts, seed)
+    value = math.exp(sum(nll) / max(sum(counts), 1))
+    return Score(name, "perplexity", value, lo, hi, len(nll), [[a, b] for a, b in zip(nll, counts, strict=True)])
+
+
+def accuracy_score(name: str, correct: Sequence[int], totals: Sequence[int]) -> Score:
+    c, n = int(sum(correct)), int(sum(totals))
+    lo, hi = wilson(c, n)
+    return Score(name, "accuracy", c / max(n, 1), lo, hi, n, [[a, b] for a, b in zip(correct, totals, strict=True)])
+
+
+def evaluate(model, tokenizer, capabilities: Sequence[str] = CAPABILITIES, limit: int = 200, seed: int = 0,
+             batch_size: int = 32, seqlen: int = 128) -> dict[str, Score]:  # fmt: skip
+    """Scores of one model; deterministic (greedy decoding, fixed held-out items, seeded bootstrap)."""
+    unknown = set(capabilities) - set(CAPABILITIES)
+    if unknown:
+        raise ColaError(f"unknown capability {sorted(unknown)[0]!r}: choose from {', '.join(CAPABILITIES)}")
+    if limit <= 0:
+        raise ColaError(f"--limit must be positive, got {limit}")
+    scores: dict[str, Score] = {}
+    if "lm" in capabilities:
+        texts = [r.text for r in load_records("prose", "heldout", limit=limit)]
+        nll, cnt = per_text_nll(model, tokenizer, texts, seqlen, batch_size)
+        scores["lm"] = perplexity_score("lm", nll, cnt, seed)
+    if "code" in capabilities:
+        texts = [r.text for r in load_records("code", "heldout", limit=limit)]
+        right: list[int] = []
+        nll, cnt = per_text_nll(model, tokenizer, texts, seqlen, batch_size, correct=right)
+        scores["code"] = perplexity_score("code", nll, cnt, seed)
+        scores["code_next_token"] = accuracy_score("code_next_token", right, cnt)
+    if "math" in capabilities:
+        records = load_records("math", "heldout", limit=limit)
+        answers = cap.math_answers(model, tokenizer, records, batch_size=batch_size)
+        hits = [int(a == r.meta["answer"]) for a, r in zip(answers, records, strict=True)]
+        scores["math"] = accuracy_score("math", hits, [1] * len(hits))
+        for tier in (1, 2, 3):
+            sub = [h for h, r in zip(hits, records, strict=True) if r.meta["tier"] == tier]
+            scores[f"math_tier{tier}"] = accuracy_score(f"math_tier{tier}", sub, [1] * len(sub))
+    if "facts" in capabilities:
+        records = load_records("facts", "heldout", limit=limit)
+        picks = cap.facts_choices(model, tokenizer, records, batch_size)
+        hits = [int(p == r.meta["answer_index"]) for p, r in zip(picks, records, strict=True)]
+        scores["facts"] = accuracy_score("facts", hits, [1] * len(hits))
+    return scores
+
+
+def _value(items: np.ndarray, metric: str) -> np.ndarray:
+    """Metric of (rounds × items × 2) resampled items."""
+    ratio = items[..., 0].sum(-1) / np.maximum(items[..., 1].sum(-1), 1)
+    return np.exp(ratio) if metric == "perplexity" else ratio
+
+
+def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000) -> tuple[float, float, float]:
+    """(value, ci_low, ci_high) of compressed ÷ dense (inverse for perplexity), paired bootstrap."""
+    if dense.metric != compressed.metric or len(dense.items) != len(compressed.items):
+        raise ColaError(f"cannot compare {dense.capability} scores measured on different items")
+    a, b = np.asarray(dense.items, dtype=np.float64), np.asarray(compressed.items, dtype=np.float64)
+
+    def ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        vx, vy = _value(x, dense.metric), _value(y, dense.metric)
+        return vx / np.maximum(vy, 1e-12) if dense.metric == "perplexity" else vy / np.maximum(vx, 1e-12)
+
+    value = float(ratio(a[None], b[None])[0])
+    if len(a) < 2:
+        return value, value, value
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
+    lo, hi = np.percentile(ratio(a[idx], b[idx]), [2.5, 97.5])
+    return value, float(lo), float(hi)

@@ -1,0 +1,100 @@
+"""Capability scores of a causal LM on the built-in held-out splits.
+
+- language modelling: per-token perplexity of held-out text, and a unigram baseline on the same
+  tokens (the floor a model must beat to have learned anything beyond token frequencies);
+- math: exact match of the greedy answer after ``Answer:`` on held-out word problems, per tier;
+- facts: multiple-choice accuracy by the log-likelihood of each choice completing the fact's cloze.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+
+from cola_core.corpora import Record
+from cola_core.models.scoring import continuation_logprobs, generate, per_text_nll
+
+_ANSWER = re.compile(r"Answer:\s*(-?\d+)")
+
+
+
+
+def token_nll(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> tuple[float, int]:
+    """Summed negative log-likelihood over all texts and the number of predicted tokens."""
+    sums, counts = per_text_nll(model, tokenizer, texts, seqlen, batch_size)
+    return sum(sums), sum(counts)
+
+
+def perplexity(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> float:
+    total, count = token_nll(model, tokenizer, texts, seqlen, batch_size)
+    return math.exp(total / max(count, 1))
+
+
+def unigram_perplexity(tokenizer, train_texts: Sequence[str], texts: Sequence[str], seqlen: int = 128) -> float:
+    """Perplexity of an add-one-smoothed unigram model fitted on ``train_texts``, scored on the same
+    predicted tokens as :func:`perplexity` (the first token of each text is not predicted)."""
+    counts: Counter[int] = Counter()
+    for ids in tokenizer(list(train_texts), truncation=False)["input_ids"]:
+        counts.update(ids)
+    total = sum(counts.values()) + len(tokenizer)
+    nll, n = 0.0, 0
+    for ids in tokenizer(list(texts), truncation=True, max_length=seqlen)["input_ids"]:
+        for tok in ids[1:]:
+            nll -= math.log((counts[tok] + 1) / total)
+            n += 1
+    return math.exp(nll / max(n, 1))
+
+
+
+
+
+
+def math_answers(
+    model, tokenizer, records: Sequence[Record], max_new_tokens: int = 40, batch_size: int = 64
+) -> list[int | None]:
+    """Greedy answers to ``Question: …`` prompts; None where no ``Answer: N`` was produced."""
+    prompts = [f"Question: {r.meta['question']}\n" for r in records]
+    found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_size))
+    return [int(m.group(1)) if m else None for m in found]
+
+
+def math_exact_match(model, tokenizer, records: Sequence[Record], **kwargs) -> dict[int, tuple[int, int]]:
+    """Per tier: (correct, total) of greedy exact match."""
+    got = math_answers(model, tokenizer, records, **kwargs)
+    result: dict[int, list[int]] = {}
+    for rec, ans in zip(records, got, strict=True):
+        cell = result.setdefault(rec.meta["tier"], [0, 0])
+        cell[0] += int(ans == rec.meta["answer"])
+        cell[1] += 1
+    return {tier: (c, n) for tier, (c, n) in sorted(result.items())}
+
+
+@torch.inference_mode()
+def facts_choices(model, tokenizer, records: Sequence[Record], batch_size: int = 64) -> list[int]:
+    """Index of the choice with the highest summed log-likelihood after each record's cloze."""
+    prompts, conts, owners = [], [], []
+    for i, rec in enumerate(records):
+        for choice in rec.meta["choices"]:
+            prompts.append(rec.meta["cloze"])
+            conts.append(f" {choice}.")
+            owners.append(i)
+    scores = continuation_logprobs(model, tokenizer, prompts, conts, batch_size)
+    best: dict[int, tuple[float, int]] = {}
+    k = 0
+    for i, rec in enumerate(records):
+        for j in range(len(rec.meta["choices"])):
+            if i not in best or scores[k] > best[i][0]:
+                best[i] = (scores[k], j)
+            k += 1
+    return [best[i][1] for i in range(len(records))]
+
+
+
+
+def facts_accuracy(model, tokenizer, records: Sequence[Record], batch_size: int = 64) -> tuple[int, int]:
+    picks = facts_choices(model, tokenizer, records, batch_size)
+    return sum(p == r.meta["answer_index"] for p, r in zip(picks, records, strict=True)), len(records)

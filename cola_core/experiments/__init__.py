@@ -1,0 +1,1 @@
+"""Experiments: config → grid of runs → report (built-in configs in ``configs/``)."""

@@ -1,0 +1,1 @@
+"""Models: loading (built-in, local, hub cache), architecture discovery, scoring primitives."""

@@ -1,0 +1,1 @@
+"""Storage: atomic writes, fingerprints and the verified on-disk cache."""
