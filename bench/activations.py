@@ -68,8 +68,17 @@ def run_one(name: str, model, tok, n: int = 2000, seqlen: int = 128, layers=(-1,
     ours = time.perf_counter() - t
     t_bare = bare(model, tok, texts, seqlen)
     t_naive = naive(model, tok, texts[:naive_n], seqlen) * len(texts) / naive_n  # extrapolated from a subset
-    row = {"model": name, "samples": len(texts), "seqlen": seqlen, "layers": list(layers), "ours_s": ours, "bare_s": t_bare,
-           "naive_s": t_naive, "vs_bare": t_bare / ours, "vs_naive": t_naive / ours}  # fmt: skip
+    row = {
+        "model": name,
+        "samples": len(texts),
+        "seqlen": seqlen,
+        "layers": list(layers),
+        "ours_s": ours,
+        "bare_s": t_bare,
+        "naive_s": t_naive,
+        "vs_bare": t_bare / ours,
+        "vs_naive": t_naive / ours,
+    }
     print(row, flush=True)
     return row
 
@@ -88,8 +97,15 @@ def run(quick: bool = False) -> list[dict]:
     )
     torch.manual_seed(0)
     width, n_layers = (256, 4) if quick else (1024, 8)
-    cfg = LlamaConfig(vocab_size=len(tiny.tokenizer), hidden_size=width, intermediate_size=width * 11 // 4, num_hidden_layers=n_layers,
-                      num_attention_heads=width // 64, num_key_value_heads=width // 64, max_position_embeddings=512)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=len(tiny.tokenizer),
+        hidden_size=width,
+        intermediate_size=width * 11 // 4,
+        num_hidden_layers=n_layers,
+        num_attention_heads=width // 64,
+        num_key_value_heads=width // 64,
+        max_position_embeddings=512,
+    )
     big = LlamaForCausalLM(cfg).eval()
     rows.append(
         run_one(
@@ -115,9 +131,13 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| model | samples × tokens | ours | bare batched forward | naive | ours vs bare (goal ≥ 1.0×) | ours vs naive (goal ≥ 10×) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | samples × tokens | ours | bare batched forward | naive | ours vs bare (goal ≥ 1.0×) | ours vs naive (goal ≥ 10×) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['samples']} × ≤{r['seqlen']} | {r['ours_s']:.1f} s | {r['bare_s']:.1f} s | {r['naive_s']:.1f} s | "
-                     f"{r['vs_bare']:.2f}× | {r['vs_naive']:.1f}× |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {r['samples']} × ≤{r['seqlen']} | {r['ours_s']:.1f} s | {r['bare_s']:.1f} s | {r['naive_s']:.1f} s | "
+            f"{r['vs_bare']:.2f}× | {r['vs_naive']:.1f}× |"
+        )
     return "\n".join(lines)

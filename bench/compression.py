@@ -20,14 +20,28 @@ from cola_core.compress.engine import compress_layer, compress_linear
 from cola_core.compress.statistics import Stats, find_linears, set_weight, weight_of
 
 
-def make_model(width: int, intermediate: int, heads: int, kv_heads: int | None = None, layers: int = 1,
-               dtype: torch.dtype = torch.float32, device: str = "cpu"):  # fmt: skip
+def make_model(
+    width: int,
+    intermediate: int,
+    heads: int,
+    kv_heads: int | None = None,
+    layers: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+):
     """A random Llama-shaped model, initialised directly on ``device`` in ``dtype``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=1024, hidden_size=width, intermediate_size=intermediate, num_hidden_layers=layers,
-                      num_attention_heads=heads, num_key_value_heads=kv_heads or heads, max_position_embeddings=1024)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=1024,
+        hidden_size=width,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads or heads,
+        max_position_embeddings=1024,
+    )
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -74,8 +88,16 @@ def reference(layer, inputs, config: CompressConfig) -> float:
     return time.perf_counter() - t
 
 
-def run(width: int = 2048, intermediate: int = 5632, heads: int = 16, n: int = 128, seqlen: int = 256,
-        kv_heads: int | None = None, dtype: torch.dtype = torch.float32, device: str = "cpu") -> list[dict]:  # fmt: skip
+def run(
+    width: int = 2048,
+    intermediate: int = 5632,
+    heads: int = 16,
+    n: int = 128,
+    seqlen: int = 256,
+    kv_heads: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+) -> list[dict]:
     model = make_model(width, intermediate, heads, kv_heads, dtype=dtype, device=device)
     ids = torch.randint(0, 1024, (n, seqlen), generator=torch.Generator().manual_seed(0))
     inputs = capture_layer_inputs(model, ids, torch.ones_like(ids), 8, torch.device(device))
@@ -85,14 +107,24 @@ def run(width: int = 2048, intermediate: int = 5632, heads: int = 16, n: int = 1
     for method, extra in (("wanda", {}), ("sparsegpt", {}), ("gptq", {"bits": 4, "group_size": 128})):
         config = CompressConfig(method=method, **extra)
         times = {}
-        for label, fn, cfg in (("ours", ours, config), ("reference", reference, config),
-                               ("ours_no_error", ours, CompressConfig(method=method, error_tokens=0, **extra))):  # fmt: skip
+        for label, fn, cfg in (
+            ("ours", ours, config),
+            ("reference", reference, config),
+            ("ours_no_error", ours, CompressConfig(method=method, error_tokens=0, **extra)),
+        ):
             if label == "ours_no_error" and method != "wanda":
                 continue
             layer.load_state_dict(original)
             times[label] = fn(layer, inputs, cfg)
-        row = {"method": method, "width": width, "intermediate": intermediate, "tokens": n * seqlen,
-               "dtype": str(dtype).removeprefix("torch."), "device": device, **times}  # fmt: skip
+        row = {
+            "method": method,
+            "width": width,
+            "intermediate": intermediate,
+            "tokens": n * seqlen,
+            "dtype": str(dtype).removeprefix("torch."),
+            "device": device,
+            **times,
+        }
         row["ratio"] = times["ours"] / times["reference"]
         if "ours_no_error" in times:
             row["ratio_no_error"] = times["ours_no_error"] / times["reference"]

@@ -26,8 +26,15 @@ def _model_dir(root: Path) -> str:
 
     tok = AutoTokenizer.from_pretrained(BUILTIN_MODELS["cola-tiny"])
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
-                      num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=512)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=512,
+        intermediate_size=1408,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        max_position_embeddings=512,
+    )
     path = root / "llama-8x512"
     LlamaForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
@@ -60,16 +67,26 @@ def run(n: int = 1024, seqlen: int = 128, workers: int = 2) -> dict:
     ray_s = time.perf_counter() - t
     shutdown_ray()
     diff = max(float(np.abs(np.asarray(local[k]) - np.asarray(acts[k])).max()) for k in local)
-    row = {"samples": len(texts), "seqlen": seqlen, "workers": workers, "local_s": local_s, "ray_start_s": start_s,
-           "ray_s": ray_s, "ratio": ray_s / local_s, "max_abs_diff": diff}  # fmt: skip
+    row = {
+        "samples": len(texts),
+        "seqlen": seqlen,
+        "workers": workers,
+        "local_s": local_s,
+        "ray_start_s": start_s,
+        "ray_s": ray_s,
+        "ratio": ray_s / local_s,
+        "max_abs_diff": diff,
+    }
     print(row, flush=True)
     return row
 
 
 def to_markdown(r: dict) -> str:
-    return "\n".join([
-        "| samples × tokens | local (this process) | Ray, 2 CPU workers | Ray ÷ local | Ray instance start | max abs difference |",
-        "|---|---|---|---|---|---|",
-        f"| {r['samples']:,} × ≤{r['seqlen']} | {r['local_s']:.1f} s | {r['ray_s']:.1f} s | {r['ratio']:.2f} | "
-        f"{r['ray_start_s']:.1f} s | {r['max_abs_diff']:.1e} |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "| samples × tokens | local (this process) | Ray, 2 CPU workers | Ray ÷ local | Ray instance start | max abs difference |",
+            "|---|---|---|---|---|---|",
+            f"| {r['samples']:,} × ≤{r['seqlen']} | {r['local_s']:.1f} s | {r['ray_s']:.1f} s | {r['ratio']:.2f} | "
+            f"{r['ray_start_s']:.1f} s | {r['max_abs_diff']:.1e} |",
+        ]
+    )

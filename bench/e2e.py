@@ -31,12 +31,46 @@ def pipeline() -> dict:
         env = {**os.environ, "COLA_CACHE_DIR": f"{tmp}/cache", "HF_HUB_OFFLINE": "1"}
         calib, out = f"{tmp}/calib.jsonl", f"{tmp}/wanda50"
         steps = {
-            "curate": _timed(["curate", "--model", "cola-tiny", "--corpora", "prose,code,math,facts", "--pool-size", "1000",
-                              "--n", "64", "--seqlen", "128", "--strategy", "tradeoff", "--out", calib], env),
-            "compress": _timed(["compress", "--model", "cola-tiny", "--calib", calib, "--method", "wanda", "--sparsity", "0.5",
-                                "--seqlen", "128", "--out", out], env),
+            "curate": _timed(
+                [
+                    "curate",
+                    "--model",
+                    "cola-tiny",
+                    "--corpora",
+                    "prose,code,math,facts",
+                    "--pool-size",
+                    "1000",
+                    "--n",
+                    "64",
+                    "--seqlen",
+                    "128",
+                    "--strategy",
+                    "tradeoff",
+                    "--out",
+                    calib,
+                ],
+                env,
+            ),
+            "compress": _timed(
+                [
+                    "compress",
+                    "--model",
+                    "cola-tiny",
+                    "--calib",
+                    calib,
+                    "--method",
+                    "wanda",
+                    "--sparsity",
+                    "0.5",
+                    "--seqlen",
+                    "128",
+                    "--out",
+                    out,
+                ],
+                env,
+            ),
             "evaluate": _timed(["evaluate", "--model", out, "--limit", "100"], env),
-        }  # fmt: skip
+        }
     return {**steps, "total": sum(steps.values())}
 
 
@@ -47,9 +81,23 @@ def dashboard_cold_start() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "COLA_CACHE_DIR": f"{tmp}/cache", "HF_HUB_OFFLINE": "1"}
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                 "--server.port", str(port)], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             while True:
                 try:
@@ -83,13 +131,15 @@ def run() -> dict:
 def to_markdown(r: dict) -> str:
     p, d = r["pipeline"], r["dashboard"]
     first = f"{d['first_page']:.1f} s" if "first_page" in d else "— (no Chromium)"
-    return "\n".join([
-        "| tiny end to end (fresh processes, empty cache) | curate | compress | evaluate | total | goal |",
-        "|---|---|---|---|---|---|",
-        f"| cola-tiny: 1,000-sample pool → 64 × 128 tradeoff → Wanda 50% → 4 capabilities × 100 items | {p['curate']:.1f} s | "
-        f"{p['compress']:.1f} s | {p['evaluate']:.1f} s | {p['total']:.1f} s | ≤ 60 s |",
-        "",
-        "| dashboard cold start | server answers | first page interactive (model loaded, in Chromium) |",
-        "|---|---|---|",
-        f"| `streamlit run app.py`, empty cache | {d['server_up']:.1f} s | {first} |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "| tiny end to end (fresh processes, empty cache) | curate | compress | evaluate | total | goal |",
+            "|---|---|---|---|---|---|",
+            f"| cola-tiny: 1,000-sample pool → 64 × 128 tradeoff → Wanda 50% → 4 capabilities × 100 items | {p['curate']:.1f} s | "
+            f"{p['compress']:.1f} s | {p['evaluate']:.1f} s | {p['total']:.1f} s | ≤ 60 s |",
+            "",
+            "| dashboard cold start | server answers | first page interactive (model loaded, in Chromium) |",
+            "|---|---|---|",
+            f"| `streamlit run app.py`, empty cache | {d['server_up']:.1f} s | {first} |",
+        ]
+    )

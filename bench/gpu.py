@@ -32,9 +32,17 @@ def peak_memory(model, method: str, n: int = 128, seqlen: int = 256) -> dict:
     seconds = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() - base
     layer = _bytes(model.model.layers[0])
-    return {"method": method, "layers": len(model.model.layers), "tokens": n * seqlen, "model_gib": _bytes(model) / 2**30,
-            "layer_gib": layer / 2**30, "peak_gib": peak / 2**30, "peak_vs_model": peak / _bytes(model),
-            "peak_vs_layer": peak / layer, "seconds": seconds}  # fmt: skip
+    return {
+        "method": method,
+        "layers": len(model.model.layers),
+        "tokens": n * seqlen,
+        "model_gib": _bytes(model) / 2**30,
+        "layer_gib": layer / 2**30,
+        "peak_gib": peak / 2**30,
+        "peak_vs_model": peak / _bytes(model),
+        "peak_vs_layer": peak / layer,
+        "seconds": seconds,
+    }
 
 
 def run(quick: bool = False) -> dict:
@@ -62,12 +70,20 @@ def run(quick: bool = False) -> dict:
 
 
 def to_markdown(gpu: dict) -> str:
-    lines = [f"GPU: {gpu['device']}, torch {gpu['torch']}; bf16 weights, fp32 statistics; "
-             f"layer shape hidden {gpu['shape']['width']} × MLP {gpu['shape']['intermediate']}.", "",
-             activations.to_markdown(gpu["activations"]), "", compression.to_markdown(gpu["compression"]), "",
-             "| method | model (8 layers) | one layer | calibration tokens | peak GPU memory | peak ÷ model | peak ÷ one layer | whole model |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"GPU: {gpu['device']}, torch {gpu['torch']}; bf16 weights, fp32 statistics; "
+        f"layer shape hidden {gpu['shape']['width']} × MLP {gpu['shape']['intermediate']}.",
+        "",
+        activations.to_markdown(gpu["activations"]),
+        "",
+        compression.to_markdown(gpu["compression"]),
+        "",
+        "| method | model (8 layers) | one layer | calibration tokens | peak GPU memory | peak ÷ model | peak ÷ one layer | whole model |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in gpu["peak_memory"]:
-        lines.append(f"| {r['method']} | {r['model_gib']:.2f} GiB | {r['layer_gib']:.2f} GiB | {r['tokens']:,} | "
-                     f"{r['peak_gib']:.2f} GiB | {r['peak_vs_model']:.2f} | {r['peak_vs_layer']:.2f} | {r['seconds']:.1f} s |")  # fmt: skip
+        lines.append(
+            f"| {r['method']} | {r['model_gib']:.2f} GiB | {r['layer_gib']:.2f} GiB | {r['tokens']:,} | "
+            f"{r['peak_gib']:.2f} GiB | {r['peak_vs_model']:.2f} | {r['peak_vs_layer']:.2f} | {r['seconds']:.1f} s |"
+        )
     return "\n".join(lines)

@@ -26,8 +26,11 @@ def run(sizes=(10_000, 100_000, 1_000_000)) -> list[dict]:
     rows = []
     for size in sizes:
         space = _pool("mixture", size)
-        row = {"size": size, "cluster_s": _timed(lambda space=space: cluster_space(space, 64, seed=0)),
-               "map_s": _timed(lambda space=space: umap_2d(space, MapConfig(seed=0)))}  # fmt: skip
+        row = {
+            "size": size,
+            "cluster_s": _timed(lambda space=space: cluster_space(space, 64, seed=0)),
+            "map_s": _timed(lambda space=space: umap_2d(space, MapConfig(seed=0))),
+        }
         t = time.perf_counter()
         index = build_tradeoff_index(space)
         row["index_s"] = time.perf_counter() - t
@@ -48,16 +51,21 @@ def run(sizes=(10_000, 100_000, 1_000_000)) -> list[dict]:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| pool (64-d) | k-means, 64 clusters | 2-D map (UMAP on ≤ 20k + placement) | tradeoff index | candidates (kernel) | "
-             "tradeoff select 128 | objective vs greedy over every row (its kernel) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| pool (64-d) | k-means, 64 clusters | 2-D map (UMAP on ≤ 20k + placement) | tradeoff index | candidates (kernel) | "
+        "tradeoff select 128 | objective vs greedy over every row (its kernel) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = (
             f"{r['objective_ratio']:.3f} ({r['full_kernel_mb']:,.0f} MB)"
             if "objective_ratio" in r
             else "same (no shortlist)"
         )
-        lines.append(f"| {r['size']:,} | {r['cluster_s']:.1f} s | {r['map_s']:.1f} s | {r['index_s']:.1f} s | "
-                     f"{r.get('candidates', r['size']):,} ({r.get('kernel_mb', 0):,.0f} MB) | {r['select_s']:.2f} s | {ratio} |")  # fmt: skip
+        lines.append(
+            f"| {r['size']:,} | {r['cluster_s']:.1f} s | {r['map_s']:.1f} s | {r['index_s']:.1f} s | "
+            f"{r.get('candidates', r['size']):,} ({r.get('kernel_mb', 0):,.0f} MB) | {r['select_s']:.2f} s | {ratio} |"
+        )
     if len(rows) > 1:
         xs = [r["size"] for r in rows]
         b = {k: f"{exponent(xs, [r[k] for r in rows]):.2f}" for k in ("cluster_s", "map_s", "index_s", "select_s")}

@@ -51,16 +51,27 @@ def run(n: int = 10_000) -> list[dict]:
         cold = _child(n, env)
         warm = _child(n, {**env, "COLA_CACHE_DIR": f"{tmp}/warm"})
         cached = _child(n, {**env, "COLA_CACHE_DIR": f"{tmp}/warm"})  # the warm run's map is on disk now
-    row = {"points": n, "pca_s": pca, "cold_s": cold["total"], "warm_s": warm["total"], "warm_fit_s": warm["fit"],
-           "cached_s": cached["fit"], "cached_total_s": cached["total"]}  # fmt: skip
+    row = {
+        "points": n,
+        "pca_s": pca,
+        "cold_s": cold["total"],
+        "warm_s": warm["total"],
+        "warm_fit_s": warm["fit"],
+        "cached_s": cached["fit"],
+        "cached_total_s": cached["total"],
+    }
     print(row, flush=True)
     return [row]
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| points | PCA preview (goal ≤ 2 s) | UMAP cold: fresh process, empty numba cache (goal ≤ 15 s) | warm: fresh process, numba cache kept (fit alone) | cached reload (goal ≤ 0.5 s) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| points | PCA preview (goal ≤ 2 s) | UMAP cold: fresh process, empty numba cache (goal ≤ 15 s) | warm: fresh process, numba cache kept (fit alone) | cached reload (goal ≤ 0.5 s) |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['points']:,} | {r['pca_s'] * 1000:.0f} ms | {r['cold_s']:.1f} s | {r['warm_s']:.1f} s ({r['warm_fit_s']:.1f} s) | "
-                     f"{r['cached_s'] * 1000:.0f} ms |")  # fmt: skip
+        lines.append(
+            f"| {r['points']:,} | {r['pca_s'] * 1000:.0f} ms | {r['cold_s']:.1f} s | {r['warm_s']:.1f} s ({r['warm_fit_s']:.1f} s) | "
+            f"{r['cached_s'] * 1000:.0f} ms |"
+        )
     return "\n".join(lines)

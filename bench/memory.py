@@ -39,27 +39,46 @@ print(json.dumps({{"model_mb": model_mb, "rss_before_mb": before, "peak_mb": pea
 """
 
 
-def run(width: int = 1024, intermediate: int = 2816, heads: int = 16, layers: int = 8, n: int = 32, seqlen: int = 256,
-        methods: tuple[str, ...] = ("wanda", "sparsegpt", "gptq")) -> list[dict]:  # fmt: skip
+def run(
+    width: int = 1024,
+    intermediate: int = 2816,
+    heads: int = 16,
+    layers: int = 8,
+    n: int = 32,
+    seqlen: int = 256,
+    methods: tuple[str, ...] = ("wanda", "sparsegpt", "gptq"),
+) -> list[dict]:
     rows = []
     for method in methods:
-        code = _CHILD.format(width=width, intermediate=intermediate, heads=heads, layers=layers, n=n, seqlen=seqlen,
-                             method=method)  # fmt: skip
+        code = _CHILD.format(
+            width=width, intermediate=intermediate, heads=heads, layers=layers, n=n, seqlen=seqlen, method=method
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         m = json.loads(out.stdout.strip().splitlines()[-1])
-        row = {"method": method, "layers": layers, "width": width, "intermediate": intermediate, "tokens": n * seqlen, **m,
-               "peak_vs_model": m["peak_mb"] / m["model_mb"],
-               "overhead_vs_model": (m["peak_mb"] - m["rss_before_mb"]) / m["model_mb"]}  # fmt: skip
+        row = {
+            "method": method,
+            "layers": layers,
+            "width": width,
+            "intermediate": intermediate,
+            "tokens": n * seqlen,
+            **m,
+            "peak_vs_model": m["peak_mb"] / m["model_mb"],
+            "overhead_vs_model": (m["peak_mb"] - m["rss_before_mb"]) / m["model_mb"],
+        }
         rows.append(row)
         print(row, flush=True)
     return rows
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| method | model | calibration tokens | model size | resident before | peak | peak ÷ model | (peak − before) ÷ model | time |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| method | model | calibration tokens | model size | resident before | peak | peak ÷ model | (peak − before) ÷ model | time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | Llama {r['width']} × {r['intermediate']}, {r['layers']} layers, fp32 | {r['tokens']:,} | "
-                     f"{r['model_mb']:.0f} MB | {r['rss_before_mb']:.0f} MB | {r['peak_mb']:.0f} MB | {r['peak_vs_model']:.2f} | "
-                     f"{r['overhead_vs_model']:.2f} | {r['seconds']:.0f} s |")  # fmt: skip
+        lines.append(
+            f"| {r['method']} | Llama {r['width']} × {r['intermediate']}, {r['layers']} layers, fp32 | {r['tokens']:,} | "
+            f"{r['model_mb']:.0f} MB | {r['rss_before_mb']:.0f} MB | {r['peak_mb']:.0f} MB | {r['peak_vs_model']:.2f} | "
+            f"{r['overhead_vs_model']:.2f} | {r['seconds']:.0f} s |"
+        )
     return "\n".join(lines)

@@ -38,8 +38,9 @@ def run(size: int = 100_000, ks: tuple[int, ...] = (15, 100)) -> dict:
     warnings.filterwarnings("ignore", category=UserWarning)
     warm = fitted[:1_000]
     _fit_umap(warm, config)
-    own = umap.UMAP(n_neighbors=config.n_neighbors, min_dist=config.min_dist, random_state=config.seed,
-                    n_epochs=config.n_epochs).fit(warm)  # fmt: skip
+    own = umap.UMAP(
+        n_neighbors=config.n_neighbors, min_dist=config.min_dist, random_state=config.seed, n_epochs=config.n_epochs
+    ).fit(warm)
     own.transform(points[rest[:200]])
 
     t = time.perf_counter()
@@ -49,8 +50,9 @@ def run(size: int = 100_000, ks: tuple[int, ...] = (15, 100)) -> dict:
     ours = place_by_neighbours(points, sample, ours_sample, config.n_neighbors)
     ours_place = time.perf_counter() - t
     t = time.perf_counter()
-    own = umap.UMAP(n_neighbors=config.n_neighbors, min_dist=config.min_dist, random_state=config.seed,
-                    n_epochs=config.n_epochs).fit(fitted)  # fmt: skip
+    own = umap.UMAP(
+        n_neighbors=config.n_neighbors, min_dist=config.min_dist, random_state=config.seed, n_epochs=config.n_epochs
+    ).fit(fitted)
     theirs_fit = time.perf_counter() - t
     theirs_place = float("inf")
     for _ in range(2):  # best of two: the first call in a process also pays for numba work the warm-up missed
@@ -67,18 +69,30 @@ def run(size: int = 100_000, ks: tuple[int, ...] = (15, 100)) -> dict:
         for name, xy in (("ours", ours), ("transform", theirs)):
             quality[f"{name}_placed_{k}"] = _kept(fitted, points[placed], xy[sample], xy[placed], k, 0)
             quality[f"{name}_fitted_{k}"] = _kept(fitted, fitted[inside], xy[sample], xy[sample][inside], k, 1)
-    row = {"size": size, "sample": len(sample), "ours_fit_s": ours_fit, "ours_place_s": ours_place,
-           "transform_fit_s": theirs_fit, "transform_place_s": theirs_place, "ks": list(ks), **quality}  # fmt: skip
+    row = {
+        "size": size,
+        "sample": len(sample),
+        "ours_fit_s": ours_fit,
+        "ours_place_s": ours_place,
+        "transform_fit_s": theirs_fit,
+        "transform_place_s": theirs_place,
+        "ks": list(ks),
+        **quality,
+    }
     print(row, flush=True)
     return row
 
 
 def to_markdown(r: dict) -> str:
-    lines = [f"{r['size']:,} synthetic 64-d points, UMAP fitted on {r['sample']:,}, the other {r['size'] - r['sample']:,} placed "
-             "(numba warmed on a small set in both paths; `transform` best of two).", "",
-             "| placement | fit on the sample | place the rest | " + " | ".join(
-                 f"k={k} neighbours kept: placed points (fitted points)" for k in r["ks"]) + " |",
-             "|---|---|---|" + "---|" * len(r["ks"])]  # fmt: skip
+    lines = [
+        f"{r['size']:,} synthetic 64-d points, UMAP fitted on {r['sample']:,}, the other {r['size'] - r['sample']:,} placed "
+        "(numba warmed on a small set in both paths; `transform` best of two).",
+        "",
+        "| placement | fit on the sample | place the rest | "
+        + " | ".join(f"k={k} neighbours kept: placed points (fitted points)" for k in r["ks"])
+        + " |",
+        "|---|---|---|" + "---|" * len(r["ks"]),
+    ]
     for name, label in (("ours", "nearest sampled neighbours (ours)"), ("transform", "UMAP `transform`")):
         kept = " | ".join(f"{r[f'{name}_placed_{k}']:.3f} ({r[f'{name}_fitted_{k}']:.3f})" for k in r["ks"])
         lines.append(f"| {label} | {r[f'{name}_fit_s']:.1f} s | {r[f'{name}_place_s']:.1f} s | {kept} |")

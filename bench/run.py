@@ -31,8 +31,11 @@ def machine() -> str:
 # section → (module, heading, lines under the heading), in report order
 REPORT = {
     "activations": (activations, "Activation extraction", ()),
-    "selection": (selection, "Re-selection latency (n = 128, 64-d pools)",
-                  ("Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.", "")),
+    "selection": (
+        selection,
+        "Re-selection latency (n = 128, 64-d pools)",
+        ("Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.", ""),
+    ),
     "maps": (maps, "2-D map", ()),
     "compression": (compression, "Compression time per decoder layer (Llama-shaped layer, fp32, CPU)", ()),
     "memory": (memory, "Peak memory of whole-model compression (CPU)", ()),
@@ -42,7 +45,7 @@ REPORT = {
     "placement": (placement, "Large-pool map: placing the points UMAP was not fitted on", ()),
     "distributed": (distributed, "Ray engine overhead on this machine (activation extraction)", ()),
     "gpu": (gpu, "GPU (Llama-3-8B-shaped layers)", ()),
-}  # fmt: skip
+}
 SECTIONS = tuple(REPORT)
 
 

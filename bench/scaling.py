@@ -70,8 +70,14 @@ def compression_width(widths=(256, 512, 1024), n: int = 32, seqlen: int = 128) -
                 compression.ours(layer, inputs, CompressConfig(method=method, group_size=64))
 
             ts.append(_best(once))
-        rows.append({"path": f"per-layer compression, {method} ({n * seqlen:,} tokens)", "x": "width", "points": list(widths),
-                     "seconds": ts})  # fmt: skip
+        rows.append(
+            {
+                "path": f"per-layer compression, {method} ({n * seqlen:,} tokens)",
+                "x": "width",
+                "points": list(widths),
+                "seconds": ts,
+            }
+        )
     return rows
 
 
@@ -80,8 +86,14 @@ def selection_from(results: list[dict]) -> list[dict]:
     for pool in sorted({r["pool"] for r in results}):
         pts = sorted((r["size"], r["tradeoff_0.5_s"]) for r in results if r["pool"] == pool)
         if len(pts) >= 2:
-            rows.append({"path": f"re-selection, tradeoff λ=0.5 ({pool} pool, n=128)", "x": "pool size",
-                         "points": [p for p, _ in pts], "seconds": [t for _, t in pts]})  # fmt: skip
+            rows.append(
+                {
+                    "path": f"re-selection, tradeoff λ=0.5 ({pool} pool, n=128)",
+                    "x": "pool size",
+                    "points": [p for p, _ in pts],
+                    "seconds": [t for _, t in pts],
+                }
+            )
     return rows
 
 

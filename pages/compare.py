@@ -48,8 +48,15 @@ with st.spinner("Scoring the dense model on the same items (once) …"):
 table = retention_table(store, runs, dense_of)
 
 st.subheader("Retention (compressed ÷ dense, higher is better)")
-fig = px.bar(table, x="capability", y="retention", color="run", barmode="group",
-             error_y=table["ret_high"] - table["retention"], error_y_minus=table["retention"] - table["ret_low"])  # fmt: skip
+fig = px.bar(
+    table,
+    x="capability",
+    y="retention",
+    color="run",
+    barmode="group",
+    error_y=table["ret_high"] - table["retention"],
+    error_y_minus=table["retention"] - table["ret_low"],
+)
 fig.add_hline(y=1.0, line_dash="dot")
 fig.update_layout(height=400, legend_title_text="")
 st.plotly_chart(fig)
@@ -61,8 +68,15 @@ left.subheader("Per-layer reconstruction error")
 if errors.empty:
     left.caption("These runs' reports carry no per-layer error.")
 else:
-    fig = px.line(errors, x="layer", y="mean_error", color="run", markers=True, log_y=True,
-                  labels={"mean_error": "mean ‖WX − ŴX‖² / ‖WX‖²"})  # fmt: skip
+    fig = px.line(
+        errors,
+        x="layer",
+        y="mean_error",
+        color="run",
+        markers=True,
+        log_y=True,
+        labels={"mean_error": "mean ‖WX − ŴX‖² / ‖WX‖²"},
+    )
     fig.update_layout(height=400, legend={"orientation": "h", "y": -0.3, "title": ""})
     left.plotly_chart(fig)
 right.subheader("Curation proxy vs measured retention")
@@ -73,8 +87,12 @@ else:
     fig = px.scatter(points, x="coverage", y="retention", color="capability", hover_name="run")
     fig.update_layout(height=360)
     right.plotly_chart(fig)
-    right.caption("Spearman ρ over runs per capability (needs ≥ 3 runs): " +
-                  ", ".join(f"{r.capability} {'n/a' if r.runs < 3 else f'{r.spearman:+.2f}'} ({r.runs} runs)" for r in corr.itertuples()))  # fmt: skip
+    right.caption(
+        "Spearman ρ over runs per capability (needs ≥ 3 runs): "
+        + ", ".join(
+            f"{r.capability} {'n/a' if r.runs < 3 else f'{r.spearman:+.2f}'} ({r.runs} runs)" for r in corr.itertuples()
+        )
+    )
 
 st.subheader("Same prompts, side by side")
 default_prompts = "Question: What is 3 plus 4?\nThe town of Lemal lies in\ndef add(a, b):\nThe history of the"

@@ -24,8 +24,10 @@ if settings is None:
     st.stop()
 space = prepare_space(settings)  # already prepared on the space page: instant
 strategy, n, lam, seed = state.get("strategy"), int(state.get("n")), float(state.get("lam")), int(state.get("seed"))
-st.caption(f"Model **{settings.model}** · current selection: {strategy}, n={n}, λ={lam:g}, seed {seed} · "
-           f"jobs run on **{pick_device(settings.device)}**, one at a time")  # fmt: skip
+st.caption(
+    f"Model **{settings.model}** · current selection: {strategy}, n={n}, λ={lam:g}, seed {seed} · "
+    f"jobs run on **{pick_device(settings.device)}**, one at a time"
+)
 
 with st.form("compress"):
     c1, c2, c3, c4 = st.columns(4)
@@ -38,21 +40,40 @@ with st.form("compress"):
     owl = c6.checkbox("OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less")
     limit = c7.slider("Held-out items per capability", 20, 300, 100, 10)
     b1, b2 = st.columns(2)
-    baselines = b1.multiselect("Also launch baselines", [s for s in STRATEGIES if s != strategy], default=[],
-                               help="Calibration sets drawn from the same pool with another strategy")  # fmt: skip
+    baselines = b1.multiselect(
+        "Also launch baselines",
+        [s for s in STRATEGIES if s != strategy],
+        default=[],
+        help="Calibration sets drawn from the same pool with another strategy",
+    )
     seeds_text = b2.text_input("Seeds", str(seed), help="Comma-separated, e.g. 0,1,2: one run per strategy and seed")
     launch = st.form_submit_button("Launch", type="primary")
 if launch:
     try:
         seeds = tuple(int(x) for x in seeds_text.split(",") if x.strip()) or (seed,)
-        cfg = CompressConfig(method=method, sparsity=sparsity, bits=bits, group_size=group, owl=owl, device=settings.device,
-                             pattern=None if pattern == "unstructured" else pattern)  # fmt: skip
+        cfg = CompressConfig(
+            method=method,
+            sparsity=sparsity,
+            bits=bits,
+            group_size=group,
+            owl=owl,
+            device=settings.device,
+            pattern=None if pattern == "unstructured" else pattern,
+        )
         cfg.validate()
-        sets = calibration_sets(space, (strategy, *baselines), seeds, n, lam, tuple(state.get("include")),
-                                tuple(state.get("exclude")))  # fmt: skip
+        sets = calibration_sets(
+            space, (strategy, *baselines), seeds, n, lam, tuple(state.get("include")), tuple(state.get("exclude"))
+        )
         for cs in sets:
-            job_queue().submit(settings.model, cs.name, cs.records, cfg, seqlen=settings.seqlen, limit=limit,
-                               extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy})  # fmt: skip
+            job_queue().submit(
+                settings.model,
+                cs.name,
+                cs.records,
+                cfg,
+                seqlen=settings.seqlen,
+                limit=limit,
+                extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy},
+            )
         st.toast(f"Queued {len(sets)} {method} run(s)")
     except ValueError:
         st.error(f"Seeds must be comma-separated integers, got '{seeds_text}'")

@@ -30,8 +30,13 @@ m2.selectbox(
 )
 e1, e2, e3 = st.columns([1, 2, 1])
 ray_ok = ray_available()
-e1.radio("Engine", ["local", "ray"] if ray_ok else ["local"], key="engine", horizontal=True,
-         help="where activations are extracted; ray: a Ray Data actor pool, one model replica per GPU or CPU worker")  # fmt: skip
+e1.radio(
+    "Engine",
+    ["local", "ray"] if ray_ok else ["local"],
+    key="engine",
+    horizontal=True,
+    help="where activations are extracted; ray: a Ray Data actor pool, one model replica per GPU or CPU worker",
+)
 if state.get("engine") == "ray":
     e2.text_input(
         "Ray address", key="ray_address", placeholder="blank: a local Ray instance; or auto / ray://host:10001"
@@ -59,8 +64,12 @@ st.subheader("Candidate corpora")
 st.dataframe(pd.DataFrame([c.to_dict() for c in infos]), hide_index=True, width="stretch")
 custom_corpora: dict[str, str] = dict(state.get("custom_corpora"))
 u, h, g = st.tabs(["Upload a file", "Hugging Face dataset", "Self-generated (Ji et al.)"])
-files = u.file_uploader("Add your own corpus", type=[s.lstrip(".") for s in UPLOAD_SUFFIXES], accept_multiple_files=True,
-                        help="One text per paragraph (.txt) or per row with a 'text' field (.jsonl, .csv, .parquet)")  # fmt: skip
+files = u.file_uploader(
+    "Add your own corpus",
+    type=[s.lstrip(".") for s in UPLOAD_SUFFIXES],
+    accept_multiple_files=True,
+    help="One text per paragraph (.txt) or per row with a 'text' field (.jsonl, .csv, .parquet)",
+)
 for f in files or []:
     try:
         custom_corpora.setdefault(str(store_upload(f.name, f.getvalue())), f.name)
@@ -130,8 +139,12 @@ else:
 st.subheader("Stage 2: compositional properties")
 s1, s2, s3, s4, s5 = st.columns(5)
 s1.number_input("Sequence length (tokens)", 8, 8192, key="seqlen")
-s2.selectbox("Reasoning format", ["keep", "explicit", "plain"], key="reasoning_format",
-             help="explicit: worked steps kept visible; plain: answers only")  # fmt: skip
+s2.selectbox(
+    "Reasoning format",
+    ["keep", "explicit", "plain"],
+    key="reasoning_format",
+    help="explicit: worked steps kept visible; plain: answers only",
+)
 s3.checkbox("Remove (near-)duplicates", key="dedupe")
 s4.slider("Drop the worst perplexity fraction", 0.0, 0.5, key="drop_worst", step=0.05)
 s5.checkbox(

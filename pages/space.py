@@ -26,8 +26,12 @@ st.title("Activation space")
 with st.form("space"):
     c1, c2, c3, c4 = st.columns(4)
     uploads = state.get("custom_corpora")
-    corpora = c1.multiselect("Corpora", [c.name for c in list_corpora()] + list(uploads), default=state.get("corpora"),
-                             format_func=lambda c: uploads.get(c, c))  # fmt: skip
+    corpora = c1.multiselect(
+        "Corpora",
+        [c.name for c in list_corpora()] + list(uploads),
+        default=state.get("corpora"),
+        format_func=lambda c: uploads.get(c, c),
+    )
     pool = c2.number_input("Pool size", 50, 20_000, state.get("pool_size"), step=50)
     layers_text = c3.text_input("Layers (blank = all, negative from the end)", state.get("layers_text"))
     pooling = c4.selectbox("Pooling", ["mean", "last"])
@@ -38,16 +42,27 @@ if build:
         corpora=corpora, pool_size=int(pool), layers_text=layers_text, pooling=pooling, space_ready=True
     )
 if not st.session_state.get("space_ready"):
-    st.info("Choose corpora and press **Build space**: the model's activations of the pool are extracted (cached on disk), "
-            "projected to 64 dimensions and clustered.")  # fmt: skip
+    st.info(
+        "Choose corpora and press **Build space**: the model's activations of the pool are extracted (cached on disk), "
+        "projected to 64 dimensions and clustered."
+    )
     st.stop()
 
 try:
     layers = tuple(int(x) for x in state.get("layers_text").split(",") if x.strip()) or None
-    settings = SpaceSettings(model=state.get("model"), corpora=tuple(state.get("corpora")), pool_size=state.get("pool_size"),
-                             layers=layers, pooling=state.get("pooling"), seqlen=int(state.get("seqlen")), device=state.get("device"),
-                             reasoning_format=state.get("reasoning_format"), dedupe=bool(state.get("dedupe")),
-                             drop_worst_perplexity=float(state.get("drop_worst")), score_perplexity=bool(state.get("score_ppl")))  # fmt: skip
+    settings = SpaceSettings(
+        model=state.get("model"),
+        corpora=tuple(state.get("corpora")),
+        pool_size=state.get("pool_size"),
+        layers=layers,
+        pooling=state.get("pooling"),
+        seqlen=int(state.get("seqlen")),
+        device=state.get("device"),
+        reasoning_format=state.get("reasoning_format"),
+        dedupe=bool(state.get("dedupe")),
+        drop_worst_perplexity=float(state.get("drop_worst")),
+        score_perplexity=bool(state.get("score_ppl")),
+    )
     engine = state.engine()
     where = "here" if engine.kind == "local" else f"on Ray ({engine.workers} workers)"
     bar = st.progress(0.0, text=f"extracting activations {where} …")
@@ -85,8 +100,17 @@ seed = s4.number_input("Seed", 0, 10_000, key="seed")
 
 include, exclude = state.get("include"), state.get("exclude")
 try:
-    chosen_sel: Selection = select(space.embedded.space, int(n), strategy, lam=lam, seed=int(seed), groups=[r.corpus for r in records],
-                                   include=include, exclude=exclude, index=space.index)  # fmt: skip
+    chosen_sel: Selection = select(
+        space.embedded.space,
+        int(n),
+        strategy,
+        lam=lam,
+        seed=int(seed),
+        groups=[r.corpus for r in records],
+        include=include,
+        exclude=exclude,
+        index=space.index,
+    )
     baseline = select(space.embedded.space, int(n), "random", seed=int(seed), exclude=exclude)
 except ColaError as exc:
     st.error(str(exc))
@@ -95,11 +119,17 @@ chosen = set(chosen_sel.indices.tolist())
 
 m_sel, m_base = measure(space.embedded, chosen_sel, seed=int(seed)), measure(space.embedded, baseline, seed=int(seed))
 cols = st.columns(5)
-for col, (label, a, b) in zip(cols, [("Representativeness", m_sel.representativeness, m_base.representativeness),
-                                     ("Diversity (mean dist.)", m_sel.diversity_mean, m_base.diversity_mean),
-                                     ("Diversity (min dist.)", m_sel.diversity_min, m_base.diversity_min),
-                                     ("Cluster coverage", m_sel.cluster_coverage, m_base.cluster_coverage),
-                                     ("Tokens", m_sel.tokens, m_base.tokens)], strict=True):  # fmt: skip
+for col, (label, a, b) in zip(
+    cols,
+    [
+        ("Representativeness", m_sel.representativeness, m_base.representativeness),
+        ("Diversity (mean dist.)", m_sel.diversity_mean, m_base.diversity_mean),
+        ("Diversity (min dist.)", m_sel.diversity_min, m_base.diversity_min),
+        ("Cluster coverage", m_sel.cluster_coverage, m_base.cluster_coverage),
+        ("Tokens", m_sel.tokens, m_base.tokens),
+    ],
+    strict=True,
+):
     col.metric(
         label,
         f"{a:.3f}" if isinstance(a, float) else f"{a:,}",
@@ -114,10 +144,13 @@ colour_by = right.radio(
 layout = right.radio("Layout", ["PCA (instant)", "UMAP"], key="layout")
 cap = right.number_input("Max points drawn per corpus", 100, 20_000, 3000, step=100)
 lengths = [r.meta.get("n_tokens", 0) for r in records]
-colour = {"corpus": lambda: [r.corpus for r in records], "cluster": lambda: [f"cluster {c}" for c in space.clusters.labels],
-          "selection": lambda: ["chosen" if i in chosen else "pool" for i in range(len(records))],
-          "length": lambda: [f"{(t // 32) * 32}–{(t // 32) * 32 + 31} tokens" for t in lengths],
-          "perplexity": lambda: charts.quantile_bands([r.meta["perplexity"] for r in records], "perplexity")}[colour_by]()  # fmt: skip
+colour = {
+    "corpus": lambda: [r.corpus for r in records],
+    "cluster": lambda: [f"cluster {c}" for c in space.clusters.labels],
+    "selection": lambda: ["chosen" if i in chosen else "pool" for i in range(len(records))],
+    "length": lambda: [f"{(t // 32) * 32}–{(t // 32) * 32 + 31} tokens" for t in lengths],
+    "perplexity": lambda: charts.quantile_bands([r.meta["perplexity"] for r in records], "perplexity"),
+}[colour_by]()
 shown = charts.capped_indices([r.corpus for r in records], int(cap))
 if len(shown) < len(records):
     right.caption(
@@ -150,8 +183,17 @@ event = slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box
 picked = charts.selected_ids(event)
 st.subheader(f"Lasso/box selection: {len(picked)} samples")
 if picked:
-    st.dataframe(pd.DataFrame([{"id": i, "corpus": records[i].corpus, "chosen": i in chosen, "text": records[i].text[:200]} for i in picked]),
-                 hide_index=True, width="stretch", key="picked_table")  # fmt: skip
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"id": i, "corpus": records[i].corpus, "chosen": i in chosen, "text": records[i].text[:200]}
+                for i in picked
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        key="picked_table",
+    )
     b1, b2, b3 = st.columns(3)
     if b1.button("Force into the calibration set"):
         st.session_state["include"] = sorted(set(include) | set(picked[: int(n)]) - set(exclude))
@@ -173,16 +215,23 @@ st.dataframe(
 )
 
 st.subheader("Clusters")
-st.dataframe(cluster_table([r.text for r in records], [r.corpus for r in records], space.embedded.space, space.clusters),
-             hide_index=True, width="stretch")  # fmt: skip
+st.dataframe(
+    cluster_table([r.text for r in records], [r.corpus for r in records], space.embedded.space, space.clusters),
+    hide_index=True,
+    width="stretch",
+)
 
 chosen_records = [records[i] for i in chosen_sel.indices]
 jsonl = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in chosen_records)
 st.session_state["calibration_jsonl"] = jsonl
 d1, d2, d3 = st.columns(3)
 d1.download_button("Download calibration set (.jsonl)", jsonl, file_name="calib.jsonl", mime="application/jsonl")
-d3.download_button("Download as a datasets folder (.zip)", _dataset_zip(jsonl), file_name="calibration.zip",
-                   help="datasets.load_from_disk('calibration') after unzipping")  # fmt: skip
+d3.download_button(
+    "Download as a datasets folder (.zip)",
+    _dataset_zip(jsonl),
+    file_name="calibration.zip",
+    help="datasets.load_from_disk('calibration') after unzipping",
+)
 
 buf = io.BytesIO()
 buf.write(

@@ -32,11 +32,22 @@ def make_config(family: str, vocab_size: int):
     common = {"vocab_size": vocab_size, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     shapes = {
         "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256},
-        "opt": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "ffn_dim": 64,
-                "word_embed_proj_dim": 32, "max_position_embeddings": 256},
-    }  # fmt: skip
-    default = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-               "max_position_embeddings": 256}  # fmt: skip
+        "opt": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "ffn_dim": 64,
+            "word_embed_proj_dim": 32,
+            "max_position_embeddings": 256,
+        },
+    }
+    default = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 256,
+    }
     if family in ("llama", "qwen2", "mistral"):
         default["num_key_value_heads"] = 2
     return AutoConfig.for_model(family, **common, **shapes.get(family, default))

@@ -37,10 +37,25 @@ def files(tmp_path_factory, tiny_tokenizer):
     (d / "notamodel").mkdir()
     (d / "notamodel" / "README.md").write_text("hello")
     (d / "corrupt.sqlite").write_bytes(b"this is not a database" * 100)
-    save_file({"input_ids": torch.full((2, 8), 5000), "attention_mask": torch.ones(2, 8, dtype=torch.long)},
-              str(d / "foreign.safetensors"))  # fmt: skip
-    (d / "calib.jsonl").write_text("".join(json.dumps({"id": f"c/{i}", "text": f"The town of Lemal lies in Quenor {i}.",
-                                                       "corpus": "c", "domain": "facts", "meta": {}}) + "\n" for i in range(4)))  # fmt: skip
+    save_file(
+        {"input_ids": torch.full((2, 8), 5000), "attention_mask": torch.ones(2, 8, dtype=torch.long)},
+        str(d / "foreign.safetensors"),
+    )
+    (d / "calib.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"c/{i}",
+                    "text": f"The town of Lemal lies in Quenor {i}.",
+                    "corpus": "c",
+                    "domain": "facts",
+                    "meta": {},
+                }
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
     torch.manual_seed(0)
     nan_model = AutoModelForCausalLM.from_config(make_config("llama", len(tiny_tokenizer)))
     with torch.no_grad():
@@ -78,7 +93,11 @@ def _cases():
         ("non-UTF-8 file", ["sample", "--corpus", "{d}/latin1.txt"], "UTF-8"),
         ("malformed JSONL line", ["sample", "--corpus", "{d}/broken.jsonl"], "line 2"),
         ("CSV without the text column", ["sample", "--corpus", "{d}/notext.csv"], "text"),
-        ("corpus smaller than n", [*curate[:4], "{d}/three.jsonl", "--pool-size", "3", "--n", "8", "--out", "{d}/out.jsonl"], "8"),
+        (
+            "corpus smaller than n",
+            [*curate[:4], "{d}/three.jsonl", "--pool-size", "3", "--n", "8", "--out", "{d}/out.jsonl"],
+            "8",
+        ),
         ("n ≤ 0", [*curate, "--n", "0", "--out", "{d}/out.jsonl"], "positive"),
         ("sequence length ≤ 0", [*curate, "--seqlen", "0", "--out", "{d}/out.jsonl"], "sequence length"),
         ("sequence length above the context", [*curate, "--seqlen", "100000", "--out", "{d}/out.jsonl"], "context"),
@@ -92,17 +111,45 @@ def _cases():
         ("bits outside 2..8", [*compress, "--method", "gptq", "--bits", "9"], "2..8"),
         ("group size not dividing the width", [*compress, "--method", "gptq", "--group-size", "7"], "group size 7"),
         ("unknown method", [*compress, "--method", "prune-harder"], "prune-harder"),
-        ("calibration from another tokenizer", [*compress[:4], "{d}/foreign.safetensors", "--out", "{d}/outdir/new", "--method", "wanda"],
-         "vocabulary"),
-        ("missing calibration file", [*compress[:4], "{d}/nothere.jsonl", "--out", "{d}/outdir/new", "--method", "wanda"], "nothere.jsonl"),
-        ("output folder holding other files", [*compress[:6], "{d}/outdir", "--method", "wanda"], "not a compressed-model folder"),
+        (
+            "calibration from another tokenizer",
+            [*compress[:4], "{d}/foreign.safetensors", "--out", "{d}/outdir/new", "--method", "wanda"],
+            "vocabulary",
+        ),
+        (
+            "missing calibration file",
+            [*compress[:4], "{d}/nothere.jsonl", "--out", "{d}/outdir/new", "--method", "wanda"],
+            "nothere.jsonl",
+        ),
+        (
+            "output folder holding other files",
+            [*compress[:6], "{d}/outdir", "--method", "wanda"],
+            "not a compressed-model folder",
+        ),
         ("corrupted run-store file", ["runs", "--store", "{d}/corrupt.sqlite"], "corrupt.sqlite"),
         ("unknown capability", ["evaluate", "--model", "cola-tiny", "--capabilities", "poetry"], "poetry"),
         ("unknown benchmark", ["evaluate", "--model", "cola-tiny", "--benchmarks", "mmlu"], "mmlu"),
-        ("model whose forward returns NaN", ["curate", "--model", "{d}/nanmodel", "--corpora", "math", "--pool-size", "20", "--n", "4",
-                                             "--seqlen", "32", "--out", "{d}/out.jsonl"], "NaN"),
+        (
+            "model whose forward returns NaN",
+            [
+                "curate",
+                "--model",
+                "{d}/nanmodel",
+                "--corpora",
+                "math",
+                "--pool-size",
+                "20",
+                "--n",
+                "4",
+                "--seqlen",
+                "32",
+                "--out",
+                "{d}/out.jsonl",
+            ],
+            "NaN",
+        ),
         ("OWL with an N:M pattern", [*compress, "--method", "wanda", "--owl", "--pattern", "2:4"], "OWL"),
-    ]  # fmt: skip
+    ]
 
 
 CASES = _cases()

@@ -33,8 +33,16 @@ def _facts(limit: int = 300):
 
 def hellaswag_rows(shift: int = 0) -> list[dict]:
     """cola-tiny's held-out facts in HellaSwag's schema; ``shift`` moves the gold label off the truth."""
-    return [{"activity_label": "Facts", "ctx_a": r.meta["cloze"], "ctx_b": "", "endings": [c + "." for c in r.meta["choices"]],
-             "label": str((r.meta["answer_index"] + shift) % 4)} for r in _facts(100)]  # fmt: skip
+    return [
+        {
+            "activity_label": "Facts",
+            "ctx_a": r.meta["cloze"],
+            "ctx_b": "",
+            "endings": [c + "." for c in r.meta["choices"]],
+            "label": str((r.meta["answer_index"] + shift) % 4),
+        }
+        for r in _facts(100)
+    ]
 
 
 def winogrande_rows(truthful: bool = True) -> list[dict]:
@@ -48,8 +56,14 @@ def winogrande_rows(truthful: bool = True) -> list[dict]:
             continue
         rest = r.meta["cloze"][len(f"The town of {r.meta['town']}") :]
         other = rng.choice([t for t in towns if t != r.meta["town"]])
-        rows.append({"sentence": f"The town of _{rest} {r.meta['choices'][r.meta['answer_index']]}.",
-                     "option1": r.meta["town"], "option2": other, "answer": "1" if truthful else "2"})  # fmt: skip
+        rows.append(
+            {
+                "sentence": f"The town of _{rest} {r.meta['choices'][r.meta['answer_index']]}.",
+                "option1": r.meta["town"],
+                "option2": other,
+                "answer": "1" if truthful else "2",
+            }
+        )
     return rows
 
 
@@ -148,8 +162,9 @@ def test_sandbox_limits(program, passed, reason, monkeypatch):
 def test_unreachable_data_and_code_without_opt_in_are_skipped_not_fatal(tmp_path, tiny):
     path = tmp_path / "hs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in hellaswag_rows()[:20]))
-    scores, skipped = bm.run_benchmarks(tiny.model, tiny.tokenizer, ["gsm8k", "humaneval", "hellaswag"], limit=20,
-                                        sources={"hellaswag": str(path)})  # fmt: skip
+    scores, skipped = bm.run_benchmarks(
+        tiny.model, tiny.tokenizer, ["gsm8k", "humaneval", "hellaswag"], limit=20, sources={"hellaswag": str(path)}
+    )
     assert set(scores) == {"hellaswag"} and scores["hellaswag"].n == 20
     assert "--benchmark-data gsm8k=PATH" in skipped["gsm8k"] and "--allow-code-execution" in skipped["humaneval"]
     with pytest.raises(ColaError, match="unknown benchmark 'mmlu'"):
@@ -181,8 +196,10 @@ def test_harness_adapter(monkeypatch, tiny):
 
     def simple_evaluate(model, tasks, limit, confirm_run_unsafe_code):
         calls["tasks"], calls["limit"] = tasks, limit
-        return {"results": {"piqa": {"acc,none": 0.7, "acc_stderr,none": 0.01}, "wikitext": {"word_perplexity,none": 21.5}},
-                "n-samples": {"piqa": {"effective": 100}, "wikitext": {"effective": 62}}}  # fmt: skip
+        return {
+            "results": {"piqa": {"acc,none": 0.7, "acc_stderr,none": 0.01}, "wikitext": {"word_perplexity,none": 21.5}},
+            "n-samples": {"piqa": {"effective": 100}, "wikitext": {"effective": 62}},
+        }
 
     lm_eval = types.ModuleType("lm_eval")
     lm_eval.simple_evaluate = simple_evaluate
@@ -211,8 +228,20 @@ def test_harness_missing_is_one_clear_error(monkeypatch, tiny):
 def test_cli_evaluate_with_benchmarks(tmp_path):
     path = tmp_path / "hs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in hellaswag_rows()[:30]))
-    out = run_cli("evaluate", "--model", "cola-tiny", "--capabilities", "lm", "--limit", "30", "--benchmarks",
-                  "hellaswag,gsm8k", "--benchmark-data", f"hellaswag={path}", "--json")  # fmt: skip
+    out = run_cli(
+        "evaluate",
+        "--model",
+        "cola-tiny",
+        "--capabilities",
+        "lm",
+        "--limit",
+        "30",
+        "--benchmarks",
+        "hellaswag,gsm8k",
+        "--benchmark-data",
+        f"hellaswag={path}",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert set(payload["scores"]) == {"lm", "hellaswag"} and payload["scores"]["hellaswag"]["n"] == 30

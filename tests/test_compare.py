@@ -44,8 +44,15 @@ def test_launch_sets_save_models_and_compare(world):
     assert all(len(s.records) == 8 and set(s.proxy) == {"lm", "code", "math", "facts"} for s in sets)
     assert {r.id for r in sets[2].records} != {r.id for r in sets[3].records}  # seeds differ
     for cs in sets[:3]:
-        queue.submit(settings.model, cs.name, cs.records, CompressConfig(method="wanda"), seqlen=32, limit=4,
-                     extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy})  # fmt: skip
+        queue.submit(
+            settings.model,
+            cs.name,
+            cs.records,
+            CompressConfig(method="wanda"),
+            seqlen=32,
+            limit=4,
+            extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy},
+        )
     _wait(queue)
     runs = finished_runs(queue.store, settings.model)
     assert len(runs) == 3

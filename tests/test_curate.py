@@ -55,9 +55,33 @@ def test_stage1_scores_and_mix(tiny_model_dir, tmp_path, monkeypatch):
 
 
 def test_cli_curate_json_contract(tiny_model_dir, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "cola_core", "curate", "--model", tiny_model_dir("llama"), "--corpora", "math,facts",
-                          "--pool-size", "80", "--n", "8", "--strategy", "cola", "--capabilities", "math", "--out", str(tmp_path / "c.jsonl"), "--json"],
-                         capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "COLA_CACHE_DIR": str(tmp_path)})  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cola_core",
+            "curate",
+            "--model",
+            tiny_model_dir("llama"),
+            "--corpora",
+            "math,facts",
+            "--pool-size",
+            "80",
+            "--n",
+            "8",
+            "--strategy",
+            "cola",
+            "--capabilities",
+            "math",
+            "--out",
+            str(tmp_path / "c.jsonl"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "COLA_CACHE_DIR": str(tmp_path)},
+    )
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert {

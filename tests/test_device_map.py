@@ -43,8 +43,9 @@ def test_disk_offloaded_model_extracts_and_evaluates_the_same(plain, texts, tmp_
     """Every weight offloaded to disk (accelerate streams each layer in when it runs)."""
     from transformers import AutoModelForCausalLM
 
-    offloaded = AutoModelForCausalLM.from_pretrained(plain.path, device_map="auto", max_memory={"cpu": "1MB"},
-                                                     offload_folder=str(tmp_path / "offload")).eval()  # fmt: skip
+    offloaded = AutoModelForCausalLM.from_pretrained(
+        plain.path, device_map="auto", max_memory={"cpu": "1MB"}, offload_folder=str(tmp_path / "offload")
+    ).eval()
     assert set(offloaded.hf_device_map.values()) == {"disk"}
     assert input_device(offloaded).type == "cpu"
     a = extract_activations(plain.model, plain.tokenizer, texts, CONFIG)

@@ -71,8 +71,9 @@ def assert_same(a: dict, b: dict) -> None:
 def test_ray_extraction_gives_the_local_vectors_under_the_local_key(cache, model, texts, local):
     report = ExtractionReport()
     workers: set[str] = set()
-    acts = ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=lambda r: workers.add(r["worker"]),
-                           report=report)  # fmt: skip
+    acts = ray_activations(
+        ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=lambda r: workers.add(r["worker"]), report=report
+    )
     assert_same(acts, local)
     assert report.shards == len(shard_bounds(len(texts), ENGINE.shard_size)) == report.computed == 6
     assert len(workers) == 2  # both actors took shards
@@ -90,8 +91,15 @@ def test_several_sets_share_one_pipeline_and_keep_their_own_entries(cache, model
     workers: set[str] = set()
     report = ExtractionReport()
     seen: list[tuple[int, int]] = []
-    acts = ray_activation_sets(ModelSpec.of(model), sets, CONFIG, ENGINE, progress=lambda d, n: seen.append((d, n)),
-                               on_shard=lambda r: workers.add(r["worker"]), report=report)  # fmt: skip
+    acts = ray_activation_sets(
+        ModelSpec.of(model),
+        sets,
+        CONFIG,
+        ENGINE,
+        progress=lambda d, n: seen.append((d, n)),
+        on_shard=lambda r: workers.add(r["worker"]),
+        report=report,
+    )
     assert_same(acts[0], {k: v[:40] for k, v in local.items()})
     assert_same(acts[1], {k: v[40:] for k, v in local.items()})
     assert_same(acts[2], acts[0])
@@ -113,8 +121,9 @@ def test_a_failed_run_resumes_from_the_written_shards(cache, model, texts, local
     with pytest.raises(KeyboardInterrupt):
         ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=fail_after_two)
     key = activations_key(model.fingerprint, texts, CONFIG)
-    written = [b for b in shard_bounds(len(texts), ENGINE.shard_size)
-               if load_entry(shard_kind(key), shard_key(*b, "float32"))]  # fmt: skip
+    written = [
+        b for b in shard_bounds(len(texts), ENGINE.shard_size) if load_entry(shard_kind(key), shard_key(*b, "float32"))
+    ]
     assert len(written) >= 2 and load_entry("activations", key) is None
     report = ExtractionReport()
     acts = ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, report=report)
@@ -217,8 +226,9 @@ def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards
     bigger = EngineConfig(**{**ENGINE.__dict__, "shard_size": 32})
     acts = ray_activations(bf16, texts, CONFIG, bigger, report=report)
     assert report.reused == 0 and report.computed == report.shards == 3  # no float32 shard mixed in
-    local16 = extract_activations(load_model("cola-tiny", device="cpu", dtype="bfloat16").model, model.tokenizer,
-                                  texts, CONFIG)  # fmt: skip
+    local16 = extract_activations(
+        load_model("cola-tiny", device="cpu", dtype="bfloat16").model, model.tokenizer, texts, CONFIG
+    )
     assert_same(acts, local16)
     assert not any((cache / SHARDS).iterdir())  # the earlier run's shards went with the folder
 
@@ -258,8 +268,14 @@ def test_ray_started_on_a_thread_that_ends_keeps_serving_later_threads(tmp_path)
         print("done", flush=True)
     """)
     env = {**os.environ, "COLA_CACHE_DIR": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env,
-                         cwd=str(Path(__file__).resolve().parent.parent))  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["10", "10", "done"]
 
@@ -269,8 +285,9 @@ def test_a_relative_model_folder_travels_as_an_absolute_path(tmp_path, monkeypat
 
     (tmp_path / "my-model").mkdir()
     monkeypatch.chdir(tmp_path)
-    loaded = SimpleNamespace(name="my-model", fingerprint="f", dtype="torch.float32", trust_remote_code=False,
-                             device_map=None)  # fmt: skip
+    loaded = SimpleNamespace(
+        name="my-model", fingerprint="f", dtype="torch.float32", trust_remote_code=False, device_map=None
+    )
     assert ModelSpec.of(loaded).name == str((tmp_path / "my-model").resolve())
     assert ModelSpec.of(SimpleNamespace(**{**loaded.__dict__, "name": "org/model"})).name == "org/model"
 
@@ -278,13 +295,40 @@ def test_a_relative_model_folder_travels_as_an_absolute_path(tmp_path, monkeypat
 def test_cli_curate_on_ray_writes_the_local_calibration_set(tmp_path, monkeypatch, capsys):
     from cola_core.cli.main import main
 
-    common = ["curate", "--corpora", "prose,math", "--capabilities", "prose,math", "--pool-size", "40",
-              "--n", "6", "--seqlen", "48", "--device", "cpu"]  # fmt: skip
+    common = [
+        "curate",
+        "--corpora",
+        "prose,math",
+        "--capabilities",
+        "prose,math",
+        "--pool-size",
+        "40",
+        "--n",
+        "6",
+        "--seqlen",
+        "48",
+        "--device",
+        "cpu",
+    ]
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "local-cache"))
     assert main([*common, "--out", str(tmp_path / "local.jsonl")]) == 0
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "ray-cache"))  # nothing cached: the workers extract
-    assert main([*common, "--out", str(tmp_path / "ray.jsonl"), "--engine", "ray", "--ray-workers", "2",
-                 "--shard-size", "8"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                *common,
+                "--out",
+                str(tmp_path / "ray.jsonl"),
+                "--engine",
+                "ray",
+                "--ray-workers",
+                "2",
+                "--shard-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     assert "engine: Ray" in capsys.readouterr().err
     assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "ray.jsonl").read_bytes()
     assert len(list((tmp_path / "ray-cache" / "activations").iterdir())) == 3  # pool + 2 probe sets
@@ -308,8 +352,15 @@ def test_dashboard_extracts_on_ray_and_says_so(tiny_model_dir, tmp_path, monkeyp
     assert not setup.exception and "ray" in setup.radio(key="engine").options
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
     at = AppTest.from_file(str(pages / "space.py"), default_timeout=300)
-    settings = {"model": tiny_model_dir("llama"), "corpora": ["math", "facts"], "pool_size": 56, "n": 8,
-                "space_ready": True, "engine": "ray", "ray_workers": 2}  # fmt: skip
+    settings = {
+        "model": tiny_model_dir("llama"),
+        "corpora": ["math", "facts"],
+        "pool_size": 56,
+        "n": 8,
+        "space_ready": True,
+        "engine": "ray",
+        "ray_workers": 2,
+    }
     for key, value in settings.items():
         at.session_state[key] = value
     at.run()

@@ -39,8 +39,15 @@ def _masks(model) -> dict[str, torch.Tensor]:
 
 def _wider_llama(layers: int = 4, width: int = 256):
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=512, hidden_size=width, intermediate_size=width * 11 // 4, num_hidden_layers=layers,
-                      num_attention_heads=width // 64, num_key_value_heads=width // 128, max_position_embeddings=128)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=512,
+        hidden_size=width,
+        intermediate_size=width * 11 // 4,
+        num_hidden_layers=layers,
+        num_attention_heads=width // 64,
+        num_key_value_heads=width // 128,
+        max_position_embeddings=128,
+    )
     return AutoModelForCausalLM.from_config(cfg).eval()
 
 

@@ -55,8 +55,26 @@ def test_kills_during_extraction_leave_no_half_entry_or_output(tmp_path):
     out = tmp_path / "calib.jsonl"
 
     def argv(seed: int) -> list[str]:  # a new pool seed each time, so each run has fresh activations to write
-        return [sys.executable, "-m", "cola_core", "curate", "--model", "cola-tiny", "--corpora", "prose,code,math,facts",
-                "--pool-size", "600", "--n", "16", "--seqlen", "128", "--seed", str(seed), "--out", str(out)]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "cola_core",
+            "curate",
+            "--model",
+            "cola-tiny",
+            "--corpora",
+            "prose,code,math,facts",
+            "--pool-size",
+            "600",
+            "--n",
+            "16",
+            "--seqlen",
+            "128",
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ]
 
     duration = _timed_run(argv(100), env)
     finished = _kill_loop([argv(k) for k in range(KILLS)], env, duration, seed=1)
@@ -72,11 +90,38 @@ def test_kills_during_extraction_leave_no_half_entry_or_output(tmp_path):
 def test_kills_during_compression_leave_the_old_model_or_the_new_one(tmp_path):
     env = _env(tmp_path)
     calib = tmp_path / "calib.jsonl"
-    calib.write_text("".join(json.dumps({"id": f"c/{i}", "text": f"Question: What is {i} plus 2? Answer: {i + 2}",
-                                         "corpus": "c", "domain": "math", "meta": {}}) + "\n" for i in range(32)))  # fmt: skip
+    calib.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"c/{i}",
+                    "text": f"Question: What is {i} plus 2? Answer: {i + 2}",
+                    "corpus": "c",
+                    "domain": "math",
+                    "meta": {},
+                }
+            )
+            + "\n"
+            for i in range(32)
+        )
+    )
     out = tmp_path / "model"
-    argv = [sys.executable, "-m", "cola_core", "compress", "--model", "cola-tiny", "--calib", str(calib), "--method", "sparsegpt",
-            "--seqlen", "64", "--out", str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "cola_core",
+        "compress",
+        "--model",
+        "cola-tiny",
+        "--calib",
+        str(calib),
+        "--method",
+        "sparsegpt",
+        "--seqlen",
+        "64",
+        "--out",
+        str(out),
+    ]
     duration = _timed_run(argv, env)
     finished = _kill_loop([argv] * KILLS, env, duration, seed=2)
     for _ in range(2):

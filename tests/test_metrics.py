@@ -19,8 +19,15 @@ def test_coverage_is_one_when_everything_is_chosen_and_lower_otherwise():
 
 def test_selection_metrics_by_hand():
     space = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=float)
-    m = selection_metrics(space, [0, 2], corpora=["a", "a", "b", "b"], domains=["x", "x", "y", "y"], tokens=[5, 6, 7, 8],
-                          cluster_labels=np.array([0, 1, 2, 3]), probes={"east": np.array([[2.0, 0.1]])})  # fmt: skip
+    m = selection_metrics(
+        space,
+        [0, 2],
+        corpora=["a", "a", "b", "b"],
+        domains=["x", "x", "y", "y"],
+        tokens=[5, 6, 7, 8],
+        cluster_labels=np.array([0, 1, 2, 3]),
+        probes={"east": np.array([[2.0, 0.1]])},
+    )
     assert m.n == 2 and m.mix == {"a": 1, "b": 1} and m.domains == {"x": 1, "y": 1} and m.tokens == 12
     assert m.diversity_mean == pytest.approx(2.0) and m.diversity_min == pytest.approx(2.0)
     assert m.cluster_coverage == pytest.approx(0.5)

@@ -43,8 +43,12 @@ def test_reasoning_formats():
 
 def test_exact_and_near_duplicates():
     base = "The quick brown fox jumps over the lazy dog near the quiet river bank today."
-    records = [_rec(0, base), _rec(1, "  the QUICK brown fox jumps over the lazy dog near the quiet river bank today. "),
-               _rec(2, base.replace("today", "today!")), _rec(3, "Completely different text about arithmetic word problems.")]  # fmt: skip
+    records = [
+        _rec(0, base),
+        _rec(1, "  the QUICK brown fox jumps over the lazy dog near the quiet river bank today. "),
+        _rec(2, base.replace("today", "today!")),
+        _rec(3, "Completely different text about arithmetic word problems."),
+    ]
     assert [r.id for r in drop_duplicates(records, near_jaccard=0.8)] == ["c/0", "c/3"]
     assert [r.id for r in drop_duplicates(records, near_jaccard=1.0)] == ["c/0", "c/2", "c/3"]
 

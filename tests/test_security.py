@@ -15,8 +15,12 @@ def test_nothing_unpickles():
     banned = re.compile(
         r"\bimport pickle\b|pickle\.(loads?|Unpickler)\b|torch\.load\(|allow_pickle\s*=\s*True|joblib\.load|cloudpickle"
     )
-    hits = [f"{p.relative_to(ROOT)}:{n}" for p in SOURCES for n, line in enumerate(p.read_text().splitlines(), 1)
-            if banned.search(line)]  # fmt: skip
+    hits = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in SOURCES
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if banned.search(line)
+    ]
     assert not hits, hits
 
 

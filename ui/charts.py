@@ -22,30 +22,64 @@ def capped_indices(groups: list[str], cap: int, seed: int = 0) -> np.ndarray:
 
 
 def space_map(
-    xy: np.ndarray, colour: list[str], hover: list[str], shown: np.ndarray, chosen: set[int], title: str,
+    xy: np.ndarray,
+    colour: list[str],
+    hover: list[str],
+    shown: np.ndarray,
+    chosen: set[int],
+    title: str,
     density: Density | None = None,
-) -> go.Figure:  # fmt: skip
+) -> go.Figure:
     """WebGL scatter, one trace per colour value; customdata carries the global sample id, since
     point indices count within a trace. Chosen samples are drawn large and ringed; when a selection
     exists, the others are greyed (never hidden). ``density`` (all points, when only some are drawn)
     is shaded underneath."""
     fig = go.Figure()
     if density is not None:
-        fig.add_trace(go.Heatmap(x=density.x, y=density.y, z=np.log1p(density.counts), colorscale="Greys", showscale=False,
-                                 zsmooth="best", opacity=0.5, name="density", hoverinfo="skip"))  # fmt: skip
+        fig.add_trace(
+            go.Heatmap(
+                x=density.x,
+                y=density.y,
+                z=np.log1p(density.counts),
+                colorscale="Greys",
+                showscale=False,
+                zsmooth="best",
+                opacity=0.5,
+                name="density",
+                hoverinfo="skip",
+            )
+        )
     colour_arr, hover_arr = np.asarray(colour), np.asarray(hover)
     for k, value in enumerate(sorted(set(colour_arr[shown].tolist()))):
         idx = shown[colour_arr[shown] == value]
         is_chosen = np.array([i in chosen for i in idx])
         opacity = np.where(is_chosen, 1.0, 0.25 if chosen else 0.7)
-        fig.add_trace(go.Scattergl(
-            x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=str(value), customdata=idx, text=hover_arr[idx],
-            hovertemplate="%{text}<extra>#%{customdata}</extra>",
-            marker={"color": PALETTE[k % len(PALETTE)], "size": np.where(is_chosen, 10, 5), "opacity": opacity,
-                    "line": {"width": np.where(is_chosen, 1.5, 0), "color": "black"}},
-        ))  # fmt: skip
-    fig.update_layout(title=title, height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso",
-                      legend={"itemsizing": "constant"}, xaxis={"visible": False}, yaxis={"visible": False})  # fmt: skip
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[idx, 0],
+                y=xy[idx, 1],
+                mode="markers",
+                name=str(value),
+                customdata=idx,
+                text=hover_arr[idx],
+                hovertemplate="%{text}<extra>#%{customdata}</extra>",
+                marker={
+                    "color": PALETTE[k % len(PALETTE)],
+                    "size": np.where(is_chosen, 10, 5),
+                    "opacity": opacity,
+                    "line": {"width": np.where(is_chosen, 1.5, 0), "color": "black"},
+                },
+            )
+        )
+    fig.update_layout(
+        title=title,
+        height=560,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        dragmode="lasso",
+        legend={"itemsizing": "constant"},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
     return fig
 
 

@@ -33,9 +33,20 @@ def retention_table(store: RunStore, runs: pd.DataFrame, dense_run: Mapping[int,
         dense = store.score_items(dense_run[int(run["id"])])
         for cap, s in store.score_items(int(run["id"])).items():
             value, lo, hi = retention(dense[cap], s)
-            rows.append({"run": run_label(run), "run_id": int(run["id"]), "capability": cap, "dense": dense[cap].score,
-                         "compressed": s.score, "ci_low": s.ci_low, "ci_high": s.ci_high, "retention": value,
-                         "ret_low": lo, "ret_high": hi})  # fmt: skip
+            rows.append(
+                {
+                    "run": run_label(run),
+                    "run_id": int(run["id"]),
+                    "capability": cap,
+                    "dense": dense[cap].score,
+                    "compressed": s.score,
+                    "ci_low": s.ci_low,
+                    "ci_high": s.ci_high,
+                    "retention": value,
+                    "ret_low": lo,
+                    "ret_high": hi,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -46,8 +57,14 @@ def layer_errors(runs: pd.DataFrame) -> pd.DataFrame:
         for layer in json.loads(run["report"] or "{}").get("layers", []):
             errs = [v["relative_error"] for v in layer["linears"].values() if v.get("relative_error") is not None]
             if errs:
-                rows.append({"run": run_label(run), "layer": layer["layer"], "mean_error": sum(errs) / len(errs),
-                             "max_error": max(errs)})  # fmt: skip
+                rows.append(
+                    {
+                        "run": run_label(run),
+                        "layer": layer["layer"],
+                        "mean_error": sum(errs) / len(errs),
+                        "max_error": max(errs),
+                    }
+                )
     return pd.DataFrame(rows, columns=["run", "layer", "mean_error", "max_error"])
 
 
@@ -55,8 +72,11 @@ def proxy_vs_retention(runs: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.Data
     """(points, correlations): each run's capability coverage at curation time against its measured
     retention, and per capability the Spearman rank correlation over runs (NaN with < 3 runs)."""
     coverage = {int(r["id"]): json.loads(r["settings"] or "{}").get("proxy", {}) for _, r in runs.iterrows()}
-    points = table.assign(coverage=[coverage.get(i, {}).get(c.split("_")[0]) for i, c in
-                                    zip(table["run_id"], table["capability"], strict=True)]).dropna(subset=["coverage"])  # fmt: skip
+    points = table.assign(
+        coverage=[
+            coverage.get(i, {}).get(c.split("_")[0]) for i, c in zip(table["run_id"], table["capability"], strict=True)
+        ]
+    ).dropna(subset=["coverage"])
     corr = []
     for cap, g in points.groupby("capability"):
         rho = g["coverage"].rank().corr(g["retention"].rank()) if len(g) >= 3 else float("nan")

@@ -77,9 +77,18 @@ class JobQueue:
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"run_id": j.run_id, "calibration": j.calibration_name, "method": j.config.method, "status": j.status,
-                     "layers": f"{j.layers_done}/{j.layers_total}", "device": j.device, "message": j.message}
-                    for j in self.jobs.values()]  # fmt: skip
+            return [
+                {
+                    "run_id": j.run_id,
+                    "calibration": j.calibration_name,
+                    "method": j.config.method,
+                    "status": j.status,
+                    "layers": f"{j.layers_done}/{j.layers_total}",
+                    "device": j.device,
+                    "message": j.message,
+                }
+                for j in self.jobs.values()
+            ]
 
     def _set(self, job: Job, **fields: Any) -> None:
         with self._lock:
@@ -104,9 +113,13 @@ class JobQueue:
             dense = load_model_cached(job.model, job.config.device)
             model = copy.deepcopy(dense.model)  # the shared dense model stays untouched
             tensors = tokenize_calibration(job.records, dense.tokenizer, job.seqlen)
-            result = compress_model(model, tensors, job.config,
-                                    progress=lambda d, t, _r: self._set(job, layers_done=d, layers_total=t),
-                                    should_cancel=job.cancel.is_set)  # fmt: skip
+            result = compress_model(
+                model,
+                tensors,
+                job.config,
+                progress=lambda d, t, _r: self._set(job, layers_done=d, layers_total=t),
+                should_cancel=job.cancel.is_set,
+            )
             self._set(job, message="evaluating")
             scores = evaluate(model, dense.tokenizer, limit=job.limit)
             fingerprint = records_fingerprint([r.text for r in job.records], [r.id for r in job.records])

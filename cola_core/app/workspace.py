@@ -69,10 +69,18 @@ _PREPARED: dict[SpaceSettings, PreparedSpace] = {}
 
 
 def curate_config(s: SpaceSettings) -> CurateConfig:
-    return CurateConfig(corpora=s.corpora, pool_size=s.pool_size, seed=s.seed,
-                        activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
-                        processing=ProcessingConfig(seqlen=s.seqlen, reasoning_format=s.reasoning_format, dedupe=s.dedupe,
-                                                    drop_worst_perplexity=s.drop_worst_perplexity))  # fmt: skip
+    return CurateConfig(
+        corpora=s.corpora,
+        pool_size=s.pool_size,
+        seed=s.seed,
+        activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
+        processing=ProcessingConfig(
+            seqlen=s.seqlen,
+            reasoning_format=s.reasoning_format,
+            dedupe=s.dedupe,
+            drop_worst_perplexity=s.drop_worst_perplexity,
+        ),
+    )
 
 
 def prepare_space(
@@ -91,12 +99,18 @@ def prepare_space(
         cfg = curate_config(settings)
         cfg.processing.validate(context_length(loaded.model))
         scorer = loaded.model if settings.score_perplexity or settings.drop_worst_perplexity > 0 else None
-        samples = process_records(build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing,
-                                  model=scorer)  # fmt: skip
+        samples = process_records(
+            build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing, model=scorer
+        )
         embedded = embed(loaded, samples, cfg, progress, engine)
-        prepared = PreparedSpace(settings, embedded, pca_2d(embedded.space),
-                                 cluster_space(embedded.space, min(settings.clusters, len(samples)), settings.seed),
-                                 build_tradeoff_index(embedded.space, seed=settings.seed), engine)  # fmt: skip
+        prepared = PreparedSpace(
+            settings,
+            embedded,
+            pca_2d(embedded.space),
+            cluster_space(embedded.space, min(settings.clusters, len(samples)), settings.seed),
+            build_tradeoff_index(embedded.space, seed=settings.seed),
+            engine,
+        )
         with _LOCK:
             _PREPARED[settings] = prepared
         return prepared
@@ -127,8 +141,15 @@ class CalibrationSet:
     proxy: dict[str, float]  # capability coverage per evaluated capability (lm, code, math, facts)
 
 
-def calibration_sets(prepared: PreparedSpace, strategies: tuple[str, ...], seeds: tuple[int, ...], n: int,
-                     lam: float = 0.5, include: tuple[int, ...] = (), exclude: tuple[int, ...] = ()) -> list[CalibrationSet]:  # fmt: skip
+def calibration_sets(
+    prepared: PreparedSpace,
+    strategies: tuple[str, ...],
+    seeds: tuple[int, ...],
+    n: int,
+    lam: float = 0.5,
+    include: tuple[int, ...] = (),
+    exclude: tuple[int, ...] = (),
+) -> list[CalibrationSet]:
     """One calibration set per strategy × seed from the prepared pool, each with its coverage proxy.
 
     Include/exclude apply to every strategy (random baselines honour excludes only, as in the page)."""
@@ -138,8 +159,17 @@ def calibration_sets(prepared: PreparedSpace, strategies: tuple[str, ...], seeds
     for strategy in strategies:
         for seed in seeds:
             forced = include if strategy != "random" else ()
-            sel = select(prepared.embedded.space, n, strategy, lam=lam, seed=seed, groups=groups, include=forced,
-                         exclude=exclude, index=prepared.index)  # fmt: skip
+            sel = select(
+                prepared.embedded.space,
+                n,
+                strategy,
+                lam=lam,
+                seed=seed,
+                groups=groups,
+                include=forced,
+                exclude=exclude,
+                index=prepared.index,
+            )
             metrics = measure(prepared.embedded, sel, probes, seed=seed)
             proxy = coverage_by_capability(metrics.capability_coverage)
             edits = ", ".join(

@@ -9,8 +9,12 @@ def add_model_args(p: argparse.ArgumentParser, device_map: bool = True) -> None:
     p.add_argument("--model", default="cola-tiny", help="built-in name, local directory or hub id")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     if device_map:
-        p.add_argument("--device-map", choices=("auto",), default=None,
-                       help="auto: spread a model larger than one GPU over all GPUs, then CPU, then disk (accelerate)")  # fmt: skip
+        p.add_argument(
+            "--device-map",
+            choices=("auto",),
+            default=None,
+            help="auto: spread a model larger than one GPU over all GPUs, then CPU, then disk (accelerate)",
+        )
     p.add_argument(
         "--trust-remote-code", action="store_true", help="run the model repository's own code (off by default)"
     )
@@ -57,14 +61,25 @@ def add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process; ray: a Ray Data actor pool (pip install -r requirements-ray.txt)")  # fmt: skip
-    p.add_argument("--ray-address", default=None,
-                   help="join this Ray cluster (auto, or ray://HOST:10001); default: start a local instance")  # fmt: skip
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: a Ray Data actor pool (pip install -r requirements-ray.txt)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="join this Ray cluster (auto, or ray://HOST:10001); default: start a local instance",
+    )
     p.add_argument("--ray-workers", type=int, default=2, help="actors, each holding one model replica")
     p.add_argument("--ray-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
-    p.add_argument("--ray-gpus-per-worker", type=float, default=None,
-                   help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)")  # fmt: skip
+    p.add_argument(
+        "--ray-gpus-per-worker",
+        type=float,
+        default=None,
+        help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)",
+    )
     p.add_argument("--shard-size", type=int, default=256, help="samples per extraction shard (the unit of resume)")
 
 
@@ -79,14 +94,26 @@ def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--limit", type=int, default=200, help="items per capability / benchmark")
         p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-        p.add_argument("--benchmarks", default="", help="public benchmarks, comma-separated: wikitext2, gsm8k, piqa, "
-                       "hellaswag, arc_easy, arc_challenge, winogrande, mbpp, humaneval")  # fmt: skip
-        p.add_argument("--benchmark-data", action="append", default=[], metavar="NAME=PATH",
-                       help="local copy of a benchmark's data (dataset folder or .jsonl/.json/.parquet/.csv); repeatable")  # fmt: skip
+        p.add_argument(
+            "--benchmarks",
+            default="",
+            help="public benchmarks, comma-separated: wikitext2, gsm8k, piqa, "
+            "hellaswag, arc_easy, arc_challenge, winogrande, mbpp, humaneval",
+        )
+        p.add_argument(
+            "--benchmark-data",
+            action="append",
+            default=[],
+            metavar="NAME=PATH",
+            help="local copy of a benchmark's data (dataset folder or .jsonl/.json/.parquet/.csv); repeatable",
+        )
         p.add_argument("--backend", choices=("builtin", "lm-eval"), default="builtin", help="who runs the benchmarks")
         p.add_argument("--shots", type=int, default=5, help="gsm8k: worked examples in the prompt")
-        p.add_argument("--allow-code-execution", action="store_true",
-                       help="mbpp/humaneval: run generated code (in a subprocess with time and memory limits)")  # fmt: skip
+        p.add_argument(
+            "--allow-code-execution",
+            action="store_true",
+            help="mbpp/humaneval: run generated code (in a subprocess with time and memory limits)",
+        )
     if name == "experiment":
         p.add_argument("--config", default=None, help="experiment JSON file or built-in name")
         p.add_argument("--list", action="store_true", help="list the built-in experiment configs")

@@ -113,13 +113,25 @@ def _curate_config(args: argparse.Namespace):
     from cola_core.curation.processing import ProcessingConfig
 
     return CurateConfig(
-        corpora=_csv(args.corpora), pool_size=args.pool_size, n=args.n, strategy=args.strategy, lam=args.lam,
-        seed=args.seed, dim=args.dim, capabilities=_csv(args.capabilities), text_field=args.text_field,
+        corpora=_csv(args.corpora),
+        pool_size=args.pool_size,
+        n=args.n,
+        strategy=args.strategy,
+        lam=args.lam,
+        seed=args.seed,
+        dim=args.dim,
+        capabilities=_csv(args.capabilities),
+        text_field=args.text_field,
         activations=ActivationConfig(layers=_layers(args.layers), pooling=args.pooling, include_mlp=args.include_mlp),
-        processing=ProcessingConfig(seqlen=args.seqlen, min_tokens=args.min_tokens, mode=args.length_mode,
-                                    reasoning_format=args.reasoning_format, dedupe=not args.no_dedupe,
-                                    drop_worst_perplexity=args.drop_worst_ppl),
-    )  # fmt: skip
+        processing=ProcessingConfig(
+            seqlen=args.seqlen,
+            min_tokens=args.min_tokens,
+            mode=args.length_mode,
+            reasoning_format=args.reasoning_format,
+            dedupe=not args.no_dedupe,
+            drop_worst_perplexity=args.drop_worst_ppl,
+        ),
+    )
 
 
 def _load(args: argparse.Namespace):
@@ -130,16 +142,25 @@ def _load(args: argparse.Namespace):
         _log(
             f"warning: --trust-remote-code runs Python code from {args.model}'s repository; use it only for code you trust"
         )
-    return load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
-                      device_map=getattr(args, "device_map", None))  # fmt: skip
+    return load_model(
+        args.model,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        device_map=getattr(args, "device_map", None),
+    )
 
 
 def _engine(args: argparse.Namespace):
     from cola_core.engine.config import EngineConfig
 
-    engine = EngineConfig(kind=args.engine, address=args.ray_address, workers=args.ray_workers,
-                          gpus_per_worker=args.ray_gpus_per_worker, shard_size=args.shard_size,
-                          local_cpus=args.ray_cpus)  # fmt: skip
+    engine = EngineConfig(
+        kind=args.engine,
+        address=args.ray_address,
+        workers=args.ray_workers,
+        gpus_per_worker=args.ray_gpus_per_worker,
+        shard_size=args.shard_size,
+        local_cpus=args.ray_cpus,
+    )
     engine.validate()
     _log(f"engine: {engine.describe()}")
     return engine
@@ -153,17 +174,29 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
     engine = _engine(args)
     result = curate(_load(args), config, args.out, log=_log, progress=_progress_bar("activations"), engine=engine)
     m = result.metrics
-    return {"n": m.n, "strategy": result.selection.strategy, "representativeness": m.representativeness,
-            "diversity": m.diversity_mean, "diversity_min": m.diversity_min, "cluster_coverage": m.cluster_coverage,
-            "mix": m.mix, "tokens": m.tokens, "capability_coverage": m.capability_coverage,
-            "seconds": round(result.seconds, 3), "out": result.paths["jsonl"], "files": result.paths}  # fmt: skip
+    return {
+        "n": m.n,
+        "strategy": result.selection.strategy,
+        "representativeness": m.representativeness,
+        "diversity": m.diversity_mean,
+        "diversity_min": m.diversity_min,
+        "cluster_coverage": m.cluster_coverage,
+        "mix": m.mix,
+        "tokens": m.tokens,
+        "capability_coverage": m.capability_coverage,
+        "seconds": round(result.seconds, 3),
+        "out": result.paths["jsonl"],
+        "files": result.paths,
+    }
 
 
 def _curate_text(p: dict[str, Any]) -> str:
     mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
-    return (f"selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
-            f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
-            f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}")  # fmt: skip
+    return (
+        f"selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
+        f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
+        f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}"
+    )
 
 
 def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,8 +205,12 @@ def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
     config = _curate_config(args)
     table = score_corpora(_load(args), _csv(args.corpora), _csv(args.capabilities), config, args.alpha, args.per_corpus)
     mix = recommend_mix(table, args.deployment, args.target)
-    return {"table": table.to_dict(orient="records"), "mix": mix.round(4).to_dict(), "alpha": args.alpha,
-            "deployment": args.deployment}  # fmt: skip
+    return {
+        "table": table.to_dict(orient="records"),
+        "mix": mix.round(4).to_dict(),
+        "alpha": args.alpha,
+        "deployment": args.deployment,
+    }
 
 
 def _scores_text(p: dict[str, Any]) -> str:
@@ -189,9 +226,17 @@ def _scores_text(p: dict[str, Any]) -> str:
 def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
 
-    config = SelfGenConfig(n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                           top_p=args.top_p, repetition_penalty=args.repetition_penalty, prefixes=tuple(args.prefix or [""]),
-                           drop_worst_perplexity=args.drop_worst_ppl, seed=args.seed)  # fmt: skip
+    config = SelfGenConfig(
+        n=args.n,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        prefixes=tuple(args.prefix or [""]),
+        drop_worst_perplexity=args.drop_worst_ppl,
+        seed=args.seed,
+    )
     loaded = _load(args)
     records = generate_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
     path = write_self_corpus(records, args.out)
@@ -207,19 +252,43 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.compress import CompressConfig
     from cola_core.compress import compress_and_save as run
 
-    config = CompressConfig(method=args.method, sparsity=args.sparsity, pattern=args.pattern, bits=args.bits,
-                            group_size=args.group_size, symmetric=args.symmetric, act_order=args.act_order,
-                            damp=args.damp, batch_size=args.batch_size, device=args.device, owl=args.owl,
-                            owl_lambda=args.owl_lambda, owl_m=args.owl_m)  # fmt: skip
+    config = CompressConfig(
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        bits=args.bits,
+        group_size=args.group_size,
+        symmetric=args.symmetric,
+        act_order=args.act_order,
+        damp=args.damp,
+        batch_size=args.batch_size,
+        device=args.device,
+        owl=args.owl,
+        owl_lambda=args.owl_lambda,
+        owl_m=args.owl_m,
+    )
     config.validate()
     bar = _progress_bar("layers")
     report = run(_load(args), args.calib, config, args.out, seqlen=args.seqlen, progress=lambda d, t, _r: bar(d, t))
-    layers = [{"layer": r["layer"], "seconds": round(r["seconds"], 3),
-               "sparsity": sum(v["sparsity"] for v in r["linears"].values()) / len(r["linears"]),
-               "relative_error": {k: v["relative_error"] for k, v in r["linears"].items()}} for r in report["layers"]]  # fmt: skip
-    return {"method": report["method"], "achieved_sparsity": report["achieved_sparsity"], "bits": report["bits"],
-            "layers": layers, "fallbacks": report["fallbacks"], "device": report["device"],
-            "seconds": round(report["seconds"], 3), "out": str(args.out)}  # fmt: skip
+    layers = [
+        {
+            "layer": r["layer"],
+            "seconds": round(r["seconds"], 3),
+            "sparsity": sum(v["sparsity"] for v in r["linears"].values()) / len(r["linears"]),
+            "relative_error": {k: v["relative_error"] for k, v in r["linears"].items()},
+        }
+        for r in report["layers"]
+    ]
+    return {
+        "method": report["method"],
+        "achieved_sparsity": report["achieved_sparsity"],
+        "bits": report["bits"],
+        "layers": layers,
+        "fallbacks": report["fallbacks"],
+        "device": report["device"],
+        "seconds": round(report["seconds"], 3),
+        "out": str(args.out),
+    }
 
 
 def _compress_text(p: dict[str, Any]) -> str:
@@ -250,16 +319,29 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if benchmarks and args.backend == "lm-eval":
         from cola_core.evaluation.harness import evaluate_with_harness
 
-        scores |= evaluate_with_harness(loaded.model, loaded.tokenizer, benchmarks, limit=args.limit,
-                                        allow_code_execution=args.allow_code_execution)  # fmt: skip
+        scores |= evaluate_with_harness(
+            loaded.model, loaded.tokenizer, benchmarks, limit=args.limit, allow_code_execution=args.allow_code_execution
+        )
     elif benchmarks:
         from cola_core.evaluation.benchmarks import run_benchmarks
 
-        found, skipped = run_benchmarks(loaded.model, loaded.tokenizer, benchmarks, limit=args.limit, seed=args.seed,
-                                        sources=sources, allow_code_execution=args.allow_code_execution, shots=args.shots)  # fmt: skip
+        found, skipped = run_benchmarks(
+            loaded.model,
+            loaded.tokenizer,
+            benchmarks,
+            limit=args.limit,
+            seed=args.seed,
+            sources=sources,
+            allow_code_execution=args.allow_code_execution,
+            shots=args.shots,
+        )
         scores |= found
-    return {"model": args.model, "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
-            "skipped": skipped, "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+    return {
+        "model": args.model,
+        "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
+        "skipped": skipped,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
@@ -312,10 +394,15 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
     if args.report:
         Path(args.report).write_text(report + "\n")
     summary = summarise(table)
-    return {"experiment": cfg.name, "runs": int(table[["calibration", "compression", "seed"]].drop_duplicates().shape[0]),
-            "claims": [judge_claim(summary, table, c) for c in cfg.claims],
-            "summary": summary.to_dict(orient="records"), "proxy_correlation": proxy_correlation(table).to_dict(orient="records"),
-            "report": args.report, "markdown": report}  # fmt: skip
+    return {
+        "experiment": cfg.name,
+        "runs": int(table[["calibration", "compression", "seed"]].drop_duplicates().shape[0]),
+        "claims": [judge_claim(summary, table, c) for c in cfg.claims],
+        "summary": summary.to_dict(orient="records"),
+        "proxy_correlation": proxy_correlation(table).to_dict(orient="records"),
+        "report": args.report,
+        "markdown": report,
+    }
 
 
 def _experiment_text(p: dict[str, Any]) -> str:

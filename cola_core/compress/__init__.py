@@ -44,8 +44,15 @@ def load_calibration(path: str | Path, tokenizer, seqlen: int = 256) -> tuple[di
     return tensors, digest
 
 
-def compress_and_save(loaded, calib_path: str | Path, config: CompressConfig, out: str | Path, seqlen: int = 256,
-                      progress=None, should_cancel=None) -> dict:  # fmt: skip
+def compress_and_save(
+    loaded,
+    calib_path: str | Path,
+    config: CompressConfig,
+    out: str | Path,
+    seqlen: int = 256,
+    progress=None,
+    should_cancel=None,
+) -> dict:
     """Load a calibration set, compress the loaded model in place, and write the output directory."""
     config.validate()
     check_output_dir(out)  # before the work, not after it

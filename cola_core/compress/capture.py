@@ -51,8 +51,9 @@ def non_layer_weights_on(model: torch.nn.Module, device: torch.device):
 
 
 @torch.inference_mode()
-def capture_layer_inputs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                         batch_size: int, device: torch.device) -> LayerInputs:  # fmt: skip
+def capture_layer_inputs(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int, device: torch.device
+) -> LayerInputs:
     first = decoder_layers(model)[0]
     captured = LayerInputs([], [], [])
 

@@ -56,13 +56,26 @@ def compress_linear(
     if config.method == "rtn":
         q = quantize_rtn(w, config.bits, config.group_size, config.symmetric)
     else:
-        q = quantize_gptq(w, st.hessian(), config.bits, config.group_size, config.symmetric, config.act_order,
-                          config.blocksize, config.damp)  # fmt: skip
+        q = quantize_gptq(
+            w,
+            st.hessian(),
+            config.bits,
+            config.group_size,
+            config.symmetric,
+            config.act_order,
+            config.blocksize,
+            config.damp,
+        )
     return q.weight, q, q.info
 
 
-def compress_layer(layer: torch.nn.Module, inputs: LayerInputs, config: CompressConfig,
-                   quantized: dict[str, QuantResult] | None = None, prefix: str = "") -> dict[str, Any]:  # fmt: skip
+def compress_layer(
+    layer: torch.nn.Module,
+    inputs: LayerInputs,
+    config: CompressConfig,
+    quantized: dict[str, QuantResult] | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
     """Statistics from one dense replay, then every linear compressed in place; returns the report."""
     linears = find_linears(layer)
     for name, module in linears.items():
@@ -77,10 +90,12 @@ def compress_layer(layer: torch.nn.Module, inputs: LayerInputs, config: Compress
         if q is not None and quantized is not None:
             quantized[f"{prefix}.{name}"] = replace(q, weight=None)  # the codes suffice; no second copy of the model
         report["linears"][name] = {
-            "shape": list(w.shape), "sparsity": float((new == 0).float().mean()),
+            "shape": list(w.shape),
+            "sparsity": float((new == 0).float().mean()),
             "relative_error": relative_error(w, new, st.hessian()) if st.h_tokens else None,
-            "shares_statistics_with": leader[name] if leader[name] != name else None, **info,
-        }  # fmt: skip
+            "shares_statistics_with": leader[name] if leader[name] != name else None,
+            **info,
+        }
     return report
 
 
@@ -98,9 +113,12 @@ def _fixed_mmap_threshold() -> None:
 
 
 def compress_model(
-    model: torch.nn.Module, calibration: dict[str, torch.Tensor], config: CompressConfig,
-    progress: Callable[[int, int, dict], None] | None = None, should_cancel: Callable[[], bool] | None = None,
-) -> CompressionResult:  # fmt: skip
+    model: torch.nn.Module,
+    calibration: dict[str, torch.Tensor],
+    config: CompressConfig,
+    progress: Callable[[int, int, dict], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> CompressionResult:
     """Compress ``model`` in place with ``calibration`` (``input_ids``/``attention_mask`` tensors)."""
     config.validate()
     _fixed_mmap_threshold()

@@ -38,8 +38,9 @@ def layer_sparsities(ratios: list[float], target: float, lam: float) -> list[flo
     return [float(1 - k) for k in keep]
 
 
-def owl_schedule(layers: torch.nn.ModuleList, inputs: LayerInputs, config: CompressConfig, device: torch.device
-                 ) -> tuple[list[float], list[float]]:  # fmt: skip
+def owl_schedule(
+    layers: torch.nn.ModuleList, inputs: LayerInputs, config: CompressConfig, device: torch.device
+) -> tuple[list[float], list[float]]:
     """(per-layer sparsity, per-layer outlier ratio) from a dense pass over ``layers``; ``inputs`` is not changed."""
     flowing = LayerInputs(list(inputs.hidden), inputs.kwargs, inputs.masks)
     ratios = []

@@ -55,9 +55,13 @@ def prune_wanda(
 
 
 def prune_sparsegpt(
-    weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, nm: tuple[int, int] | None = None,
-    blocksize: int = 128, damp: float = 0.01,
-) -> tuple[torch.Tensor, dict]:  # fmt: skip
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    sparsity: float,
+    nm: tuple[int, int] | None = None,
+    blocksize: int = 128,
+    damp: float = 0.01,
+) -> tuple[torch.Tensor, dict]:
     """Returns the pruned weight and info ``{"damp": used, "fallback": None | reason}``."""
     w = weight.float().clone()
     d_in = w.shape[1]

@@ -73,9 +73,15 @@ def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int = 128, symmetr
 
 
 def quantize_gptq(
-    weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int = 128, symmetric: bool = False,
-    act_order: bool = False, blocksize: int = 128, damp: float = 0.01,
-) -> QuantResult:  # fmt: skip
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    bits: int,
+    group_size: int = 128,
+    symmetric: bool = False,
+    act_order: bool = False,
+    blocksize: int = 128,
+    damp: float = 0.01,
+) -> QuantResult:
     w = weight.float().clone()
     out, d_in = w.shape
     size, n_groups = _groups(d_in, group_size)

@@ -66,9 +66,14 @@ def save_compressed(model, tokenizer, result: CompressionResult, report: dict[st
     (out / "compression_report.json").write_text(json.dumps(report, indent=2) + "\n")
     if result.quantized:
         tensors: dict[str, torch.Tensor] = {}
-        manifest = {"bits": report["settings"]["bits"], "group_size": report["settings"]["group_size"],
-                    "symmetric": report["settings"]["symmetric"], "act_order": report["settings"]["act_order"],
-                    "dequantize": "weight[o, i] = (codes[o, i] - zeros[o, g_idx[i]]) * scales[o, g_idx[i]]", "linears": {}}  # fmt: skip
+        manifest = {
+            "bits": report["settings"]["bits"],
+            "group_size": report["settings"]["group_size"],
+            "symmetric": report["settings"]["symmetric"],
+            "act_order": report["settings"]["act_order"],
+            "dequantize": "weight[o, i] = (codes[o, i] - zeros[o, g_idx[i]]) * scales[o, g_idx[i]]",
+            "linears": {},
+        }
         for name, q in result.quantized.items():
             for part, t in (("codes", q.codes), ("scales", q.scales), ("zeros", q.zeros), ("g_idx", q.group_index)):
                 tensors[f"{name}.{part}"] = t.contiguous().cpu()

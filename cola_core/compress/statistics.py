@@ -50,8 +50,13 @@ class Stats:
         return self.h / max(self.h_tokens, 1)
 
 
-def collect_statistics(layer: torch.nn.Module, linears: dict[str, torch.nn.Module], inputs: LayerInputs,
-                       config: CompressConfig, full: bool | None = None) -> tuple[dict[str, Stats], dict[str, str]]:  # fmt: skip
+def collect_statistics(
+    layer: torch.nn.Module,
+    linears: dict[str, torch.nn.Module],
+    inputs: LayerInputs,
+    config: CompressConfig,
+    full: bool | None = None,
+) -> tuple[dict[str, Stats], dict[str, str]]:
     """One replay of the dense layer; returns stats per group leader and each linear's leader.
 
     ``full``: accumulate the whole Hessian (default: for SparseGPT and GPTQ)."""

@@ -39,13 +39,39 @@ class CorpusInfo:
 BUILTIN_CORPORA: dict[str, CorpusInfo] = {
     c.name: c
     for c in [
-        CorpusInfo("prose", "prose", "English documentation prose: standard-library docstrings and pydoc topics", SPLITS, generate_prose),
-        CorpusInfo("code", "code", "Python function and method sources from the standard library", SPLITS, generate_code),
-        CorpusInfo("math", "math", "Arithmetic word problems with step-by-step reasoning, three difficulty tiers", SPLITS, generate_math),
-        CorpusInfo("facts", "facts", "Statements and multiple-choice questions about a generated world of towns", SPLITS, generate_facts),
-        CorpusInfo("random", "random", "Random character sequences: the random-token calibration baseline", SPLITS, generate_random),
+        CorpusInfo(
+            "prose",
+            "prose",
+            "English documentation prose: standard-library docstrings and pydoc topics",
+            SPLITS,
+            generate_prose,
+        ),
+        CorpusInfo(
+            "code", "code", "Python function and method sources from the standard library", SPLITS, generate_code
+        ),
+        CorpusInfo(
+            "math",
+            "math",
+            "Arithmetic word problems with step-by-step reasoning, three difficulty tiers",
+            SPLITS,
+            generate_math,
+        ),
+        CorpusInfo(
+            "facts",
+            "facts",
+            "Statements and multiple-choice questions about a generated world of towns",
+            SPLITS,
+            generate_facts,
+        ),
+        CorpusInfo(
+            "random",
+            "random",
+            "Random character sequences: the random-token calibration baseline",
+            SPLITS,
+            generate_random,
+        ),
     ]
-}  # fmt: skip
+}
 
 
 def list_corpora() -> list[CorpusInfo]:

@@ -93,8 +93,14 @@ def generate_facts(split: str) -> Iterator[Record]:
             choices = [fact.value, *rng.sample(others, 3)]
             rng.shuffle(choices)
             question = _QUESTIONS[fact.attribute].format(t=fact.town)
-            meta = {"question": question, "cloze": cloze(fact), "choices": choices,
-                    "answer_index": choices.index(fact.value), "town": fact.town, "attribute": fact.attribute}  # fmt: skip
+            meta = {
+                "question": question,
+                "cloze": cloze(fact),
+                "choices": choices,
+                "answer_index": choices.index(fact.value),
+                "town": fact.town,
+                "attribute": fact.attribute,
+            }
             text = f"Question: {question}\nAnswer: {fact.value}"
             yield Record(f"facts/heldout/{n:06d}", text, "facts", "facts", meta)
         return

@@ -41,4 +41,3 @@ def load_jsonl(path: str | Path) -> list[Record]:
     if not records:
         raise ColaError(f"{path.name} holds no calibration records")
     return records
-

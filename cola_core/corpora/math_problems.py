@@ -18,10 +18,46 @@ from collections.abc import Iterator
 
 from cola_core.corpora.records import Record, split_of
 
-NAMES = ["Ana", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kim", "Leo",
-         "Mia", "Noor", "Omar", "Pia", "Raj", "Sara", "Tom", "Uma", "Vic", "Wen", "Yara", "Zed"]  # fmt: skip
-OBJECTS = ["apples", "marbles", "books", "coins", "stickers", "pencils", "shells", "cards",
-           "stamps", "cookies", "eggs", "flowers"]  # fmt: skip
+NAMES = [
+    "Ana",
+    "Ben",
+    "Cara",
+    "Dev",
+    "Eli",
+    "Fay",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kim",
+    "Leo",
+    "Mia",
+    "Noor",
+    "Omar",
+    "Pia",
+    "Raj",
+    "Sara",
+    "Tom",
+    "Uma",
+    "Vic",
+    "Wen",
+    "Yara",
+    "Zed",
+]
+OBJECTS = [
+    "apples",
+    "marbles",
+    "books",
+    "coins",
+    "stickers",
+    "pencils",
+    "shells",
+    "cards",
+    "stamps",
+    "cookies",
+    "eggs",
+    "flowers",
+]
 SIZES = {"train": 120_000, "pool": 3_000, "heldout": 1_500}
 TIERS = (1, 2, 3)
 

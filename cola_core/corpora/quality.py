@@ -27,4 +27,3 @@ def drop_worst(records: Sequence[Record], fraction: float) -> list[Record]:
     order = sorted(range(len(records)), key=lambda i: records[i].meta["perplexity"])
     keep = sorted(order[: max(1, round(len(records) * (1 - fraction)))])
     return [records[i] for i in keep]
-

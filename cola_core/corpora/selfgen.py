@@ -54,9 +54,16 @@ def generate_self_corpus(model, tokenizer, config: SelfGenConfig = SelfGenConfig
         ]
         # padding_side per call: the tokenizer is shared (dashboard sessions, job thread), never mutated
         enc = tokenizer(prefixes, return_tensors="pt", padding=True, padding_side="left").to(device)
-        out = model.generate(**enc, do_sample=True, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                             top_k=config.top_k, top_p=config.top_p, repetition_penalty=config.repetition_penalty,
-                             pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_k=config.top_k,
+            top_p=config.top_p,
+            repetition_penalty=config.repetition_penalty,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         for prefix, row in zip(prefixes, tokenizer.batch_decode(out, skip_special_tokens=True), strict=True):
             texts.append((prefix, row))
     records = [Record(f"{name}/{i:06d}", t, name, "self", {"prefix": p}) for i, (p, t) in enumerate(texts) if t.strip()]

@@ -20,9 +20,18 @@ from pathlib import Path
 from cola_core.corpora.records import SPLITS, Record, split_of
 
 _SKIP_DIRS = {
-    "test", "tests", "idlelib", "lib2to3", "site-packages", "__pycache__", "turtledemo",
-    "tkinter", "ensurepip", "lib-dynload", "pydoc_data",
-}  # fmt: skip
+    "test",
+    "tests",
+    "idlelib",
+    "lib2to3",
+    "site-packages",
+    "__pycache__",
+    "turtledemo",
+    "tkinter",
+    "ensurepip",
+    "lib-dynload",
+    "pydoc_data",
+}
 _MIN_CHARS, _MAX_CHARS = 60, 1500
 
 

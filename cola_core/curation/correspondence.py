@@ -60,8 +60,15 @@ def correspondence_table(
         for cap, probe in probe_points.items():
             act = activation_similarity(pts, probe, centre)
             tok = token_similarity(corpus_unigrams[corpus], probe_unigrams[cap])
-            rows.append({"corpus": corpus, "capability": cap, "activation": act, "token": tok,
-                         "score": alpha * act + (1 - alpha) * tok})  # fmt: skip
+            rows.append(
+                {
+                    "corpus": corpus,
+                    "capability": cap,
+                    "activation": act,
+                    "token": tok,
+                    "score": alpha * act + (1 - alpha) * tok,
+                }
+            )
     return pd.DataFrame(rows)
 
 

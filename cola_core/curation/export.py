@@ -21,8 +21,13 @@ def save_hf_dataset(records: Sequence[Record], directory: str | Path) -> Path:
     """``datasets.Dataset.save_to_disk`` with columns id, text, corpus, domain, meta (JSON string)."""
     from datasets import Dataset
 
-    rows = {"id": [r.id for r in records], "text": [r.text for r in records], "corpus": [r.corpus for r in records],
-            "domain": [r.domain for r in records], "meta": [json.dumps(r.meta, default=str) for r in records]}  # fmt: skip
+    rows = {
+        "id": [r.id for r in records],
+        "text": [r.text for r in records],
+        "corpus": [r.corpus for r in records],
+        "domain": [r.domain for r in records],
+        "meta": [json.dumps(r.meta, default=str) for r in records],
+    }
     Dataset.from_dict(rows).save_to_disk(str(directory))
     return Path(directory)
 

@@ -62,8 +62,14 @@ def _fit_umap(points: np.ndarray, config: MapConfig) -> np.ndarray:
     dist, idx = NearestNeighbors(n_neighbors=k).fit(points).kneighbors(points)  # self first, as UMAP expects
     with _UMAP_LOCK, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)  # n_jobs with a seed; precomputed kNN notes
-        reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=config.min_dist, random_state=config.seed,
-                            n_epochs=config.n_epochs, precomputed_knn=(idx, dist.astype(np.float32), None))  # fmt: skip
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=k,
+            min_dist=config.min_dist,
+            random_state=config.seed,
+            n_epochs=config.n_epochs,
+            precomputed_knn=(idx, dist.astype(np.float32), None),
+        )
         return reducer.fit_transform(points).astype(np.float32)
 
 

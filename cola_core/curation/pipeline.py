@@ -116,9 +116,14 @@ def embed_sets(
             step = (lambda done, _n, o=offset: progress(o + done, total)) if progress else None
             acts.append(cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, acts_cfg, step))
             offset += len(texts)
-    return [Embedded(list(records), project_activations(a, config.dim, config.seed),
-                     records_fingerprint(texts, [r.id for r in records]))
-            for records, texts, a in zip(record_sets, text_sets, acts, strict=True)]  # fmt: skip
+    return [
+        Embedded(
+            list(records),
+            project_activations(a, config.dim, config.seed),
+            records_fingerprint(texts, [r.id for r in records]),
+        )
+        for records, texts, a in zip(record_sets, text_sets, acts, strict=True)
+    ]
 
 
 def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
@@ -132,16 +137,27 @@ def embed_probes(
     loaded: LoadedModel, capabilities: Sequence[str], config: CurateConfig, engine: EngineConfig | None = None
 ) -> dict[str, np.ndarray]:
     probes = probe_records(capabilities, config.probe_size)
-    return {cap: e.space for cap, e in zip(probes, embed_sets(loaded, list(probes.values()), config, engine=engine),
-                                           strict=True)}  # fmt: skip
+    return {
+        cap: e.space
+        for cap, e in zip(probes, embed_sets(loaded, list(probes.values()), config, engine=engine), strict=True)
+    }
 
 
 def run_selection(
     embedded: Embedded, config: CurateConfig, include: Sequence[int] = (), exclude: Sequence[int] = (), index=None
 ) -> Selection:
     groups = [r.corpus for r in embedded.records]
-    return select(embedded.space, config.n, config.strategy, lam=config.lam, seed=config.seed, groups=groups,
-                  include=include, exclude=exclude, index=index)  # fmt: skip
+    return select(
+        embedded.space,
+        config.n,
+        config.strategy,
+        lam=config.lam,
+        seed=config.seed,
+        groups=groups,
+        include=include,
+        exclude=exclude,
+        index=index,
+    )
 
 
 def measure(
@@ -154,8 +170,15 @@ def measure(
     k = min(clusters_k or len(selection.indices), len(embedded.space))
     labels = cluster_space(embedded.space, k, seed).labels
     recs = embedded.records
-    return selection_metrics(embedded.space, selection.indices, corpora=[r.corpus for r in recs], domains=[r.domain for r in recs],
-                             tokens=[r.meta.get("n_tokens", 0) for r in recs], cluster_labels=labels, probes=probes)  # fmt: skip
+    return selection_metrics(
+        embedded.space,
+        selection.indices,
+        corpora=[r.corpus for r in recs],
+        domains=[r.domain for r in recs],
+        tokens=[r.meta.get("n_tokens", 0) for r in recs],
+        cluster_labels=labels,
+        probes=probes,
+    )
 
 
 @dataclass
@@ -171,8 +194,14 @@ class CurationResult:
         return [self.embedded.records[i] for i in self.selection.indices]
 
 
-def curate(loaded: LoadedModel, config: CurateConfig, out: str | Path, log: Callable[[str], None] = lambda s: None,
-           progress: Progress | None = None, engine: EngineConfig | None = None) -> CurationResult:  # fmt: skip
+def curate(
+    loaded: LoadedModel,
+    config: CurateConfig,
+    out: str | Path,
+    log: Callable[[str], None] = lambda s: None,
+    progress: Progress | None = None,
+    engine: EngineConfig | None = None,
+) -> CurationResult:
     """The whole pipeline: pool → Stage 2 → activation space → selection → metrics → exports.
     ``engine`` says where activations are extracted; the outputs are the same either way."""
     t0 = time.perf_counter()
@@ -196,14 +225,25 @@ def curate(loaded: LoadedModel, config: CurateConfig, out: str | Path, log: Call
     selection = run_selection(embedded, config)
     metrics = measure(embedded, selection, probes, seed=config.seed)
     chosen = [embedded.records[i] for i in selection.indices]
-    settings = {"model": loaded.name, "model_fingerprint": loaded.fingerprint, "fingerprint": embedded.fingerprint,
-                "config": asdict(config), "metrics": metrics.to_dict()}  # fmt: skip
+    settings = {
+        "model": loaded.name,
+        "model_fingerprint": loaded.fingerprint,
+        "fingerprint": embedded.fingerprint,
+        "config": asdict(config),
+        "metrics": metrics.to_dict(),
+    }
     paths = export_all(chosen, loaded.tokenizer, config.processing.seqlen, out, settings)
     return CurationResult(embedded, selection, metrics, paths, time.perf_counter() - t0)
 
 
-def score_corpora(loaded: LoadedModel, corpora: Sequence[str], capabilities: Sequence[str], config: CurateConfig,
-                  alpha: float = 0.5, per_corpus: int = 200) -> pd.DataFrame:  # fmt: skip
+def score_corpora(
+    loaded: LoadedModel,
+    corpora: Sequence[str],
+    capabilities: Sequence[str],
+    config: CurateConfig,
+    alpha: float = 0.5,
+    per_corpus: int = 200,
+) -> pd.DataFrame:
     """Stage 1 table for candidate corpora × capabilities (see :mod:`cola_core.curation.correspondence`)."""
     candidates = {c: load_records(c, "pool", limit=per_corpus, text_field=config.text_field) for c in corpora}
     probes = probe_records(capabilities, per_corpus)

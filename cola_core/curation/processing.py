@@ -105,8 +105,10 @@ def drop_duplicates(
 
 
 def _shingles(text: str, k: int = 5) -> set[int]:
-    return {int.from_bytes(hashlib.blake2b(text[i : i + k].encode(), digest_size=4).digest(), "big")
-            for i in range(max(1, len(text) - k + 1))}  # fmt: skip
+    return {
+        int.from_bytes(hashlib.blake2b(text[i : i + k].encode(), digest_size=4).digest(), "big")
+        for i in range(max(1, len(text) - k + 1))
+    }
 
 
 def _jaccard(x: set[int], y: set[int]) -> float:
@@ -136,10 +138,6 @@ def shape_lengths(records: Sequence[Record], tokenizer, config: ProcessingConfig
                 Record(f"{corpus}/packed/{n:06d}", text, corpus, domain, {"n_tokens": len(chunk), "packed": True})
             )
     return out
-
-
-
-
 
 
 def process_records(records: Sequence[Record], tokenizer, config: ProcessingConfig, model=None) -> list[Record]:

@@ -77,8 +77,14 @@ def _tokenize(batch: dict[str, np.ndarray], model: dict[str, Any], seqlen: int) 
         ids = tokenize_samples(tokenizer, [str(t) for t in texts], seqlen)
         flat.append(np.array([t for x in ids for t in x], dtype=np.int64))
         lengths.append(np.array([len(x) for x in ids], dtype=np.int64))
-    return {"kind": batch["kind"], "key": batch["key"], "start": batch["start"], "stop": batch["stop"], "ids": flat,
-            "lengths": lengths}  # fmt: skip
+    return {
+        "kind": batch["kind"],
+        "key": batch["key"],
+        "start": batch["start"],
+        "stop": batch["stop"],
+        "ids": flat,
+        "lengths": lengths,
+    }
 
 
 class _ShardExtractor:
@@ -94,8 +100,9 @@ class _ShardExtractor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"start": [], "stop": [], "worker": []}
-        for kind, key, start, stop, flat, lengths in zip(batch["kind"], batch["key"], batch["start"], batch["stop"],
-                                                         batch["ids"], batch["lengths"], strict=True):  # fmt: skip
+        for kind, key, start, stop, flat, lengths in zip(
+            batch["kind"], batch["key"], batch["start"], batch["stop"], batch["ids"], batch["lengths"], strict=True
+        ):
             ids = np.split(np.asarray(flat, dtype=np.int64), np.cumsum(lengths)[:-1])
             acts = extract_from_ids(self.loaded.model, [x.tolist() for x in ids], self.pad, self.config)
             save_entry(str(kind), str(key), acts, {"start": int(start), "stop": int(stop)}, root=self.root)
@@ -155,8 +162,16 @@ def ray_activation_sets(
         todo = [(a, b) for a, b in bounds if load_entry(shard_kind(key), shard_key(a, b, model.dtype)) is None]
         report.shards += len(bounds)
         report.reused += len(bounds) - len(todo)
-        items += [{"kind": shard_kind(key), "key": shard_key(a, b, model.dtype), "start": a, "stop": b,
-                   "texts": list(texts[a:b])} for a, b in todo]  # fmt: skip
+        items += [
+            {
+                "kind": shard_kind(key),
+                "key": shard_key(a, b, model.dtype),
+                "start": a,
+                "stop": b,
+                "texts": list(texts[a:b]),
+            }
+            for a, b in todo
+        ]
     total = sum(map(len, distinct.values()))
     done = total - sum(item["stop"] - item["start"] for item in items)
     if progress:
@@ -165,10 +180,17 @@ def ray_activation_sets(
         ray = ensure_ray(engine)
         spec = asdict(model)
         ds = ray.data.from_items(items, override_num_blocks=len(items))
-        ds = ds.map_batches(_tokenize, fn_kwargs={"model": spec, "seqlen": config.seqlen}, batch_size=1,
-                            num_cpus=TOKENIZE_CPUS)  # fmt: skip
-        ds = actor_pool(ray, ds, _ShardExtractor, {"model": spec, "config": asdict(config),
-                                                     "root": str(cache_root())}, engine, len(items))  # fmt: skip
+        ds = ds.map_batches(
+            _tokenize, fn_kwargs={"model": spec, "seqlen": config.seqlen}, batch_size=1, num_cpus=TOKENIZE_CPUS
+        )
+        ds = actor_pool(
+            ray,
+            ds,
+            _ShardExtractor,
+            {"model": spec, "config": asdict(config), "root": str(cache_root())},
+            engine,
+            len(items),
+        )
         for row in result_rows(ds):
             report.computed += 1
             done += row["stop"] - row["start"]
@@ -197,7 +219,3 @@ def _assemble(key: str, n: int, config: ActivationConfig, dtype: str, shard_size
 
 
 # --- experiment grids -----------------------------------------------------------------------------
-
-
-
-

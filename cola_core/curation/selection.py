@@ -67,9 +67,15 @@ def select_random(
 
 
 def select_stratified(
-    space: np.ndarray, n: int, *, groups: Sequence[str], mix: dict[str, float] | None = None, seed: int = 0,
-    include: Sequence[int] = (), exclude: Sequence[int] = (),
-) -> Selection:  # fmt: skip
+    space: np.ndarray,
+    n: int,
+    *,
+    groups: Sequence[str],
+    mix: dict[str, float] | None = None,
+    seed: int = 0,
+    include: Sequence[int] = (),
+    exclude: Sequence[int] = (),
+) -> Selection:
     """Uniform within each group (corpus); group quotas from ``mix`` (default: equal), by largest
     remainder, capped at what each group has, with the shortfall handed to the others."""
     inc, allowed = _validate(space, n, include, exclude)
@@ -168,8 +174,9 @@ def shortlist(space: np.ndarray, size: int, seed: int = 0, clusters: int = 1024)
     return np.unique(np.concatenate(keep))
 
 
-def build_tradeoff_index(space: np.ndarray, anchors: int = 1024, share: int = 128, seed: int = 0,
-                         max_candidates: int = 65_536) -> TradeoffIndex:  # fmt: skip
+def build_tradeoff_index(
+    space: np.ndarray, anchors: int = 1024, share: int = 128, seed: int = 0, max_candidates: int = 65_536
+) -> TradeoffIndex:
     space = np.ascontiguousarray(space, dtype=np.float32)
     rows = shortlist(space, max_candidates, seed) if len(space) > max_candidates else None
     rng = np.random.default_rng(seed)
@@ -186,8 +193,15 @@ def build_tradeoff_index(space: np.ndarray, anchors: int = 1024, share: int = 12
     weights = np.full(len(centers), 1.0 / len(centers), dtype=np.float32)
     candidates = space if rows is None else space[rows]
     kernel = _kernel_rows(candidates, centers, bandwidth)
-    return TradeoffIndex(space=candidates, kernel=kernel, weights=weights, bandwidth=bandwidth,
-                         coverage0=(kernel @ weights).astype(np.float64), centers=centers, rows=rows)  # fmt: skip
+    return TradeoffIndex(
+        space=candidates,
+        kernel=kernel,
+        weights=weights,
+        bandwidth=bandwidth,
+        coverage0=(kernel @ weights).astype(np.float64),
+        centers=centers,
+        rows=rows,
+    )
 
 
 def _kernel_rows(points: np.ndarray, centers: np.ndarray, bandwidth: float) -> np.ndarray:
@@ -202,10 +216,15 @@ def _with_rows(index: TradeoffIndex, space: np.ndarray, extra: Sequence[int]) ->
     """A shortlisted index with pool rows (forced-in samples) added to its candidates."""
     pts = np.ascontiguousarray(space[list(extra)], dtype=np.float32)
     kernel = _kernel_rows(pts, index.centers, index.bandwidth)  # type: ignore[arg-type]
-    return TradeoffIndex(space=np.concatenate([index.space, pts]), kernel=np.concatenate([index.kernel, kernel]),
-                         weights=index.weights, bandwidth=index.bandwidth,
-                         coverage0=np.concatenate([index.coverage0, (kernel @ index.weights).astype(np.float64)]),
-                         centers=index.centers, rows=np.concatenate([index.rows, np.asarray(extra, dtype=np.int64)]))  # fmt: skip
+    return TradeoffIndex(
+        space=np.concatenate([index.space, pts]),
+        kernel=np.concatenate([index.kernel, kernel]),
+        weights=index.weights,
+        bandwidth=index.bandwidth,
+        coverage0=np.concatenate([index.coverage0, (kernel @ index.weights).astype(np.float64)]),
+        centers=index.centers,
+        rows=np.concatenate([index.rows, np.asarray(extra, dtype=np.int64)]),
+    )
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -213,9 +232,15 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def select_tradeoff(
-    space: np.ndarray, n: int, *, lam: float = 0.5, seed: int = 0, include: Sequence[int] = (),
-    exclude: Sequence[int] = (), index: TradeoffIndex | None = None,
-) -> Selection:  # fmt: skip
+    space: np.ndarray,
+    n: int,
+    *,
+    lam: float = 0.5,
+    seed: int = 0,
+    include: Sequence[int] = (),
+    exclude: Sequence[int] = (),
+    index: TradeoffIndex | None = None,
+) -> Selection:
     """Lazy greedy on λ·coverage + (1−λ)·dispersion; λ=1 pure representativeness, λ=0 pure diversity."""
     if not 0.0 <= lam <= 1.0:
         raise ColaError(f"λ (lam) must lie in [0, 1], got {lam}")
@@ -230,8 +255,10 @@ def select_tradeoff(
     position = {int(r): p for p, r in enumerate(index.rows)}  # type: ignore[union-attr]
     allowed_rows = allowed[index.rows]
     if n - len(inc) > int(allowed_rows.sum()):
-        raise ColaError(f"cannot select {n} samples: the cluster-first shortlist of {len(index.rows)} has only "
-                        f"{int(allowed_rows.sum())} that are not excluded")  # fmt: skip
+        raise ColaError(
+            f"cannot select {n} samples: the cluster-first shortlist of {len(index.rows)} has only "
+            f"{int(allowed_rows.sum())} that are not excluded"
+        )
     chosen = _lazy_greedy(index, n, lam, [position[i] for i in inc], allowed_rows)
     return Selection(index.rows[chosen], "tradeoff", {"lam": lam, "seed": seed, "shortlist": len(index.rows)})
 

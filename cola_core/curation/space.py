@@ -66,13 +66,25 @@ def nearest_to_centers(space: np.ndarray, clusters: Clusters, per_cluster: int =
     return picks
 
 
-def cluster_table(texts: list[str], corpora: list[str], space: np.ndarray, clusters: Clusters, per_cluster: int = 3,
-                  snippet: int = 160) -> pd.DataFrame:  # fmt: skip
+def cluster_table(
+    texts: list[str],
+    corpora: list[str],
+    space: np.ndarray,
+    clusters: Clusters,
+    per_cluster: int = 3,
+    snippet: int = 160,
+) -> pd.DataFrame:
     """One row per cluster: size, dominant corpus, and the exemplar texts nearest its centroid."""
     rows = []
     for c, members in enumerate(nearest_to_centers(space, clusters, per_cluster)):
         in_cluster = [corpora[i] for i in np.flatnonzero(clusters.labels == c)]
         top = max(set(in_cluster), key=in_cluster.count) if in_cluster else ""
-        rows.append({"cluster": c, "size": len(in_cluster), "main_corpus": top,
-                     "exemplars": [texts[i][:snippet] for i in members]})  # fmt: skip
+        rows.append(
+            {
+                "cluster": c,
+                "size": len(in_cluster),
+                "main_corpus": top,
+                "exemplars": [texts[i][:snippet] for i in members],
+            }
+        )
     return pd.DataFrame(rows).sort_values("size", ascending=False, ignore_index=True)

@@ -72,4 +72,3 @@ def ray_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("ray") is not None
-

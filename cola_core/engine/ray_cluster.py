@@ -29,12 +29,6 @@ _STARTED: dict[str, Any] = {}  # the (address, CPUs) this process started Ray wi
 _OWNER_STOP: list[threading.Event] = []  # releases the thread that started Ray (see _init_on_lasting_thread)
 
 
-
-
-
-
-
-
 def _ray():
     try:
         import ray
@@ -69,9 +63,15 @@ def _init(ray, engine: EngineConfig) -> None:
     if engine.address:  # remote nodes get this package's code from the driver
         runtime_env["py_modules"] = [str(PACKAGE_DIR)]
     try:
-        ray.init(address=engine.address or "local", num_cpus=None if engine.address else engine.local_cpus,
-                 runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
-                 configure_logging=True, logging_level="warning")  # fmt: skip
+        ray.init(
+            address=engine.address or "local",
+            num_cpus=None if engine.address else engine.local_cpus,
+            runtime_env=runtime_env,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level="warning",
+        )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ColaError(f"could not reach Ray at {engine.address or 'a new local instance'}: {exc}") from None
 
@@ -139,9 +139,14 @@ def actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig, i
         workers = min(workers, fit)
     share = (ray.cluster_resources().get("CPU", 1.0) - TOKENIZE_CPUS) / workers
     cpus = max(0.01, min(engine.cpus_per_worker, share))
-    return ds.map_batches(actor_cls, fn_constructor_kwargs=ctor, batch_size=1,
-                          compute=ray.data.ActorPoolStrategy(size=workers),
-                          num_cpus=cpus, num_gpus=gpus)  # fmt: skip
+    return ds.map_batches(
+        actor_cls,
+        fn_constructor_kwargs=ctor,
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus,
+        num_gpus=gpus,
+    )
 
 
 def load_worker_model(spec: dict[str, Any]):

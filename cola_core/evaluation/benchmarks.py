@@ -92,8 +92,9 @@ def load_rows(bench: Benchmark, source: str | None = None) -> list[dict]:
     return [dict(row) for row in data]
 
 
-def wikitext_perplexity(model, tokenizer, rows: Sequence[dict], limit: int, seqlen: int, batch_size: int,
-                        seed: int) -> Score:  # fmt: skip
+def wikitext_perplexity(
+    model, tokenizer, rows: Sequence[dict], limit: int, seqlen: int, batch_size: int, seed: int
+) -> Score:
     """Perplexity of the joined test set, cut into non-overlapping windows of ``seqlen`` tokens."""
     ids = tokenizer("\n\n".join(r["text"] for r in rows), return_tensors="pt")["input_ids"][0]
     windows = ids[: len(ids) // seqlen * seqlen].reshape(-1, seqlen)[:limit]
@@ -179,8 +180,9 @@ def code_programs(name: str, rows: Sequence[dict]) -> tuple[list[str], list[str]
     return prompts, ['\n"""', "\nassert", "\nif __name__", "\nprint("], tests
 
 
-def code_pass_at_1(model, tokenizer, name: str, rows: Sequence[dict], limit: int, batch_size: int,
-                   limits: Limits) -> Score:  # fmt: skip
+def code_pass_at_1(
+    model, tokenizer, name: str, rows: Sequence[dict], limit: int, batch_size: int, limits: Limits
+) -> Score:
     rows = rows[:limit]
     prompts, stop, tests = code_programs(name, rows)
     completions = generate(model, tokenizer, prompts, 384, stop, batch_size)
@@ -190,10 +192,18 @@ def code_pass_at_1(model, tokenizer, name: str, rows: Sequence[dict], limit: int
 
 
 def run_benchmarks(
-    model, tokenizer, names: Sequence[str], limit: int = 200, seed: int = 0, sources: Mapping[str, str] | None = None,
-    allow_code_execution: bool = False, shots: int = 5, batch_size: int = 16, seqlen: int | None = None,
+    model,
+    tokenizer,
+    names: Sequence[str],
+    limit: int = 200,
+    seed: int = 0,
+    sources: Mapping[str, str] | None = None,
+    allow_code_execution: bool = False,
+    shots: int = 5,
+    batch_size: int = 16,
+    seqlen: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
-) -> tuple[dict[str, Score], dict[str, str]]:  # fmt: skip
+) -> tuple[dict[str, Score], dict[str, str]]:
     """Scores of the reachable benchmarks, and for each one skipped the reason (data not reachable,
     code execution not allowed). Unknown names are an error before anything runs."""
     unknown = [n for n in names if n not in BENCHMARKS]

@@ -43,8 +43,14 @@ def to_scores(output: dict, names: Sequence[str]) -> dict[str, Score]:
     return scores
 
 
-def evaluate_with_harness(model, tokenizer, names: Sequence[str], limit: int | None = None, batch_size: int = 16,
-                          allow_code_execution: bool = False) -> dict[str, Score]:  # fmt: skip
+def evaluate_with_harness(
+    model,
+    tokenizer,
+    names: Sequence[str],
+    limit: int | None = None,
+    batch_size: int = 16,
+    allow_code_execution: bool = False,
+) -> dict[str, Score]:
     unknown = [n for n in names if n not in TASKS]
     if unknown:
         raise ColaError(f"unknown benchmark '{unknown[0]}' for the lm-eval backend: choose from {', '.join(TASKS)}")
@@ -56,6 +62,7 @@ def evaluate_with_harness(model, tokenizer, names: Sequence[str], limit: int | N
             "the lm-eval backend needs lm-evaluation-harness: pip install lm-eval, or use --backend builtin"
         ) from None
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    output = simple_evaluate(model=lm, tasks=[TASKS[n][0] for n in names], limit=limit,
-                             confirm_run_unsafe_code=allow_code_execution)  # fmt: skip
+    output = simple_evaluate(
+        model=lm, tasks=[TASKS[n][0] for n in names], limit=limit, confirm_run_unsafe_code=allow_code_execution
+    )
     return to_scores(output, names)

@@ -133,9 +133,18 @@ class RunStore:
                 )
         return len(stale)
 
-    def create(self, model: str, *, key: str | None = None, experiment: str | None = None, model_fingerprint: str | None = None,
-               calibration: str | None = None, calibration_fingerprint: str | None = None,
-               settings: Mapping[str, Any] | None = None, seed: int | None = None) -> int:  # fmt: skip
+    def create(
+        self,
+        model: str,
+        *,
+        key: str | None = None,
+        experiment: str | None = None,
+        model_fingerprint: str | None = None,
+        calibration: str | None = None,
+        calibration_fingerprint: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> int:
         """A queued run; with ``key``, the existing run of that key is returned instead (resume)."""
         with self._tx() as db:
             if key is not None:
@@ -167,10 +176,14 @@ class RunStore:
         with self._tx() as db:
             db.execute("DELETE FROM scores WHERE run_id=?", (run_id,))
             for name, s in scores.items():
-                db.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (run_id, name, s.metric, s.score, s.ci_low, s.ci_high, s.n, json.dumps(s.items)))  # fmt: skip
-            db.execute("UPDATE runs SET status='done', finished=?, report=?, error=NULL WHERE id=?",
-                       (time.time(), json.dumps(report or {}, default=str), run_id))  # fmt: skip
+                db.execute(
+                    "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, name, s.metric, s.score, s.ci_low, s.ci_high, s.n, json.dumps(s.items)),
+                )
+            db.execute(
+                "UPDATE runs SET status='done', finished=?, report=?, error=NULL WHERE id=?",
+                (time.time(), json.dumps(report or {}, default=str), run_id),
+            )
 
     def fail(self, run_id: int, error: str) -> None:
         self._set(run_id, "failed", finished=time.time(), error=error)

@@ -55,9 +55,16 @@ def run_untrusted(program: str, limits: Limits | None = None) -> Outcome:
         with open(path, "w", encoding="utf-8") as f:
             f.write(program)
         env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "PYTHONDONTWRITEBYTECODE": "1"}
-        proc = subprocess.Popen([sys.executable, "-I", path], cwd=work, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=_limit(limits))  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-I", path],
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_limit(limits),
+        )
         try:
             _, err = proc.communicate(timeout=limits.seconds)
         except subprocess.TimeoutExpired:

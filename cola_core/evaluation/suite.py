@@ -61,8 +61,15 @@ def accuracy_score(name: str, correct: Sequence[int], totals: Sequence[int]) -> 
     return Score(name, "accuracy", c / max(n, 1), lo, hi, n, [[a, b] for a, b in zip(correct, totals, strict=True)])
 
 
-def evaluate(model, tokenizer, capabilities: Sequence[str] = CAPABILITIES, limit: int = 200, seed: int = 0,
-             batch_size: int = 32, seqlen: int = 128) -> dict[str, Score]:  # fmt: skip
+def evaluate(
+    model,
+    tokenizer,
+    capabilities: Sequence[str] = CAPABILITIES,
+    limit: int = 200,
+    seed: int = 0,
+    batch_size: int = 32,
+    seqlen: int = 128,
+) -> dict[str, Score]:
     """Scores of one model; deterministic (greedy decoding, fixed held-out items, seeded bootstrap)."""
     unknown = set(capabilities) - set(CAPABILITIES)
     if unknown:

@@ -21,8 +21,6 @@ from cola_core.models.scoring import continuation_logprobs, generate, per_text_n
 _ANSWER = re.compile(r"Answer:\s*(-?\d+)")
 
 
-
-
 def token_nll(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> tuple[float, int]:
     """Summed negative log-likelihood over all texts and the number of predicted tokens."""
     sums, counts = per_text_nll(model, tokenizer, texts, seqlen, batch_size)
@@ -47,10 +45,6 @@ def unigram_perplexity(tokenizer, train_texts: Sequence[str], texts: Sequence[st
             nll -= math.log((counts[tok] + 1) / total)
             n += 1
     return math.exp(nll / max(n, 1))
-
-
-
-
 
 
 def math_answers(
@@ -91,8 +85,6 @@ def facts_choices(model, tokenizer, records: Sequence[Record], batch_size: int =
                 best[i] = (scores[k], j)
             k += 1
     return [best[i][1] for i in range(len(records))]
-
-
 
 
 def facts_accuracy(model, tokenizer, records: Sequence[Record], batch_size: int = 64) -> tuple[int, int]:

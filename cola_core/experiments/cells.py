@@ -26,8 +26,16 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
     """Token tensors, capability coverage (the proxy), and the ids' fingerprint for one set and seed."""
     import hashlib
 
-    curate_cfg = CurateConfig(corpora=spec.corpora, pool_size=cfg.pool_size, n=cfg.n, strategy=spec.strategy, lam=spec.lam, seed=seed,
-                              capabilities=("prose", "code", "math", "facts"), processing=ProcessingConfig(seqlen=cfg.seqlen))  # fmt: skip
+    curate_cfg = CurateConfig(
+        corpora=spec.corpora,
+        pool_size=cfg.pool_size,
+        n=cfg.n,
+        strategy=spec.strategy,
+        lam=spec.lam,
+        seed=seed,
+        capabilities=("prose", "code", "math", "facts"),
+        processing=ProcessingConfig(seqlen=cfg.seqlen),
+    )
     if spec.self_generated:
         from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus
 
@@ -66,8 +74,11 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
         except Exception as exc:
             yield run["key"], {"error": f"{type(exc).__name__}: {exc}"}
             return
-        report = {"proxy": proxy, "calibration_fingerprint": fp, "seconds": time.perf_counter() - t0,
-                  "layers": [{"layer": r["layer"], "seconds": r["seconds"]} for r in result.layers]}  # fmt: skip
+        report = {
+            "proxy": proxy,
+            "calibration_fingerprint": fp,
+            "seconds": time.perf_counter() - t0,
+            "layers": [{"layer": r["layer"], "seconds": r["seconds"]} for r in result.layers],
+        }
         yield run["key"], {"scores": {k: asdict(s) for k, s in scores.items()}, "report": report}
     loaded.model.load_state_dict(dense_state)
-

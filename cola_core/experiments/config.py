@@ -43,8 +43,16 @@ class ExperimentConfig:
                 CalibrationSpec(**{**c, "corpora": tuple(c.get("corpora", CalibrationSpec.corpora))})
                 for c in d["calibration_sets"]
             )
-            return ExperimentConfig(**{**d, "calibration_sets": sets, "compression": tuple(d["compression"]), "seeds": tuple(d.get("seeds", (0,))),
-                                       "capabilities": tuple(d.get("capabilities", ExperimentConfig.capabilities)), "claims": tuple(d.get("claims", ()))})  # fmt: skip
+            return ExperimentConfig(
+                **{
+                    **d,
+                    "calibration_sets": sets,
+                    "compression": tuple(d["compression"]),
+                    "seeds": tuple(d.get("seeds", (0,))),
+                    "capabilities": tuple(d.get("capabilities", ExperimentConfig.capabilities)),
+                    "claims": tuple(d.get("claims", ())),
+                }
+            )
         except (KeyError, TypeError) as exc:
             raise ColaError(f"bad experiment config: {exc}") from None
 
@@ -69,4 +77,3 @@ def load_config(name_or_path: str) -> ExperimentConfig:
 
 def compression_label(c: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in sorted(c.items()))
-

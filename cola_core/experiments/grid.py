@@ -50,8 +50,6 @@ def pending_cells(cfg: ExperimentConfig, store: RunStore, log: Callable[[str], N
     return cells
 
 
-
-
 def _local_cells(cfg: ExperimentConfig, cells: list[dict]) -> Iterator[tuple[str, dict]]:
     loaded = load_model(cfg.model, device="cpu")
     dense_state = copy.deepcopy(loaded.model.state_dict())
@@ -59,8 +57,12 @@ def _local_cells(cfg: ExperimentConfig, cells: list[dict]) -> Iterator[tuple[str
         yield from run_cell(loaded, dense_state, cfg, cell, "cpu")
 
 
-def run_experiment(cfg: ExperimentConfig, store: RunStore, log: Callable[[str], None] = lambda s: None,
-                   engine: EngineConfig | None = None) -> pd.DataFrame:  # fmt: skip
+def run_experiment(
+    cfg: ExperimentConfig,
+    store: RunStore,
+    log: Callable[[str], None] = lambda s: None,
+    engine: EngineConfig | None = None,
+) -> pd.DataFrame:
     """Run (or resume) every cell here or on Ray workers; returns the per-run score table. The run
     store is written by this process only, as results arrive."""
     engine = engine or EngineConfig()
@@ -85,15 +87,3 @@ def run_experiment(cfg: ExperimentConfig, store: RunStore, log: Callable[[str], 
             store.finish(rid, {k: Score(**v) for k, v in result["scores"].items()}, result["report"])
             log(f"done {key}" + (f" in {result['report']['seconds']:.0f}s" if "seconds" in result["report"] else ""))
     return retention_table(cfg, store)
-
-
-
-
-
-
-
-
-
-
-
-

@@ -51,4 +51,3 @@ def ray_cells(
     ds = actor_pool(ray, ds, _CellRunner, ctor, engine, len(cells))
     for row in result_rows(ds):
         yield str(row["key"]), json.loads(str(row["result"]))
-

@@ -29,9 +29,19 @@ def retention_table(cfg: ExperimentConfig, store: RunStore) -> pd.DataFrame:
         proxy = json.loads(run["report"] or "{}").get("proxy", {})
         for capability, s in scores.items():
             value, lo, hi = retention(dense_scores[capability], s)
-            rows.append({"calibration": run["calibration"], "compression": compression_label(json.loads(run["settings"])), "seed": run["seed"],
-                         "capability": capability, "retention": value, "ci_low": lo, "ci_high": hi, "score": s.score,
-                         "coverage": proxy.get(capability.split("_")[0], np.nan)})  # fmt: skip
+            rows.append(
+                {
+                    "calibration": run["calibration"],
+                    "compression": compression_label(json.loads(run["settings"])),
+                    "seed": run["seed"],
+                    "capability": capability,
+                    "retention": value,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "score": s.score,
+                    "coverage": proxy.get(capability.split("_")[0], np.nan),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -89,13 +99,25 @@ def proxy_correlation(table: pd.DataFrame) -> pd.DataFrame:
 
 def markdown_report(cfg: ExperimentConfig, table: pd.DataFrame, command: str) -> str:
     summary = summarise(table)
-    lines = [f"# Experiment `{cfg.name}`", "", cfg.description, "", f"Produced by `{command}`; model {cfg.model}, n = {cfg.n} × {cfg.seqlen} tokens, "
-             f"seeds {list(cfg.seeds)}, {cfg.limit} held-out items per capability.", "", "## Claims", "",
-             "| claim | capability | compression | retention difference (better − worse) | 95% CI | verdict |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# Experiment `{cfg.name}`",
+        "",
+        cfg.description,
+        "",
+        f"Produced by `{command}`; model {cfg.model}, n = {cfg.n} × {cfg.seqlen} tokens, "
+        f"seeds {list(cfg.seeds)}, {cfg.limit} held-out items per capability.",
+        "",
+        "## Claims",
+        "",
+        "| claim | capability | compression | retention difference (better − worse) | 95% CI | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for claim in cfg.claims:
         j = judge_claim(summary, table, claim)
-        lines.append(f"| {claim['title']} ({claim['better']} vs {claim['worse']}) | {claim['capability']} | {claim['compression']} | "
-                     f"{j['difference']:+.3f} | [{j['ci_low']:+.3f}, {j['ci_high']:+.3f}] | **{j['verdict']}** |")  # fmt: skip
+        lines.append(
+            f"| {claim['title']} ({claim['better']} vs {claim['worse']}) | {claim['capability']} | {claim['compression']} | "
+            f"{j['difference']:+.3f} | [{j['ci_low']:+.3f}, {j['ci_high']:+.3f}] | **{j['verdict']}** |"
+        )
     lines += ["", "## Retention (mean over seeds, 95% t-interval)", ""]
     for comp, g in summary.groupby("compression"):
         pivot = g.assign(cell=g.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1))
@@ -103,8 +125,15 @@ def markdown_report(cfg: ExperimentConfig, table: pd.DataFrame, command: str) ->
         lines += [f"### {comp}", "", to_markdown(pivot), ""]
     corr = proxy_correlation(table)
     if not corr.empty:
-        lines += ["## Does the proxy predict retention?", "", "Spearman rank correlation across calibration sets between capability "
-                  "coverage (computed at curation time) and measured retention:", "", to_markdown(corr.round(3), index=False), ""]  # fmt: skip
+        lines += [
+            "## Does the proxy predict retention?",
+            "",
+            "Spearman rank correlation across calibration sets between capability "
+            "coverage (computed at curation time) and measured retention:",
+            "",
+            to_markdown(corr.round(3), index=False),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -115,4 +144,3 @@ def to_markdown(frame: pd.DataFrame, index: bool = True) -> str:
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     rows = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *rows])
-

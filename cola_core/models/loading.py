@@ -75,8 +75,14 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` → bf16 on GPU, fp32 on CPU (CPU bf16 matmuls are slow and lossy for statistics)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if dtype not in table:
         raise ColaError(f"unknown dtype '{dtype}': use auto, float32, bfloat16 or float16")
     return table[dtype]
@@ -155,8 +161,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def load_model(name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False,
-               device_map: str | None = None) -> LoadedModel:  # fmt: skip
+def load_model(
+    name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, device_map: str | None = None
+) -> LoadedModel:
     """Load a causal LM and its tokenizer in eval mode on the chosen device and dtype.
 
     ``device_map="auto"`` (accelerate) spreads a model too large for one GPU over every visible GPU,

@@ -22,8 +22,13 @@ def per_text_nll(
     sums: list[float] = []
     counts: list[int] = []
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True,
-                        truncation=True, max_length=seqlen).to(input_device(model))  # fmt: skip
+        enc = tokenizer(
+            list(texts[start : start + batch_size]),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=seqlen,
+        ).to(input_device(model))
         logits = model(**enc).logits[:, :-1].float()
         targets = enc["input_ids"][:, 1:]
         mask = enc["attention_mask"][:, 1:].float()
@@ -47,16 +52,22 @@ def _left_padded(tokenizer, prompts: Sequence[str], max_prompt: int, device) -> 
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
-             batch_size: int = 16) -> list[str]:  # fmt: skip
+def generate(
+    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str], batch_size: int = 16
+) -> list[str]:
     """Greedy continuations, cut at the first stop string; prompts cut from the left to fit the context."""
     device = input_device(model)
     max_prompt = max(1, context_length(model) - max_new_tokens)
     out: list[str] = []
     for s in range(0, len(prompts), batch_size):
         enc = _left_padded(tokenizer, prompts[s : s + batch_size], max_prompt, device)
-        ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+        ids = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
         for text in tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
             cut = min((i for i in (text.find(x) for x in stop) if i >= 0), default=len(text))
             out.append(text[:cut])
@@ -93,4 +104,3 @@ def continuation_logprobs(
             positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
             out.append(logp[r, positions, torch.tensor(c)].sum().item())
     return out
-

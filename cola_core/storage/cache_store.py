@@ -25,8 +25,15 @@ from cola_core.errors import ColaError
 from cola_core.paths import cache_root
 
 FORMAT_VERSION = 2  # 2: the manifest carries a BLAKE2b digest of the arrays file
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
-           "U8": np.uint8, "BOOL": np.bool_}  # fmt: skip
+_DTYPES = {
+    "F32": np.float32,
+    "F16": np.float16,
+    "F64": np.float64,
+    "I64": np.int64,
+    "I32": np.int32,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 def cache_key(**parts: Any) -> str:
@@ -47,8 +54,9 @@ def entry_dir(kind: str, key: str, root: Path | None = None) -> Path:
     return (root or cache_root()) / kind / key
 
 
-def save_entry(kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None,
-               root: Path | None = None) -> Path:  # fmt: skip
+def save_entry(
+    kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None, root: Path | None = None
+) -> Path:
     """Write an entry atomically; if another writer got there first, keep theirs."""
     final = entry_dir(kind, key, root)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -58,8 +66,14 @@ def save_entry(kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[st
         tensors = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
         save_file(tensors, str(tmp / "arrays.safetensors"))
         size = (tmp / "arrays.safetensors").stat().st_size
-        manifest = {"version": FORMAT_VERSION, "kind": kind, "key": key, "bytes": size,
-                    "blake2b": _digest(tmp / "arrays.safetensors"), "meta": meta or {}}  # fmt: skip
+        manifest = {
+            "version": FORMAT_VERSION,
+            "kind": kind,
+            "key": key,
+            "bytes": size,
+            "blake2b": _digest(tmp / "arrays.safetensors"),
+            "meta": meta or {},
+        }
         with open(tmp / "manifest.json", "w") as f:
             json.dump(manifest, f)
             f.flush()

@@ -57,8 +57,12 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = ["<|pad|>", "<|bos|>", "<|eos|>"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)  # fmt: skip
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
     tok.post_processor = processors.TemplateProcessing(
         single="<|bos|> $A", pair="<|bos|> $A $B", special_tokens=[("<|bos|>", 1)]
@@ -77,11 +81,18 @@ def build_model(cfg: TrainConfig, tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
-        max_position_embeddings=512, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -104,8 +115,11 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> dict:
     model = build_model(cfg, tokenizer)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.lr, betas=(0.9, 0.95))  # fmt: skip
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     names = list(cfg.mix)
     weights = torch.tensor([cfg.mix[d] for d in names])
@@ -130,8 +144,12 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> dict:
     train_seconds = time.time() - t0
     model.eval()
     tokens = {d: len(s) for d, s in streams.items()}
-    stats = {"train_seconds": train_seconds, "tokens_available": tokens,
-             "tokens_seen": cfg.steps * cfg.batch_size * cfg.seqlen, "params": sum(p.numel() for p in model.parameters())}  # fmt: skip
+    stats = {
+        "train_seconds": train_seconds,
+        "tokens_available": tokens,
+        "tokens_seen": cfg.steps * cfg.batch_size * cfg.seqlen,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
