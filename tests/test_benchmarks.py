@@ -17,7 +17,7 @@ from cola_core.corpora import load_records
 from cola_core.errors import ColaError
 from cola_core.evaluation.harness import evaluate_with_harness, to_scores
 from cola_core.evaluation.sandbox import Limits, run_untrusted
-from cola_core.evaluation.suite import benchmarks as bm
+from cola_core.evaluation import benchmarks as bm
 from cola_core.models.loading import load_model
 from tests.test_cli import run_cli
 

@@ -3,7 +3,7 @@
 import pytest
 
 from cola_core.corpora import load_records
-from cola_core.evaluation.suite import tasks as cap
+from cola_core.evaluation import tasks as cap
 from cola_core.models.loading import BUILTIN_MODELS, load_model
 
 TINY = BUILTIN_MODELS["cola-tiny"]

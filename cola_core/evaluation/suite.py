@@ -23,7 +23,7 @@ import numpy as np
 from cola_core.corpora import load_records
 from cola_core.errors import ColaError
 from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
-from cola_core.evaluation.suite import tasks as cap
+from cola_core.evaluation import tasks as cap
 from cola_core.models.scoring import per_text_nll
 
 CAPABILITIES = ("lm", "code", "math", "facts")

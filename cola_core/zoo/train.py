@@ -163,7 +163,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> dict:
 
 
 def evaluate_card(model, tokenizer, train_texts: dict[str, list[str]], limit: int) -> dict:
-    from cola_core.evaluation.suite import tasks as cap
+    from cola_core.evaluation import tasks as cap
 
     scores: dict = {"perplexity": {}}
     for d in DOMAINS:
