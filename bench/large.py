@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 
+from bench.oracles import tradeoff_objective
 from bench.scaling import exponent
 from bench.selection import _pool
 from cola_core.curation.map2d import MapConfig, umap_2d
-from cola_core.curation.selection import build_tradeoff_index, select, tradeoff_objective
+from cola_core.curation.selection import build_tradeoff_index, select
 from cola_core.curation.space import cluster_space
 
 

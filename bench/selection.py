@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from cola_core.curation.selection import build_tradeoff_index, plain_greedy, select, tradeoff_objective
+from bench.oracles import plain_greedy, tradeoff_objective
+from cola_core.curation.selection import build_tradeoff_index, select
 
 
 def _pool(kind: str, size: int, dim: int = 64, seed: int = 0) -> np.ndarray:

@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 from safetensors.torch import save as save_tensors
 
-from cola_core.app.workspace import SpaceSettings, prepare_space
+from cola_core.app.workspace import SpaceSettings, curate_config, prepare_space
 from cola_core.corpora import Record, list_corpora
 from cola_core.curation.export import hf_dataset_zip, tokenize_calibration
 from cola_core.curation.map2d import MapConfig, density_grid, umap_2d
-from cola_core.curation.pipeline import measure
-from cola_core.curation.selection import STRATEGIES, Selection, select
+from cola_core.curation.pipeline import measure, run_selection
+from cola_core.curation.selection import STRATEGIES, Selection
 from cola_core.curation.space import cluster_table
 from cola_core.errors import ColaError
 from cola_core.models.loading import load_model_cached
@@ -93,25 +93,17 @@ st.caption(
 )
 
 s1, s2, s3, s4 = st.columns([2, 1, 2, 1])
-strategy = s1.radio("Strategy", STRATEGIES, index=STRATEGIES.index("tradeoff"), horizontal=True, key="strategy")
+strategy = s1.radio("Strategy", STRATEGIES, horizontal=True, key="strategy")
 n = s2.number_input("n", 1, len(records), min(state.get("n"), len(records)), key="n")
 lam = s3.slider("λ: diversity ← → representativeness", 0.0, 1.0, key="lam", disabled=strategy != "tradeoff")
 seed = s4.number_input("Seed", 0, 10_000, key="seed")
 
 include, exclude = state.get("include"), state.get("exclude")
 try:
-    chosen_sel: Selection = select(
-        space.embedded.space,
-        int(n),
-        strategy,
-        lam=lam,
-        seed=int(seed),
-        groups=[r.corpus for r in records],
-        include=include,
-        exclude=exclude,
-        index=space.index,
-    )
-    baseline = select(space.embedded.space, int(n), "random", seed=int(seed), exclude=exclude)
+    picked_config = curate_config(settings, n=int(n), strategy=strategy, lam=lam, seed=int(seed))
+    chosen_sel: Selection = run_selection(space.embedded, picked_config, include, exclude, space.index)
+    random_config = curate_config(settings, n=int(n), strategy="random", seed=int(seed))
+    baseline = run_selection(space.embedded, random_config, exclude=exclude)
 except ColaError as exc:
     st.error(str(exc))
     st.stop()

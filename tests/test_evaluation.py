@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
-from cola_core.evaluation.suite import Score, accuracy_score, evaluate, perplexity_score, retention
+from cola_core.evaluation.retention import retention
+from cola_core.evaluation.suite import Score, accuracy_score, evaluate, perplexity_score
 from cola_core.models.loading import load_model
 
 

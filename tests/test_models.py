@@ -8,13 +8,12 @@ from cola_core.errors import ColaError
 from cola_core.models.loading import (
     count_params,
     ensure_pad_token,
-    fingerprint_directory,
-    fingerprint_module,
     list_models,
     load_model,
     pick_device,
     pick_dtype,
 )
+from cola_core.storage.fingerprints import fingerprint_directory, fingerprint_module
 from tests.conftest import FAMILIES
 
 

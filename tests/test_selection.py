@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 
+from bench.oracles import plain_greedy, tradeoff_objective
 from cola_core.curation.selection import (
     build_tradeoff_index,
-    plain_greedy,
     select,
     select_cola,
     select_stratified,
     select_tradeoff,
-    tradeoff_objective,
 )
 from cola_core.curation.space import cluster_space
 from cola_core.errors import ColaError

@@ -6,33 +6,40 @@ from typing import Any
 
 import streamlit as st
 
+from cola_core.curation.activations import ActivationConfig
+from cola_core.curation.pipeline import CurateConfig
+from cola_core.curation.processing import ProcessingConfig
 from cola_core.engine.config import EngineConfig
+from cola_core.models.loading import DEFAULT_MODEL
+
+# Every pipeline setting's default is its config dataclass's own (tests/test_defaults.py checks).
+_C, _P, _A, _E = CurateConfig, ProcessingConfig, ActivationConfig, EngineConfig
 
 DEFAULTS: dict[str, Any] = {
-    "model_name": "cola-tiny",  # the picker's value
-    "model": "cola-tiny",  # the model in use: the picker's, or the typed path / hub id once it loaded
+    "model_name": DEFAULT_MODEL,  # the picker's value
+    "model": DEFAULT_MODEL,  # the model in use: the picker's, or the typed path / hub id once it loaded
     "device": "auto",
-    "engine": "local",  # local | ray (activation extraction)
+    "engine": _E.kind,  # local | ray (activation extraction)
     "ray_address": "",  # blank: a local Ray instance
-    "ray_workers": 2,
-    "corpora": ["prose", "code", "math", "facts"],
+    "ray_workers": _E.workers,
+    "corpora": list(_C.corpora),
     "custom_corpora": {},  # spec (stored upload, hf:…, self-generated file) → label shown
     "deployment": "general",
     "target": "math",
-    "seqlen": 128,
-    "reasoning_format": "keep",
-    "dedupe": True,
-    "drop_worst": 0.0,
+    "seqlen": _P.seqlen,
+    "reasoning_format": _P.reasoning_format,
+    "dedupe": _P.dedupe,
+    "drop_worst": _P.drop_worst_perplexity,
     "score_ppl": True,
     "preview_corpus": "math",
-    "pool_size": 1000,
+    "pool_size": _C.pool_size,
     "layers_text": "",
-    "pooling": "mean",
+    "pooling": _A.pooling,
     "space_ready": False,
-    "strategy": "tradeoff",
-    "n": 64,
-    "lam": 0.5,
-    "seed": 0,
+    "strategy": "tradeoff",  # on purpose: the dashboard opens on the λ slider; CLI/library use the paper's cola
+    "n": _C.n,
+    "lam": _C.lam,
+    "seed": _C.seed,
     "include": [],
     "exclude": [],
     "colour_by": "corpus",

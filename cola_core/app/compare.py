@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from cola_core.evaluation.retention import retention_rows, spearman
 from cola_core.evaluation.runstore import RunStore
-from cola_core.evaluation.suite import retention
 from cola_core.models.loading import load_model_cached
 from cola_core.models.scoring import generate
 
@@ -30,23 +30,9 @@ def retention_table(store: RunStore, runs: pd.DataFrame, dense_run: Mapping[int,
     ``dense_run`` maps each run id to the dense evaluation with the same items."""
     rows = []
     for _, run in runs.iterrows():
-        dense = store.score_items(dense_run[int(run["id"])])
-        for cap, s in store.score_items(int(run["id"])).items():
-            value, lo, hi = retention(dense[cap], s)
-            rows.append(
-                {
-                    "run": run_label(run),
-                    "run_id": int(run["id"]),
-                    "capability": cap,
-                    "dense": dense[cap].score,
-                    "compressed": s.score,
-                    "ci_low": s.ci_low,
-                    "ci_high": s.ci_high,
-                    "retention": value,
-                    "ret_low": lo,
-                    "ret_high": hi,
-                }
-            )
+        run_id = int(run["id"])
+        label = {"run": run_label(run), "run_id": run_id}
+        rows += [{**label, **row} for row in retention_rows(store, run_id, dense_run[run_id])]
     return pd.DataFrame(rows)
 
 
@@ -79,7 +65,7 @@ def proxy_vs_retention(runs: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.Data
     ).dropna(subset=["coverage"])
     corr = []
     for cap, g in points.groupby("capability"):
-        rho = g["coverage"].rank().corr(g["retention"].rank()) if len(g) >= 3 else float("nan")
+        rho = spearman(g["coverage"], g["retention"])
         corr.append({"capability": cap, "spearman": rho, "runs": len(g)})
     return points[["run", "capability", "coverage", "retention"]], pd.DataFrame(
         corr, columns=["capability", "spearman", "runs"]

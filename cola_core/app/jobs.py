@@ -16,12 +16,12 @@ from typing import Any
 from cola_core.compress import Cancelled, CompressConfig, compress_model, save_compressed
 from cola_core.compress.save import build_report
 from cola_core.corpora import Record
-from cola_core.curation.activations import records_fingerprint
 from cola_core.curation.export import tokenize_calibration
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import evaluate
 from cola_core.models.loading import load_model_cached, pick_device
 from cola_core.paths import cache_root
+from cola_core.storage.fingerprints import calibration_fingerprint
 
 
 @dataclass
@@ -122,10 +122,10 @@ class JobQueue:
             )
             self._set(job, message="evaluating")
             scores = evaluate(model, dense.tokenizer, limit=job.limit)
-            fingerprint = records_fingerprint([r.text for r in job.records], [r.id for r in job.records])
+            fingerprint = calibration_fingerprint(tensors)
             report = build_report(result, job.config, fingerprint, len(job.records), job.seqlen)
             report["out"] = str(self._save(job.run_id, model, dense.tokenizer, result, report))
-            self.store.finish(job.run_id, scores, report)
+            self.store.finish(job.run_id, scores, report, calibration_fingerprint=fingerprint)
             self._set(job, status="done", message=f"{time.perf_counter() - t0:.0f}s")
         except Cancelled:
             self.store.cancel(job.run_id)

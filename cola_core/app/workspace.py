@@ -19,33 +19,37 @@ from cola_core.curation.pipeline import (
     DEFAULT_CAPABILITIES,
     CurateConfig,
     Embedded,
-    build_pool,
+    build_space,
     coverage_by_capability,
-    embed,
     embed_probes,
     measure,
+    run_selection,
 )
-from cola_core.curation.processing import ProcessingConfig, process_records
-from cola_core.curation.selection import TradeoffIndex, build_tradeoff_index, select
+from cola_core.curation.processing import ProcessingConfig
+from cola_core.curation.selection import TradeoffIndex, build_tradeoff_index
 from cola_core.curation.space import Clusters, cluster_space
 from cola_core.engine.config import EngineConfig
-from cola_core.models.loading import context_length, load_model_cached
+from cola_core.models.loading import DEFAULT_MODEL, load_model_cached
+
+_C, _P, _A = CurateConfig, ProcessingConfig, ActivationConfig  # the defaults below are theirs
 
 
 @dataclass(frozen=True)
 class SpaceSettings:
-    model: str = "cola-tiny"
+    """What a prepared space depends on; every default is the pipeline config's own."""
+
+    model: str = DEFAULT_MODEL
     device: str = "auto"
-    corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
-    pool_size: int = 1000
-    seqlen: int = 128
-    layers: tuple[int, ...] | None = None
-    pooling: str = "mean"
+    corpora: tuple[str, ...] = _C.corpora
+    pool_size: int = _C.pool_size
+    seqlen: int = _P.seqlen
+    layers: tuple[int, ...] | None = _A.layers
+    pooling: str = _A.pooling
     clusters: int = 16
-    seed: int = 0
-    reasoning_format: str = "keep"  # Stage 2: keep | explicit | plain
-    dedupe: bool = True
-    drop_worst_perplexity: float = 0.0
+    seed: int = _C.seed
+    reasoning_format: str = _P.reasoning_format  # Stage 2: keep | explicit | plain
+    dedupe: bool = _P.dedupe
+    drop_worst_perplexity: float = _P.drop_worst_perplexity
     score_perplexity: bool = True  # costs one forward pass over the pool; enables colouring by perplexity
 
 
@@ -68,18 +72,29 @@ _KEY_LOCKS: dict[SpaceSettings, threading.Lock] = {}
 _PREPARED: dict[SpaceSettings, PreparedSpace] = {}
 
 
-def curate_config(s: SpaceSettings) -> CurateConfig:
+def curate_config(
+    s: SpaceSettings,
+    n: int = CurateConfig.n,
+    strategy: str = CurateConfig.strategy,
+    lam: float = CurateConfig.lam,
+    seed: int | None = None,
+) -> CurateConfig:
+    """The pipeline config of a space's settings (and of a selection drawn from it)."""
+    processing = ProcessingConfig(
+        seqlen=s.seqlen,
+        reasoning_format=s.reasoning_format,
+        dedupe=s.dedupe,
+        drop_worst_perplexity=s.drop_worst_perplexity,
+    )
     return CurateConfig(
         corpora=s.corpora,
         pool_size=s.pool_size,
-        seed=s.seed,
+        n=n,
+        strategy=strategy,
+        lam=lam,
+        seed=s.seed if seed is None else seed,
         activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
-        processing=ProcessingConfig(
-            seqlen=s.seqlen,
-            reasoning_format=s.reasoning_format,
-            dedupe=s.dedupe,
-            drop_worst_perplexity=s.drop_worst_perplexity,
-        ),
+        processing=processing,
     )
 
 
@@ -96,21 +111,18 @@ def prepare_space(
         if settings in _PREPARED:
             return _PREPARED[settings]
         loaded = load_model_cached(settings.model, settings.device)
-        cfg = curate_config(settings)
-        cfg.processing.validate(context_length(loaded.model))
-        scorer = loaded.model if settings.score_perplexity or settings.drop_worst_perplexity > 0 else None
-        samples = process_records(
-            build_pool(settings.corpora, settings.pool_size), loaded.tokenizer, cfg.processing, model=scorer
+        space = build_space(
+            loaded,
+            curate_config(settings),
+            with_probes=False,  # computed on demand: probes_of
+            score_perplexity=settings.score_perplexity,
+            progress=progress,
+            engine=engine,
         )
-        embedded = embed(loaded, samples, cfg, progress, engine)
-        prepared = PreparedSpace(
-            settings,
-            embedded,
-            pca_2d(embedded.space),
-            cluster_space(embedded.space, min(settings.clusters, len(samples)), settings.seed),
-            build_tradeoff_index(embedded.space, seed=settings.seed),
-            engine,
-        )
+        embedded = space.embedded
+        clusters = cluster_space(embedded.space, min(settings.clusters, len(embedded.records)), settings.seed)
+        index = build_tradeoff_index(embedded.space, seed=settings.seed)
+        prepared = PreparedSpace(settings, embedded, pca_2d(embedded.space), clusters, index, engine)
         with _LOCK:
             _PREPARED[settings] = prepared
         return prepared
@@ -128,7 +140,7 @@ def probes_of(prepared: PreparedSpace) -> dict[str, np.ndarray]:
         if prepared.settings not in _PROBES:
             loaded = load_model_cached(prepared.settings.model, prepared.settings.device)
             cfg = curate_config(prepared.settings)
-            _PROBES[prepared.settings] = embed_probes(loaded, PROBES, cfg, prepared.engine)
+            _PROBES[prepared.settings] = embed_probes(loaded, cfg, prepared.engine)
         return _PROBES[prepared.settings]
 
 
@@ -154,22 +166,12 @@ def calibration_sets(
 
     Include/exclude apply to every strategy (random baselines honour excludes only, as in the page)."""
     probes = probes_of(prepared)
-    groups = [r.corpus for r in prepared.records]
     sets = []
     for strategy in strategies:
         for seed in seeds:
             forced = include if strategy != "random" else ()
-            sel = select(
-                prepared.embedded.space,
-                n,
-                strategy,
-                lam=lam,
-                seed=seed,
-                groups=groups,
-                include=forced,
-                exclude=exclude,
-                index=prepared.index,
-            )
+            config = curate_config(prepared.settings, n=n, strategy=strategy, lam=lam, seed=seed)
+            sel = run_selection(prepared.embedded, config, forced, exclude, prepared.index)
             metrics = measure(prepared.embedded, sel, probes, seed=seed)
             proxy = coverage_by_capability(metrics.capability_coverage)
             edits = ", ".join(

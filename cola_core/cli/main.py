@@ -427,11 +427,14 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m cola_core", description="COLA Studio: calibration data curation for LLM compression"
+        prog="python -m cola_core",
+        description="COLA Studio: calibration data curation for LLM compression",
+        epilog="Run `python -m cola_core COMMAND --help` for a command's flags and their defaults.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, (_, _, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for name, (_, _, summary) in COMMANDS.items():
+        text = summary.replace("%", "%%")  # argparse %-formats help texts
+        p = sub.add_parser(name, help=text, description=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         add_command_args(name, p)
     return parser

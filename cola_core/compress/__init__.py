@@ -3,7 +3,7 @@ Hugging Face causal LM, driven by an explicit calibration set."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -12,6 +12,7 @@ from cola_core.compress.config import METHODS, CompressConfig
 from cola_core.compress.engine import Cancelled, CompressionResult, compress_model
 from cola_core.compress.save import build_report, check_output_dir, save_compressed
 from cola_core.errors import ColaError
+from cola_core.storage.fingerprints import calibration_fingerprint
 
 __all__ = [
     "METHODS",
@@ -24,24 +25,36 @@ __all__ = [
 ]
 
 
-def load_calibration(path: str | Path, tokenizer, seqlen: int = 256) -> tuple[dict[str, torch.Tensor], str]:
+def curated_seqlen(path: str | Path) -> int:
+    """The sequence length a calibration set was curated at: from the settings ``curate`` writes
+    beside the ``.jsonl``, else Stage 2's default."""
+    from cola_core.curation.processing import ProcessingConfig
+
+    sidecar = Path(path).with_suffix(".settings.json")
+    try:
+        return int(json.loads(sidecar.read_text())["config"]["processing"]["seqlen"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ProcessingConfig.seqlen
+
+
+def load_calibration(path: str | Path, tokenizer, seqlen: int | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """Token tensors from a calibration set (.safetensors as exported, or .jsonl tokenized here),
-    capped at ``seqlen`` tokens, and their fingerprint."""
+    capped at ``seqlen`` tokens (default: the set's own length, as curated), and their fingerprint
+    (:func:`~cola_core.storage.fingerprints.calibration_fingerprint`)."""
     from cola_core.corpora.jsonl import load_jsonl
     from cola_core.curation.export import load_token_tensor, tokenize_calibration
 
     path = Path(path)
-    if seqlen <= 0:
+    if seqlen is not None and seqlen <= 0:
         raise ColaError(f"sequence length must be positive, got {seqlen}")
     if path.suffix == ".safetensors":
         tensors = load_token_tensor(path, vocab_size=len(tokenizer))
         tensors = {k: v[:, :seqlen].contiguous() for k, v in tensors.items()}
     elif path.suffix == ".jsonl":
-        tensors = tokenize_calibration(load_jsonl(path), tokenizer, seqlen)
+        tensors = tokenize_calibration(load_jsonl(path), tokenizer, seqlen or curated_seqlen(path))
     else:
         raise ColaError(f"calibration set {path.name}: use the .jsonl or .safetensors written by `curate`")
-    digest = hashlib.sha256(tensors["input_ids"].numpy().tobytes()).hexdigest()[:16]
-    return tensors, digest
+    return tensors, calibration_fingerprint(tensors)
 
 
 def compress_and_save(
@@ -49,7 +62,7 @@ def compress_and_save(
     calib_path: str | Path,
     config: CompressConfig,
     out: str | Path,
-    seqlen: int = 256,
+    seqlen: int | None = None,
     progress=None,
     should_cancel=None,
 ) -> dict:

@@ -1,4 +1,5 @@
-"""TODO docstring (split from export.py)."""
+"""Records as JSON Lines, the format calibration sets and self-generated corpora are written in
+(atomically), with the settings that produced them in a ``.settings.json`` beside the file."""
 
 from __future__ import annotations
 

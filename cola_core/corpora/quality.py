@@ -1,4 +1,5 @@
-"""TODO docstring (split from processing.py)."""
+"""Quality by the model's own perplexity (COLA Stage 2, He et al., NeurIPS 2025, §4.2; Ji et al.,
+ICLR 2025 filter self-generated text the same way): score each record, drop the worst fraction."""
 
 from __future__ import annotations
 

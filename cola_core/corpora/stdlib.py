@@ -140,10 +140,10 @@ def _stdlib_texts() -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     the dashboard's job thread)."""
     import hashlib
     import json
-    import os
     import sys
 
     from cola_core.paths import cache_root
+    from cola_core.storage.atomic import atomic_write_text
 
     tag = hashlib.sha256(f"{sys.version}|{sys.executable}|{_TEXTS_VERSION}".encode()).hexdigest()[:16]
     path = cache_root() / "corpora" / f"stdlib-{tag}.json"
@@ -153,10 +153,7 @@ def _stdlib_texts() -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     except (OSError, ValueError, AttributeError):
         pass  # absent or unreadable: rebuild
     texts = _parse_stdlib_texts()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"|".join(k): v for k, v in texts.items()}), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"|".join(k): v for k, v in texts.items()}))
     return texts
 
 

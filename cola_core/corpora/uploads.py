@@ -8,13 +8,13 @@ atomically. Size, type, encoding and parseability are checked before anything is
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 from cola_core.corpora import load_records
 from cola_core.errors import ColaError
 from cola_core.paths import cache_root
+from cola_core.storage.atomic import atomic_write_bytes
 
 UPLOAD_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 MAX_UPLOAD_BYTES = 200 * 2**20  # the dashboard's server.maxUploadSize
@@ -44,9 +44,7 @@ def store_upload(filename: str, data: bytes, text_field: str = "text") -> Path:
     folder = cache_root() / "uploads" / hashlib.sha256(data).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe_stem(filename)}{suffix}"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     try:
         if not load_records(str(path), limit=5, text_field=text_field):
             raise ColaError(f"{filename} holds no non-empty texts")

@@ -158,23 +158,14 @@ def extract_from_ids(
     return out
 
 
-def records_fingerprint(texts: Sequence[str], ids: Sequence[str] | None = None) -> str:
-    """Identity of a sample set (ids and texts, in order) for cache keys."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for i, text in enumerate(texts):
-        h.update(f"{ids[i] if ids else i}\x00{text}\x01".encode())
-    return h.hexdigest()[:16]
-
-
 def activations_key(model_fingerprint: str, texts: Sequence[str], config: ActivationConfig) -> str:
     """The cache key of a model × samples × settings extraction; every engine reads and writes it."""
     from dataclasses import asdict
 
     from cola_core.storage.cache_store import cache_key
+    from cola_core.storage.fingerprints import pool_fingerprint
 
-    return cache_key(model=model_fingerprint, samples=records_fingerprint(texts), config=asdict(config), v=1)
+    return cache_key(model=model_fingerprint, samples=pool_fingerprint(texts), config=asdict(config), v=1)
 
 
 def cached_activations(

@@ -5,7 +5,6 @@ n × seqlen) that compression tools take directly."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 from cola_core.corpora import Record
 from cola_core.corpora.jsonl import save_jsonl
 from cola_core.errors import ColaError
+from cola_core.storage.atomic import atomic_write
 
 
 def save_hf_dataset(records: Sequence[Record], directory: str | Path) -> Path:
@@ -58,10 +58,7 @@ def save_token_tensor(
         "n": str(len(records)),
         "fingerprint": fingerprint,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def load_token_tensor(path: str | Path, vocab_size: int | None = None) -> dict[str, torch.Tensor]:

@@ -1,8 +1,14 @@
-"""The curation pipeline, step by step, each step a plain function the CLI and the dashboard share:
+"""The COLA pipeline, composed once (He et al., NeurIPS 2025): the CLI, the experiment runner and the
+dashboard all call these functions, so a setting means the same thing everywhere.
 
-corpora ──build_pool──▶ records ──process_records──▶ samples
-  ──embed──▶ activation space (+ probe points of each capability)
-  ──select──▶ Selection ──selection_metrics──▶ metrics ──export_all──▶ calibration set files
+    corpora ──build_pool──▶ Pool ──Stage 2 (process_records)──▶ Samples
+      ──build_space: activations (pool and capability probes in one extraction, local or Ray)
+        → random projection──▶ Space
+      ──select_and_measure: Stage 3 selection + metrics──▶ (Selection, SelectionMetrics)
+      ──export_all──▶ calibration set files                       (all of it: :func:`curate`)
+
+Stage 1 (:func:`score_corpora`, domain correspondence of candidate corpora to the capability probes)
+scores corpora before a pool is built; see :mod:`cola_core.curation.correspondence`.
 """
 
 from __future__ import annotations
@@ -10,23 +16,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cola_core.corpora import BUILTIN_CORPORA, Record, load_records
-from cola_core.curation.activations import ActivationConfig, Progress, cached_activations, records_fingerprint
+from cola_core.curation.activations import ActivationConfig, Progress, cached_activations
 from cola_core.curation.correspondence import correspondence_table, recommend_mix, unigram_distribution
 from cola_core.curation.export import export_all
 from cola_core.curation.metrics import SelectionMetrics, selection_metrics
 from cola_core.curation.processing import ProcessingConfig, process_records
-from cola_core.curation.selection import STRATEGIES, Selection, select
+from cola_core.curation.selection import STRATEGIES, Selection, TradeoffIndex, select
 from cola_core.curation.space import cluster_space, project_activations
 from cola_core.engine.config import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.models.loading import LoadedModel, context_length
+from cola_core.storage.fingerprints import pool_fingerprint
 
 DEFAULT_CAPABILITIES = ("prose", "code", "math", "facts")  # probe corpora; prose stands for the capability `lm`
 
@@ -38,13 +45,16 @@ def coverage_by_capability(capability_coverage: dict[str, float]) -> dict[str, f
 
 @dataclass(frozen=True)
 class CurateConfig:
+    """Every curation setting and its one default; the CLI flags and the dashboard's widgets read
+    their defaults from here (and from :class:`ProcessingConfig` / :class:`ActivationConfig`)."""
+
     corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
-    pool_size: int = 2000
-    n: int = 128
+    pool_size: int = 1000
+    n: int = 128  # calibration samples (the paper's n = 128, §5)
     strategy: str = "cola"
     lam: float = 0.5
     seed: int = 0
-    dim: int = 64
+    dim: int = 64  # random projection dimension (§4.3)
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
     probe_size: int = 100
     text_field: str = "text"
@@ -61,6 +71,11 @@ class CurateConfig:
         if not 0.0 <= self.lam <= 1.0:
             raise ColaError(f"λ (lam) must lie in [0, 1], got {self.lam}")
 
+    def extraction(self) -> ActivationConfig:
+        """What activations are extracted with: Stage 2's sequence length, the one the samples were
+        cut to (``ActivationConfig.seqlen`` is that cap for callers of the extraction alone)."""
+        return replace(self.activations, seqlen=self.processing.seqlen)
+
 
 @dataclass
 class Embedded:
@@ -68,7 +83,19 @@ class Embedded:
 
     records: list[Record]
     space: np.ndarray
-    fingerprint: str
+    fingerprint: str  # storage.fingerprints.pool_fingerprint of the records
+
+
+@dataclass
+class Space:
+    """A pool after Stage 2, placed in the activation space, with the capability probes beside it."""
+
+    embedded: Embedded
+    probes: dict[str, np.ndarray]  # capability probe set → its points in the same projected space
+
+    @property
+    def records(self) -> list[Record]:
+        return self.embedded.records
 
 
 def build_pool(corpora: Sequence[str], pool_size: int, text_field: str = "text") -> list[Record]:
@@ -83,16 +110,11 @@ def build_pool(corpora: Sequence[str], pool_size: int, text_field: str = "text")
     return pool
 
 
-def embed(
-    loaded: LoadedModel,
-    records: Sequence[Record],
-    config: CurateConfig,
-    progress: Progress | None = None,
-    engine: EngineConfig | None = None,
-) -> Embedded:
-    """Pooled activations (disk-cached; extracted here or on Ray workers) projected to ``config.dim``
-    dimensions. Both engines read and write the same cache entry."""
-    return embed_sets(loaded, [records], config, progress, engine)[0]
+def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
+    """A capability's probe set: a built-in corpus's held-out split, or any corpus spec whole."""
+    return {
+        cap: load_records(cap, "heldout" if cap in BUILTIN_CORPORA else "pool", limit=limit) for cap in capabilities
+    }
 
 
 def embed_sets(
@@ -102,50 +124,87 @@ def embed_sets(
     progress: Progress | None = None,
     engine: EngineConfig | None = None,
 ) -> list[Embedded]:
-    """:func:`embed` for several record sets; on Ray they share one pipeline (one model load per worker)."""
-    acts_cfg = ActivationConfig(**{**asdict(config.activations), "seqlen": config.processing.seqlen})
+    """Pooled activations of each record set (disk-cached; extracted here or on Ray workers, which
+    read and write the same cache entry) projected to ``config.dim`` dimensions. On Ray the sets
+    share one pipeline (one model load per worker)."""
+    extraction = config.extraction()
     text_sets = [[r.text for r in records] for records in record_sets]
     if engine is not None and engine.kind == "ray":
         from cola_core.curation.ray_activations import ray_activation_sets
         from cola_core.engine.config import ModelSpec
 
-        acts = ray_activation_sets(ModelSpec.of(loaded), text_sets, acts_cfg, engine, progress)
+        acts = ray_activation_sets(ModelSpec.of(loaded), text_sets, extraction, engine, progress)
     else:
         total, offset, acts = sum(map(len, text_sets)), 0, []
         for texts in text_sets:  # progress counts samples over all sets, as on Ray
             step = (lambda done, _n, o=offset: progress(o + done, total)) if progress else None
-            acts.append(cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, acts_cfg, step))
+            acts.append(cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, extraction, step))
             offset += len(texts)
     return [
         Embedded(
             list(records),
             project_activations(a, config.dim, config.seed),
-            records_fingerprint(texts, [r.id for r in records]),
+            pool_fingerprint(texts, [r.id for r in records]),
         )
         for records, texts, a in zip(record_sets, text_sets, acts, strict=True)
     ]
 
 
-def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
-    """A capability's probe set: a built-in corpus's held-out split, or any corpus spec whole."""
-    return {
-        cap: load_records(cap, "heldout" if cap in BUILTIN_CORPORA else "pool", limit=limit) for cap in capabilities
-    }
-
-
 def embed_probes(
-    loaded: LoadedModel, capabilities: Sequence[str], config: CurateConfig, engine: EngineConfig | None = None
+    loaded: LoadedModel, config: CurateConfig, engine: EngineConfig | None = None
 ) -> dict[str, np.ndarray]:
-    probes = probe_records(capabilities, config.probe_size)
-    return {
-        cap: e.space
-        for cap, e in zip(probes, embed_sets(loaded, list(probes.values()), config, engine=engine), strict=True)
-    }
+    """The capability probe sets of ``config`` in the projected space (for a space built without them)."""
+    probes = probe_records(config.capabilities, config.probe_size)
+    embedded = embed_sets(loaded, list(probes.values()), config, engine=engine)
+    return {cap: e.space for cap, e in zip(probes, embedded, strict=True)}
+
+
+def build_space(
+    loaded: LoadedModel,
+    config: CurateConfig,
+    *,
+    pool: Sequence[Record] | None = None,
+    with_probes: bool = True,
+    score_perplexity: bool = False,
+    progress: Progress | None = None,
+    engine: EngineConfig | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    need: int = 0,
+) -> Space:
+    """Pool (``config.corpora``, or ``pool`` as given, e.g. self-generated) → Stage 2 → activations of
+    the samples and, with ``with_probes``, of the capability probes in the same extraction → Space.
+    ``score_perplexity`` records each sample's perplexity even when none is dropped (the dashboard
+    colours by it); ``engine`` says where activations are extracted; the space is the same either way.
+    ``need``: fail before extraction when Stage 2 leaves fewer samples than this."""
+    config.validate()
+    if engine is not None:
+        engine.validate()
+    config.processing.validate(context_length(loaded.model))  # before any work
+    if pool is None:
+        pool = build_pool(config.corpora, config.pool_size, config.text_field)
+        log(f"pool: {len(pool)} records from {', '.join(config.corpora)}")
+    needs_model = score_perplexity or config.processing.drop_worst_perplexity > 0
+    samples = process_records(pool, loaded.tokenizer, config.processing, loaded.model if needs_model else None)
+    log(f"after stage 2 (length, format, quality): {len(samples)} samples")
+    if need > len(samples):  # before the costly extraction
+        raise ColaError(f"cannot select {need} samples from a pool of {len(samples)}; lower --n or raise --pool-size")
+    probe_sets = probe_records(config.capabilities, config.probe_size) if with_probes and config.capabilities else {}
+    embedded, *probe_embs = embed_sets(loaded, [samples, *probe_sets.values()], config, progress, engine)
+    return Space(embedded, {cap: e.space for cap, e in zip(probe_sets, probe_embs, strict=True)})
 
 
 def run_selection(
-    embedded: Embedded, config: CurateConfig, include: Sequence[int] = (), exclude: Sequence[int] = (), index=None
+    embedded: Embedded,
+    config: CurateConfig,
+    include: Sequence[int] = (),
+    exclude: Sequence[int] = (),
+    index: TradeoffIndex | None = None,
 ) -> Selection:
+    """Stage 3: ``config.n`` samples by ``config.strategy`` (see :mod:`cola_core.curation.selection`)."""
+    if config.n > len(embedded.records):
+        raise ColaError(
+            f"cannot select {config.n} samples from a pool of {len(embedded.records)}; lower --n or raise --pool-size"
+        )
     groups = [r.corpus for r in embedded.records]
     return select(
         embedded.space,
@@ -167,6 +226,7 @@ def measure(
     clusters_k: int | None = None,
     seed: int = 0,
 ) -> SelectionMetrics:
+    """Representativeness, diversity, cluster coverage, mix and capability coverage of a selection."""
     k = min(clusters_k or len(selection.indices), len(embedded.space))
     labels = cluster_space(embedded.space, k, seed).labels
     recs = embedded.records
@@ -179,6 +239,18 @@ def measure(
         cluster_labels=labels,
         probes=probes,
     )
+
+
+def select_and_measure(
+    space: Space,
+    config: CurateConfig,
+    include: Sequence[int] = (),
+    exclude: Sequence[int] = (),
+    index: TradeoffIndex | None = None,
+) -> tuple[Selection, SelectionMetrics]:
+    """Stage 3 on a built space, and the selection's metrics (capability coverage on its probes)."""
+    selection = run_selection(space.embedded, config, include, exclude, index)
+    return selection, measure(space.embedded, selection, space.probes or None, seed=config.seed)
 
 
 @dataclass
@@ -202,38 +274,21 @@ def curate(
     progress: Progress | None = None,
     engine: EngineConfig | None = None,
 ) -> CurationResult:
-    """The whole pipeline: pool → Stage 2 → activation space → selection → metrics → exports.
+    """The whole pipeline: pool → Stage 2 → activation space (+ probes) → selection → metrics → exports.
     ``engine`` says where activations are extracted; the outputs are the same either way."""
     t0 = time.perf_counter()
-    config.validate()
-    if engine is not None:
-        engine.validate()
-    config.processing.validate(context_length(loaded.model))  # before any work
-    pool = build_pool(config.corpora, config.pool_size, config.text_field)
-    log(f"pool: {len(pool)} records from {', '.join(config.corpora)}")
-    needs_model = config.processing.drop_worst_perplexity > 0
-    samples = process_records(pool, loaded.tokenizer, config.processing, loaded.model if needs_model else None)
-    log(f"after stage 2 (length, format, quality): {len(samples)} samples")
-    if config.n > len(samples):
-        raise ColaError(
-            f"cannot select {config.n} samples from a pool of {len(samples)}; lower --n or raise --pool-size"
-        )
-    probe_sets = probe_records(config.capabilities, config.probe_size) if config.capabilities else {}
-    # one call: on Ray the pool and the probe sets share one pipeline (one model load per worker)
-    embedded, *probe_embs = embed_sets(loaded, [samples, *probe_sets.values()], config, progress, engine)
-    probes = {cap: e.space for cap, e in zip(probe_sets, probe_embs, strict=True)}
-    selection = run_selection(embedded, config)
-    metrics = measure(embedded, selection, probes, seed=config.seed)
-    chosen = [embedded.records[i] for i in selection.indices]
+    space = build_space(loaded, config, progress=progress, engine=engine, log=log, need=config.n)
+    selection, metrics = select_and_measure(space, config)
+    chosen = [space.records[i] for i in selection.indices]
     settings = {
         "model": loaded.name,
         "model_fingerprint": loaded.fingerprint,
-        "fingerprint": embedded.fingerprint,
+        "fingerprint": space.embedded.fingerprint,
         "config": asdict(config),
         "metrics": metrics.to_dict(),
     }
     paths = export_all(chosen, loaded.tokenizer, config.processing.seqlen, out, settings)
-    return CurationResult(embedded, selection, metrics, paths, time.perf_counter() - t0)
+    return CurationResult(space.embedded, selection, metrics, paths, time.perf_counter() - t0)
 
 
 def score_corpora(
@@ -250,7 +305,8 @@ def score_corpora(
 
     def describe(sets: dict[str, list[Record]]) -> tuple[dict, dict]:
         ids = {name: loaded.tokenizer([r.text for r in recs])["input_ids"] for name, recs in sets.items()}
-        points = {name: embed(loaded, recs, config).space for name, recs in sets.items()}
+        embedded = embed_sets(loaded, list(sets.values()), config)
+        points = {name: e.space for name, e in zip(sets, embedded, strict=True)}
         return points, {name: unigram_distribution(i, len(loaded.tokenizer)) for name, i in ids.items()}
 
     corpus_pts, corpus_uni = describe(candidates)
@@ -258,4 +314,15 @@ def score_corpora(
     return correspondence_table(corpus_pts, probe_pts, corpus_uni, probe_uni, alpha)
 
 
-__all__ = ["CurateConfig", "CurationResult", "build_pool", "curate", "embed", "recommend_mix", "score_corpora"]
+__all__ = [
+    "CurateConfig",
+    "CurationResult",
+    "Space",
+    "build_pool",
+    "build_space",
+    "curate",
+    "embed_sets",
+    "recommend_mix",
+    "score_corpora",
+    "select_and_measure",
+]

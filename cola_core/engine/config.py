@@ -1,4 +1,6 @@
-"""TODO docstring (split from ray_engine.py)."""
+"""Where the heavy steps run — this process (``local``) or a Ray cluster (``ray``) — and what a Ray
+worker needs to load the driver's model. Imports no Ray, so local callers never pay for it; the Ray
+plumbing is :mod:`cola_core.engine.ray_cluster`."""
 
 from __future__ import annotations
 

@@ -22,6 +22,8 @@ import pandas as pd
 
 from cola_core.errors import ColaError
 from cola_core.paths import cache_root
+from cola_core.storage.fingerprints import CALIBRATION_FINGERPRINT_KIND
+from cola_core.storage.processes import pid_alive
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 MIGRATIONS = [
@@ -57,19 +59,21 @@ MIGRATIONS = [
     );
     CREATE INDEX runs_experiment ON runs(experiment);
     """,
+    # 2: say which kind of calibration fingerprint a row holds (storage.fingerprints). Rows written
+    # before kept it only in their report: experiments the chosen ids' hash ("ids"), dashboard jobs
+    # the ids + texts hash ("records"); new rows hold the token fingerprint ("tokens").
+    """
+    ALTER TABLE runs ADD COLUMN calibration_fingerprint_kind TEXT;
+    UPDATE runs SET calibration_fingerprint = json_extract(report, '$.calibration_fingerprint'),
+        calibration_fingerprint_kind = 'ids'
+        WHERE calibration_fingerprint IS NULL AND json_extract(report, '$.calibration_fingerprint') IS NOT NULL;
+    UPDATE runs SET calibration_fingerprint = json_extract(report, '$.calibration.fingerprint'),
+        calibration_fingerprint_kind = 'records'
+        WHERE calibration_fingerprint IS NULL AND json_extract(report, '$.calibration.fingerprint') IS NOT NULL;
+    UPDATE runs SET calibration_fingerprint_kind = 'unknown'
+        WHERE calibration_fingerprint IS NOT NULL AND calibration_fingerprint_kind IS NULL;
+    """,
 ]
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunStore:
@@ -125,7 +129,9 @@ class RunStore:
         """Mark runs left ``running`` by a process that no longer exists as failed."""
         with self._tx() as db:
             stale = [
-                r["id"] for r in db.execute("SELECT id, pid FROM runs WHERE status='running'") if not _alive(r["pid"])
+                r["id"]
+                for r in db.execute("SELECT id, pid FROM runs WHERE status='running'")
+                if not pid_alive(r["pid"])
             ]
             for run_id in stale:
                 db.execute(
@@ -171,8 +177,16 @@ class RunStore:
     def start(self, run_id: int) -> None:
         self._set(run_id, "running", started=time.time(), pid=os.getpid(), error=None)
 
-    def finish(self, run_id: int, scores: Mapping[str, Any], report: Mapping[str, Any] | None = None) -> None:
-        """Scores (``evaluation.Score``) and the report land with status ``done`` in one transaction."""
+    def finish(
+        self,
+        run_id: int,
+        scores: Mapping[str, Any],
+        report: Mapping[str, Any] | None = None,
+        calibration_fingerprint: str | None = None,
+    ) -> None:
+        """Scores (``evaluation.Score``), the report and the calibration set's token fingerprint
+        (:func:`~cola_core.storage.fingerprints.calibration_fingerprint`) land with status ``done``
+        in one transaction."""
         with self._tx() as db:
             db.execute("DELETE FROM scores WHERE run_id=?", (run_id,))
             for name, s in scores.items():
@@ -184,6 +198,11 @@ class RunStore:
                 "UPDATE runs SET status='done', finished=?, report=?, error=NULL WHERE id=?",
                 (time.time(), json.dumps(report or {}, default=str), run_id),
             )
+            if calibration_fingerprint is not None:
+                db.execute(
+                    "UPDATE runs SET calibration_fingerprint=?, calibration_fingerprint_kind=? WHERE id=?",
+                    (calibration_fingerprint, CALIBRATION_FINGERPRINT_KIND, run_id),
+                )
 
     def fail(self, run_id: int, error: str) -> None:
         self._set(run_id, "failed", finished=time.time(), error=error)

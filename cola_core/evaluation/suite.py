@@ -18,15 +18,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from cola_core.corpora import load_records
 from cola_core.errors import ColaError
-from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
 from cola_core.evaluation import tasks as cap
+from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
 from cola_core.models.scoring import per_text_nll
 
 CAPABILITIES = ("lm", "code", "math", "facts")
+DEFAULT_LIMIT = 200  # held-out items per capability (CLI, dashboard and experiments)
 
 
 @dataclass
@@ -65,7 +64,7 @@ def evaluate(
     model,
     tokenizer,
     capabilities: Sequence[str] = CAPABILITIES,
-    limit: int = 200,
+    limit: int = DEFAULT_LIMIT,
     seed: int = 0,
     batch_size: int = 32,
     seqlen: int = 128,
@@ -101,27 +100,3 @@ def evaluate(
         hits = [int(p == r.meta["answer_index"]) for p, r in zip(picks, records, strict=True)]
         scores["facts"] = accuracy_score("facts", hits, [1] * len(hits))
     return scores
-
-
-def _value(items: np.ndarray, metric: str) -> np.ndarray:
-    """Metric of (rounds × items × 2) resampled items."""
-    ratio = items[..., 0].sum(-1) / np.maximum(items[..., 1].sum(-1), 1)
-    return np.exp(ratio) if metric == "perplexity" else ratio
-
-
-def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000) -> tuple[float, float, float]:
-    """(value, ci_low, ci_high) of compressed ÷ dense (inverse for perplexity), paired bootstrap."""
-    if dense.metric != compressed.metric or len(dense.items) != len(compressed.items):
-        raise ColaError(f"cannot compare {dense.capability} scores measured on different items")
-    a, b = np.asarray(dense.items, dtype=np.float64), np.asarray(compressed.items, dtype=np.float64)
-
-    def ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        vx, vy = _value(x, dense.metric), _value(y, dense.metric)
-        return vx / np.maximum(vy, 1e-12) if dense.metric == "perplexity" else vy / np.maximum(vx, 1e-12)
-
-    value = float(ratio(a[None], b[None])[0])
-    if len(a) < 2:
-        return value, value, value
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
-    lo, hi = np.percentile(ratio(a[idx], b[idx]), [2.5, 97.5])
-    return value, float(lo), float(hi)

@@ -7,25 +7,24 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from cola_core.compress import CompressConfig, compress_model
+from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus
 from cola_core.curation.export import tokenize_calibration
 from cola_core.curation.pipeline import (
+    DEFAULT_CAPABILITIES,
     CurateConfig,
-    build_pool,
+    build_space,
     coverage_by_capability,
-    embed,
-    embed_probes,
-    measure,
-    run_selection,
+    select_and_measure,
 )
-from cola_core.curation.processing import ProcessingConfig, process_records
+from cola_core.curation.processing import ProcessingConfig
 from cola_core.evaluation.suite import evaluate
 from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
+from cola_core.storage.fingerprints import calibration_fingerprint
 
 
 def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> tuple[dict, dict[str, float], str]:
-    """Token tensors, capability coverage (the proxy), and the ids' fingerprint for one set and seed."""
-    import hashlib
-
+    """Token tensors, capability coverage (the proxy), and the calibration fingerprint for one set
+    and seed: the pipeline of :mod:`cola_core.curation.pipeline`, as the CLI runs it."""
     curate_cfg = CurateConfig(
         corpora=spec.corpora,
         pool_size=cfg.pool_size,
@@ -33,31 +32,23 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
         strategy=spec.strategy,
         lam=spec.lam,
         seed=seed,
-        capabilities=("prose", "code", "math", "facts"),
+        capabilities=DEFAULT_CAPABILITIES,
         processing=ProcessingConfig(seqlen=cfg.seqlen),
     )
+    pool = None
     if spec.self_generated:
-        from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus
-
-        pool = generate_self_corpus(
-            loaded.model, loaded.tokenizer, SelfGenConfig(n=cfg.pool_size, max_new_tokens=cfg.seqlen, seed=seed)
-        )
-    else:
-        pool = build_pool(spec.corpora, cfg.pool_size)
-    samples = process_records(pool, loaded.tokenizer, curate_cfg.processing)
-    embedded = embed(loaded, samples, curate_cfg)
-    selection = run_selection(embedded, curate_cfg)
-    probes = embed_probes(loaded, curate_cfg.capabilities, curate_cfg)
-    metrics = measure(embedded, selection, probes, seed=seed)
-    chosen = [embedded.records[i] for i in selection.indices]
-    fp = hashlib.sha256("\n".join(r.id for r in chosen).encode()).hexdigest()[:16]
-    proxy = coverage_by_capability(metrics.capability_coverage)
-    return tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen), proxy, fp
+        selfgen = SelfGenConfig(n=cfg.pool_size, max_new_tokens=cfg.seqlen, seed=seed)
+        pool = generate_self_corpus(loaded.model, loaded.tokenizer, selfgen)
+    space = build_space(loaded, curate_cfg, pool=pool, need=cfg.n)
+    selection, metrics = select_and_measure(space, curate_cfg)
+    chosen = [space.records[i] for i in selection.indices]
+    tensors = tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen)
+    return tensors, coverage_by_capability(metrics.capability_coverage), calibration_fingerprint(tensors)
 
 
 def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, device: str) -> Iterator[tuple[str, dict]]:
     """Run one cell; yields ``(run key, {"scores", "report"})`` per run, or ``{"error"}`` and stops.
-    The local loop and the Ray workers (:mod:`cola_core.curation.ray_activations`) both run this."""
+    The local loop and the Ray workers (:mod:`cola_core.experiments.ray_grid`) both run this."""
     loaded.model.load_state_dict(dense_state)
     if cell["calibration"] == "dense":
         scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)

@@ -1,4 +1,5 @@
-"""TODO docstring (split from experiment.py)."""
+"""Experiment configs: a model, calibration sets (corpora × strategy), compression settings, seeds and
+claims to judge; built-ins live as JSON in ``configs/``. Defaults are the pipeline's own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cola_core.curation.pipeline import CurateConfig
+from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
+from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT
+from cola_core.models.loading import DEFAULT_MODEL
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -15,24 +20,24 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "configs"
 @dataclass(frozen=True)
 class CalibrationSpec:
     name: str
-    corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
-    strategy: str = "random"
-    lam: float = 0.5
+    corpora: tuple[str, ...] = CurateConfig.corpora
+    strategy: str = CurateConfig.strategy
+    lam: float = CurateConfig.lam
     self_generated: bool = False
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     name: str
-    model: str = "cola-tiny"
-    n: int = 64
-    pool_size: int = 800
-    seqlen: int = 128
+    model: str = DEFAULT_MODEL
+    n: int = CurateConfig.n
+    pool_size: int = CurateConfig.pool_size
+    seqlen: int = ProcessingConfig.seqlen
     calibration_sets: tuple[CalibrationSpec, ...] = ()
     compression: tuple[dict, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
-    capabilities: tuple[str, ...] = ("lm", "code", "math", "facts")
-    limit: int = 150
+    capabilities: tuple[str, ...] = CAPABILITIES
+    limit: int = DEFAULT_LIMIT
     claims: tuple[dict, ...] = ()
     description: str = ""
 

@@ -84,6 +84,7 @@ def run_experiment(
             if "error" in result:
                 store.fail(rid, result["error"])
                 raise ColaError(f"run {key} failed: {result['error']}")
-            store.finish(rid, {k: Score(**v) for k, v in result["scores"].items()}, result["report"])
+            scores = {k: Score(**v) for k, v in result["scores"].items()}
+            store.finish(rid, scores, result["report"], result["report"].get("calibration_fingerprint"))
             log(f"done {key}" + (f" in {result['report']['seconds']:.0f}s" if "seconds" in result["report"] else ""))
     return retention_table(cfg, store)

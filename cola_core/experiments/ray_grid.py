@@ -1,4 +1,5 @@
-"""TODO docstring (split from distributed.py)."""
+"""Experiment cells on a Ray actor pool: each actor holds one model replica and runs whole cells
+(:func:`cola_core.experiments.cells.run_cell`); the driver stays the only run-store writer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring (split from experiment.py)."""
+"""An experiment's report: the retention table from the run store, mean retention over seeds with
+t-intervals, the claims judged on seed-paired differences, the proxy's rank correlation with measured
+retention, and the markdown the docs carry (produced by ``python -m cola_core experiment``)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from cola_core.evaluation.retention import retention_rows, spearman
 from cola_core.evaluation.runstore import RunStore
-from cola_core.evaluation.suite import retention
 from cola_core.experiments.config import ExperimentConfig, compression_label
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -22,24 +24,22 @@ def retention_table(cfg: ExperimentConfig, store: RunStore) -> pd.DataFrame:
     dense = runs[runs["calibration"] == "dense"]
     if dense.empty:
         return pd.DataFrame()
-    dense_scores = store.score_items(int(dense.iloc[0]["id"]))
+    dense_id = int(dense.iloc[0]["id"])
     rows = []
     for _, run in runs[runs["calibration"] != "dense"].iterrows():
-        scores = store.score_items(int(run["id"]))
         proxy = json.loads(run["report"] or "{}").get("proxy", {})
-        for capability, s in scores.items():
-            value, lo, hi = retention(dense_scores[capability], s)
+        for r in retention_rows(store, int(run["id"]), dense_id):
             rows.append(
                 {
                     "calibration": run["calibration"],
                     "compression": compression_label(json.loads(run["settings"])),
                     "seed": run["seed"],
-                    "capability": capability,
-                    "retention": value,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "score": s.score,
-                    "coverage": proxy.get(capability.split("_")[0], np.nan),
+                    "capability": r["capability"],
+                    "retention": r["retention"],
+                    "ci_low": r["ret_low"],
+                    "ci_high": r["ret_high"],
+                    "score": r["compressed"],
+                    "coverage": proxy.get(r["capability"].split("_")[0], np.nan),
                 }
             )
     return pd.DataFrame(rows)
@@ -92,7 +92,7 @@ def proxy_correlation(table: pd.DataFrame) -> pd.DataFrame:
     for (comp, capability), g in table.groupby(["compression", "capability"]):
         means = g.groupby("calibration")[["coverage", "retention"]].mean().dropna()
         if len(means) >= 3:
-            rho = means["coverage"].rank().corr(means["retention"].rank())
+            rho = spearman(means["coverage"], means["retention"])
             rows.append({"compression": comp, "capability": capability, "spearman": rho, "sets": len(means)})
     return pd.DataFrame(rows)
 

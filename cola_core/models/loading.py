@@ -23,9 +23,11 @@ import torch
 
 from cola_core.errors import ColaError
 from cola_core.paths import ZOO_DIR, cache_root
+from cola_core.storage.fingerprints import fingerprint_directory, fingerprint_module
+from cola_core.storage.processes import pid_alive
 
-BUILTIN_MODELS = {"cola-tiny": ZOO_DIR / "cola-tiny"}
-_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+DEFAULT_MODEL = "cola-tiny"  # the built-in model every entry point starts from
+BUILTIN_MODELS = {DEFAULT_MODEL: ZOO_DIR / DEFAULT_MODEL}
 
 
 @dataclass(frozen=True)
@@ -144,21 +146,11 @@ def _offload_folder(where: str) -> Path:
     parent = cache_root() / "offload" / hashlib.sha256(where.encode()).hexdigest()[:16]
     for stale in parent.glob(f"{host}-pid-*"):
         pid = stale.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
     folder = parent / f"{host}-pid-{os.getpid()}"
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        pass
-    return True
 
 
 def load_model(
@@ -212,45 +204,6 @@ def load_model_cached(
         if key not in _CACHE:
             _CACHE[key] = load_model(name, device, dtype, trust_remote_code, device_map)
         return _CACHE[key]
-
-
-def _file_digest(path: Path, edge: int = 1 << 20) -> str:
-    """Whole-file hash up to 64 MiB; above that, size plus the first and last MiB (weights files are
-    immutable once written, and hashing gigabytes on every launch would be slow)."""
-    size = path.stat().st_size
-    h = hashlib.sha256(str(size).encode())
-    with path.open("rb") as f:
-        if size <= 64 << 20:
-            h.update(f.read())
-        else:
-            h.update(f.read(edge))
-            f.seek(size - edge)
-            h.update(f.read(edge))
-    return h.hexdigest()
-
-
-def fingerprint_directory(path: str | Path) -> str:
-    """A stable id for a model directory: its config and the identity of every weights file."""
-    path = Path(path)
-    h = hashlib.sha256()
-    config = json.loads((path / "config.json").read_text())
-    h.update(json.dumps(config, sort_keys=True).encode())
-    for weights in sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES):
-        h.update(weights.name.encode())
-        h.update(_file_digest(weights).encode())
-    return h.hexdigest()[:16]
-
-
-def fingerprint_module(model: torch.nn.Module) -> str:
-    """A stable id for an in-memory model: its config and every parameter's bytes."""
-    h = hashlib.sha256()
-    config = getattr(model, "config", None)
-    if config is not None:
-        h.update(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def count_params(path: str | Path) -> int | None:

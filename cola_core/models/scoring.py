@@ -1,4 +1,6 @@
-"""TODO docstring (split from capabilities.py)."""
+"""Scoring primitives on a causal LM: per-text negative log-likelihood (Stage 2 quality filtering,
+held-out perplexity), batched greedy generation and continuation log-probabilities (multiple choice).
+Every forward masks padding, so padded batches score like single texts."""
 
 from __future__ import annotations
 
