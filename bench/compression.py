@@ -17,6 +17,7 @@ import torch
 from cola_core.compress.capture import capture_layer_inputs
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.engine import compress_layer, compress_linear
+from cola_core.compress.methods import compression_method
 from cola_core.compress.statistics import Stats, find_linears, set_weight, weight_of
 
 
@@ -67,7 +68,7 @@ def ours(layer, inputs, config: CompressConfig) -> float:
 def reference(layer, inputs, config: CompressConfig) -> float:
     _sync()
     t = time.perf_counter()
-    full = config.method in ("sparsegpt", "gptq")
+    full = compression_method(config.method).needs == "hessian"
     current: dict[str, torch.Tensor] = {}
     for module in find_linears(layer).values():
         st: dict[str, Stats] = {}

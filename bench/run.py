@@ -1,6 +1,6 @@
 """Run the benchmarks and write bench/results.md and bench/results.json.
 
-    python -m bench.run [--quick]
+    python -m bench.run [--quick] [--only SECTIONS] [--docs]
 
 Figures are wall-clock on this machine, best of several repeats; ratios compare against a baseline
 run in the same process, so they hold up on a noisy shared machine better than absolute seconds.
@@ -69,7 +69,11 @@ def main() -> None:
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections to (re-)run: {', '.join(SECTIONS)}"
     )
     parser.add_argument(
-        "--readme", action="store_true", help="also copy the tables into README.md's Performance section"
+        "--docs",
+        "--readme",
+        dest="docs",
+        action="store_true",
+        help="also copy the tables into docs/performance.md, between its bench markers (--readme: old name)",
     )
     args = parser.parse_args()
     wanted = [x for x in args.only.split(",") if x]
@@ -118,20 +122,20 @@ def main() -> None:
     results["runs"] = ", ".join(f"{k} {v}" for k, v in runs.items())
     path.write_text(json.dumps(results, indent=2) + "\n")
     (HERE / "results.md").write_text(render(results))
-    if args.readme:
-        update_readme(render(results))
+    if args.docs:
+        update_docs(render(results))
     print(render(results))
 
 
-def update_readme(markdown: str, readme: Path = HERE.parent / "README.md") -> None:
-    """Replace what lies between the bench markers with the tables (headings one level down)."""
+def update_docs(markdown: str, page: Path = HERE.parent / "docs" / "performance.md") -> None:
+    """Replace what lies between the page's bench markers with the tables (headings one level down)."""
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    text = readme.read_text()
+    text = page.read_text()
     if start not in text or end not in text:
-        raise SystemExit(f"{readme} has no {start} … {end} markers")
+        raise SystemExit(f"{page} has no {start} … {end} markers")
     body = "\n".join(("#" + line if line.startswith("## ") else line) for line in markdown.splitlines()[2:])
     head, rest = text.split(start, 1)
-    readme.write_text(f"{head}{start}\n{body.strip()}\n{end}{rest.split(end, 1)[1]}")
+    page.write_text(f"{head}{start}\n{body.strip()}\n{end}{rest.split(end, 1)[1]}")
 
 
 if __name__ == "__main__":

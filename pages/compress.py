@@ -11,10 +11,13 @@ from cola_core.app.workspace import calibration_sets, prepare_space
 from cola_core.compress import METHODS, CompressConfig
 from cola_core.curation.selection import STRATEGIES
 from cola_core.errors import ColaError
+from cola_core.evaluation.suite import DEFAULT_LIMIT
 from cola_core.models.loading import pick_device
 from ui import state
 
 state.init()
+_Q = CompressConfig  # the widgets' defaults are the config's own
+GROUP_SIZES = [32, 64, 128, -1]
 st.title("Compress")
 settings = st.session_state.get("space_settings")
 if settings is None:
@@ -31,14 +34,14 @@ st.caption(
 
 with st.form("compress"):
     c1, c2, c3, c4 = st.columns(4)
-    method = c1.selectbox("Method", METHODS, index=METHODS.index("wanda"))
-    sparsity = c2.slider("Sparsity (pruning)", 0.0, 0.9, 0.5, 0.05)
-    bits = c3.slider("Bits (quantization)", 2, 8, 4)
-    group = c4.selectbox("Group size", [32, 64, 128, -1], index=0)
+    method = c1.selectbox("Method", METHODS, index=METHODS.index(_Q.method))
+    sparsity = c2.slider("Sparsity (pruning)", 0.0, 0.9, _Q.sparsity, 0.05)
+    bits = c3.slider("Bits (quantization)", 2, 8, _Q.bits)
+    group = c4.selectbox("Group size", GROUP_SIZES, index=GROUP_SIZES.index(_Q.group_size))
     c5, c6, c7 = st.columns([1, 1, 2])
     pattern = c5.selectbox("Pattern (pruning)", ["unstructured", "2:4", "4:8"])
     owl = c6.checkbox("OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less")
-    limit = c7.slider("Held-out items per capability", 20, 300, 100, 10)
+    limit = c7.slider("Held-out items per capability", 20, 300, DEFAULT_LIMIT, 10)
     b1, b2 = st.columns(2)
     baselines = b1.multiselect(
         "Also launch baselines",

@@ -84,7 +84,7 @@ if h.button("Add dataset", key="add_hf") and spec.strip():
     except ColaError as exc:
         h.error(str(exc))
 g1, g2 = g.columns(2)
-gen_n = g1.number_input("Samples", 10, 5000, 200, step=10)
+gen_n = g1.number_input("Samples", 10, 5000, SelfGenConfig.n, step=10)
 gen_prefix = g2.text_input("Seed prefix", "", help="Blank: start from the model's BOS token alone")
 if g.button("Generate from the model", key="self_generate") and loaded is not None:
     try:
@@ -116,7 +116,7 @@ if st.button("Score the corpora", key="score_stage1") and loaded is not None:
     try:
         with st.spinner("Embedding samples of each corpus and each capability's probes …"):
             st.session_state["stage1"] = score_corpora(
-                loaded, state.get("corpora"), PROBES, CurateConfig(), alpha, per_corpus=100
+                loaded, state.get("corpora"), PROBES, CurateConfig(), alpha, per_corpus=100, engine=state.engine()
             )
     except ColaError as exc:
         st.error(str(exc))

@@ -15,9 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cola_core.corpora import load_records
 from cola_core.errors import ColaError
+from cola_core.evaluation import benchmarks as bm
 from cola_core.evaluation.harness import evaluate_with_harness, to_scores
 from cola_core.evaluation.sandbox import Limits, run_untrusted
-from cola_core.evaluation import benchmarks as bm
 from cola_core.models.loading import load_model
 from tests.test_cli import run_cli
 

@@ -85,3 +85,28 @@ def test_newer_schema_is_refused(tmp_path):
         db.execute("PRAGMA user_version=99")
     with pytest.raises(ColaError, match="newer than this"):
         RunStore(path)
+
+
+def test_old_rows_say_which_calibration_fingerprint_they_hold(tmp_path):
+    """Schema 1 kept fingerprints only in reports (experiments: chosen ids; dashboard jobs: ids + texts);
+    the migration moves them to the column and names their kind; new rows hold the token fingerprint."""
+    from cola_core.evaluation.runstore import MIGRATIONS
+
+    path = tmp_path / "runs.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("PRAGMA user_version=1")
+    insert = "INSERT INTO runs (model, status, created, report) VALUES ('m', 'done', 0, ?)"
+    db.execute(insert, ('{"calibration_fingerprint": "aaa"}',))
+    db.execute(insert, ('{"calibration": {"fingerprint": "bbb", "n": 4}}',))
+    db.execute(insert, ("{}",))
+    db.commit()
+    db.close()
+    store = RunStore(path)
+    runs = store.runs().sort_values("id")
+    assert list(runs["calibration_fingerprint"].fillna("-")) == ["aaa", "bbb", "-"]
+    assert list(runs["calibration_fingerprint_kind"].fillna("-")) == ["ids", "records", "-"]
+    rid = store.create("m")
+    store.finish(rid, _score(0.5), {}, calibration_fingerprint="ccc")
+    row = store.get(rid)
+    assert (row["calibration_fingerprint"], row["calibration_fingerprint_kind"]) == ("ccc", "tokens")

@@ -204,7 +204,7 @@ def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
     if name in ("curate", "corpus-scores"):
         add_model_args(p)
         add_curate_args(p, scores=name == "corpus-scores")
-    if name == "curate":
+    if name in ("curate", "corpus-scores"):
         add_engine_args(p)
     if name == "self-generate":
         add_self_generate_args(p)

@@ -203,7 +203,9 @@ def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.curation.pipeline import recommend_mix, score_corpora
 
     config = _curate_config(args)
-    table = score_corpora(_load(args), _csv(args.corpora), _csv(args.capabilities), config, args.alpha, args.per_corpus)
+    engine = _engine(args)
+    corpora, capabilities = _csv(args.corpora), _csv(args.capabilities)
+    table = score_corpora(_load(args), corpora, capabilities, config, args.alpha, args.per_corpus, engine)
     mix = recommend_mix(table, args.deployment, args.target)
     return {
         "table": table.to_dict(orient="records"),

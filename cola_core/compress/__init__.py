@@ -1,5 +1,6 @@
-"""Compression engine: pruning (magnitude, Wanda, SparseGPT) and quantization (RTN, GPTQ) of any
-Hugging Face causal LM, driven by an explicit calibration set."""
+"""Compression engine: pruning and quantization of any Hugging Face causal LM, driven by an explicit
+calibration set. The methods (magnitude, Wanda, SparseGPT, RTN, GPTQ, …) are the entries of
+``methods.REGISTRY``."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import torch
 
 from cola_core.compress.config import METHODS, CompressConfig
 from cola_core.compress.engine import Cancelled, CompressionResult, compress_model
+from cola_core.compress.methods import REGISTRY, CompressionMethod, compression_method
 from cola_core.compress.save import build_report, check_output_dir, save_compressed
 from cola_core.errors import ColaError
 from cola_core.storage.fingerprints import calibration_fingerprint
 
 __all__ = [
     "METHODS",
+    "REGISTRY",
     "Cancelled",
     "CompressConfig",
+    "CompressionMethod",
     "CompressionResult",
     "compress_model",
+    "compression_method",
     "load_calibration",
     "save_compressed",
 ]

@@ -1,26 +1,31 @@
-"""Settings of a compression run, validated up front with one clear message each."""
+"""Settings of a compression run, validated up front with one clear message each. What a method
+accepts comes from its registry entry (methods.py): ``kind`` decides which settings apply (sparsity,
+pattern and OWL to pruning; bits, groups and act_order to quantization), ``patterns`` and ``bits``
+which values."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cola_core.compress.methods import compression_method, method_names
 from cola_core.errors import ColaError
 
-PRUNING = ("magnitude", "wanda", "sparsegpt")
-QUANTIZATION = ("rtn", "gptq")
-METHODS = PRUNING + QUANTIZATION
+# The registry's methods, for menus (CLI, dashboard); validation asks the registry itself.
+PRUNING = method_names("pruning")
+QUANTIZATION = method_names("quantization")
+METHODS = method_names()
 
 
 @dataclass(frozen=True)
 class CompressConfig:
-    method: str = "wanda"
+    method: str = "wanda"  # a name in methods.REGISTRY
     sparsity: float = 0.5  # unstructured target, pruning methods
     pattern: str | None = None  # "N:M" semi-structured: keep N of every M consecutive input weights
     bits: int = 4
     group_size: int = 128  # 0 or -1: one group per output row
     symmetric: bool = False
     act_order: bool = False
-    blocksize: int = 128  # SparseGPT / GPTQ column block
+    blocksize: int = 128  # columns per block of the OBS sweep (obs.py), methods that need a Hessian
     damp: float = 0.01  # fraction of mean(diag H) added to the diagonal
     batch_size: int = 8  # calibration sequences per forward
     device: str = "auto"
@@ -41,16 +46,19 @@ class CompressConfig:
 
     @property
     def is_pruning(self) -> bool:
-        return self.method in PRUNING
+        return self.method in method_names("pruning")
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise ColaError(f"unknown method '{self.method}': choose one of {', '.join(METHODS)}")
-        if self.is_pruning:
+        method = compression_method(self.method)  # unknown: a ColaError listing the registry
+        if method.kind == "pruning":
             if self.nm is not None:
+                if "N:M" not in method.patterns:
+                    raise ColaError(f"{self.method} does not prune to an N:M pattern; leave the pattern unset")
                 n, m = self.nm
                 if not 0 < n < m:
                     raise ColaError(f"pattern {self.pattern}: N must be at least 1 and smaller than M")
+            elif "unstructured" not in method.patterns:
+                raise ColaError(f"{self.method} prunes only to an N:M pattern; set one, e.g. 2:4")
             elif not 0.0 <= self.sparsity < 1.0:
                 raise ColaError(f"sparsity must lie in [0, 1), got {self.sparsity}")
             if self.owl:
@@ -63,8 +71,8 @@ class CompressConfig:
                 if self.owl_m <= 0:
                     raise ColaError(f"OWL M must be positive, got {self.owl_m}")
         else:
-            if not 2 <= self.bits <= 8:
-                raise ColaError(f"bits must lie in 2..8, got {self.bits}")
+            if self.bits not in method.bits:
+                raise ColaError(f"bits must lie in {method.bits.start}..{method.bits.stop - 1}, got {self.bits}")
             if self.owl:
                 raise ColaError("OWL is a pruning schedule; it does not apply to quantization")
             if self.group_size not in (0, -1) and self.group_size < 1:

@@ -2,9 +2,9 @@
 
 For each decoder layer in order (one on the compute device at a time, the rest on CPU):
 1. replay the captured inputs through the still-dense layer, collecting fp32 statistics of every
-   linear's input with padding masked out; linears fed the same tensor (q/k/v, gate/up) share one
-   statistic;
-2. compress each linear (magnitude, Wanda, SparseGPT, RTN, GPTQ);
+   linear's input with padding masked out (the full Hessian if the method needs it); linears fed the
+   same tensor (q/k/v, gate/up) share one statistic;
+2. compress each linear with the method's per-matrix function, from its registry entry (methods.py);
 3. replay again through the compressed layer: its outputs are the next layer's inputs, so later
    layers see the errors of earlier ones (the sequential scheme of SparseGPT/GPTQ/Wanda).
 Embeddings, lm_head, norms and biases are never touched.
@@ -21,9 +21,9 @@ import torch
 
 from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
 from cola_core.compress.config import CompressConfig
+from cola_core.compress.methods import Compressed, compression_method
 from cola_core.compress.owl import owl_schedule
-from cola_core.compress.pruning import prune_magnitude, prune_sparsegpt, prune_wanda
-from cola_core.compress.quantization import QuantResult, quantize_gptq, quantize_rtn
+from cola_core.compress.quantization import QuantResult
 from cola_core.compress.statistics import Stats, collect_statistics, find_linears, relative_error, set_weight, weight_of
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers
@@ -42,31 +42,9 @@ class CompressionResult:
     seconds: float = 0.0
 
 
-def compress_linear(
-    w: torch.Tensor, st: Stats, config: CompressConfig
-) -> tuple[torch.Tensor, QuantResult | None, dict]:
-    nm = config.nm
-    if config.method == "magnitude":
-        return prune_magnitude(w, config.sparsity, nm), None, {"fallback": None}
-    if config.method == "wanda":
-        return prune_wanda(w, st.sq, config.sparsity, nm), None, {"fallback": None}
-    if config.method == "sparsegpt":
-        new, info = prune_sparsegpt(w, st.hessian(), config.sparsity, nm, config.blocksize, config.damp)
-        return new, None, info
-    if config.method == "rtn":
-        q = quantize_rtn(w, config.bits, config.group_size, config.symmetric)
-    else:
-        q = quantize_gptq(
-            w,
-            st.hessian(),
-            config.bits,
-            config.group_size,
-            config.symmetric,
-            config.act_order,
-            config.blocksize,
-            config.damp,
-        )
-    return q.weight, q, q.info
+def compress_linear(w: torch.Tensor, st: Stats, config: CompressConfig) -> Compressed:
+    """One weight matrix compressed by the configured method: (new weight, codes or None, report info)."""
+    return compression_method(config.method).compress(w, st, config)
 
 
 def compress_layer(
@@ -80,7 +58,8 @@ def compress_layer(
     linears = find_linears(layer)
     for name, module in linears.items():
         config.check_width(f"layer {prefix} {name}", weight_of(module).shape[1])
-    stats, leader = collect_statistics(layer, linears, inputs, config)
+    full = compression_method(config.method).needs == "hessian"
+    stats, leader = collect_statistics(layer, linears, inputs, full=full, error_tokens=config.error_tokens)
     report: dict[str, Any] = {"linears": {}}
     for name, module in linears.items():
         st = stats[leader[name]]

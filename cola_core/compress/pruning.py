@@ -1,9 +1,10 @@
 """Pruning one weight matrix W (out × in) given its input statistics.
 
-- magnitude: drop the smallest |W| in each output row;
-- Wanda (Sun et al., ICLR 2024): score |W_ij| · ‖X_j‖₂, drop the lowest per output row;
-- SparseGPT (Frantar & Alistarh, ICML 2023): OBS-style column-by-column pruning with the inverse
-  Hessian H = XXᵀ, updating the remaining weights to compensate, in blocks of columns.
+- magnitude (Han et al., NeurIPS 2015): drop the smallest |W| in each output row;
+- Wanda (Sun et al., ICLR 2024, §3): score |W_ij| · ‖X_j‖₂, drop the lowest per output row;
+- SparseGPT (Frantar & Alistarh, ICML 2023, §3): OBS-style column-by-column pruning with the inverse
+  Hessian H = XXᵀ, updating the remaining weights to compensate (the sweep in obs.py); the mask is
+  chosen per block of columns by the saliency w² / [H⁻¹]_jj² (§3.2), or per M columns for N:M (§3.3).
 
 Unstructured sparsity s is exact per output row: floor(d_in · s) zeros (a rank selection, not a
 threshold, so ties never prune one too many). N:M keeps N of every M consecutive input weights.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from cola_core.compress.linalg import inverse_hessian_factor
+from cola_core.compress.obs import Block, sweep_columns
 
 
 def _lowest(score: torch.Tensor, k: int) -> torch.Tensor:
@@ -42,16 +44,25 @@ def prune_magnitude(weight: torch.Tensor, sparsity: float, nm: tuple[int, int] |
     return w.masked_fill(prune_mask(w.abs(), sparsity, nm), 0.0)
 
 
+def wanda_score(weight: torch.Tensor, input_sq_norms: torch.Tensor) -> torch.Tensor:
+    """Wanda's importance |W_ij| · ‖X_j‖₂ (Sun et al., ICLR 2024, §3, eq. 1), from Σ x_j² per input column.
+
+    Formed in float64 so that summation-order noise between devices cannot reorder it.
+    """
+    return weight.double().abs() * input_sq_norms.double().sqrt().unsqueeze(0)
+
+
 def prune_wanda(
     weight: torch.Tensor, input_sq_norms: torch.Tensor, sparsity: float, nm: tuple[int, int] | None = None
 ) -> torch.Tensor:
-    """``input_sq_norms[j]`` = Σ over calibration tokens of x_j² (padding excluded).
-
-    The score is formed in float64 so that summation-order noise between devices cannot reorder it.
-    """
+    """``input_sq_norms[j]`` = Σ over calibration tokens of x_j² (padding excluded)."""
     w = weight.float()
-    score = w.double().abs() * input_sq_norms.double().sqrt().unsqueeze(0)
-    return w.masked_fill(prune_mask(score, sparsity, nm), 0.0)
+    return w.masked_fill(prune_mask(wanda_score(w, input_sq_norms), sparsity, nm), 0.0)
+
+
+def _saliency(w: torch.Tensor, hinv_diag: torch.Tensor) -> torch.Tensor:
+    """SparseGPT's score w² / [H⁻¹]_jj²: the OBS error of zeroing each weight on its own."""
+    return w**2 / hinv_diag.unsqueeze(0) ** 2
 
 
 def prune_sparsegpt(
@@ -64,32 +75,25 @@ def prune_sparsegpt(
 ) -> tuple[torch.Tensor, dict]:
     """Returns the pruned weight and info ``{"damp": used, "fallback": None | reason}``."""
     w = weight.float().clone()
-    d_in = w.shape[1]
     hinv, info = inverse_hessian_factor(hessian, w, damp)
     if hinv is None:  # Cholesky failed at every damping: fall back to Wanda's diagonal rule
         return prune_wanda(weight, torch.diag(hessian), sparsity, nm), info
     mask = torch.zeros_like(w, dtype=torch.bool)
-    for i1 in range(0, d_in, blocksize):
-        i2 = min(i1 + blocksize, d_in)
-        w1 = w[:, i1:i2].clone()
-        h1 = hinv[i1:i2, i1:i2]
-        err1 = torch.zeros_like(w1)
-        if nm is None:
+
+    def choose(block: Block, i: int) -> torch.Tensor:
+        """The column with its pruned weights zeroed. The mask of a block (unstructured) or of M columns
+        (N:M) is chosen on reaching its first column, from the weights as updated so far (§3.2)."""
+        col = block.start + i
+        if nm is None and i == 0:
             # Per-row quota of this block, so each row ends at exactly floor(d_in · s) zeros.
-            k = int(i2 * sparsity) - int(i1 * sparsity)
+            k = int(block.end * sparsity) - int(block.start * sparsity)
             if k > 0:
-                score = w1**2 / torch.diag(h1).unsqueeze(0) ** 2
-                mask[:, i1:i2].scatter_(1, _lowest(score, k), True)
-        for i in range(i2 - i1):
-            col = i1 + i
-            if nm is not None and i % nm[1] == 0:
-                score = w1[:, i : i + nm[1]] ** 2 / torch.diag(h1)[i : i + nm[1]].unsqueeze(0) ** 2
-                mask[:, col : col + nm[1]] = prune_mask(score, 0.0, nm)
-            q = w1[:, i].masked_fill(mask[:, col], 0.0)
-            e = (w1[:, i] - q) / h1[i, i]
-            w1[:, i:] -= e.unsqueeze(1) * h1[i, i:].unsqueeze(0)
-            w1[:, i] = q
-            err1[:, i] = e
-        w[:, i1:i2] = w1
-        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+                score = _saliency(block.w, torch.diag(block.hinv))
+                mask[:, block.start : block.end].scatter_(1, _lowest(score, k), True)
+        if nm is not None and i % nm[1] == 0:
+            score = _saliency(block.w[:, i : i + nm[1]], torch.diag(block.hinv)[i : i + nm[1]])
+            mask[:, col : col + nm[1]] = prune_mask(score, 0.0, nm)
+        return block.w[:, i].masked_fill(mask[:, col], 0.0)
+
+    sweep_columns(w, hinv, blocksize, choose)
     return w.masked_fill(mask, 0.0), info

@@ -1,8 +1,8 @@
 """Weight quantization of one matrix W (out × in) to a b-bit grid per group of input columns.
 
-- RTN: round every weight to the nearest grid point;
-- GPTQ (Frantar et al., ICLR 2023): quantize column by column, spreading each column's error onto
-  the not-yet-quantized columns with the inverse Hessian H = XXᵀ, in blocks (lazy batch updates).
+- RTN: round every weight to the nearest grid point, no calibration data (GPTQ's baseline);
+- GPTQ (Frantar et al., ICLR 2023, §4): quantize column by column, spreading each column's error
+  onto the not-yet-quantized columns with the inverse Hessian H = XXᵀ, in blocks (the sweep in obs.py).
   ``act_order`` visits columns by decreasing H diagonal; its groups are then *static*: each group's
   scale and zero come from the original weights of the columns it contains, so the integer codes
   map back to contiguous groups.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from cola_core.compress.linalg import inverse_hessian_factor
+from cola_core.compress.obs import Block, sweep_columns
 
 
 @dataclass
@@ -102,28 +103,24 @@ def quantize_gptq(
             scales[:, g], zeros[:, g] = grid_params(w[:, g * size : (g + 1) * size], bits, symmetric)
     wp = w[:, perm]
     codes_p = torch.empty_like(wp)
-    loss = 0.0
-    for i1 in range(0, d_in, blocksize):
-        i2 = min(i1 + blocksize, d_in)
-        w1 = wp[:, i1:i2].clone()
-        h1 = hinv[i1:i2, i1:i2]
-        err1 = torch.zeros_like(w1)
-        for i in range(i2 - i1):
-            col = int(perm[i1 + i])
-            g = int(gidx[col])
-            if not act_order and col % size == 0:  # entering a new group: grid from the updated weights
-                upcoming = torch.cat([w1[:, i:], wp[:, i2:]], 1)[:, :size]
-                scales[:, g], zeros[:, g] = grid_params(upcoming, bits, symmetric)
-            c = quantize_codes(w1[:, i], scales[:, g], zeros[:, g], bits)
-            q = (c - zeros[:, g]) * scales[:, g]
-            codes_p[:, i1 + i] = c
-            d = h1[i, i]
-            loss += float(((w1[:, i] - q) ** 2).sum() / d**2)
-            e = (w1[:, i] - q) / d
-            w1[:, i:] -= e.unsqueeze(1) * h1[i, i:].unsqueeze(0)
-            err1[:, i] = e
-        wp[:, i1:i2] = w1
-        wp[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+    loss = 0.0  # GPTQ's own Σ (w − q)² / [H⁻¹]_ii², summed as it goes
+
+    def choose(block: Block, i: int) -> torch.Tensor:
+        """The column rounded to its group's grid; without act_order a group's grid is set on entering
+        it, from the weights as updated so far."""
+        nonlocal loss
+        col = int(perm[block.start + i])
+        g = int(gidx[col])
+        if not act_order and col % size == 0:
+            upcoming = torch.cat([block.w[:, i:], block.rest], 1)[:, :size]
+            scales[:, g], zeros[:, g] = grid_params(upcoming, bits, symmetric)
+        c = quantize_codes(block.w[:, i], scales[:, g], zeros[:, g], bits)
+        q = (c - zeros[:, g]) * scales[:, g]
+        codes_p[:, block.start + i] = c
+        loss += float(((block.w[:, i] - q) ** 2).sum() / block.hinv[i, i] ** 2)
+        return q
+
+    sweep_columns(wp, hinv, blocksize, choose)
     codes = torch.empty_like(codes_p)
     codes[:, perm] = codes_p
     deq = (codes - zeros[:, gidx]) * scales[:, gidx]

@@ -1,13 +1,16 @@
 """Inputs of the linears inside one decoder layer: finding them, reading/writing their weights, and
 collecting fp32 statistics of their inputs (padding masked out) in one replay of the layer, shared by
-every linear fed the same tensor (q/k/v, gate/up)."""
+every linear fed the same tensor (q/k/v, gate/up).
+
+Which statistics a method reads is said by its registry entry (methods.py); this module only
+computes them: the column norms Σ x_j² always, the Hessian XXᵀ/n over every token when asked
+(``full``), else over the first ``error_tokens`` tokens, enough to measure the reconstruction error."""
 
 from __future__ import annotations
 
 import torch
 
 from cola_core.compress.capture import LayerInputs
-from cola_core.compress.config import CompressConfig
 
 
 def find_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -54,13 +57,13 @@ def collect_statistics(
     layer: torch.nn.Module,
     linears: dict[str, torch.nn.Module],
     inputs: LayerInputs,
-    config: CompressConfig,
-    full: bool | None = None,
+    *,
+    full: bool,
+    error_tokens: int,
 ) -> tuple[dict[str, Stats], dict[str, str]]:
     """One replay of the dense layer; returns stats per group leader and each linear's leader.
 
-    ``full``: accumulate the whole Hessian (default: for SparseGPT and GPTQ)."""
-    full = config.method in ("sparsegpt", "gptq") if full is None else full
+    ``full``: accumulate the Hessian over every token, not only the first ``error_tokens``."""
     stats: dict[str, Stats] = {}
     leader: dict[str, str] = {}
     seen: dict[int, tuple[torch.Tensor, str]] = {}  # holds the tensor so its id is not reused in the batch
@@ -73,7 +76,7 @@ def collect_statistics(
                 leader[name] = seen.setdefault(id(x), (x, name))[1]
             if leader[name] == name:
                 if name not in stats:
-                    stats[name] = Stats(x.shape[-1], full, config.error_tokens, x.device)
+                    stats[name] = Stats(x.shape[-1], full, error_tokens, x.device)
                 stats[name].add(x, current["mask"])
 
         return hook

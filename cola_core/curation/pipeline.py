@@ -298,14 +298,16 @@ def score_corpora(
     config: CurateConfig,
     alpha: float = 0.5,
     per_corpus: int = 200,
+    engine: EngineConfig | None = None,
 ) -> pd.DataFrame:
-    """Stage 1 table for candidate corpora × capabilities (see :mod:`cola_core.curation.correspondence`)."""
+    """Stage 1 table for candidate corpora × capabilities (see :mod:`cola_core.curation.correspondence`);
+    ``engine`` says where the activations are extracted."""
     candidates = {c: load_records(c, "pool", limit=per_corpus, text_field=config.text_field) for c in corpora}
     probes = probe_records(capabilities, per_corpus)
 
     def describe(sets: dict[str, list[Record]]) -> tuple[dict, dict]:
         ids = {name: loaded.tokenizer([r.text for r in recs])["input_ids"] for name, recs in sets.items()}
-        embedded = embed_sets(loaded, list(sets.values()), config)
+        embedded = embed_sets(loaded, list(sets.values()), config, engine=engine)
         points = {name: e.space for name, e in zip(sets, embedded, strict=True)}
         return points, {name: unigram_distribution(i, len(loaded.tokenizer)) for name, i in ids.items()}
 

@@ -1,0 +1,171 @@
+"""The compression methods: one registry entry per method, saying what it is, which statistics of the
+calibration inputs it reads, which settings it accepts, and the function that compresses one matrix.
+
+| method    | kind         | needs        | paper                                          |
+|-----------|--------------|--------------|------------------------------------------------|
+| magnitude | pruning      | none         | Han et al., NeurIPS 2015                       |
+| wanda     | pruning      | column norms | Sun et al., ICLR 2024, §3                      |
+| sparsegpt | pruning      | hessian      | Frantar & Alistarh, ICML 2023, §3              |
+| rtn       | quantization | none         | round to nearest; the baseline GPTQ beats      |
+| gptq      | quantization | hessian      | Frantar et al., ICLR 2023, §4                  |
+
+Nothing else names a method: config.py validates a run's settings from its entry (``kind``,
+``patterns``, ``bits``), the engine collects the statistics the entry ``needs`` and calls its
+``compress`` on every linear. Adding a method (AWQ, say) is a pure tensor function beside the others
+(pruning.py, quantization.py or a file of its own), a three-line adapter to the common signature
+below, and one entry in ``REGISTRY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, NamedTuple, Protocol
+
+import torch
+
+from cola_core.compress.pruning import prune_magnitude, prune_sparsegpt, prune_wanda
+from cola_core.compress.quantization import QuantResult, quantize_gptq, quantize_rtn
+from cola_core.compress.statistics import Stats
+from cola_core.errors import ColaError
+
+Kind = Literal["pruning", "quantization"]
+# What a method reads of its linear's inputs X: nothing, the column norms Σ x_j² (``Stats.sq``), or
+# the Hessian H = XXᵀ/n over every calibration token (``Stats.hessian()``; otherwise only the first
+# ``error_tokens`` tokens are accumulated, to measure the reconstruction error).
+Statistic = Literal["none", "column norms", "hessian"]
+
+
+class Settings(Protocol):
+    """The settings a per-matrix function may read. ``CompressConfig`` provides them; it is not
+    imported here because config.py reads this registry."""
+
+    @property
+    def sparsity(self) -> float: ...
+    @property
+    def nm(self) -> tuple[int, int] | None: ...
+    @property
+    def bits(self) -> int: ...
+    @property
+    def group_size(self) -> int: ...
+    @property
+    def symmetric(self) -> bool: ...
+    @property
+    def act_order(self) -> bool: ...
+    @property
+    def blocksize(self) -> int: ...
+    @property
+    def damp(self) -> float: ...
+
+
+class Compressed(NamedTuple):
+    """One compressed matrix: its new weight (out × in, fp32), the integer codes of a quantized one,
+    and what the report shows of it (``fallback``, and ``damp`` where a Hessian was inverted)."""
+
+    weight: torch.Tensor
+    quantized: QuantResult | None
+    info: dict
+
+
+CompressMatrix = Callable[[torch.Tensor, Stats, Settings], Compressed]
+
+
+@dataclass(frozen=True)
+class CompressionMethod:
+    name: str
+    kind: Kind
+    needs: Statistic
+    compress: CompressMatrix  # (weight, its input statistics, settings) → Compressed
+    description: str  # one line, with the paper
+    patterns: tuple[str, ...] = ()  # pruning: the layouts it prunes to, "unstructured" and/or "N:M"
+    bits: range = range(0)  # quantization: the bit widths it accepts
+
+
+def _magnitude(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
+    return Compressed(prune_magnitude(weight, s.sparsity, s.nm), None, {"fallback": None})
+
+
+def _wanda(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
+    return Compressed(prune_wanda(weight, stats.sq, s.sparsity, s.nm), None, {"fallback": None})
+
+
+def _sparsegpt(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
+    new, info = prune_sparsegpt(weight, stats.hessian(), s.sparsity, s.nm, s.blocksize, s.damp)
+    return Compressed(new, None, info)
+
+
+def _rtn(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
+    q = quantize_rtn(weight, s.bits, s.group_size, s.symmetric)
+    return Compressed(q.weight, q, q.info)
+
+
+def _gptq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
+    hessian = stats.hessian()
+    q = quantize_gptq(weight, hessian, s.bits, s.group_size, s.symmetric, s.act_order, s.blocksize, s.damp)
+    return Compressed(q.weight, q, q.info)
+
+
+_PRUNING_PATTERNS = ("unstructured", "N:M")
+_BITS = range(2, 9)
+
+REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
+    {
+        m.name: m
+        for m in (
+            CompressionMethod(
+                "magnitude",
+                "pruning",
+                "none",
+                _magnitude,
+                "drop the smallest |W| in each output row (Han et al., NeurIPS 2015)",
+                patterns=_PRUNING_PATTERNS,
+            ),
+            CompressionMethod(
+                "wanda",
+                "pruning",
+                "column norms",
+                _wanda,
+                "Wanda: drop the lowest |W_ij|·‖X_j‖₂ in each output row (Sun et al., ICLR 2024)",
+                patterns=_PRUNING_PATTERNS,
+            ),
+            CompressionMethod(
+                "sparsegpt",
+                "pruning",
+                "hessian",
+                _sparsegpt,
+                "SparseGPT: prune column by column, updating the rest through H⁻¹ (Frantar & Alistarh, ICML 2023)",
+                patterns=_PRUNING_PATTERNS,
+            ),
+            CompressionMethod(
+                "rtn",
+                "quantization",
+                "none",
+                _rtn,
+                "RTN: round every weight to the nearest point of its group's grid, no calibration data",
+                bits=_BITS,
+            ),
+            CompressionMethod(
+                "gptq",
+                "quantization",
+                "hessian",
+                _gptq,
+                "GPTQ: quantize column by column, spreading each error through H⁻¹ (Frantar et al., ICLR 2023)",
+                bits=_BITS,
+            ),
+        )
+    }
+)
+
+
+def method_names(kind: Kind | None = None) -> tuple[str, ...]:
+    """Names in the registry, in its order; only those of ``kind`` if given."""
+    return tuple(name for name, m in REGISTRY.items() if kind is None or m.kind == kind)
+
+
+def compression_method(name: str) -> CompressionMethod:
+    """The registry entry called ``name``; a ColaError naming the choices if there is none."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ColaError(f"unknown method '{name}': choose one of {', '.join(REGISTRY)}") from None

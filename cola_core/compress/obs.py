@@ -1,0 +1,56 @@
+"""The Optimal Brain Surgeon column sweep shared by SparseGPT and GPTQ.
+
+Both algorithms visit the columns of W (out × in) in order and replace each by a chosen value — zero
+where pruned (SparseGPT: Frantar & Alistarh, ICML 2023, §3, Algorithm 1), the nearest grid point
+where quantized (GPTQ: Frantar et al., ICLR 2023, §4, Algorithm 1). The column's error, divided by
+its pivot [H⁻¹]_ii in the upper Cholesky factor of H⁻¹ (GPTQ §4 step 3), is spread over the columns
+not yet visited — the OBS update. Within a block of columns the update is applied at once; the
+block's accumulated error reaches the later columns in one matrix product when the block ends
+("lazy batch updates": GPTQ §4 step 2, SparseGPT Algorithm 1).
+
+The two methods differ only in how they choose the new column, which the caller passes as
+``choose(block, i)``; the error propagation lives here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Block:
+    """The block of columns being swept, as ``choose`` sees it just before column ``i`` is replaced."""
+
+    start: int  # index of the block's first column in the sweep order
+    w: torch.Tensor  # out × width: the block's weights, updated column by column
+    hinv: torch.Tensor  # width × width: the block's diagonal part of the upper factor of H⁻¹
+    rest: torch.Tensor  # out × (in − end): the later columns, updated by earlier blocks only
+
+    @property
+    def end(self) -> int:
+        return self.start + self.w.shape[1]
+
+
+ChooseColumn = Callable[[Block, int], torch.Tensor]
+
+
+def sweep_columns(weight: torch.Tensor, hinv: torch.Tensor, blocksize: int, choose: ChooseColumn) -> None:
+    """Replace every column of ``weight`` (fp32, modified in place) by ``choose(block, i)``, in order,
+    propagating each column's error onto the columns after it through ``hinv`` (upper Cholesky factor
+    of the damped H⁻¹, same column order as ``weight``)."""
+    d_in = weight.shape[1]
+    for i1 in range(0, d_in, blocksize):
+        i2 = min(i1 + blocksize, d_in)
+        block = Block(i1, weight[:, i1:i2].clone(), hinv[i1:i2, i1:i2], weight[:, i2:])
+        err = torch.zeros_like(block.w)
+        for i in range(i2 - i1):
+            q = choose(block, i)
+            e = (block.w[:, i] - q) / block.hinv[i, i]
+            block.w[:, i:] -= e.unsqueeze(1) * block.hinv[i, i:].unsqueeze(0)
+            block.w[:, i] = q
+            err[:, i] = e
+        weight[:, i1:i2] = block.w
+        weight[:, i2:] -= err @ hinv[i1:i2, i2:]
