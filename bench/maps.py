@@ -19,7 +19,7 @@ _CHILD = """
 import json, os, sys, time
 t0 = time.perf_counter()
 import numpy as np
-from cola_core.map2d import MapConfig, umap_2d
+from cola_core.curation.map2d import MapConfig, umap_2d
 rng = np.random.default_rng(0)
 centres = rng.standard_normal((50, 64)) * 3
 space = (centres[rng.integers(0, 50, {n})] + rng.standard_normal(({n}, 64))).astype(np.float32)

@@ -1,5 +1,5 @@
 """Placing the rest of a large pool on a map fitted on a sample: our inverse-distance-weighted mean of
-the nearest sampled neighbours (`cola_core.map2d.place_by_neighbours`) against UMAP's own `transform`
+the nearest sampled neighbours (`cola_core.curation.map2d.place_by_neighbours`) against UMAP's own `transform`
 (McInnes et al. 2018), which needs UMAP's pynndescent index and so its own fit. Each path is warmed
 on a small set first so that numba compiling is not counted. Quality: of each placed point's k
 nearest sample points in 64-d, the share that are also among its k nearest on the map; the same for

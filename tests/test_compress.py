@@ -131,8 +131,10 @@ def test_gptq_beats_rtn_and_its_loss_matches_the_measured_error():
     gptq = quantize_gptq(w, h, 3, 16, damp=0.0)
     err = lambda q: float((((w - q) @ h) * (w - q)).sum())  # noqa: E731
     assert err(gptq.weight) < err(rtn.weight)
-    # With no damping the OBS losses add up exactly to the quadratic error of the final weights.
-    assert gptq.loss == pytest.approx(err(gptq.weight), rel=1e-3)
+    # With no damping the OBS losses add up exactly to the quadratic error of the final weights, up to
+    # the fp32 inverse factor: this Hessian's condition number is ~5e6, so the factor is ~0.3% off on
+    # some CPUs (measured 0.19% here with AVX-512 MKL); an accounting bug would be off by far more.
+    assert gptq.loss == pytest.approx(err(gptq.weight), rel=5e-3)
 
 
 @pytest.mark.parametrize("act_order", [False, True])

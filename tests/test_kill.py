@@ -178,7 +178,7 @@ def test_kills_during_run_store_writes_never_half_write_a_run(tmp_path):
 _MAP_CHILD = """
 import sys
 import numpy as np
-from cola_core.map2d import MapConfig, umap_2d
+from cola_core.curation.map2d import MapConfig, umap_2d
 rng = np.random.default_rng(int(sys.argv[1]))
 space = rng.standard_normal((400, 16)).astype(np.float32)
 umap_2d(space, MapConfig(seed=0), space_key=f"space-{sys.argv[1]}")

@@ -62,8 +62,8 @@ def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int = 128, symmetr
     out, d_in = w.shape
     size, n_groups = _groups(d_in, group_size)
     codes = torch.empty_like(w)
-    scales = torch.empty(out, n_groups)
-    zeros = torch.empty(out, n_groups)
+    scales = torch.empty(out, n_groups, device=w.device)
+    zeros = torch.empty(out, n_groups, device=w.device)
     for g in range(n_groups):
         cols = slice(g * size, (g + 1) * size)
         scales[:, g], zeros[:, g] = grid_params(w[:, cols], bits, symmetric)
@@ -96,8 +96,8 @@ def quantize_gptq(
         result.info = info
         return result
     gidx = torch.arange(d_in) // size  # group of each original column
-    scales = torch.empty(out, n_groups)
-    zeros = torch.empty(out, n_groups)
+    scales = torch.empty(out, n_groups, device=w.device)
+    zeros = torch.empty(out, n_groups, device=w.device)
     if act_order:  # static groups from the original weights
         for g in range(n_groups):
             scales[:, g], zeros[:, g] = grid_params(w[:, g * size : (g + 1) * size], bits, symmetric)
