@@ -83,13 +83,22 @@ if h.button("Add dataset", key="add_hf") and spec.strip():
         custom_corpora[spec] = spec
     except ColaError as exc:
         h.error(str(exc))
-g1, g2 = g.columns(2)
+g1, g2, g3 = g.columns(3)
 gen_n = g1.number_input("Samples", 10, 5000, SelfGenConfig.n, step=10)
-gen_prefix = g2.text_input("Seed prefix", "", help="Blank: start from the model's BOS token alone")
+prefix_options = [c.name for c in infos] + list(custom_corpora)
+gen_corpus = g2.selectbox(
+    "Prefix corpus",
+    prefix_options,
+    index=prefix_options.index(SelfGenConfig.prefix_corpus),
+    format_func=lambda c: custom_corpora.get(c, c),
+    help=f"Each prompt is the first {SelfGenConfig.prefix_tokens} tokens of a document of this corpus",
+)
+gen_prefix = g3.text_input("Seed prefix", "", help="Overrides the prefix corpus: every text starts from this prompt")
 if g.button("Generate from the model", key="self_generate") and loaded is not None:
     try:
+        prefixes = (gen_prefix,) if gen_prefix else ()
         with st.spinner(f"Sampling {gen_n} texts from {model_name} …"):
-            path = cached_self_corpus(loaded, SelfGenConfig(n=int(gen_n), prefixes=(gen_prefix,)))
+            path = cached_self_corpus(loaded, SelfGenConfig(n=int(gen_n), prefix_corpus=gen_corpus, prefixes=prefixes))
         custom_corpora[str(path)] = f"self-generated ({gen_n})"
     except ColaError as exc:
         g.error(str(exc))

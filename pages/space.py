@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from safetensors.torch import save as save_tensors
 
-from cola_core.app.workspace import SpaceSettings, curate_config, prepare_space
+from cola_core.app.workspace import curate_config, prepare_space, stage_trail
 from cola_core.corpora import Record, list_corpora
 from cola_core.curation.export import hf_dataset_zip, tokenize_calibration
 from cola_core.curation.map2d import MapConfig, density_grid, umap_2d
@@ -49,20 +49,7 @@ if not st.session_state.get("space_ready"):
     st.stop()
 
 try:
-    layers = tuple(int(x) for x in state.get("layers_text").split(",") if x.strip()) or None
-    settings = SpaceSettings(
-        model=state.get("model"),
-        corpora=tuple(state.get("corpora")),
-        pool_size=state.get("pool_size"),
-        layers=layers,
-        pooling=state.get("pooling"),
-        seqlen=int(state.get("seqlen")),
-        device=state.get("device"),
-        reasoning_format=state.get("reasoning_format"),
-        dedupe=bool(state.get("dedupe")),
-        drop_worst_perplexity=float(state.get("drop_worst")),
-        score_perplexity=bool(state.get("score_ppl")),
-    )
+    settings = state.space_settings()
     engine = state.engine()
     where = "here" if engine.kind == "local" else f"on Ray ({engine.workers} workers)"
     bar = st.progress(0.0, text=f"extracting activations {where} …")
@@ -91,6 +78,10 @@ st.caption(
     f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · {len(space.clusters.centers)} clusters · "
     f"model {settings.model} · engine: {(space.engine or engine).describe()}"
 )
+
+for (stage, line), col in zip(stage_trail(space).items(), st.columns(2), strict=True):
+    col.markdown(f"**{stage}**  \n{line}")
+st.markdown("**Stage 3 · which samples**: pick a strategy; the map shows the pool and the chosen samples.")
 
 s1, s2, s3, s4 = st.columns([2, 1, 2, 1])
 strategy = s1.radio("Strategy", STRATEGIES, horizontal=True, key="strategy")

@@ -51,6 +51,11 @@ def test_generation_is_deterministic():
         assert load_records(corpus, "pool", limit=50) == load_records(corpus, "pool", limit=50)
 
 
+def test_seed_and_fields_leave_builtin_corpora_alone():
+    plain = load_records("math", limit=10)
+    assert load_records("math", limit=10, seed=3, fields="question=q,answer=a") == plain
+
+
 def test_split_of_is_stable_and_roughly_80_10_10():
     keys = [f"k{i}" for i in range(10_000)]
     shares = {s: sum(split_of(k) == s for k in keys) / len(keys) for s in SPLITS}

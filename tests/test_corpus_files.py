@@ -3,9 +3,10 @@ import json
 import pandas as pd
 import pytest
 
+from cola_core.corpora import describe_sampling, load_records
 from cola_core.corpora import files as files_mod
-from cola_core.corpora import load_records
 from cola_core.corpora.hub import load_hf_records, parse_hf_spec
+from cola_core.corpora.sampling import reservoir_sample
 from cola_core.errors import ColaError
 
 ROWS = [{"text": "first sample", "label": 1}, {"text": "second sample", "label": 2}]
@@ -96,3 +97,55 @@ def test_hf_dataset_from_local_directory(tmp_path):
 def test_unreachable_hf_dataset_is_one_clear_error():
     with pytest.raises(ColaError, match="could not load dataset 'nobody/nothing-here'.*HF_HOME"):
         load_records("hf:nobody/nothing-here")
+
+
+def _numbered_file(tmp_path, n=200):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def test_seeded_pool_is_a_reproducible_sample_not_the_head(tmp_path):
+    path = str(_numbered_file(tmp_path))
+    head = load_records(path, limit=20)
+    a, again, other = (load_records(path, limit=20, seed=s) for s in (7, 7, 8))
+    assert [r.text for r in head] == [f"row {i}" for i in range(20)] and "sampled" not in head[0].meta
+    assert a == again and [r.id for r in a] != [r.id for r in other]
+    assert [r.id for r in a] != [r.id for r in head] and len(a) == 20 == len({r.id for r in a})
+    assert [r.meta["row"] for r in a] == sorted(r.meta["row"] for r in a)
+    assert {json.dumps(r.meta["sampled"]) for r in a} == {'{"seed": 7, "of": 200}'}
+    by_id = {r.id: r.text for r in head + load_records(path, seed=7)}
+    assert all(by_id[r.id] == r.text for r in a)  # a row keeps its id whether sampled or not
+    assert describe_sampling(a + load_records("math", limit=3)) == "rows: 20 sampled from 200 rows (seed 7); math: 3"
+
+
+def test_reservoir_sample_is_uniform():
+    n, k, seeds = 1000, 100, 400
+    counts = [0] * n
+    for seed in range(seeds):
+        kept, seen = reservoir_sample(iter(range(n)), k, seed)
+        assert seen == n and len(kept) == k and kept == sorted(set(kept))
+        for i in kept:
+            counts[i] += 1
+    freq = [c / seeds for c in counts]  # each row's inclusion frequency, expected k / n = 0.1
+    assert all(0.03 < f < 0.2 for f in freq)
+    assert abs(sum(freq[:100]) / 100 - 0.1) < 0.015 and abs(sum(freq[-100:]) / 100 - 0.1) < 0.015
+    assert reservoir_sample(range(5), 10, 0) == ([0, 1, 2, 3, 4], 5) == reservoir_sample(range(5), None, 0)
+
+
+def test_hf_dataset_sampling_and_fields_from_local_directory(tmp_path):
+    rows = [
+        {"text": f"row {i}", "q": f"q{i}?", "a": f"{i} + 1 = <<{i}+1={i + 1}>>{i + 1}\n#### {i + 1}"} for i in range(60)
+    ]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = f"hf:{tmp_path}"
+    head = load_records(spec, limit=5)
+    a, again, other = (load_records(spec, limit=5, seed=s) for s in (1, 1, 2))
+    assert [r.text for r in head] == [f"row {i}" for i in range(5)]
+    assert a == again and a != other and [r.text for r in a] != [r.text for r in head]
+    assert all(r.meta["sampled"] == {"seed": 1, "of": 60} and r.meta["source"] == spec for r in a)
+    assert all(r.text == f"row {r.meta['row']}" for r in a)
+    (qa,) = load_records(spec, limit=1, fields="question=q,answer=a")
+    assert qa.text == "Question: q0?\nReasoning: 0 + 1 = 1\nAnswer: 1"
+    with pytest.raises(ColaError, match=r"row 0 has no 'rationale' column"):
+        load_records(spec, limit=1, fields="question=q,answer=a,rationale=rationale")

@@ -49,6 +49,16 @@ def test_curate_flags_default_to_the_pipeline_config():
         P.reasoning_format,
         P.drop_worst_perplexity,
     )
+    assert (d["deployment"], d["target"], d["alpha"], d["per_corpus"], d["fields"], d["mix"]) == (
+        C.deployment,
+        C.target,
+        C.alpha,
+        C.stage1_samples,
+        C.fields,
+        None,
+    )
+    assert d["no_stage1"] is (not C.stage1) and d["preset"] is None
+    assert _defaults("corpus-scores")["per_corpus"] == C.stage1_samples
     assert d["no_dedupe"] is (not P.dedupe) and d["pooling"] == A.pooling and d["include_mlp"] is A.include_mlp
     assert (d["engine"], d["ray_workers"], d["shard_size"], d["ray_address"]) == (
         E.kind,
@@ -97,8 +107,10 @@ def test_dashboard_and_workspace_defaults_are_the_configs():
         P.dedupe,
         P.drop_worst_perplexity,
     )
+    assert DEFAULTS["alpha"] == C.alpha and (DEFAULTS["mix_mode"] == "stage1") is C.stage1
     assert DEFAULTS["pooling"] == A.pooling and DEFAULTS["engine"] == E.kind and DEFAULTS["ray_workers"] == E.workers
     w = SpaceSettings()
+    assert (w.stage1, w.deployment, w.target, w.alpha, w.mix) == (C.stage1, C.deployment, C.target, C.alpha, C.mix)
     assert (w.corpora, w.pool_size, w.seqlen, w.layers, w.pooling, w.seed) == (
         C.corpora,
         C.pool_size,

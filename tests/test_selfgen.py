@@ -1,26 +1,139 @@
+import json
+
 import pytest
 
 from cola_core.corpora import load_records
-from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
+from cola_core.corpora.selfgen import (
+    SelfGenConfig,
+    cached_self_corpus,
+    draw_prompts,
+    generate_self_corpus,
+    prompt_ids,
+    sample_self_corpus,
+    write_self_corpus,
+)
+from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
 from cola_core.models.loading import load_model
 
 
-def test_self_generated_corpus_is_filtered_and_loadable(tiny_model_dir, tmp_path):
-    loaded = load_model(tiny_model_dir("llama"))
+@pytest.fixture(scope="module")
+def loaded(tiny_model_dir):
+    return load_model(tiny_model_dir("llama"))
+
+
+def _without_bos(tokenizer, eos: str | None = "<|eos|>"):
+    """A Qwen2.5-style copy of a tokenizer: no BOS token and none added, EOS doubling as padding."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.post_processor = None  # the tiny tokenizer's template is what adds <|bos|>
+    backend.no_padding()  # a saved tokenizer.json carries its pad token here
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=eos or "<|pad|>")
+
+
+def test_self_generated_corpus_is_filtered_and_loadable(loaded, tmp_path):
     cfg = SelfGenConfig(
         n=10, max_new_tokens=12, prefixes=("Question:", ""), drop_worst_perplexity=0.2, batch_size=4, seed=1
     )
     records = generate_self_corpus(loaded.model, loaded.tokenizer, cfg)
     assert len(records) == 8 and all(r.domain == "self" and "perplexity" in r.meta for r in records)
     assert records[0].text.startswith("Question:")
+    assert all(r.meta["prefix_source"] is None and r.text.startswith(r.meta["prompt"]) for r in records)
     again = generate_self_corpus(loaded.model, loaded.tokenizer, cfg)
     assert [r.text for r in again] == [r.text for r in records]  # seeded
     path = write_self_corpus(records, tmp_path / "self.jsonl")
     assert [r.text for r in load_records(str(path))] == [r.text for r in records]
 
 
-def test_bad_sampling_settings(tiny_model_dir):
-    loaded = load_model(tiny_model_dir("llama"))
+def test_continuations_run_to_the_calibration_length():
+    # corpora/ may not import curation/, so the default is written literally beside its source
+    assert SelfGenConfig.max_new_tokens == ProcessingConfig.seqlen
+
+
+def test_generation_starts_from_the_first_tokens_of_prefix_corpus_documents(loaded):
+    cfg = SelfGenConfig(n=6, max_new_tokens=8, prefix_corpus="math", prefix_tokens=5, batch_size=4, seed=3)
+    records = sample_self_corpus(loaded.model, loaded.tokenizer, cfg)
+    pool = {r.id: r.text for r in load_records("math", "pool")}
+    sources = [r.meta["prefix_source"] for r in records]
+    assert len(records) == 6 and len(set(sources)) == 6  # each document once before any repeats
+    for r in records:
+        prompt = r.meta["prompt"]
+        assert pool[r.meta["prefix_source"]].startswith(prompt)
+        assert len(loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]) == 5
+        assert r.text.startswith(prompt) and r.text[len(prompt) :].strip()
+    assert [p for p, _ in draw_prompts(loaded.tokenizer, cfg)] == [r.meta["prompt"] for r in records]
+    other_seed = draw_prompts(loaded.tokenizer, SelfGenConfig(n=6, prefix_corpus="math", seed=4))
+    assert [s for _, s in other_seed] != sources
+
+
+def test_prompts_cut_on_a_character_boundary(loaded, tmp_path):
+    (tmp_path / "accents.txt").write_text("héllo wörld, déjà vu")
+    cfg = SelfGenConfig(n=4, prefix_corpus=str(tmp_path / "accents.txt"))
+    for k in range(1, 12):
+        (prompt, source), *_ = draw_prompts(loaded.tokenizer, SelfGenConfig(**{**cfg.__dict__, "prefix_tokens": k}))
+        assert "héllo wörld, déjà vu".startswith(prompt) and "\ufffd" not in prompt and source is not None
+
+
+def test_the_worst_fifth_by_perplexity_is_dropped(loaded):
+    cfg = SelfGenConfig(n=10, max_new_tokens=8, batch_size=4)  # the default filter: 20%
+    scored = sample_self_corpus(loaded.model, loaded.tokenizer, cfg)
+    kept = generate_self_corpus(loaded.model, loaded.tokenizer, cfg)
+    assert len(scored) == cfg.n and len(kept) == 8  # no empty continuation at this seed; 2 dropped
+    kept_ids = {r.id for r in kept}
+    dropped = [r.meta["perplexity"] for r in scored if r.id not in kept_ids]
+    assert kept_ids <= {r.id for r in scored} and len(dropped) == 2
+    assert max(r.meta["perplexity"] for r in kept) <= min(dropped)
+
+
+def test_a_tokenizer_without_bos_token(loaded):
+    tokenizer = _without_bos(loaded.tokenizer)
+    assert tokenizer.bos_token_id is None and tokenizer("")["input_ids"] == []
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    assert prompt_ids(tokenizer, "") == [tokenizer.eos_token_id]  # no prompt, no BOS: start from EOS
+    no_eos = _without_bos(loaded.tokenizer, eos=None)
+    assert prompt_ids(no_eos, "") == no_eos("\n")["input_ids"]  # … or from a newline
+    for cfg in (
+        SelfGenConfig(n=6, max_new_tokens=8, prefix_corpus="facts", batch_size=4, seed=5),
+        SelfGenConfig(n=6, max_new_tokens=8, prefixes=("",), batch_size=4, seed=5),
+    ):
+        records = generate_self_corpus(loaded.model, tokenizer, cfg)
+        assert len(records) == round(cfg.n * 0.8)
+        assert all(r.text.startswith(r.meta["prompt"]) and r.text.strip() for r in records)
+
+
+def test_prompts_longer_than_the_context_are_refused(loaded):
+    cfg = SelfGenConfig(n=1, prefixes=("word " * 400,))
+    with pytest.raises(ColaError, match="no room in the model's context"):
+        generate_self_corpus(loaded.model, loaded.tokenizer, cfg)
+
+
+def test_the_cache_key_covers_the_prefix_settings(loaded, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    base = SelfGenConfig(n=2, max_new_tokens=4, drop_worst_perplexity=0.0)
+    first = cached_self_corpus(loaded, base)
+    assert cached_self_corpus(loaded, base) == first and first.is_relative_to(tmp_path)
+    other_corpus = cached_self_corpus(loaded, SelfGenConfig(**{**base.__dict__, "prefix_corpus": "math"}))
+    other_length = cached_self_corpus(loaded, SelfGenConfig(**{**base.__dict__, "prefix_tokens": 3}))
+    assert len({first, other_corpus, other_length}) == 3
+
+
+def test_bad_sampling_settings(loaded):
     with pytest.raises(ColaError, match="temperature"):
         generate_self_corpus(loaded.model, loaded.tokenizer, SelfGenConfig(temperature=0))
+    with pytest.raises(ColaError, match="prefix_tokens"):
+        generate_self_corpus(loaded.model, loaded.tokenizer, SelfGenConfig(prefix_tokens=0))
+
+
+def test_cli_prompts_from_a_prefix_corpus(tiny_model_dir, tmp_path, capsys):
+    from cola_core.cli.main import main
+
+    out = tmp_path / "s.jsonl"
+    argv = ["self-generate", "--model", tiny_model_dir("llama"), "--n", "6", "--max-new-tokens", "8"]
+    assert main([*argv, "--prefix-corpus", "math", "--prefix-tokens", "4", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 5  # 6 sampled, the worst 20% dropped
+    records = load_records(str(out))
+    assert len(records) == 5 and all(
+        json.loads(line)["meta"]["prefix_source"].startswith("math/") for line in out.open()
+    )

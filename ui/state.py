@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from cola_core.app.workspace import SpaceSettings
 from cola_core.curation.activations import ActivationConfig
 from cola_core.curation.pipeline import CurateConfig
 from cola_core.curation.processing import ProcessingConfig
@@ -31,6 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "dedupe": _P.dedupe,
     "drop_worst": _P.drop_worst_perplexity,
     "score_ppl": True,
+    "alpha": _C.alpha,  # Stage 1: activation vs token similarity
+    "mix_mode": "stage1",  # the pool's mix: stage1 (Stage 1 recommends) | equal | custom (pool_mix)
+    "pool_mix": {},  # corpus → share, when mix_mode is custom
+    "preset": "",  # "" or a key of cola_core.curation.presets.PRESETS
     "preview_corpus": "math",
     "pool_size": _C.pool_size,
     "layers_text": "",
@@ -64,3 +69,29 @@ def engine() -> EngineConfig:
     if get("engine") != "ray":
         return EngineConfig()
     return EngineConfig(kind="ray", address=get("ray_address").strip() or None, workers=int(get("ray_workers")))
+
+
+def space_settings() -> SpaceSettings:
+    """The space the current session asks for: its corpora, Stage 1 mix, Stage 2 and activation settings."""
+    layers = tuple(int(x) for x in get("layers_text").split(",") if x.strip()) or None
+    targeted = get("deployment") == "targeted"
+    mix_mode = get("mix_mode")
+    custom = tuple((c, float(w)) for c, w in get("pool_mix").items() if c in get("corpora"))
+    return SpaceSettings(
+        model=get("model"),
+        corpora=tuple(get("corpora")),
+        pool_size=int(get("pool_size")),
+        layers=layers,
+        pooling=get("pooling"),
+        seqlen=int(get("seqlen")),
+        device=get("device"),
+        reasoning_format=get("reasoning_format"),
+        dedupe=bool(get("dedupe")),
+        drop_worst_perplexity=float(get("drop_worst")),
+        score_perplexity=bool(get("score_ppl")),
+        stage1=mix_mode != "equal",
+        deployment=get("deployment"),
+        target=get("target") if targeted else None,
+        alpha=float(get("alpha")),
+        mix=custom if mix_mode == "custom" else (),
+    )

@@ -8,7 +8,7 @@ cache. Preparing is serialised per key, so two sessions asking for the same spac
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,6 +51,11 @@ class SpaceSettings:
     dedupe: bool = _P.dedupe
     drop_worst_perplexity: float = _P.drop_worst_perplexity
     score_perplexity: bool = True  # costs one forward pass over the pool; enables colouring by perplexity
+    stage1: bool = _C.stage1  # Stage 1 draws the pool in the recommended mix (False: equal shares)
+    deployment: str = _C.deployment
+    target: str | None = _C.target
+    alpha: float = _C.alpha
+    mix: tuple[tuple[str, float], ...] = _C.mix  # the user's own shares (override Stage 1)
 
 
 @dataclass
@@ -61,6 +66,8 @@ class PreparedSpace:
     clusters: Clusters
     index: TradeoffIndex
     engine: EngineConfig | None = None  # where the activations were extracted (probes go there too)
+    stage1: dict = field(default_factory=dict)  # the pool's mix and why (pipeline.pool_plan)
+    stage2: dict = field(default_factory=dict)  # what Stage 2 did (processing.process_with_report)
 
     @property
     def records(self) -> list[Record]:
@@ -93,6 +100,11 @@ def curate_config(
         strategy=strategy,
         lam=lam,
         seed=s.seed if seed is None else seed,
+        stage1=s.stage1,
+        deployment=s.deployment,
+        target=s.target,
+        alpha=s.alpha,
+        mix=s.mix,
         activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
         processing=processing,
     )
@@ -122,7 +134,8 @@ def prepare_space(
         embedded = space.embedded
         clusters = cluster_space(embedded.space, min(settings.clusters, len(embedded.records)), settings.seed)
         index = build_tradeoff_index(embedded.space, seed=settings.seed)
-        prepared = PreparedSpace(settings, embedded, pca_2d(embedded.space), clusters, index, engine)
+        preview = pca_2d(embedded.space)
+        prepared = PreparedSpace(settings, embedded, preview, clusters, index, engine, space.stage1, space.stage2)
         with _LOCK:
             _PREPARED[settings] = prepared
         return prepared
@@ -182,3 +195,23 @@ def calibration_sets(
             label = f"{strategy}{f' λ={lam:g}' if strategy == 'tradeoff' else ''} n={n} seed={seed}{f' ({edits})' if edits else ''}"
             sets.append(CalibrationSet(label, [prepared.records[i] for i in sel.indices], strategy, seed, proxy))
     return sets
+
+
+def stage_trail(prepared: PreparedSpace) -> dict[str, str]:
+    """One line per COLA stage for the space page: what Stage 1 chose and why, what Stage 2 changed."""
+    s1, s2 = prepared.stage1, prepared.stage2
+    pool = ", ".join(f"{c} {n}" for c, n in s1.get("pool_mix", {}).items())
+    stage1 = f"Pool: {pool} — {s1.get('why', 'built as given')}"
+    dropped = {
+        "duplicates": s2.get("duplicates_dropped", 0),
+        "too short": s2.get("too_short_dropped", 0),
+        "by perplexity": s2.get("perplexity_dropped", 0),
+    }
+    changes = [f"{s2.get('reformatted', 0)} re-rendered ({s2.get('reasoning_format', 'keep')} reasoning format)"]
+    changes.append(f"{s2.get('truncated', 0)} truncated to {s2.get('seqlen', '?')} tokens")
+    changes += [f"{n} dropped as {why}" for why, n in dropped.items() if n]
+    stage2 = (
+        f"{s2.get('samples_in', '?')} → {s2.get('samples_out', '?')} samples, {s2.get('tokens', 0):,} tokens: "
+        + "; ".join(changes)
+    )
+    return {"Stage 1 · which data": stage1, "Stage 2 · how it is shaped": stage2}

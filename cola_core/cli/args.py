@@ -11,6 +11,7 @@ from cola_core.compress.config import CompressConfig
 from cola_core.corpora.selfgen import SelfGenConfig
 from cola_core.curation.activations import ActivationConfig
 from cola_core.curation.pipeline import CurateConfig
+from cola_core.curation.presets import PRESETS
 from cola_core.curation.processing import ProcessingConfig
 from cola_core.curation.selection import STRATEGIES
 from cola_core.engine.config import ENGINES, EngineConfig
@@ -40,6 +41,14 @@ def add_model_args(p: argparse.ArgumentParser, device_map: bool = True) -> None:
 
 
 def add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
+    if not scores:
+        p.add_argument(
+            "--preset",
+            choices=tuple(PRESETS),
+            default=None,
+            help="the paper's settings (n, seqlen capped by the model's context, all layers, 64-d, cola); "
+            "flags you give still win",
+        )
     p.add_argument(
         "--corpora",
         default=_csv(_C.corpora),
@@ -73,12 +82,23 @@ def add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
         help="drop this fraction of highest-perplexity samples",
     )
     p.add_argument("--text-field", default=_C.text_field, help="field/column holding the text (files, datasets)")
-    if scores:
-        p.add_argument("--alpha", type=float, default=0.5, help="weight of activation vs token similarity")
-        p.add_argument("--deployment", default="general", help="general or targeted")
-        p.add_argument("--target", default=None, help="capability to weight up (targeted)")
-        p.add_argument("--per-corpus", type=int, default=200, help="records per corpus and probe set scored")
-    else:
+    p.add_argument(
+        "--fields",
+        default=_C.fields,
+        help="Q&A columns of files and hf: datasets, question=COL,answer=COL[,rationale=COL]: rendered as "
+        "Question / Reasoning / Answer (GSM8K '#### N' answers parsed)",
+    )
+    p.add_argument("--alpha", type=float, default=_C.alpha, help="Stage 1: weight of activation vs token similarity")
+    p.add_argument("--deployment", default=_C.deployment, help="Stage 1: general or targeted")
+    p.add_argument("--target", default=_C.target, help="Stage 1: the capability to keep first (targeted)")
+    p.add_argument(
+        "--per-corpus", type=int, default=_C.stage1_samples, help="Stage 1: records per corpus and probe set scored"
+    )
+    if not scores:
+        p.add_argument(
+            "--no-stage1", action="store_true", help="equal shares of each corpus instead of Stage 1's mix (ablation)"
+        )
+        p.add_argument("--mix", default=None, help="your own pool shares, e.g. math=0.5,prose=0.5 (overrides Stage 1)")
         p.add_argument(
             "--out", default="calib.jsonl", help="output .jsonl; .hf/ and .safetensors are written beside it"
         )
@@ -173,12 +193,25 @@ def add_compress_args(p: argparse.ArgumentParser) -> None:
 def add_self_generate_args(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("--n", type=int, default=_S.n, help="texts to generate")
-    p.add_argument("--max-new-tokens", type=int, default=_S.max_new_tokens, help="tokens per text")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=_S.max_new_tokens,
+        help="tokens generated per text (the calibration length)",
+    )
     p.add_argument("--temperature", type=float, default=_S.temperature, help="sampling temperature")
     p.add_argument("--top-k", type=int, default=_S.top_k, help="sample among the k likeliest tokens")
     p.add_argument("--top-p", type=float, default=_S.top_p, help="nucleus sampling mass")
     p.add_argument("--repetition-penalty", type=float, default=_S.repetition_penalty, help="> 1 discourages repeats")
-    p.add_argument("--prefix", action="append", help="seed prefix (repeatable); default: start from BOS")
+    p.add_argument(
+        "--prefix-corpus",
+        default=_S.prefix_corpus,
+        help="corpus whose documents' first tokens prompt the model: built-in name, file path or hf:NAME[:CONFIG[:SPLIT]]",
+    )
+    p.add_argument("--prefix-tokens", type=int, default=_S.prefix_tokens, help="first tokens of a document per prompt")
+    p.add_argument(
+        "--prefix", action="append", help="explicit prompt (repeatable), instead of the prefix corpus; '' = BOS alone"
+    )
     p.add_argument(
         "--drop-worst-ppl", type=float, default=_S.drop_worst_perplexity, help="drop this highest-perplexity fraction"
     )
@@ -213,3 +246,4 @@ def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--split", default="pool", help="train, pool or heldout (built-in corpora)")
         p.add_argument("--n", type=int, default=5, help="how many records")
         p.add_argument("--text-field", default=_C.text_field, help="field/column holding the text (files, datasets)")
+        p.add_argument("--fields", default=_C.fields, help="Q&A columns: question=COL,answer=COL[,rationale=COL]")

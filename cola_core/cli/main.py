@@ -54,7 +54,7 @@ def _corpora_text(p: dict[str, Any]) -> str:
 def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.corpora import load_records
 
-    records = load_records(args.corpus, args.split, limit=args.n, text_field=args.text_field)
+    records = load_records(args.corpus, args.split, limit=args.n, text_field=args.text_field, fields=args.fields)
     return {"records": [r.to_dict() for r in records]}
 
 
@@ -107,6 +107,20 @@ def _layers(text: str | None) -> tuple[int, ...] | None:
         raise ColaError(f"--layers takes comma-separated integers, got '{text}'") from None
 
 
+def _mix(text: str | None) -> tuple[tuple[str, float], ...]:
+    """``--mix math=0.5,prose=0.5`` → (("math", 0.5), ("prose", 0.5))."""
+    shares = []
+    for item in _csv(text):
+        corpus, sep, share = item.rpartition("=")
+        try:
+            shares.append((corpus.strip(), float(share)))
+        except ValueError:
+            sep = ""
+        if not sep or not corpus.strip():
+            raise ColaError(f"--mix takes CORPUS=SHARE pairs separated by commas, got '{item}'")
+    return tuple(shares)
+
+
 def _curate_config(args: argparse.Namespace):
     from cola_core.curation.activations import ActivationConfig
     from cola_core.curation.pipeline import CurateConfig
@@ -122,6 +136,13 @@ def _curate_config(args: argparse.Namespace):
         dim=args.dim,
         capabilities=_csv(args.capabilities),
         text_field=args.text_field,
+        fields=args.fields,
+        stage1=not getattr(args, "no_stage1", False),
+        deployment=args.deployment,
+        target=args.target,
+        alpha=args.alpha,
+        stage1_samples=args.per_corpus,
+        mix=_mix(getattr(args, "mix", None)),
         activations=ActivationConfig(layers=_layers(args.layers), pooling=args.pooling, include_mlp=args.include_mlp),
         processing=ProcessingConfig(
             seqlen=args.seqlen,
@@ -166,13 +187,39 @@ def _engine(args: argparse.Namespace):
     return engine
 
 
-def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
-    from cola_core.curation.pipeline import curate
+def _apply_preset(args: argparse.Namespace) -> set[str]:
+    """Set the preset's values on flags the user did not give; returns the flags it set."""
+    from cola_core.curation.presets import preset
 
+    if not args.preset:
+        return set()
+    given = {dest for dest in vars(args) if dest in args.given}
+    applied = {dest for dest in preset(args.preset) if dest not in given}
+    for dest in applied:
+        setattr(args, dest, preset(args.preset)[dest])
+    return applied
+
+
+def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from cola_core.curation.pipeline import curate
+    from cola_core.curation.presets import cap_seqlen
+    from cola_core.models.loading import context_length
+
+    applied = _apply_preset(args)
     config = _curate_config(args)
     config.validate()
     engine = _engine(args)
-    result = curate(_load(args), config, args.out, log=_log, progress=_progress_bar("activations"), engine=engine)
+    loaded = _load(args)
+    if "seqlen" in applied:
+        seqlen = cap_seqlen(config.processing.seqlen, context_length(loaded.model))
+        if seqlen != config.processing.seqlen:
+            _log(f"preset {args.preset}: sequence length {config.processing.seqlen} capped at the model's {seqlen}")
+        config = replace(config, processing=replace(config.processing, seqlen=seqlen))
+    if applied:
+        _log(f"preset {args.preset}: " + ", ".join(f"--{d.replace('_', '-')}" for d in sorted(applied)))
+    result = curate(loaded, config, args.out, log=_log, progress=_progress_bar("activations"), engine=engine)
     m = result.metrics
     return {
         "n": m.n,
@@ -184,6 +231,9 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
         "mix": m.mix,
         "tokens": m.tokens,
         "capability_coverage": m.capability_coverage,
+        "seqlen": config.processing.seqlen,
+        "stage1": result.stage1,
+        "stage2": result.stage2,
         "seconds": round(result.seconds, 3),
         "out": result.paths["jsonl"],
         "files": result.paths,
@@ -192,8 +242,14 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _curate_text(p: dict[str, Any]) -> str:
     mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
+    pool = ", ".join(f"{k} {v}" for k, v in p["stage1"].get("pool_mix", {}).items())
+    s2 = p["stage2"]
     return (
-        f"selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
+        f"stage 1: pool {pool} ({p['stage1'].get('why', '')})\n"
+        f"stage 2: {s2['samples_in']} → {s2['samples_out']} samples at ≤ {p['seqlen']} tokens "
+        f"({s2['reformatted']} reformatted, {s2['duplicates_dropped']} duplicates, {s2['truncated']} truncated, "
+        f"{s2['too_short_dropped']} too short, {s2['perplexity_dropped']} by perplexity)\n"
+        f"stage 3: selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
         f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
         f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}"
     )
@@ -235,7 +291,9 @@ def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
         top_k=args.top_k,
         top_p=args.top_p,
         repetition_penalty=args.repetition_penalty,
-        prefixes=tuple(args.prefix or [""]),
+        prefix_corpus=args.prefix_corpus,
+        prefix_tokens=args.prefix_tokens,
+        prefixes=tuple(args.prefix or ()),
         drop_worst_perplexity=args.drop_worst_ppl,
         seed=args.seed,
     )
@@ -251,7 +309,7 @@ def _selfgen_text(p: dict[str, Any]) -> str:
 
 
 def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
-    from cola_core.compress import CompressConfig
+    from cola_core.compress import CompressConfig, curated_seqlen
     from cola_core.compress import compress_and_save as run
 
     config = CompressConfig(
@@ -271,6 +329,11 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
     )
     config.validate()
     bar = _progress_bar("layers")
+    recorded = curated_seqlen(args.calib)
+    if args.seqlen is not None and recorded is not None and args.seqlen < recorded:
+        _log(f"--seqlen {args.seqlen} truncates the calibration set, curated at {recorded} tokens per sample")
+    elif args.seqlen is None:
+        _log(f"calibration tokens per sample: {recorded or 'not recorded'} (the set's own length)")
     report = run(_load(args), args.calib, config, args.out, seqlen=args.seqlen, progress=lambda d, t, _r: bar(d, t))
     layers = [
         {
@@ -288,6 +351,8 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
         "layers": layers,
         "fallbacks": report["fallbacks"],
         "device": report["device"],
+        "seqlen": report["calibration"]["seqlen"],
+        "calibration_fingerprint": report["calibration"]["fingerprint"],
         "seconds": round(report["seconds"], 3),
         "out": str(args.out),
     }
@@ -442,9 +507,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Destinations of the options written on the command line (a preset must not override them)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    words = {w.split("=", 1)[0] for w in argv if w.startswith("--")}
+    command = next((w for w in argv if w in sub.choices), None)
+    actions = sub.choices[command]._actions if command else []
+    return {a.dest for a in actions if words & set(a.option_strings)}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.given = _given_flags(build_parser(), argv if argv is not None else sys.argv[1:])
         run, human, _ = COMMANDS[args.command]
         _emit(run(args), args.json, human)
     except ColaError as exc:

@@ -30,16 +30,20 @@ __all__ = [
 ]
 
 
-def curated_seqlen(path: str | Path) -> int:
-    """The sequence length a calibration set was curated at: from the settings ``curate`` writes
-    beside the ``.jsonl``, else Stage 2's default."""
-    from cola_core.curation.processing import ProcessingConfig
-
-    sidecar = Path(path).with_suffix(".settings.json")
+def curated_seqlen(path: str | Path) -> int | None:
+    """The sequence length a calibration set was curated at, as ``curate`` recorded it: in the
+    ``.safetensors`` metadata, or in the ``.settings.json`` beside the ``.jsonl``; None if unrecorded."""
+    path = Path(path)
     try:
-        return int(json.loads(sidecar.read_text())["config"]["processing"]["seqlen"])
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return int((f.metadata() or {})["seqlen"])
+        settings = json.loads(path.with_suffix(".settings.json").read_text())
+        return int(settings.get("seqlen") or settings["config"]["processing"]["seqlen"])
     except (OSError, ValueError, KeyError, TypeError):
-        return ProcessingConfig.seqlen
+        return None
 
 
 def load_calibration(path: str | Path, tokenizer, seqlen: int | None = None) -> tuple[dict[str, torch.Tensor], str]:
@@ -56,7 +60,11 @@ def load_calibration(path: str | Path, tokenizer, seqlen: int | None = None) -> 
         tensors = load_token_tensor(path, vocab_size=len(tokenizer))
         tensors = {k: v[:, :seqlen].contiguous() for k, v in tensors.items()}
     elif path.suffix == ".jsonl":
-        tensors = tokenize_calibration(load_jsonl(path), tokenizer, seqlen or curated_seqlen(path))
+        if seqlen is None:
+            from cola_core.curation.processing import ProcessingConfig
+
+            seqlen = curated_seqlen(path) or ProcessingConfig.seqlen
+        tensors = tokenize_calibration(load_jsonl(path), tokenizer, seqlen)
     else:
         raise ColaError(f"calibration set {path.name}: use the .jsonl or .safetensors written by `curate`")
     return tensors, calibration_fingerprint(tensors)

@@ -3,25 +3,42 @@
 A corpus spec is a built-in name (``prose``, ``code``, ``math``, ``facts``, ``random``), a path to a
 local file (.txt/.jsonl/.json/.csv/.parquet) or ``hf:NAME[:CONFIG[:SPLIT]]``. Built-in corpora have
 ``train``/``pool``/``heldout`` splits; files and datasets are used whole whatever the split.
+
+Files and datasets take either a text field or a question/answer field mapping
+(:mod:`cola_core.corpora.fields`); with a seed, ``limit`` of their rows are a uniform sample
+(:mod:`cola_core.corpora.sampling`) rather than the first ones.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cola_core.corpora.facts_world import generate_facts
+from cola_core.corpora.fields import Fields, parse_fields
 from cola_core.corpora.files import FILE_SUFFIXES, load_file_records
 from cola_core.corpora.hub import load_hf_records
 from cola_core.corpora.math_problems import generate_math
 from cola_core.corpora.random_tokens import generate_random
 from cola_core.corpora.records import SPLITS, Record, check_split, split_of
+from cola_core.corpora.sampling import describe_sampling, sampling_summary, take_records
 from cola_core.corpora.stdlib import generate_code, generate_prose
 from cola_core.errors import ColaError
 
-__all__ = ["BUILTIN_CORPORA", "SPLITS", "CorpusInfo", "Record", "list_corpora", "load_records", "split_of"]
+__all__ = [
+    "BUILTIN_CORPORA",
+    "SPLITS",
+    "CorpusInfo",
+    "Fields",
+    "Record",
+    "describe_sampling",
+    "list_corpora",
+    "load_records",
+    "parse_fields",
+    "sampling_summary",
+    "split_of",
+]
 
 
 @dataclass(frozen=True)
@@ -78,16 +95,33 @@ def list_corpora() -> list[CorpusInfo]:
     return list(BUILTIN_CORPORA.values())
 
 
-def load_records(spec: str, split: str = "pool", limit: int | None = None, text_field: str = "text") -> list[Record]:
-    """Records of one corpus spec, in a deterministic order, at most ``limit`` of them."""
+def load_records(
+    spec: str,
+    split: str = "pool",
+    limit: int | None = None,
+    text_field: str = "text",
+    fields: Fields | str | None = None,
+    seed: int | None = None,
+) -> list[Record]:
+    """Records of one corpus spec, at most ``limit`` of them, in a deterministic order.
+
+    Built-in corpora: the first ``limit`` of the split (``fields`` and ``seed`` don't apply; their
+    splits are drawn by :func:`split_of`). Files and hub datasets: the first ``limit`` rows when
+    ``seed`` is ``None``, else a uniform sample of ``limit`` rows fixed by the seed, in row order,
+    each with ``meta["sampled"] = {"seed", "of"}``; ``fields`` (``Fields`` or
+    ``"question=COL,answer=COL[,rationale=COL]"``) makes each row a question/answer record.
+    """
     if limit is not None and limit <= 0:
         raise ColaError(f"the number of samples must be positive, got {limit}")
     check_split(split)
     if spec in BUILTIN_CORPORA:
-        return list(itertools.islice(BUILTIN_CORPORA[spec].generate(split), limit))
+        return take_records(BUILTIN_CORPORA[spec].generate(split), limit, None)
+    if isinstance(fields, str):
+        fields = parse_fields(fields)
     if spec.startswith("hf:"):
-        return list(load_hf_records(spec, text_field=text_field, limit=limit))
+        stream_limit = limit if seed is None else None  # a sample must see every row
+        return take_records(load_hf_records(spec, text_field, stream_limit, fields), limit, seed)
     if Path(spec).suffix.lower() in FILE_SUFFIXES or Path(spec).exists():
-        return list(itertools.islice(load_file_records(spec, text_field=text_field), limit))
+        return take_records(load_file_records(spec, text_field=text_field, fields=fields), limit, seed)
     names = ", ".join(BUILTIN_CORPORA)
     raise ColaError(f"unknown corpus '{spec}': use a built-in name ({names}), a file path or hf:NAME[:CONFIG[:SPLIT]]")

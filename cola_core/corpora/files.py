@@ -1,20 +1,25 @@
-"""Records from local files: .txt, .jsonl, .json, .csv, .parquet, with a chosen text field.
+"""Records from local files: .txt, .jsonl, .json, .csv, .parquet, with a chosen text field or a
+question/answer field mapping (:mod:`cola_core.corpora.fields`).
 
 Errors name the file and what to do: non-UTF-8 bytes (with the byte offset), an empty file, a
 file over the size limit, a malformed JSONL line (with its number), a missing text column.
+Every record's ``meta`` has ``source`` (the path) and ``row`` (0-based among the file's rows; blank
+lines and paragraphs don't count).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cola_core.corpora.fields import Fields, as_fields, qa_of_row
 from cola_core.corpora.records import Record
 from cola_core.errors import ColaError
 
 FILE_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
+TABLE_SUFFIXES = (".csv", ".parquet")
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
@@ -37,12 +42,13 @@ def _text_of(row: Any, field: str, where: str) -> str:
     return str(row[field])
 
 
-def _rows(path: Path, field: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _rows(path: Path, columns: Sequence[str], hint: str) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+    """``(row, where, location meta)`` of each row: a string or a dict (tables: of ``columns``)."""
     suffix = path.suffix.lower()
     if suffix == ".txt":
         for n, para in enumerate(p.strip() for p in _read_text(path).split("\n\n")):
             if para:
-                yield para, {"paragraph": n}
+                yield para, f"{path.name} paragraph {n}", {"paragraph": n}
     elif suffix == ".jsonl":
         for n, line in enumerate(_read_text(path).splitlines(), start=1):
             if not line.strip():
@@ -51,7 +57,7 @@ def _rows(path: Path, field: str) -> Iterator[tuple[str, dict[str, Any]]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ColaError(f"{path.name} line {n} is not valid JSON ({exc.msg}); fix or remove it") from None
-            yield _text_of(row, field, f"{path.name} line {n}"), {"line": n}
+            yield row, f"{path.name} line {n}", {"line": n}
     elif suffix == ".json":
         try:
             data = json.loads(_read_text(path))
@@ -62,12 +68,12 @@ def _rows(path: Path, field: str) -> Iterator[tuple[str, dict[str, Any]]]:
         if not isinstance(data, list):
             raise ColaError(f"{path.name} must hold a JSON list of records (or {{'data': [...]}})")
         for n, row in enumerate(data):
-            yield _text_of(row, field, f"{path.name} item {n}"), {"item": n}
+            yield row, f"{path.name} item {n}", {"item": n}
     else:
-        yield from _table_rows(path, field)
+        yield from _table_rows(path, columns, hint)
 
 
-def _table_rows(path: Path, field: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _table_rows(path: Path, columns: Sequence[str], hint: str) -> Iterator[tuple[dict[str, Any], str, dict[str, Any]]]:
     import pandas as pd
 
     try:
@@ -76,17 +82,16 @@ def _table_rows(path: Path, field: str) -> Iterator[tuple[str, dict[str, Any]]]:
         raise ColaError(f"{path.name} is not UTF-8 text; re-save it as UTF-8") from None
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
         raise ColaError(f"{path.name} could not be read as {path.suffix.lower()[1:]} ({exc})") from None
-    if field not in frame.columns:
-        cols = ", ".join(map(str, frame.columns))
-        raise ColaError(f"{path.name} has no '{field}' column (columns: {cols}); pass --text-field")
-    for n, value in enumerate(frame[field].tolist()):
-        if isinstance(value, str):
-            yield value, {"row": n}
+    for column in columns:
+        if column not in frame.columns:
+            cols = ", ".join(map(str, frame.columns))
+            raise ColaError(f"{path.name} has no '{column}' column (columns: {cols}); {hint}")
+    values = [frame[c].tolist() for c in columns]
+    for n, cells in enumerate(zip(*values, strict=True)):
+        yield dict(zip(columns, cells, strict=True)), f"{path.name} row {n}", {"row": n}
 
 
-def load_file_records(path: str | Path, text_field: str = "text", name: str | None = None) -> Iterator[Record]:
-    """Records of a local file; ``name`` (default: the file stem) becomes the corpus name."""
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise ColaError(f"corpus file {path} does not exist")
     if path.suffix.lower() not in FILE_SUFFIXES:
@@ -96,11 +101,33 @@ def load_file_records(path: str | Path, text_field: str = "text", name: str | No
         raise ColaError(
             f"{path.name} is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit; split it"
         )
+
+
+def load_file_records(
+    path: str | Path, text_field: str = "text", name: str | None = None, fields: Fields | str | None = None
+) -> Iterator[Record]:
+    """Records of a local file; ``name`` (default: the file stem) becomes the corpus name. With
+    ``fields`` (a question/answer mapping) each row becomes a Q&A record and ``text_field`` is unused."""
+    path = Path(path)
+    _check_file(path)
+    mapping = as_fields(fields)
+    if mapping is not None and path.suffix.lower() == ".txt":
+        raise ColaError(f"{path.name}: a field mapping needs a file with columns (.jsonl, .json, .csv, .parquet)")
+    columns, hint = (mapping.columns, "check the field mapping") if mapping else ((text_field,), "pass --text-field")
+    table = path.suffix.lower() in TABLE_SUFFIXES
     corpus = name or path.stem
     n = 0
-    for text, meta in _rows(path, text_field):
+    for row_index, (row, where, location) in enumerate(_rows(path, columns, hint)):
+        meta: dict[str, Any] = {"file": path.name, **location, "source": str(path), "row": row_index}
+        if mapping is not None:
+            text, qa = qa_of_row(row, mapping, where)
+            meta.update(qa)
+        elif table and not isinstance(row[text_field], str):
+            continue  # an empty (NaN) or numeric cell holds no text
+        else:
+            text = _text_of(row, text_field, where)
         if text.strip():
-            yield Record(f"{corpus}/{n:06d}", text, corpus, "custom", {"file": path.name, **meta})
+            yield Record(f"{corpus}/{n:06d}", text, corpus, "custom", meta)
             n += 1
     if n == 0:
         raise ColaError(f"{path.name} holds no non-empty text; check the file and --text-field")

@@ -11,7 +11,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from cola_core.corpora import load_records
+from cola_core.corpora import Fields, load_records
 from cola_core.errors import ColaError
 from cola_core.paths import cache_root
 from cola_core.storage.atomic import atomic_write_bytes
@@ -25,8 +25,9 @@ def safe_stem(filename: str) -> str:
     return stem[:40] or "upload"
 
 
-def store_upload(filename: str, data: bytes, text_field: str = "text") -> Path:
-    """Validate an uploaded corpus and keep it; returns the stored path (usable as a corpus spec)."""
+def store_upload(filename: str, data: bytes, text_field: str = "text", fields: Fields | str | None = None) -> Path:
+    """Validate an uploaded corpus and keep it; returns the stored path (usable as a corpus spec).
+    ``fields`` (a question/answer mapping) is checked on the first rows instead of ``text_field``."""
     suffix = Path(filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise ColaError(f"{filename}: upload a {', '.join(UPLOAD_SUFFIXES)} file")
@@ -46,7 +47,7 @@ def store_upload(filename: str, data: bytes, text_field: str = "text") -> Path:
     path = folder / f"{safe_stem(filename)}{suffix}"
     atomic_write_bytes(path, data)
     try:
-        if not load_records(str(path), limit=5, text_field=text_field):
+        if not load_records(str(path), limit=5, text_field=text_field, fields=fields):
             raise ColaError(f"{filename} holds no non-empty texts")
     except ColaError:
         path.unlink(missing_ok=True)

@@ -7,8 +7,11 @@ split or any corpus), a correspondence score in [0, 1]:
 
 - activation similarity: cosine of the two sets' centroids in the activation space, around the
   mean of all points, mapped from [−1, 1] to [0, 1];
-- token similarity: 1 − symmetric KL of the add-one-smoothed unigram distributions, divided by
-  log(vocabulary size) and clipped to [0, 1].
+- token similarity: 1 − the Jensen–Shannon divergence of the two unigram distributions, in bits
+  (so it lies in [0, 1]): identical streams score 1, streams sharing no token score 0. JS needs no
+  smoothing, so only the tokens the corpora actually use count, whatever the vocabulary size (the
+  earlier add-one-smoothed symmetric KL ÷ log |V| scored two disjoint Zipf streams over a 128,256-token
+  vocabulary 0.88, barely below identical ones).
 
 A deployment choice turns the table into a recommended corpus mix: ``general`` weighs every
 capability equally, ``targeted`` weighs one capability ``boost`` times more. For each capability the
@@ -27,15 +30,26 @@ from cola_core.errors import ColaError
 
 
 def unigram_distribution(token_ids: Sequence[Sequence[int]], vocab_size: int) -> np.ndarray:
-    counts = np.ones(vocab_size, dtype=np.float64)  # add-one smoothing
+    """Relative token frequencies over the vocabulary (no smoothing; see :func:`token_similarity`)."""
+    counts = np.zeros(vocab_size, dtype=np.float64)
     for ids in token_ids:
         np.add.at(counts, np.asarray(ids, dtype=np.int64), 1)
-    return counts / counts.sum()
+    total = counts.sum()
+    if total == 0:
+        raise ColaError("cannot compare token statistics of an empty corpus")
+    return counts / total
 
 
 def token_similarity(p: np.ndarray, q: np.ndarray) -> float:
-    skl = 0.5 * (np.sum(p * np.log(p / q)) + np.sum(q * np.log(q / p)))
-    return float(np.clip(1.0 - skl / np.log(len(p)), 0.0, 1.0))
+    """1 − JS(p ‖ q) / ln 2: Jensen–Shannon divergence in bits, so the similarity lies in [0, 1]."""
+    m = 0.5 * (p + q)
+
+    def kl_to_m(x: np.ndarray) -> float:
+        used = x > 0
+        return float(np.sum(x[used] * np.log(x[used] / m[used])))
+
+    js = 0.5 * kl_to_m(p) + 0.5 * kl_to_m(q)
+    return float(np.clip(1.0 - js / np.log(2.0), 0.0, 1.0))
 
 
 def activation_similarity(a: np.ndarray, b: np.ndarray, centre: np.ndarray) -> float:

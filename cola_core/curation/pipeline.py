@@ -18,16 +18,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cola_core.corpora import BUILTIN_CORPORA, Record, load_records
+from cola_core.corpora.fields import parse_fields
+from cola_core.corpora.sampling import describe_sampling, sampling_summary
 from cola_core.curation.activations import ActivationConfig, Progress, cached_activations
 from cola_core.curation.correspondence import correspondence_table, recommend_mix, unigram_distribution
 from cola_core.curation.export import export_all
 from cola_core.curation.metrics import SelectionMetrics, selection_metrics
-from cola_core.curation.processing import ProcessingConfig, process_records
+from cola_core.curation.processing import ProcessingConfig, process_with_report
 from cola_core.curation.selection import STRATEGIES, Selection, TradeoffIndex, select
 from cola_core.curation.space import cluster_space, project_activations
 from cola_core.engine.config import EngineConfig
@@ -58,6 +61,14 @@ class CurateConfig:
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
     probe_size: int = 100
     text_field: str = "text"
+    fields: str | None = None  # question=COL,answer=COL[,rationale=COL]: Q&A columns of files and datasets
+    # Stage 1 (§4.1): score the corpora against the capability probes and draw the pool in that mix
+    stage1: bool = True  # False: an equal share of each corpus (the ablation "no Stage 1")
+    deployment: str = "general"  # general: every capability weighs the same; targeted: `target` weighs 3×
+    target: str | None = None
+    alpha: float = 0.5  # weight of activation vs token similarity in the correspondence score
+    stage1_samples: int = 100  # records per corpus and per probe set that Stage 1 scores
+    mix: tuple[tuple[str, float], ...] = ()  # the user's own pool shares; overrides Stage 1
     activations: ActivationConfig = field(default_factory=ActivationConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
 
@@ -70,6 +81,24 @@ class CurateConfig:
             raise ColaError(f"unknown strategy '{self.strategy}': choose one of {', '.join(STRATEGIES)}")
         if not 0.0 <= self.lam <= 1.0:
             raise ColaError(f"λ (lam) must lie in [0, 1], got {self.lam}")
+        if self.deployment not in ("general", "targeted"):
+            raise ColaError(f"unknown deployment '{self.deployment}': use general or targeted")
+        if self.deployment == "targeted" and self.target not in self.capabilities:
+            caps = ", ".join(self.capabilities)
+            raise ColaError(
+                f"a targeted deployment needs --target, one of the capabilities ({caps}); got {self.target}"
+            )
+        if not 0.0 <= self.alpha <= 1.0 or self.stage1_samples <= 0:
+            raise ColaError(
+                f"α must lie in [0, 1] and the Stage 1 samples be positive, got {self.alpha}, {self.stage1_samples}"
+            )
+        if self.fields is not None:
+            parse_fields(self.fields)  # one clear line on a bad mapping, before any work
+        unknown = [c for c, _ in self.mix if c not in self.corpora]
+        if unknown:
+            raise ColaError(f"--mix names {', '.join(unknown)}, not among --corpora ({', '.join(self.corpora)})")
+        if self.mix and (any(w < 0 for _, w in self.mix) or sum(w for _, w in self.mix) <= 0):
+            raise ColaError("--mix shares must be non-negative and not all zero")
 
     def extraction(self) -> ActivationConfig:
         """What activations are extracted with: Stage 2's sequence length, the one the samples were
@@ -92,22 +121,80 @@ class Space:
 
     embedded: Embedded
     probes: dict[str, np.ndarray]  # capability probe set → its points in the same projected space
+    stage1: dict[str, Any] = field(default_factory=dict)  # the pool's mix, and why (see pool_plan)
+    stage2: dict[str, Any] = field(default_factory=dict)  # what Stage 2 did (processing.process_with_report)
 
     @property
     def records(self) -> list[Record]:
         return self.embedded.records
 
 
-def build_pool(corpora: Sequence[str], pool_size: int, text_field: str = "text") -> list[Record]:
-    """An equal share of ``pool_size`` from each corpus's pool split (files/datasets: from the top)."""
-    per = math.ceil(pool_size / len(corpora))
+def pool_counts(shares: dict[str, float], pool_size: int) -> dict[str, int]:
+    """Records per corpus for a pool of ``pool_size`` in these shares (largest remainder, so the
+    counts add up exactly); corpora with no share are left out."""
+    total = sum(shares.values())
+    exact = {c: pool_size * w / total for c, w in shares.items() if w > 0}
+    counts = {c: math.floor(x) for c, x in exact.items()}
+    for c in sorted(exact, key=lambda c: counts[c] - exact[c])[: pool_size - sum(counts.values())]:
+        counts[c] += 1
+    return {c: n for c, n in counts.items() if n > 0}
+
+
+def build_pool(
+    corpora: Sequence[str] | dict[str, int],
+    pool_size: int = 0,
+    text_field: str = "text",
+    seed: int | None = None,
+    fields: str | None = None,
+) -> list[Record]:
+    """The pool: ``corpora`` as a {corpus: records} plan, or a list drawn in equal shares of
+    ``pool_size``. Built-in corpora give their pool split; files and datasets a uniform sample fixed
+    by ``seed`` (the head when None), their Q&A columns mapped by ``fields``."""
+    plan = corpora if isinstance(corpora, dict) else dict.fromkeys(corpora, math.ceil(pool_size / len(corpora)))
     pool: list[Record] = []
-    for spec in corpora:
-        records = load_records(spec, "pool", limit=per, text_field=text_field)
+    for spec, count in plan.items():
+        records = load_records(spec, "pool", limit=count, text_field=text_field, fields=fields, seed=seed)
         if not records:
             raise ColaError(f"corpus '{spec}' is empty")
         pool += records
     return pool
+
+
+def pool_plan(
+    loaded: LoadedModel, config: CurateConfig, engine: EngineConfig | None = None
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """Stage 1 (He et al., §4.1): records per corpus, and a record of how that mix was chosen.
+
+    The user's ``mix`` wins; otherwise, with ``stage1`` and more than one corpus, the corpora are
+    scored against the capability probes (:func:`score_corpora`) and the deployment turns the table
+    into shares (:func:`~cola_core.curation.correspondence.recommend_mix`); else equal shares."""
+    corpora = list(config.corpora)
+    if config.mix:
+        shares, why = dict(config.mix), {"source": "user", "why": "shares given with --mix"}
+    elif config.stage1 and len(corpora) > 1:
+        table = score_corpora(loaded, corpora, config.capabilities, config, config.alpha, config.stage1_samples, engine)
+        recommended = recommend_mix(table, config.deployment, config.target)
+        shares = {c: float(recommended.get(c, 0.0)) for c in corpora}
+        best = table.loc[table.groupby("capability")["score"].idxmax(), ["capability", "corpus"]]
+        why = {
+            "source": "stage1",
+            "why": f"{config.deployment} deployment"
+            + (f" targeting {config.target}" if config.deployment == "targeted" else "")
+            + "; best corpus per capability: "
+            + ", ".join(f"{r.capability} → {r.corpus}" for r in best.itertuples()),
+            "deployment": config.deployment,
+            "target": config.target,
+            "alpha": config.alpha,
+            "table": table.round(4).to_dict(orient="records"),
+        }
+    else:
+        reason = "--no-stage1" if not config.stage1 else "a single corpus"
+        shares, why = dict.fromkeys(corpora, 1.0), {"source": "equal", "why": f"equal shares ({reason})"}
+    counts = pool_counts(shares, config.pool_size)
+    if why["source"] == "equal":  # as before Stage 1 existed: ⌈pool / corpora⌉ each (the ablation)
+        counts = dict.fromkeys(corpora, math.ceil(config.pool_size / len(corpora)))
+    total = sum(shares.values())
+    return counts, {**why, "shares": {c: round(w / total, 4) for c, w in shares.items()}, "pool_mix": counts}
 
 
 def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
@@ -180,17 +267,23 @@ def build_space(
     if engine is not None:
         engine.validate()
     config.processing.validate(context_length(loaded.model))  # before any work
+    stage1: dict[str, Any] = {"source": "given", "why": "a pool given by the caller (e.g. self-generated)"}
     if pool is None:
-        pool = build_pool(config.corpora, config.pool_size, config.text_field)
-        log(f"pool: {len(pool)} records from {', '.join(config.corpora)}")
+        counts, stage1 = pool_plan(loaded, config, engine)
+        pool = build_pool(counts, text_field=config.text_field, seed=config.seed, fields=config.fields)
+        stage1["sampling"] = sampling_summary(pool)
+        log(f"stage 1: {stage1['why']}; {describe_sampling(pool)}")
+        log(f"pool: {len(pool)} records: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
     needs_model = score_perplexity or config.processing.drop_worst_perplexity > 0
-    samples = process_records(pool, loaded.tokenizer, config.processing, loaded.model if needs_model else None)
+    model = loaded.model if needs_model else None
+    samples, stage2 = process_with_report(pool, loaded.tokenizer, config.processing, model)
     log(f"after stage 2 (length, format, quality): {len(samples)} samples")
     if need > len(samples):  # before the costly extraction
         raise ColaError(f"cannot select {need} samples from a pool of {len(samples)}; lower --n or raise --pool-size")
     probe_sets = probe_records(config.capabilities, config.probe_size) if with_probes and config.capabilities else {}
     embedded, *probe_embs = embed_sets(loaded, [samples, *probe_sets.values()], config, progress, engine)
-    return Space(embedded, {cap: e.space for cap, e in zip(probe_sets, probe_embs, strict=True)})
+    probes = {cap: e.space for cap, e in zip(probe_sets, probe_embs, strict=True)}
+    return Space(embedded, probes, stage1, stage2)
 
 
 def run_selection(
@@ -260,6 +353,8 @@ class CurationResult:
     metrics: SelectionMetrics
     paths: dict[str, str]
     seconds: float
+    stage1: dict[str, Any] = field(default_factory=dict)
+    stage2: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chosen(self) -> list[Record]:
@@ -285,10 +380,14 @@ def curate(
         "model_fingerprint": loaded.fingerprint,
         "fingerprint": space.embedded.fingerprint,
         "config": asdict(config),
+        "seqlen": config.processing.seqlen,
+        "stage1": space.stage1,
+        "stage2": space.stage2,
         "metrics": metrics.to_dict(),
     }
     paths = export_all(chosen, loaded.tokenizer, config.processing.seqlen, out, settings)
-    return CurationResult(space.embedded, selection, metrics, paths, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return CurationResult(space.embedded, selection, metrics, paths, seconds, space.stage1, space.stage2)
 
 
 def score_corpora(
@@ -302,7 +401,12 @@ def score_corpora(
 ) -> pd.DataFrame:
     """Stage 1 table for candidate corpora × capabilities (see :mod:`cola_core.curation.correspondence`);
     ``engine`` says where the activations are extracted."""
-    candidates = {c: load_records(c, "pool", limit=per_corpus, text_field=config.text_field) for c in corpora}
+    candidates = {
+        c: load_records(
+            c, "pool", limit=per_corpus, text_field=config.text_field, fields=config.fields, seed=config.seed
+        )
+        for c in corpora
+    }
     probes = probe_records(capabilities, per_corpus)
 
     def describe(sets: dict[str, list[Record]]) -> tuple[dict, dict]:

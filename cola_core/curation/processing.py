@@ -117,15 +117,22 @@ def _jaccard(x: set[int], y: set[int]) -> float:
 
 def shape_lengths(records: Sequence[Record], tokenizer, config: ProcessingConfig) -> list[Record]:
     """Truncate or pack to ``seqlen`` tokens; drop short ones; store ``meta["n_tokens"]``."""
+    return _shape_lengths(records, tokenizer, config)[0]
+
+
+def _shape_lengths(records: Sequence[Record], tokenizer, config: ProcessingConfig) -> tuple[list[Record], int, int]:
+    """:func:`shape_lengths`, and how many samples were truncated and how many dropped as too short."""
     out: list[Record] = []
     ids = tokenizer([r.text for r in records], add_special_tokens=False)["input_ids"]
     if config.mode == "truncate":
+        truncated = 0
         for r, full in zip(records, ids, strict=True):
             tok = full[: config.seqlen]
             if len(tok) >= config.min_tokens:
+                truncated += len(full) > config.seqlen
                 text = r.text if len(full) <= config.seqlen else tokenizer.decode(tok)
                 out.append(replace(r, text=text, meta={**r.meta, "n_tokens": len(tok)}))
-        return out
+        return out, truncated, len(records) - len(out)
     by_corpus: dict[str, list[int]] = {}
     for r, tok in zip(records, ids, strict=True):  # pack within a corpus, documents joined by EOS
         by_corpus.setdefault(r.corpus, []).extend([*tok, tokenizer.eos_token_id])
@@ -137,16 +144,27 @@ def shape_lengths(records: Sequence[Record], tokenizer, config: ProcessingConfig
             out.append(
                 Record(f"{corpus}/packed/{n:06d}", text, corpus, domain, {"n_tokens": len(chunk), "packed": True})
             )
-    return out
+    return out, 0, 0
 
 
 def process_records(records: Sequence[Record], tokenizer, config: ProcessingConfig, model=None) -> list[Record]:
     """Stage 2 in order: format, dedupe, length, then (with a model) perplexity scoring and filter."""
+    return process_with_report(records, tokenizer, config, model)[0]
+
+
+def process_with_report(
+    records: Sequence[Record], tokenizer, config: ProcessingConfig, model=None
+) -> tuple[list[Record], dict[str, int | str | bool]]:
+    """:func:`process_records`, and what Stage 2 did: samples in and out, how many were re-rendered in
+    the reasoning format, dropped as (near) duplicates, truncated or too short, packed, dropped by
+    perplexity, and the tokens left."""
     config.validate(context_length(model) if model is not None else None)
-    out = [apply_format(r, config.reasoning_format) for r in records]
-    if config.dedupe:
-        out = drop_duplicates(out, config.near_duplicate_jaccard)
-    out = shape_lengths(out, tokenizer, config)
+    formatted = [apply_format(r, config.reasoning_format) for r in records]
+    reformatted = sum(a.text != b.text for a, b in zip(records, formatted, strict=True))
+    out = drop_duplicates(formatted, config.near_duplicate_jaccard) if config.dedupe else formatted
+    deduped = len(out)
+    out, truncated, too_short = _shape_lengths(out, tokenizer, config)
+    shaped = len(out)
     if model is not None:
         out = score_perplexity(out, model, tokenizer, config.seqlen + 1)
         out = drop_worst(out, config.drop_worst_perplexity)
@@ -154,4 +172,17 @@ def process_records(records: Sequence[Record], tokenizer, config: ProcessingConf
         raise ColaError("the perplexity filter needs a model")
     if not out:
         raise ColaError(f"no samples left after processing (min {config.min_tokens} tokens, seqlen {config.seqlen})")
-    return out
+    report = {
+        "samples_in": len(records),
+        "reasoning_format": config.reasoning_format,
+        "reformatted": reformatted,
+        "duplicates_dropped": len(formatted) - deduped,
+        "length_mode": config.mode,
+        "seqlen": config.seqlen,
+        "truncated": truncated,
+        "too_short_dropped": too_short,
+        "perplexity_dropped": shaped - len(out),
+        "samples_out": len(out),
+        "tokens": sum(r.meta.get("n_tokens", 0) for r in out),
+    }
+    return out, report

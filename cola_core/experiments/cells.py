@@ -33,6 +33,7 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
         lam=spec.lam,
         seed=seed,
         capabilities=DEFAULT_CAPABILITIES,
+        stage1=spec.stage1,
         processing=ProcessingConfig(seqlen=cfg.seqlen),
     )
     pool = None

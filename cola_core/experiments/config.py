@@ -23,6 +23,8 @@ class CalibrationSpec:
     corpora: tuple[str, ...] = CurateConfig.corpora
     strategy: str = CurateConfig.strategy
     lam: float = CurateConfig.lam
+    # The grid compares fixed corpus mixes, so a set opts into Stage 1's mix (He et al. §4.1) explicitly.
+    stage1: bool = False
     self_generated: bool = False
 
 
