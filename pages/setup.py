@@ -12,9 +12,10 @@ from cola_core.corpora.selfgen import SelfGenConfig, cached_self_corpus
 from cola_core.corpora.uploads import UPLOAD_SUFFIXES, store_upload
 from cola_core.curation.correspondence import recommend_mix
 from cola_core.curation.pipeline import CurateConfig, score_corpora
+from cola_core.curation.presets import PRESETS
 from cola_core.engine.config import ray_available
 from cola_core.errors import ColaError
-from cola_core.models.loading import list_models, load_model_cached
+from cola_core.models.loading import context_length, list_models, load_model_cached
 from ui import state
 
 state.init()
@@ -63,6 +64,7 @@ infos = list_corpora()
 st.subheader("Candidate corpora")
 st.dataframe(pd.DataFrame([c.to_dict() for c in infos]), hide_index=True, width="stretch")
 custom_corpora: dict[str, str] = dict(state.get("custom_corpora"))
+fields = state.get("fields").strip() or None  # its widget is drawn below the tabs
 u, h, g = st.tabs(["Upload a file", "Hugging Face dataset", "Self-generated (Ji et al.)"])
 files = u.file_uploader(
     "Add your own corpus",
@@ -72,14 +74,14 @@ files = u.file_uploader(
 )
 for f in files or []:
     try:
-        custom_corpora.setdefault(str(store_upload(f.name, f.getvalue())), f.name)
+        custom_corpora.setdefault(str(store_upload(f.name, f.getvalue(), fields=fields)), f.name)
     except ColaError as exc:
         u.error(str(exc))
 spec = h.text_input("Dataset", placeholder="hf:NAME[:CONFIG[:SPLIT]], e.g. hf:wikitext:wikitext-2-raw-v1:train")
 if h.button("Add dataset", key="add_hf") and spec.strip():
     try:
         spec = spec.strip() if spec.strip().startswith("hf:") else f"hf:{spec.strip()}"
-        load_records(spec, limit=3)  # reachable and has a text field
+        load_records(spec, limit=3, fields=fields)  # reachable, and has the text field or the mapped columns
         custom_corpora[spec] = spec
     except ColaError as exc:
         h.error(str(exc))
@@ -103,6 +105,13 @@ if g.button("Generate from the model", key="self_generate") and loaded is not No
     except ColaError as exc:
         g.error(str(exc))
 st.session_state["custom_corpora"] = custom_corpora
+st.text_input(
+    "Q&A columns of files and datasets (optional)",
+    key="fields",
+    placeholder="question=question,answer=answer[,rationale=rationale]",
+    help="Maps a file's or dataset's columns to Question / Reasoning / Answer (GSM8K's '#### N' answers are parsed), "
+    "so Stage 2's explicit reasoning format works on your own Q&A data. Blank: use the text column as it is.",
+)
 uploads = custom_corpora  # labels for every custom spec
 options = [c.name for c in infos] + list(uploads)
 st.multiselect("Corpora to curate from", options, key="corpora", format_func=lambda c: uploads.get(c, c))
@@ -120,12 +129,18 @@ st.subheader("Stage 1: which corpora match the capabilities to keep")
 c1, c2, c3 = st.columns(3)
 deployment = c1.radio("Deployment", ["general", "targeted"], horizontal=True, key="deployment")
 target = c2.selectbox("Target capability", PROBES, disabled=deployment == "general", key="target")
-alpha = c3.slider("α: activation ↔ token similarity", 0.0, 1.0, 0.5, 0.05)
+alpha = c3.slider("α: activation ↔ token similarity", 0.0, 1.0, key="alpha", step=0.05)
 if st.button("Score the corpora", key="score_stage1") and loaded is not None:
     try:
         with st.spinner("Embedding samples of each corpus and each capability's probes …"):
             st.session_state["stage1"] = score_corpora(
-                loaded, state.get("corpora"), PROBES, CurateConfig(), alpha, per_corpus=100, engine=state.engine()
+                loaded,
+                state.get("corpora"),
+                PROBES,
+                CurateConfig(fields=fields, seed=int(state.get("seed"))),
+                alpha,
+                per_corpus=CurateConfig.stage1_samples,
+                engine=state.engine(),
             )
     except ColaError as exc:
         st.error(str(exc))
@@ -141,11 +156,37 @@ else:
     try:
         mix = recommend_mix(table, deployment, target if deployment == "targeted" else None)
         right.dataframe(mix.rename(index=lambda c: uploads.get(c, c)).to_frame("recommended share").round(3))
-        right.caption("Shares of the calibration set per corpus; use them to weight the pool or read them as a guide.")
+        right.caption("Stage 1's shares of the pool per corpus (recomputed when the space is built).")
     except ColaError as exc:
         right.error(str(exc))
 
+MIX_MODES = {"stage1": "Stage 1's recommended mix", "equal": "Equal shares (no Stage 1)", "custom": "My own shares"}
+st.radio("The pool's mix", list(MIX_MODES), format_func=MIX_MODES.get, horizontal=True, key="mix_mode")
+if state.get("mix_mode") == "custom":
+    chosen = list(state.get("corpora"))
+    start = {c: float(state.get("pool_mix").get(c, 1.0 / max(len(chosen), 1))) for c in chosen}
+    if table is not None and not state.get("pool_mix"):
+        recommended = recommend_mix(table, deployment, target if deployment == "targeted" else None)
+        start = {c: float(recommended.get(c, 0.0)) for c in chosen}
+    edited = st.data_editor(
+        pd.DataFrame({"corpus": chosen, "share": [start[c] for c in chosen]}),
+        disabled=["corpus"],
+        hide_index=True,
+        key="pool_mix_editor",
+    )
+    st.session_state["pool_mix"] = dict(zip(edited["corpus"], edited["share"].astype(float), strict=True))
+
 st.subheader("Stage 2: compositional properties")
+st.selectbox(
+    "Preset",
+    ["", *PRESETS],
+    key="preset",
+    format_func=lambda p: p or "(none: the settings below)",
+    on_change=state.apply_preset,
+    args=(context_length(loaded.model) if loaded is not None else None,),
+    help="paper: He et al.'s 128 samples of 2,048 tokens (capped by the model's context), all layers, 64-d, "
+    "k-means nearest to centroids; paper-awq: 512 tokens. See docs/method.md.",
+)
 s1, s2, s3, s4, s5 = st.columns(5)
 s1.number_input("Sequence length (tokens)", 8, 8192, key="seqlen")
 s2.selectbox(

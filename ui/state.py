@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "mix_mode": "stage1",  # the pool's mix: stage1 (Stage 1 recommends) | equal | custom (pool_mix)
     "pool_mix": {},  # corpus → share, when mix_mode is custom
     "preset": "",  # "" or a key of cola_core.curation.presets.PRESETS
+    "fields": "",  # Q&A columns of files and datasets; "" = texts as they are
     "preview_corpus": "math",
     "pool_size": _C.pool_size,
     "layers_text": "",
@@ -94,4 +95,23 @@ def space_settings() -> SpaceSettings:
         target=get("target") if targeted else None,
         alpha=float(get("alpha")),
         mix=custom if mix_mode == "custom" else (),
+        fields=get("fields").strip() or None,
+    )
+
+
+def apply_preset(max_positions: int | None) -> None:
+    """Widget callback: put the chosen preset's values into the session (sequence length capped by the
+    model's context); the user can still change each one afterwards."""
+    from cola_core.curation.presets import cap_seqlen, preset
+
+    name = get("preset")
+    if not name:
+        return
+    values = preset(name)
+    st.session_state.update(
+        seqlen=cap_seqlen(values["seqlen"], max_positions),
+        n=values["n"],
+        strategy=values["strategy"],
+        alpha=values["alpha"],
+        layers_text="",
     )

@@ -56,6 +56,7 @@ class SpaceSettings:
     target: str | None = _C.target
     alpha: float = _C.alpha
     mix: tuple[tuple[str, float], ...] = _C.mix  # the user's own shares (override Stage 1)
+    fields: str | None = _C.fields  # Q&A columns of files and datasets (question=COL,answer=COL[,rationale=COL])
 
 
 @dataclass
@@ -105,6 +106,7 @@ def curate_config(
         target=s.target,
         alpha=s.alpha,
         mix=s.mix,
+        fields=s.fields,
         activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
         processing=processing,
     )
