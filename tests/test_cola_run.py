@@ -43,6 +43,8 @@ def test_targeted_math_deployment_builds_a_math_heavy_pool(tiny_model_dir, cache
     assert targeted["math"] >= 0.4 * 200  # the target weighs 3× the other capabilities
     equal, why_equal = pool_plan(loaded, CurateConfig(**{**base.__dict__, "stage1": False}))
     assert equal == dict.fromkeys(corpora, 50) and why_equal["source"] == "equal"
+    weighted, why_w = pool_plan(loaded, CurateConfig(**{**base.__dict__, "weights": (("code", 1.0),)}))
+    assert weighted["code"] == max(weighted.values()) and "code 1" in why_w["why"]
     mine, why_mine = pool_plan(loaded, CurateConfig(**{**base.__dict__, "mix": (("code", 3.0), ("prose", 1.0))}))
     assert mine == {"code": 150, "prose": 50} and why_mine["source"] == "user"
 

@@ -57,7 +57,7 @@ def test_curate_flags_default_to_the_pipeline_config():
         C.fields,
         None,
     )
-    assert d["no_stage1"] is (not C.stage1) and d["preset"] is None
+    assert d["no_stage1"] is (not C.stage1) and d["preset"] is None and d["weights"] is None and not C.weights
     assert _defaults("corpus-scores")["per_corpus"] == C.stage1_samples
     assert d["no_dedupe"] is (not P.dedupe) and d["pooling"] == A.pooling and d["include_mlp"] is A.include_mlp
     assert (d["engine"], d["ray_workers"], d["shard_size"], d["ray_address"]) == (

@@ -88,6 +88,9 @@ def add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
         help="Q&A columns of files and hf: datasets, question=COL,answer=COL[,rationale=COL]: rendered as "
         "Question / Reasoning / Answer (GSM8K '#### N' answers parsed)",
     )
+    p.add_argument(
+        "--weights", default=None, help="Stage 1: capability weights, e.g. math=3,code=1 (replace --deployment)"
+    )
     p.add_argument("--alpha", type=float, default=_C.alpha, help="Stage 1: weight of activation vs token similarity")
     p.add_argument("--deployment", default=_C.deployment, help="Stage 1: general or targeted")
     p.add_argument("--target", default=_C.target, help="Stage 1: the capability to keep first (targeted)")

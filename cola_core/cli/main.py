@@ -107,8 +107,8 @@ def _layers(text: str | None) -> tuple[int, ...] | None:
         raise ColaError(f"--layers takes comma-separated integers, got '{text}'") from None
 
 
-def _mix(text: str | None) -> tuple[tuple[str, float], ...]:
-    """``--mix math=0.5,prose=0.5`` → (("math", 0.5), ("prose", 0.5))."""
+def _shares(text: str | None, flag: str) -> tuple[tuple[str, float], ...]:
+    """``math=0.5,prose=0.5`` → (("math", 0.5), ("prose", 0.5)), for ``--mix`` and ``--weights``."""
     shares = []
     for item in _csv(text):
         corpus, sep, share = item.rpartition("=")
@@ -117,7 +117,7 @@ def _mix(text: str | None) -> tuple[tuple[str, float], ...]:
         except ValueError:
             sep = ""
         if not sep or not corpus.strip():
-            raise ColaError(f"--mix takes CORPUS=SHARE pairs separated by commas, got '{item}'")
+            raise ColaError(f"{flag} takes NAME=NUMBER pairs separated by commas, got '{item}'")
     return tuple(shares)
 
 
@@ -142,7 +142,8 @@ def _curate_config(args: argparse.Namespace):
         target=args.target,
         alpha=args.alpha,
         stage1_samples=args.per_corpus,
-        mix=_mix(getattr(args, "mix", None)),
+        mix=_shares(getattr(args, "mix", None), "--mix"),
+        weights=_shares(args.weights, "--weights"),
         activations=ActivationConfig(layers=_layers(args.layers), pooling=args.pooling, include_mlp=args.include_mlp),
         processing=ProcessingConfig(
             seqlen=args.seqlen,
@@ -262,7 +263,7 @@ def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
     engine = _engine(args)
     corpora, capabilities = _csv(args.corpora), _csv(args.capabilities)
     table = score_corpora(_load(args), corpora, capabilities, config, args.alpha, args.per_corpus, engine)
-    mix = recommend_mix(table, args.deployment, args.target)
+    mix = recommend_mix(table, args.deployment, args.target, weights=dict(config.weights))
     return {
         "table": table.to_dict(orient="records"),
         "mix": mix.round(4).to_dict(),

@@ -92,10 +92,19 @@ def recommend_mix(
     target: str | None = None,
     boost: float = 3.0,
     temperature: float = 0.05,
+    weights: Mapping[str, float] | None = None,
 ) -> pd.Series:
-    """Corpus shares (summing to 1) from a correspondence table and a deployment choice."""
+    """Corpus shares (summing to 1) from a correspondence table and a deployment choice; explicit
+    capability ``weights`` (unnamed capabilities weigh 0) replace the deployment's."""
     caps = sorted(table["capability"].unique())
-    if deployment == "general":
+    if weights:
+        unknown = sorted(set(weights) - set(caps))
+        if unknown or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ColaError(
+                f"capability weights must be non-negative, not all zero, over {', '.join(caps)}; got {dict(weights)}"
+            )
+        weights = {c: float(weights.get(c, 0.0)) for c in caps}
+    elif deployment == "general":
         weights = dict.fromkeys(caps, 1.0)
     elif deployment == "targeted":
         if target not in caps:
@@ -105,6 +114,7 @@ def recommend_mix(
         raise ColaError(f"unknown deployment '{deployment}': use general or targeted")
     total = sum(weights.values())
     mix = pd.Series(0.0, index=sorted(table["corpus"].unique()))
+    caps = [c for c in caps if weights[c] > 0]
     for cap in caps:
         scores = table[table["capability"] == cap].set_index("corpus")["score"]
         soft = np.exp((scores - scores.max()) / temperature)

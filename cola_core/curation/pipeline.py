@@ -66,6 +66,7 @@ class CurateConfig:
     stage1: bool = True  # False: an equal share of each corpus (the ablation "no Stage 1")
     deployment: str = "general"  # general: every capability weighs the same; targeted: `target` weighs 3×
     target: str | None = None
+    weights: tuple[tuple[str, float], ...] = ()  # capability weights; replace the deployment's when given
     alpha: float = 0.5  # weight of activation vs token similarity in the correspondence score
     stage1_samples: int = 100  # records per corpus and per probe set that Stage 1 scores
     mix: tuple[tuple[str, float], ...] = ()  # the user's own pool shares; overrides Stage 1
@@ -94,6 +95,10 @@ class CurateConfig:
             )
         if self.fields is not None:
             parse_fields(self.fields)  # one clear line on a bad mapping, before any work
+        strangers = [c for c, _ in self.weights if c not in self.capabilities]
+        if strangers:
+            caps = ", ".join(self.capabilities)
+            raise ColaError(f"--weights names {', '.join(strangers)}, not among --capabilities ({caps})")
         unknown = [c for c, _ in self.mix if c not in self.corpora]
         if unknown:
             raise ColaError(f"--mix names {', '.join(unknown)}, not among --corpora ({', '.join(self.corpora)})")
@@ -173,17 +178,22 @@ def pool_plan(
         shares, why = dict(config.mix), {"source": "user", "why": "shares given with --mix"}
     elif config.stage1 and len(corpora) > 1:
         table = score_corpora(loaded, corpora, config.capabilities, config, config.alpha, config.stage1_samples, engine)
-        recommended = recommend_mix(table, config.deployment, config.target)
+        recommended = recommend_mix(table, config.deployment, config.target, weights=dict(config.weights))
         shares = {c: float(recommended.get(c, 0.0)) for c in corpora}
         best = table.loc[table.groupby("capability")["score"].idxmax(), ["capability", "corpus"]]
         why = {
             "source": "stage1",
-            "why": f"{config.deployment} deployment"
-            + (f" targeting {config.target}" if config.deployment == "targeted" else "")
+            "why": (
+                "capability weights " + ", ".join(f"{c} {w:g}" for c, w in config.weights)
+                if config.weights
+                else f"{config.deployment} deployment"
+                + (f" targeting {config.target}" if config.deployment == "targeted" else "")
+            )
             + "; best corpus per capability: "
             + ", ".join(f"{r.capability} → {r.corpus}" for r in best.itertuples()),
             "deployment": config.deployment,
             "target": config.target,
+            "weights": dict(config.weights),
             "alpha": config.alpha,
             "table": table.round(4).to_dict(orient="records"),
         }
