@@ -156,7 +156,10 @@ else:
     try:
         mix = recommend_mix(table, deployment, target if deployment == "targeted" else None)
         right.dataframe(mix.rename(index=lambda c: uploads.get(c, c)).to_frame("recommended share").round(3))
-        right.caption("Stage 1's shares of the pool per corpus (recomputed when the space is built).")
+        right.caption(
+            "Shares of the calibration set per corpus, as Stage 1 recommends them; the pool is drawn in this mix "
+            "when the space is built (choose below)."
+        )
     except ColaError as exc:
         right.error(str(exc))
 

@@ -309,6 +309,7 @@ def test_cli_curate_on_ray_writes_the_local_calibration_set(tmp_path, monkeypatc
         "48",
         "--device",
         "cpu",
+        "--no-stage1",  # the entries counted below are the pool's and the probes'; Stage 1 would add its own
     ]
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "local-cache"))
     assert main([*common, "--out", str(tmp_path / "local.jsonl")]) == 0
@@ -360,6 +361,7 @@ def test_dashboard_extracts_on_ray_and_says_so(tiny_model_dir, tmp_path, monkeyp
         "space_ready": True,
         "engine": "ray",
         "ray_workers": 2,
+        "mix_mode": "equal",  # one activations entry below: the pool's (Stage 1 would add its own sets)
     }
     for key, value in settings.items():
         at.session_state[key] = value
