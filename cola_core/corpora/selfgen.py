@@ -36,6 +36,7 @@ from cola_core.corpora.quality import drop_worst, score_perplexity
 from cola_core.errors import ColaError
 from cola_core.models.architecture import input_device
 from cola_core.models.loading import context_length
+from cola_core.models.scoring import left_pad
 
 PREFIX_POOL_LIMIT = 10_000  # records read from the prefix corpus: keeps a streamed hub dataset cheap
 
@@ -112,16 +113,6 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
     return ids
 
 
-def _left_pad(rows: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    width = max(map(len, rows))
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for r, row in enumerate(rows):
-        input_ids[r, width - len(row) :] = torch.tensor(row)
-        mask[r, width - len(row) :] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
-
-
 def _sample_batch(model, tokenizer, prompts: list[str], config: SelfGenConfig) -> list[tuple[str, str]]:
     """``(text, continuation)`` per prompt, the text being prompt + continuation."""
     rows = [prompt_ids(tokenizer, p) for p in prompts]
@@ -131,7 +122,7 @@ def _sample_batch(model, tokenizer, prompts: list[str], config: SelfGenConfig) -
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     if pad is None:  # load_model gives every tokenizer one (ensure_pad_token); scoring needs it too
         raise ColaError("the tokenizer has no pad token; load the model with cola_core.models.loading.load_model")
-    enc = _left_pad(rows, pad, input_device(model))
+    enc = left_pad(rows, pad, input_device(model))
     out = model.generate(
         **enc,
         do_sample=True,

@@ -42,15 +42,20 @@ def per_text_nll(
     return sums, counts
 
 
-def _left_padded(tokenizer, prompts: Sequence[str], max_prompt: int, device) -> dict[str, torch.Tensor]:
-    ids = [p[-max_prompt:] for p in tokenizer(list(prompts))["input_ids"]]
-    width = max(map(len, ids))
-    input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    """Token rows left-padded into one batch with its attention mask (generation continues at the right)."""
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(input_ids)
-    for r, row in enumerate(ids):
+    for r, row in enumerate(rows):
         input_ids[r, width - len(row) :] = torch.tensor(row)
         mask[r, width - len(row) :] = 1
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
+
+def _left_padded(tokenizer, prompts: Sequence[str], max_prompt: int, device) -> dict[str, torch.Tensor]:
+    ids = [p[-max_prompt:] for p in tokenizer(list(prompts))["input_ids"]]
+    return left_pad(ids, tokenizer.pad_token_id, device)
 
 
 @torch.inference_mode()
