@@ -28,7 +28,7 @@ from cola_core.evaluation.sandbox import Limits, run_untrusted
 from cola_core.evaluation.suite import Score, accuracy_score, perplexity_score
 from cola_core.models.architecture import input_device
 from cola_core.models.loading import context_length
-from cola_core.models.scoring import continuation_logprobs, generate
+from cola_core.models.scoring import continuation_logprobs, generate, target_logprobs
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,8 @@ def wikitext_perplexity(
     with torch.inference_mode():
         for s in range(0, len(windows), batch_size):
             batch = windows[s : s + batch_size].to(device)
-            logits = model(input_ids=batch).logits[:, :-1].float()
-            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none")
-            nll += loss.sum(1).tolist()
+            logp, _ = target_logprobs(model, batch, torch.ones_like(batch))  # bounded memory at any vocabulary
+            nll += (-logp).sum(1).tolist()
     return perplexity_score("wikitext2", nll, [seqlen - 1] * len(nll), seed)
 
 

@@ -11,6 +11,58 @@ import torch
 from cola_core.models.architecture import input_device
 from cola_core.models.loading import context_length
 
+LOGIT_BUDGET = 1 << 24  # logits held at once, in floats (64 MiB in fp32), whatever the vocabulary
+
+
+def _head_path_ok(model) -> bool:
+    """Whether the output head applied to the base model's last hidden state reproduces the model's
+    logits (true for the decoder families we support; a model with extra logit processing fails the
+    check and is scored from its full logits instead). Checked once per model on a tiny input."""
+    cached = getattr(model, "_cola_head_path_ok", None)
+    if cached is not None:
+        return cached
+    ok = False
+    head = model.get_output_embeddings()
+    if head is not None and getattr(model, "base_model", None) is not None and model.base_model is not model:
+        ids = torch.arange(1, 9, device=input_device(model)).remainder(model.config.vocab_size)[None]
+        try:
+            full = model(input_ids=ids, use_cache=False).logits.float()
+            ours = head(model.base_model(input_ids=ids, use_cache=False).last_hidden_state).float()
+            ok = torch.allclose(full, ours, rtol=1e-4, atol=1e-4)
+        except (TypeError, AttributeError, RuntimeError):
+            ok = False
+    model._cola_head_path_ok = ok
+    return ok
+
+
+@torch.inference_mode()
+def target_logprobs(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, argmax: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probability of each next token (``[batch, length − 1]``, fp32, on the CPU) and, with
+    ``argmax``, whether the greedy prediction got it right.
+
+    The full-vocabulary logits are never held for the whole batch: the output head and log-softmax
+    run over chunks of positions holding at most :data:`LOGIT_BUDGET` floats, and only the target
+    tokens' log-probabilities are kept, so memory does not grow with vocabulary × batch × length."""
+    targets = input_ids[:, 1:]
+    vocab = model.config.vocab_size
+    if _head_path_ok(model):
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        hidden, head = hidden.last_hidden_state[:, :-1], model.get_output_embeddings()
+    else:
+        hidden, head = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1], None
+    step = max(1, LOGIT_BUDGET // max(1, len(input_ids) * vocab))
+    logps, hits = [], []
+    for a in range(0, targets.shape[1], step):
+        logits = (head(hidden[:, a : a + step]) if head is not None else hidden[:, a : a + step]).float()
+        want = targets[:, a : a + step].to(logits.device)
+        logps.append(logits.log_softmax(-1).gather(-1, want[..., None])[..., 0].cpu())
+        if argmax:
+            hits.append((logits.argmax(-1) == want).cpu())
+        del logits
+    return torch.cat(logps, 1), (torch.cat(hits, 1) if argmax else None)
+
 
 @torch.inference_mode()
 def per_text_nll(
@@ -20,6 +72,7 @@ def per_text_nll(
 
     Texts are truncated to ``seqlen`` tokens; padding is masked out. If ``correct`` is a list, the
     number of tokens each text's greedy (argmax) prediction gets right is appended to it.
+    Memory stays bounded whatever the vocabulary (:func:`target_logprobs`).
     """
     sums: list[float] = []
     counts: list[int] = []
@@ -31,14 +84,12 @@ def per_text_nll(
             truncation=True,
             max_length=seqlen,
         ).to(input_device(model))
-        logits = model(**enc).logits[:, :-1].float()
-        targets = enc["input_ids"][:, 1:]
-        mask = enc["attention_mask"][:, 1:].float()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none") * mask
-        sums += nll.sum(1).tolist()
+        logp, hits = target_logprobs(model, enc["input_ids"], enc["attention_mask"], argmax=correct is not None)
+        mask = enc["attention_mask"][:, 1:].float().cpu()
+        sums += (-logp * mask).sum(1).tolist()
         counts += mask.sum(1).long().tolist()
         if correct is not None:
-            correct.extend(((logits.argmax(-1) == targets).float() * mask).sum(1).long().tolist())
+            correct.extend((hits.float() * mask).sum(1).long().tolist())
     return sums, counts
 
 
@@ -101,13 +152,9 @@ def continuation_logprobs(
         for r, s in enumerate(seqs):
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
-        logp = (
-            model(input_ids=ids.to(input_device(model)), attention_mask=mask.to(input_device(model)))
-            .logits.float()
-            .log_softmax(-1)
-            .cpu()
-        )
+        device = input_device(model)
+        logp, _ = target_logprobs(model, ids.to(device), mask.to(device))  # logp[r, i]: token i + 1
         for r, (p, c) in enumerate(zip(p_ids, c_ids, strict=True)):
             positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
-            out.append(logp[r, positions, torch.tensor(c)].sum().item())
+            out.append(logp[r, positions].sum().item())
     return out
