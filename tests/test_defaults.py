@@ -59,6 +59,7 @@ def test_curate_flags_default_to_the_pipeline_config():
     )
     assert d["no_stage1"] is (not C.stage1) and d["preset"] is None and d["weights"] is None and not C.weights
     assert _defaults("corpus-scores")["per_corpus"] == C.stage1_samples
+    assert (d["probe_size"], d["batch_tokens"], d["dtype"]) == (C.probe_size, A.batch_tokens, "auto")
     assert d["no_dedupe"] is (not P.dedupe) and d["pooling"] == A.pooling and d["include_mlp"] is A.include_mlp
     assert (d["engine"], d["ray_workers"], d["shard_size"], d["ray_address"]) == (
         E.kind,

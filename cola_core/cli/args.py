@@ -28,6 +28,12 @@ def _csv(values: tuple[str, ...]) -> str:
 def add_model_args(p: argparse.ArgumentParser, device_map: bool = True) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local directory or hub id")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="weights' dtype; auto: bfloat16 on GPU, float32 on CPU",
+    )
     if device_map:
         p.add_argument(
             "--device-map",
@@ -70,6 +76,10 @@ def add_curate_args(p: argparse.ArgumentParser, scores: bool = False) -> None:
     p.add_argument("--pooling", default=_A.pooling, help="mean or last")
     p.add_argument("--include-mlp", action="store_true", help="also use MLP intermediate activations")
     p.add_argument("--dim", type=int, default=_C.dim, help="random projection dimension")
+    p.add_argument("--probe-size", type=int, default=_C.probe_size, help="held-out samples per capability probe set")
+    p.add_argument(
+        "--batch-tokens", type=int, default=_A.batch_tokens, help="activation extraction: tokens per forward batch"
+    )
     p.add_argument("--seed", type=int, default=_C.seed, help="projection and selection seed")
     p.add_argument("--min-tokens", type=int, default=_P.min_tokens, help="drop samples shorter than this")
     p.add_argument("--length-mode", default=_P.mode, help="truncate or pack")

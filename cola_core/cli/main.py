@@ -144,7 +144,13 @@ def _curate_config(args: argparse.Namespace):
         stage1_samples=args.per_corpus,
         mix=_shares(getattr(args, "mix", None), "--mix"),
         weights=_shares(args.weights, "--weights"),
-        activations=ActivationConfig(layers=_layers(args.layers), pooling=args.pooling, include_mlp=args.include_mlp),
+        probe_size=args.probe_size,
+        activations=ActivationConfig(
+            layers=_layers(args.layers),
+            pooling=args.pooling,
+            include_mlp=args.include_mlp,
+            batch_tokens=args.batch_tokens,
+        ),
         processing=ProcessingConfig(
             seqlen=args.seqlen,
             min_tokens=args.min_tokens,
@@ -167,6 +173,7 @@ def _load(args: argparse.Namespace):
     return load_model(
         args.model,
         device=args.device,
+        dtype=args.dtype,
         trust_remote_code=args.trust_remote_code,
         device_map=getattr(args, "device_map", None),
     )

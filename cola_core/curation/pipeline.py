@@ -78,6 +78,10 @@ class CurateConfig:
             raise ColaError("name at least one corpus")
         if self.pool_size <= 0 or self.n <= 0:
             raise ColaError(f"pool size and n must be positive, got {self.pool_size} and {self.n}")
+        if self.probe_size <= 0 or self.activations.batch_tokens <= 0:
+            raise ColaError(
+                f"--probe-size and --batch-tokens must be positive, got {self.probe_size}, {self.activations.batch_tokens}"
+            )
         if self.strategy not in STRATEGIES:
             raise ColaError(f"unknown strategy '{self.strategy}': choose one of {', '.join(STRATEGIES)}")
         if not 0.0 <= self.lam <= 1.0:
