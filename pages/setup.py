@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 import torch
 
-from cola_core.app.workspace import PROBES
+from cola_core.app.workspace import PROBES, curate_config
 from cola_core.corpora import list_corpora, load_records
 from cola_core.corpora.selfgen import SelfGenConfig, cached_self_corpus
 from cola_core.corpora.uploads import UPLOAD_SUFFIXES, store_upload
@@ -137,7 +137,7 @@ if st.button("Score the corpora", key="score_stage1") and loaded is not None:
                 loaded,
                 state.get("corpora"),
                 PROBES,
-                CurateConfig(fields=fields, seed=int(state.get("seed"))),
+                curate_config(state.space_settings()),  # the settings the space will be built with
                 alpha,
                 per_corpus=CurateConfig.stage1_samples,
                 engine=state.engine(),

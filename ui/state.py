@@ -25,13 +25,13 @@ DEFAULTS: dict[str, Any] = {
     "ray_workers": _E.workers,
     "corpora": list(_C.corpora),
     "custom_corpora": {},  # spec (stored upload, hf:…, self-generated file) → label shown
-    "deployment": "general",
+    "deployment": _C.deployment,
     "target": "math",
     "seqlen": _P.seqlen,
     "reasoning_format": _P.reasoning_format,
     "dedupe": _P.dedupe,
     "drop_worst": _P.drop_worst_perplexity,
-    "score_ppl": True,
+    "score_ppl": SpaceSettings.score_perplexity,
     "alpha": _C.alpha,  # Stage 1: activation vs token similarity
     "mix_mode": "stage1",  # the pool's mix: stage1 (Stage 1 recommends) | equal | custom (pool_mix)
     "pool_mix": {},  # corpus → share, when mix_mode is custom

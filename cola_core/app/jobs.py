@@ -17,8 +17,9 @@ from cola_core.compress import Cancelled, CompressConfig, compress_model, save_c
 from cola_core.compress.save import build_report
 from cola_core.corpora import Record
 from cola_core.curation.export import tokenize_calibration
+from cola_core.curation.processing import ProcessingConfig
 from cola_core.evaluation.runstore import RunStore
-from cola_core.evaluation.suite import evaluate
+from cola_core.evaluation.suite import DEFAULT_LIMIT, evaluate
 from cola_core.models.loading import load_model_cached, pick_device
 from cola_core.paths import cache_root
 from cola_core.storage.fingerprints import calibration_fingerprint
@@ -55,8 +56,8 @@ class JobQueue:
         calibration_name: str,
         records: list[Record],
         config: CompressConfig,
-        seqlen: int = 128,
-        limit: int = 100,
+        seqlen: int = ProcessingConfig.seqlen,
+        limit: int = DEFAULT_LIMIT,
         extra: dict[str, Any] | None = None,
     ) -> int:
         """Queue one run; ``extra`` (e.g. the selection's strategy, seed and coverage proxy) is kept in its settings."""

@@ -173,7 +173,7 @@ def calibration_sets(
     strategies: tuple[str, ...],
     seeds: tuple[int, ...],
     n: int,
-    lam: float = 0.5,
+    lam: float = CurateConfig.lam,
     include: tuple[int, ...] = (),
     exclude: tuple[int, ...] = (),
 ) -> list[CalibrationSet]:

@@ -18,7 +18,11 @@ from cola_core.errors import ColaError
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as one ``error: …`` line, like every other error."""
+    """argparse that reports bad arguments as one ``error: …`` line, like every other error, and takes
+    no abbreviated flags (a preset must know exactly which flags were given)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ColaError(f"{message} (see `{self.prog} --help`)")
@@ -267,6 +271,9 @@ def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.curation.pipeline import recommend_mix, score_corpora
 
     config = _curate_config(args)
+    config.validate()
+    if not config.capabilities:
+        raise ColaError("name at least one capability to score the corpora against (--capabilities)")
     engine = _engine(args)
     corpora, capabilities = _csv(args.corpora), _csv(args.capabilities)
     table = score_corpora(_load(args), corpora, capabilities, config, args.alpha, args.per_corpus, engine)
@@ -319,6 +326,7 @@ def _selfgen_text(p: dict[str, Any]) -> str:
 def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.compress import CompressConfig, curated_seqlen
     from cola_core.compress import compress_and_save as run
+    from cola_core.curation.processing import ProcessingConfig
 
     config = CompressConfig(
         method=args.method,
@@ -340,8 +348,10 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
     recorded = curated_seqlen(args.calib)
     if args.seqlen is not None and recorded is not None and args.seqlen < recorded:
         _log(f"--seqlen {args.seqlen} truncates the calibration set, curated at {recorded} tokens per sample")
-    elif args.seqlen is None:
-        _log(f"calibration tokens per sample: {recorded or 'not recorded'} (the set's own length)")
+    elif args.seqlen is None and recorded is not None:
+        _log(f"calibration tokens per sample: {recorded} (the set's own length)")
+    elif args.seqlen is None and args.calib.endswith(".jsonl"):
+        _log(f"{args.calib} records no length: tokenised to {ProcessingConfig.seqlen} tokens (Stage 2's default)")
     report = run(_load(args), args.calib, config, args.out, seqlen=args.seqlen, progress=lambda d, t, _r: bar(d, t))
     layers = [
         {
@@ -494,7 +504,11 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "models": (cmd_models, _models_text, "list built-in models and models in the local Hugging Face cache"),
     "corpora": (cmd_corpora, _corpora_text, "list the built-in corpora"),
     "sample": (cmd_sample, _sample_text, "print records of a corpus split"),
-    "curate": (cmd_curate, _curate_text, "select a calibration set (COLA stages 2 and 3) and export it"),
+    "curate": (
+        cmd_curate,
+        _curate_text,
+        "COLA stages 1, 2 and 3: build the pool, shape it, select a calibration set, export it",
+    ),
     "corpus-scores": (cmd_corpus_scores, _scores_text, "COLA stage 1: corpus × capability correspondence and a mix"),
     "self-generate": (cmd_self_generate, _selfgen_text, "sample a self-generated corpus from the model (Ji et al.)"),
 }

@@ -42,7 +42,7 @@ def curated_seqlen(path: str | Path) -> int | None:
                 return int((f.metadata() or {})["seqlen"])
         settings = json.loads(path.with_suffix(".settings.json").read_text())
         return int(settings.get("seqlen") or settings["config"]["processing"]["seqlen"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except Exception:  # unreadable or unrecorded: the loader reports a broken file in its own words
         return None
 
 

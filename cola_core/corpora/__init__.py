@@ -26,6 +26,8 @@ from cola_core.corpora.sampling import describe_sampling, sampling_summary, take
 from cola_core.corpora.stdlib import generate_code, generate_prose
 from cola_core.errors import ColaError
 
+HF_SAMPLE_WINDOW = 100_000  # rows of a Hugging Face dataset a seeded pool is sampled from
+
 __all__ = [
     "BUILTIN_CORPORA",
     "SPLITS",
@@ -119,7 +121,9 @@ def load_records(
     if isinstance(fields, str):
         fields = parse_fields(fields)
     if spec.startswith("hf:"):
-        stream_limit = limit if seed is None else None  # a sample must see every row
+        # a seeded sample is drawn from the first HF_SAMPLE_WINDOW rows of a stream (C4 has ~365M);
+        # meta["sampled"]["of"] says how many rows it was drawn from
+        stream_limit = limit if seed is None else max(HF_SAMPLE_WINDOW, limit or 0)
         return take_records(load_hf_records(spec, text_field, stream_limit, fields), limit, seed)
     if Path(spec).suffix.lower() in FILE_SUFFIXES or Path(spec).exists():
         return take_records(load_file_records(spec, text_field=text_field, fields=fields), limit, seed)

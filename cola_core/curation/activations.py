@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers, hidden_of, input_device, mlp_output_projection
 
@@ -29,7 +30,7 @@ class ActivationConfig:
     layers: tuple[int, ...] | None = None
     pooling: str = "mean"  # "mean" | "last"
     include_mlp: bool = False
-    seqlen: int = 128
+    seqlen: int = ProcessingConfig.seqlen  # the pipeline passes Stage 2's (CurateConfig.extraction)
     batch_tokens: int = 8192
 
     def resolve_layers(self, n_layers: int) -> tuple[int, ...]:

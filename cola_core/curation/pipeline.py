@@ -88,7 +88,7 @@ class CurateConfig:
             raise ColaError(f"λ (lam) must lie in [0, 1], got {self.lam}")
         if self.deployment not in ("general", "targeted"):
             raise ColaError(f"unknown deployment '{self.deployment}': use general or targeted")
-        if self.deployment == "targeted" and self.target not in self.capabilities:
+        if self.deployment == "targeted" and not self.weights and self.target not in self.capabilities:
             caps = ", ".join(self.capabilities)
             raise ColaError(
                 f"a targeted deployment needs --target, one of the capabilities ({caps}); got {self.target}"
@@ -106,8 +106,10 @@ class CurateConfig:
         unknown = [c for c, _ in self.mix if c not in self.corpora]
         if unknown:
             raise ColaError(f"--mix names {', '.join(unknown)}, not among --corpora ({', '.join(self.corpora)})")
-        if self.mix and (any(w < 0 for _, w in self.mix) or sum(w for _, w in self.mix) <= 0):
-            raise ColaError("--mix shares must be non-negative and not all zero")
+        for flag, shares in (("--mix", self.mix), ("--weights", self.weights)):
+            values = [w for _, w in shares]
+            if values and (not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) <= 0):
+                raise ColaError(f"{flag} numbers must be finite, non-negative and not all zero, got {values}")
 
     def extraction(self) -> ActivationConfig:
         """What activations are extracted with: Stage 2's sequence length, the one the samples were
@@ -180,7 +182,7 @@ def pool_plan(
     corpora = list(config.corpora)
     if config.mix:
         shares, why = dict(config.mix), {"source": "user", "why": "shares given with --mix"}
-    elif config.stage1 and len(corpora) > 1:
+    elif config.stage1 and len(corpora) > 1 and config.capabilities:
         table = score_corpora(loaded, corpora, config.capabilities, config, config.alpha, config.stage1_samples, engine)
         recommended = recommend_mix(table, config.deployment, config.target, weights=dict(config.weights))
         shares = {c: float(recommended.get(c, 0.0)) for c in corpora}
@@ -202,7 +204,7 @@ def pool_plan(
             "table": table.round(4).to_dict(orient="records"),
         }
     else:
-        reason = "--no-stage1" if not config.stage1 else "a single corpus"
+        reason = "--no-stage1" if not config.stage1 else "a single corpus" if len(corpora) < 2 else "no capabilities"
         shares, why = dict.fromkeys(corpora, 1.0), {"source": "equal", "why": f"equal shares ({reason})"}
     counts = pool_counts(shares, config.pool_size)
     if why["source"] == "equal":  # as before Stage 1 existed: ⌈pool / corpora⌉ each (the ablation)
@@ -285,6 +287,12 @@ def build_space(
     if pool is None:
         counts, stage1 = pool_plan(loaded, config, engine)
         pool = build_pool(counts, text_field=config.text_field, seed=config.seed, fields=config.fields)
+        built = {c: sum(r.corpus == c for r in pool) for c in counts}
+        if built != counts:  # a corpus had fewer records than its share asked for
+            short = ", ".join(f"{c} {built[c]} of {n}" for c, n in counts.items() if built[c] < n)
+            stage1["shortfall"] = short
+            log(f"stage 1: some corpora hold fewer records than their share: {short}")
+        stage1["planned"], stage1["pool_mix"] = counts, built
         stage1["sampling"] = sampling_summary(pool)
         log(f"stage 1: {stage1['why']}; {describe_sampling(pool)}")
         log(f"pool: {len(pool)} records: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
@@ -409,8 +417,8 @@ def score_corpora(
     corpora: Sequence[str],
     capabilities: Sequence[str],
     config: CurateConfig,
-    alpha: float = 0.5,
-    per_corpus: int = 200,
+    alpha: float = CurateConfig.alpha,
+    per_corpus: int = CurateConfig.stage1_samples,
     engine: EngineConfig | None = None,
 ) -> pd.DataFrame:
     """Stage 1 table for candidate corpora × capabilities (see :mod:`cola_core.curation.correspondence`);

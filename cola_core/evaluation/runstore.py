@@ -119,6 +119,9 @@ class RunStore:
             )
         for target in range(version, len(MIGRATIONS)):
             db.execute("BEGIN IMMEDIATE")
+            if db.execute("PRAGMA user_version").fetchone()[0] > target:  # another process applied it
+                db.execute("COMMIT")
+                continue
             for statement in MIGRATIONS[target].split(";"):
                 if statement.strip():
                     db.execute(statement)
