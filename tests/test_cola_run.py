@@ -128,3 +128,33 @@ def test_unknown_preset_and_bad_mix_are_refused(capsys):
     assert main(["curate", "--mix", "math=lots"]) == 2
     with pytest.raises(ColaError, match="not among"):
         CurateConfig(corpora=("math",), mix=(("code", 1.0),)).validate()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["curate", "--seq", "512", "--preset", "paper"],  # abbreviations refused: a preset must see what was given
+        ["curate", "--mix", "math=nan"],
+        ["curate", "--weights", "math=inf"],
+        ["curate", "--weights", "nosuch=1"],
+        ["corpus-scores", "--capabilities", ""],
+        ["corpus-scores", "--deployment", "targeted"],
+    ],
+)
+def test_bad_stage1_and_preset_input_is_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_pool_mix_reports_what_was_built_when_a_corpus_falls_short(tiny_model_dir, cache):
+    loaded = load_model(tiny_model_dir("llama"))
+    from cola_core.curation.pipeline import build_space
+
+    config = CurateConfig(
+        corpora=("math", "facts"), capabilities=("math",), mix=(("math", 1.0), ("facts", 1.0)), pool_size=100_000
+    )
+    logs: list[str] = []
+    with pytest.raises(ColaError, match="cannot select"):  # stops before extraction: the pool is what matters
+        build_space(loaded, config, with_probes=False, log=logs.append, need=10**9)
+    assert any("fewer records than their share" in line for line in logs)
