@@ -143,7 +143,9 @@ def actor_pool(ray, ds, actor_cls, ctor: dict[str, Any], engine: EngineConfig, i
         actor_cls,
         fn_constructor_kwargs=ctor,
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        # one item in flight per actor: a shard or cell is a large unit of work, and an actor that is ready
+        # first must not queue the whole job before the others have loaded their model
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
         num_cpus=cpus,
         num_gpus=gpus,
     )
