@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cola_core.cli import flags, render
 from cola_core.cli.args import add_command_args
 from cola_core.errors import ColaError
 
@@ -38,21 +39,10 @@ def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
     return {"models": [m.to_dict() for m in list_models()]}
 
 
-def _models_text(p: dict[str, Any]) -> str:
-    rows = [f"{m['name']:<40} {m['source']:<9} {m['params'] or '?':>12}  {m['path']}" for m in p["models"]]
-    return "\n".join([f"{'name':<40} {'source':<9} {'params':>12}  path", *rows])
-
-
 def cmd_corpora(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.corpora import list_corpora
 
     return {"corpora": [c.to_dict() for c in list_corpora()]}
-
-
-def _corpora_text(p: dict[str, Any]) -> str:
-    rows = [f"{c['name']:<8} {c['domain']:<8} {'/'.join(c['splits']):<20} {c['description']}" for c in p["corpora"]]
-    extra = "Also: local files (.txt .jsonl .json .csv .parquet) and hf:NAME[:CONFIG[:SPLIT]]."
-    return "\n".join([*rows, extra])
 
 
 def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
@@ -60,10 +50,6 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
 
     records = load_records(args.corpus, args.split, limit=args.n, text_field=args.text_field, fields=args.fields)
     return {"records": [r.to_dict() for r in records]}
-
-
-def _sample_text(p: dict[str, Any]) -> str:
-    return "\n\n".join(f"[{r['id']}] ({r['corpus']}/{r['domain']})\n{r['text']}" for r in p["records"])
 
 
 _OPEN_BARS: list[Any] = []  # progress bars still on screen; an error line must not land on one
@@ -96,74 +82,6 @@ def _fail(message: str) -> None:
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def _csv(text: str | None) -> tuple[str, ...]:
-    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
-
-
-def _layers(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(x) for x in _csv(text))
-    except ValueError:
-        raise ColaError(f"--layers takes comma-separated integers, got '{text}'") from None
-
-
-def _shares(text: str | None, flag: str) -> tuple[tuple[str, float], ...]:
-    """``math=0.5,prose=0.5`` → (("math", 0.5), ("prose", 0.5)), for ``--mix`` and ``--weights``."""
-    shares = []
-    for item in _csv(text):
-        corpus, sep, share = item.rpartition("=")
-        try:
-            shares.append((corpus.strip(), float(share)))
-        except ValueError:
-            sep = ""
-        if not sep or not corpus.strip():
-            raise ColaError(f"{flag} takes NAME=NUMBER pairs separated by commas, got '{item}'")
-    return tuple(shares)
-
-
-def _curate_config(args: argparse.Namespace):
-    from cola_core.curation.activations import ActivationConfig
-    from cola_core.curation.pipeline import CurateConfig
-    from cola_core.curation.processing import ProcessingConfig
-
-    return CurateConfig(
-        corpora=_csv(args.corpora),
-        pool_size=args.pool_size,
-        n=args.n,
-        strategy=args.strategy,
-        lam=args.lam,
-        seed=args.seed,
-        dim=args.dim,
-        capabilities=_csv(args.capabilities),
-        text_field=args.text_field,
-        fields=args.fields,
-        stage1=not getattr(args, "no_stage1", False),
-        deployment=args.deployment,
-        target=args.target,
-        alpha=args.alpha,
-        stage1_samples=args.per_corpus,
-        mix=_shares(getattr(args, "mix", None), "--mix"),
-        weights=_shares(args.weights, "--weights"),
-        probe_size=args.probe_size,
-        activations=ActivationConfig(
-            layers=_layers(args.layers),
-            pooling=args.pooling,
-            include_mlp=args.include_mlp,
-            batch_tokens=args.batch_tokens,
-        ),
-        processing=ProcessingConfig(
-            seqlen=args.seqlen,
-            min_tokens=args.min_tokens,
-            mode=args.length_mode,
-            reasoning_format=args.reasoning_format,
-            dedupe=not args.no_dedupe,
-            drop_worst_perplexity=args.drop_worst_ppl,
-        ),
-    )
 
 
 def _load(args: argparse.Namespace):
@@ -199,19 +117,6 @@ def _engine(args: argparse.Namespace):
     return engine
 
 
-def _apply_preset(args: argparse.Namespace) -> set[str]:
-    """Set the preset's values on flags the user did not give; returns the flags it set."""
-    from cola_core.curation.presets import preset
-
-    if not args.preset:
-        return set()
-    given = {dest for dest in vars(args) if dest in args.given}
-    applied = {dest for dest in preset(args.preset) if dest not in given}
-    for dest in applied:
-        setattr(args, dest, preset(args.preset)[dest])
-    return applied
-
-
 def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -219,8 +124,8 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.curation.presets import cap_seqlen
     from cola_core.models.loading import context_length
 
-    applied = _apply_preset(args)
-    config = _curate_config(args)
+    applied = flags.apply_preset(args)
+    config = flags.curate_config(args)
     config.validate()
     engine = _engine(args)
     loaded = _load(args)
@@ -252,30 +157,15 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _curate_text(p: dict[str, Any]) -> str:
-    mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
-    pool = ", ".join(f"{k} {v}" for k, v in p["stage1"].get("pool_mix", {}).items())
-    s2 = p["stage2"]
-    return (
-        f"stage 1: pool {pool} ({p['stage1'].get('why', '')})\n"
-        f"stage 2: {s2['samples_in']} → {s2['samples_out']} samples at ≤ {p['seqlen']} tokens "
-        f"({s2['reformatted']} reformatted, {s2['duplicates_dropped']} duplicates, {s2['truncated']} truncated, "
-        f"{s2['too_short_dropped']} too short, {s2['perplexity_dropped']} by perplexity)\n"
-        f"stage 3: selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
-        f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
-        f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}"
-    )
-
-
 def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.curation.pipeline import recommend_mix, score_corpora
 
-    config = _curate_config(args)
+    config = flags.curate_config(args)
     config.validate()
     if not config.capabilities:
         raise ColaError("name at least one capability to score the corpora against (--capabilities)")
     engine = _engine(args)
-    corpora, capabilities = _csv(args.corpora), _csv(args.capabilities)
+    corpora, capabilities = flags.csv_list(args.corpora), flags.csv_list(args.capabilities)
     table = score_corpora(_load(args), corpora, capabilities, config, args.alpha, args.per_corpus, engine)
     mix = recommend_mix(table, args.deployment, args.target, weights=dict(config.weights))
     return {
@@ -284,16 +174,6 @@ def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
         "alpha": args.alpha,
         "deployment": args.deployment,
     }
-
-
-def _scores_text(p: dict[str, Any]) -> str:
-    import pandas as pd
-
-    table = pd.DataFrame(p["table"]).pivot(index="corpus", columns="capability", values="score")
-    mix = ", ".join(f"{k} {v:.0%}" for k, v in p["mix"].items())
-    return (
-        f"correspondence (α={p['alpha']}):\n{table.round(3).to_string()}\n\nrecommended mix ({p['deployment']}): {mix}"
-    )
 
 
 def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
@@ -317,10 +197,6 @@ def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
     path = write_self_corpus(records, args.out)
     ppl = [r.meta["perplexity"] for r in records]
     return {"n": len(records), "out": str(path), "mean_perplexity": sum(ppl) / len(ppl)}
-
-
-def _selfgen_text(p: dict[str, Any]) -> str:
-    return f"wrote {p['n']} self-generated samples (mean perplexity {p['mean_perplexity']:.1f}) → {p['out']}; use it with --corpora {p['out']}"
 
 
 def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
@@ -376,15 +252,6 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _compress_text(p: dict[str, Any]) -> str:
-    what = f"{p['bits']}-bit" if p["bits"] else f"sparsity {p['achieved_sparsity']:.1%}"
-    rows = [
-        f"  layer {x['layer']:>3}: {x['seconds']:.2f}s  mean rel. error {sum(x['relative_error'].values()) / len(x['relative_error']):.4f}"
-        for x in p["layers"]
-    ]
-    return "\n".join([f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}", *rows])
-
-
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
@@ -393,13 +260,15 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     from cola_core.evaluation.benchmarks import BENCHMARKS
 
-    benchmarks = _csv(args.benchmarks)
-    sources = dict(_pair(x, "--benchmark-data") for x in args.benchmark_data)
+    benchmarks = flags.csv_list(args.benchmarks)
+    sources = dict(flags.pair_of(x, "--benchmark-data") for x in args.benchmark_data)
     for name in (*benchmarks, *sources):
         if name not in BENCHMARKS:
             raise ColaError(f"unknown benchmark '{name}': choose from {', '.join(BENCHMARKS)}")
     loaded = _load(args)
-    scores = evaluate(loaded.model, loaded.tokenizer, _csv(args.capabilities), limit=args.limit, seed=args.seed)
+    scores = evaluate(
+        loaded.model, loaded.tokenizer, flags.csv_list(args.capabilities), limit=args.limit, seed=args.seed
+    )
     skipped: dict[str, str] = {}
     if benchmarks and args.backend == "lm-eval":
         from cola_core.evaluation.harness import evaluate_with_harness
@@ -429,22 +298,6 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _pair(text: str, flag: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise ColaError(f"{flag} takes NAME=PATH, got '{text}'")
-    return name.strip(), path.strip()
-
-
-def _evaluate_text(p: dict[str, Any]) -> str:
-    rows = [
-        f"{k:<16} {v['metric']:<10} {v['score']:>9.4f}  [{v['ci_low']:.4f}, {v['ci_high']:.4f}]  n={v['n']}"
-        for k, v in p["scores"].items()
-    ]
-    rows += [f"{k:<16} skipped: {why}" for k, why in p.get("skipped", {}).items()]
-    return "\n".join([f"{p['model']} ({p['seconds']:.1f}s)", *rows])
-
-
 def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.evaluation.runstore import RunStore
 
@@ -452,14 +305,6 @@ def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
     runs = store.runs(args.experiment)
     cols = ["id", "experiment", "model", "calibration", "seed", "status", "created", "finished", "error"]
     return {"runs": runs[cols].to_dict(orient="records"), "store": str(store.path)}
-
-
-def _runs_text(p: dict[str, Any]) -> str:
-    rows = [
-        f"{r['id']:>5} {r['status']:<9} {r['model']:<28} {r['calibration'] or '-':<28} {r['error'] or ''}"
-        for r in p["runs"]
-    ]
-    return "\n".join([f"{len(p['runs'])} runs in {p['store']}", *rows])
 
 
 def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
@@ -490,27 +335,29 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _experiment_text(p: dict[str, Any]) -> str:
-    if "builtin" in p:
-        return "built-in experiments: " + ", ".join(p["builtin"])
-    return p["markdown"]
-
-
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
-    "experiment": (cmd_experiment, _experiment_text, "run (or resume) an experiment grid and summarise it"),
-    "evaluate": (cmd_evaluate, _evaluate_text, "capability scores with 95% confidence intervals"),
-    "runs": (cmd_runs, _runs_text, "list the run store"),
-    "compress": (cmd_compress, _compress_text, "prune or quantize a model with a calibration set"),
-    "models": (cmd_models, _models_text, "list built-in models and models in the local Hugging Face cache"),
-    "corpora": (cmd_corpora, _corpora_text, "list the built-in corpora"),
-    "sample": (cmd_sample, _sample_text, "print records of a corpus split"),
+    "experiment": (cmd_experiment, render.experiment_text, "run (or resume) an experiment grid and summarise it"),
+    "evaluate": (cmd_evaluate, render.evaluate_text, "capability scores with 95% confidence intervals"),
+    "runs": (cmd_runs, render.runs_text, "list the run store"),
+    "compress": (cmd_compress, render.compress_text, "prune or quantize a model with a calibration set"),
+    "models": (cmd_models, render.models_text, "list built-in models and models in the local Hugging Face cache"),
+    "corpora": (cmd_corpora, render.corpora_text, "list the built-in corpora"),
+    "sample": (cmd_sample, render.sample_text, "print records of a corpus split"),
     "curate": (
         cmd_curate,
-        _curate_text,
+        render.curate_text,
         "COLA stages 1, 2 and 3: build the pool, shape it, select a calibration set, export it",
     ),
-    "corpus-scores": (cmd_corpus_scores, _scores_text, "COLA stage 1: corpus × capability correspondence and a mix"),
-    "self-generate": (cmd_self_generate, _selfgen_text, "sample a self-generated corpus from the model (Ji et al.)"),
+    "corpus-scores": (
+        cmd_corpus_scores,
+        render.scores_text,
+        "COLA stage 1: corpus × capability correspondence and a mix",
+    ),
+    "self-generate": (
+        cmd_self_generate,
+        render.selfgen_text,
+        "sample a self-generated corpus from the model (Ji et al.)",
+    ),
 }
 
 
@@ -529,19 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """Destinations of the options written on the command line (a preset must not override them)."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    words = {w.split("=", 1)[0] for w in argv if w.startswith("--")}
-    command = next((w for w in argv if w in sub.choices), None)
-    actions = sub.choices[command]._actions if command else []
-    return {a.dest for a in actions if words & set(a.option_strings)}
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        args.given = _given_flags(build_parser(), argv if argv is not None else sys.argv[1:])
+        args.given = flags.given_flags(build_parser(), argv if argv is not None else sys.argv[1:])
         run, human, _ = COMMANDS[args.command]
         _emit(run(args), args.json, human)
     except ColaError as exc:

@@ -1,0 +1,81 @@
+"""The human-readable output of each command (``--json`` prints the payload itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def models_text(p: dict[str, Any]) -> str:
+    rows = [f"{m['name']:<40} {m['source']:<9} {m['params'] or '?':>12}  {m['path']}" for m in p["models"]]
+    return "\n".join([f"{'name':<40} {'source':<9} {'params':>12}  path", *rows])
+
+
+def corpora_text(p: dict[str, Any]) -> str:
+    rows = [f"{c['name']:<8} {c['domain']:<8} {'/'.join(c['splits']):<20} {c['description']}" for c in p["corpora"]]
+    extra = "Also: local files (.txt .jsonl .json .csv .parquet) and hf:NAME[:CONFIG[:SPLIT]]."
+    return "\n".join([*rows, extra])
+
+
+def sample_text(p: dict[str, Any]) -> str:
+    return "\n\n".join(f"[{r['id']}] ({r['corpus']}/{r['domain']})\n{r['text']}" for r in p["records"])
+
+
+def curate_text(p: dict[str, Any]) -> str:
+    mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
+    pool = ", ".join(f"{k} {v}" for k, v in p["stage1"].get("pool_mix", {}).items())
+    s2 = p["stage2"]
+    return (
+        f"stage 1: pool {pool} ({p['stage1'].get('why', '')})\n"
+        f"stage 2: {s2['samples_in']} → {s2['samples_out']} samples at ≤ {p['seqlen']} tokens "
+        f"({s2['reformatted']} reformatted, {s2['duplicates_dropped']} duplicates, {s2['truncated']} truncated, "
+        f"{s2['too_short_dropped']} too short, {s2['perplexity_dropped']} by perplexity)\n"
+        f"stage 3: selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
+        f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
+        f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}"
+    )
+
+
+def scores_text(p: dict[str, Any]) -> str:
+    import pandas as pd
+
+    table = pd.DataFrame(p["table"]).pivot(index="corpus", columns="capability", values="score")
+    mix = ", ".join(f"{k} {v:.0%}" for k, v in p["mix"].items())
+    return (
+        f"correspondence (α={p['alpha']}):\n{table.round(3).to_string()}\n\nrecommended mix ({p['deployment']}): {mix}"
+    )
+
+
+def selfgen_text(p: dict[str, Any]) -> str:
+    return f"wrote {p['n']} self-generated samples (mean perplexity {p['mean_perplexity']:.1f}) → {p['out']}; use it with --corpora {p['out']}"
+
+
+def compress_text(p: dict[str, Any]) -> str:
+    what = f"{p['bits']}-bit" if p["bits"] else f"sparsity {p['achieved_sparsity']:.1%}"
+    rows = [
+        f"  layer {x['layer']:>3}: {x['seconds']:.2f}s  mean rel. error {sum(x['relative_error'].values()) / len(x['relative_error']):.4f}"
+        for x in p["layers"]
+    ]
+    return "\n".join([f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}", *rows])
+
+
+def evaluate_text(p: dict[str, Any]) -> str:
+    rows = [
+        f"{k:<16} {v['metric']:<10} {v['score']:>9.4f}  [{v['ci_low']:.4f}, {v['ci_high']:.4f}]  n={v['n']}"
+        for k, v in p["scores"].items()
+    ]
+    rows += [f"{k:<16} skipped: {why}" for k, why in p.get("skipped", {}).items()]
+    return "\n".join([f"{p['model']} ({p['seconds']:.1f}s)", *rows])
+
+
+def runs_text(p: dict[str, Any]) -> str:
+    rows = [
+        f"{r['id']:>5} {r['status']:<9} {r['model']:<28} {r['calibration'] or '-':<28} {r['error'] or ''}"
+        for r in p["runs"]
+    ]
+    return "\n".join([f"{len(p['runs'])} runs in {p['store']}", *rows])
+
+
+def experiment_text(p: dict[str, Any]) -> str:
+    if "builtin" in p:
+        return "built-in experiments: " + ", ".join(p["builtin"])
+    return p["markdown"]

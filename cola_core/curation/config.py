@@ -1,0 +1,91 @@
+"""Every curation setting and its one default (He et al., NeurIPS 2025: the three stages' knobs); the
+CLI flags, the dashboard's widgets and the experiment configs read their defaults from here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from cola_core.corpora.fields import parse_fields
+from cola_core.curation.activations import ActivationConfig
+from cola_core.curation.processing import ProcessingConfig
+from cola_core.curation.selection import STRATEGIES
+from cola_core.errors import ColaError
+
+DEFAULT_CAPABILITIES = ("prose", "code", "math", "facts")  # probe corpora; prose stands for the capability `lm`
+
+
+def coverage_by_capability(capability_coverage: dict[str, float]) -> dict[str, float]:
+    """Coverage per probe corpus, keyed by the evaluated capability it stands for (prose → lm)."""
+    return {{"prose": "lm"}.get(k, k): v for k, v in capability_coverage.items()}
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """Every curation setting and its one default; the CLI flags and the dashboard's widgets read
+    their defaults from here (and from :class:`ProcessingConfig` / :class:`ActivationConfig`)."""
+
+    corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
+    pool_size: int = 1000
+    n: int = 128  # calibration samples (the paper's n = 128, §5)
+    strategy: str = "cola"
+    lam: float = 0.5
+    seed: int = 0
+    dim: int = 64  # random projection dimension (§4.3)
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+    probe_size: int = 100
+    text_field: str = "text"
+    fields: str | None = None  # question=COL,answer=COL[,rationale=COL]: Q&A columns of files and datasets
+    # Stage 1 (§4.1): score the corpora against the capability probes and draw the pool in that mix
+    stage1: bool = True  # False: an equal share of each corpus (the ablation "no Stage 1")
+    deployment: str = "general"  # general: every capability weighs the same; targeted: `target` weighs 3×
+    target: str | None = None
+    weights: tuple[tuple[str, float], ...] = ()  # capability weights; replace the deployment's when given
+    alpha: float = 0.5  # weight of activation vs token similarity in the correspondence score
+    stage1_samples: int = 100  # records per corpus and per probe set that Stage 1 scores
+    mix: tuple[tuple[str, float], ...] = ()  # the user's own pool shares; overrides Stage 1
+    activations: ActivationConfig = field(default_factory=ActivationConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+
+    def validate(self) -> None:
+        if not self.corpora:
+            raise ColaError("name at least one corpus")
+        if self.pool_size <= 0 or self.n <= 0:
+            raise ColaError(f"pool size and n must be positive, got {self.pool_size} and {self.n}")
+        if self.probe_size <= 0 or self.activations.batch_tokens <= 0:
+            raise ColaError(
+                f"--probe-size and --batch-tokens must be positive, got {self.probe_size}, {self.activations.batch_tokens}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ColaError(f"unknown strategy '{self.strategy}': choose one of {', '.join(STRATEGIES)}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ColaError(f"λ (lam) must lie in [0, 1], got {self.lam}")
+        if self.deployment not in ("general", "targeted"):
+            raise ColaError(f"unknown deployment '{self.deployment}': use general or targeted")
+        if self.deployment == "targeted" and not self.weights and self.target not in self.capabilities:
+            caps = ", ".join(self.capabilities)
+            raise ColaError(
+                f"a targeted deployment needs --target, one of the capabilities ({caps}); got {self.target}"
+            )
+        if not 0.0 <= self.alpha <= 1.0 or self.stage1_samples <= 0:
+            raise ColaError(
+                f"α must lie in [0, 1] and the Stage 1 samples be positive, got {self.alpha}, {self.stage1_samples}"
+            )
+        if self.fields is not None:
+            parse_fields(self.fields)  # one clear line on a bad mapping, before any work
+        strangers = [c for c, _ in self.weights if c not in self.capabilities]
+        if strangers:
+            caps = ", ".join(self.capabilities)
+            raise ColaError(f"--weights names {', '.join(strangers)}, not among --capabilities ({caps})")
+        unknown = [c for c, _ in self.mix if c not in self.corpora]
+        if unknown:
+            raise ColaError(f"--mix names {', '.join(unknown)}, not among --corpora ({', '.join(self.corpora)})")
+        for flag, shares in (("--mix", self.mix), ("--weights", self.weights)):
+            values = [w for _, w in shares]
+            if values and (not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) <= 0):
+                raise ColaError(f"{flag} numbers must be finite, non-negative and not all zero, got {values}")
+
+    def extraction(self) -> ActivationConfig:
+        """What activations are extracted with: Stage 2's sequence length, the one the samples were
+        cut to (``ActivationConfig.seqlen`` is that cap for callers of the extraction alone)."""
+        return replace(self.activations, seqlen=self.processing.seqlen)
