@@ -71,3 +71,15 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
         return made[family]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def calib():
+    """Calibration tensors for the compression tests: 12 × 24 random ids over a 300-token vocabulary
+    (the tiny configs' size in tests/test_compress.py), two rows padded."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 300, (12, 24), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, 10:] = 0
+    mask[5, 3:] = 0
+    return {"input_ids": ids, "attention_mask": mask}

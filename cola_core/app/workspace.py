@@ -21,6 +21,7 @@ from cola_core.curation.pipeline import (
     Embedded,
     build_space,
     coverage_by_capability,
+    describe_stages,
     embed_probes,
     measure,
     run_selection,
@@ -200,20 +201,5 @@ def calibration_sets(
 
 
 def stage_trail(prepared: PreparedSpace) -> dict[str, str]:
-    """One line per COLA stage for the space page: what Stage 1 chose and why, what Stage 2 changed."""
-    s1, s2 = prepared.stage1, prepared.stage2
-    pool = ", ".join(f"{c} {n}" for c, n in s1.get("pool_mix", {}).items())
-    stage1 = f"Pool: {pool} — {s1.get('why', 'built as given')}"
-    dropped = {
-        "duplicates": s2.get("duplicates_dropped", 0),
-        "too short": s2.get("too_short_dropped", 0),
-        "by perplexity": s2.get("perplexity_dropped", 0),
-    }
-    changes = [f"{s2.get('reformatted', 0)} re-rendered ({s2.get('reasoning_format', 'keep')} reasoning format)"]
-    changes.append(f"{s2.get('truncated', 0)} truncated to {s2.get('seqlen', '?')} tokens")
-    changes += [f"{n} dropped as {why}" for why, n in dropped.items() if n]
-    stage2 = (
-        f"{s2.get('samples_in', '?')} → {s2.get('samples_out', '?')} samples, {s2.get('tokens', 0):,} tokens: "
-        + "; ".join(changes)
-    )
-    return {"Stage 1 · which data": stage1, "Stage 2 · how it is shaped": stage2}
+    """One line per COLA stage for the space page (:func:`~cola_core.curation.pipeline.describe_stages`)."""
+    return describe_stages(prepared.stage1, prepared.stage2)

@@ -82,8 +82,7 @@ def apply_preset(args: argparse.Namespace) -> set[str]:
 
     if not args.preset:
         return set()
-    given = {dest for dest in vars(args) if dest in args.given}
-    applied = {dest for dest in preset(args.preset) if dest not in given}
+    applied = {dest for dest in preset(args.preset) if dest not in args.given}
     for dest in applied:
         setattr(args, dest, preset(args.preset)[dest])
     return applied

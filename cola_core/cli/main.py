@@ -378,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        args.given = flags.given_flags(build_parser(), argv if argv is not None else sys.argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.given = flags.given_flags(parser, argv if argv is not None else sys.argv[1:])
         run, human, _ = COMMANDS[args.command]
         _emit(run(args), args.json, human)
     except ColaError as exc:

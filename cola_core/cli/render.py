@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cola_core.curation.pipeline import describe_stages
+
 
 def models_text(p: dict[str, Any]) -> str:
     rows = [f"{m['name']:<40} {m['source']:<9} {m['params'] or '?':>12}  {m['path']}" for m in p["models"]]
@@ -22,14 +24,9 @@ def sample_text(p: dict[str, Any]) -> str:
 
 def curate_text(p: dict[str, Any]) -> str:
     mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
-    pool = ", ".join(f"{k} {v}" for k, v in p["stage1"].get("pool_mix", {}).items())
-    s2 = p["stage2"]
+    stages = "".join(f"{stage}: {line}\n" for stage, line in describe_stages(p["stage1"], p["stage2"]).items())
     return (
-        f"stage 1: pool {pool} ({p['stage1'].get('why', '')})\n"
-        f"stage 2: {s2['samples_in']} → {s2['samples_out']} samples at ≤ {p['seqlen']} tokens "
-        f"({s2['reformatted']} reformatted, {s2['duplicates_dropped']} duplicates, {s2['truncated']} truncated, "
-        f"{s2['too_short_dropped']} too short, {s2['perplexity_dropped']} by perplexity)\n"
-        f"stage 3: selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
+        stages + f"Stage 3 · selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
         f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
         f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}"
     )

@@ -202,6 +202,24 @@ def curate(
     return CurationResult(space.embedded, selection, metrics, paths, seconds, space.stage1, space.stage2)
 
 
+def describe_stages(stage1: dict[str, Any], stage2: dict[str, Any]) -> dict[str, str]:
+    """One line per stage, for people: the pool's mix and why (Stage 1), what Stage 2 changed. The
+    CLI's text output and the dashboard's space page both print these."""
+    pool = ", ".join(f"{c} {n}" for c, n in stage1.get("pool_mix", {}).items())
+    described_1 = f"Pool: {pool} — {stage1.get('why', 'built as given')}"
+    dropped = {
+        "duplicates": stage2.get("duplicates_dropped", 0),
+        "too short": stage2.get("too_short_dropped", 0),
+        "by perplexity": stage2.get("perplexity_dropped", 0),
+    }
+    fmt = stage2.get("reasoning_format", "keep")
+    changes = [f"{stage2.get('reformatted', 0)} re-rendered ({fmt} reasoning format)"]
+    changes.append(f"{stage2.get('truncated', 0)} truncated to {stage2.get('seqlen', '?')} tokens")
+    changes += [f"{n} dropped as {why}" for why, n in dropped.items() if n]
+    counts = f"{stage2.get('samples_in', '?')} → {stage2.get('samples_out', '?')} samples, {stage2.get('tokens', 0):,} tokens"
+    return {"Stage 1 · which data": described_1, "Stage 2 · how it is shaped": f"{counts}: " + "; ".join(changes)}
+
+
 __all__ = [  # the pipeline's public face: its steps live in config, embedding and stage1
     "DEFAULT_CAPABILITIES",
     "CurateConfig",
@@ -212,6 +230,7 @@ __all__ = [  # the pipeline's public face: its steps live in config, embedding a
     "build_space",
     "coverage_by_capability",
     "curate",
+    "describe_stages",
     "embed_probes",
     "embed_sets",
     "measure",

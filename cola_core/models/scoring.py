@@ -4,6 +4,7 @@ Every forward masks padding, so padded batches score like single texts."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -11,6 +12,7 @@ import torch
 from cola_core.models.architecture import input_device
 from cola_core.models.loading import context_length
 
+_HEAD_PATH_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → checked once
 LOGIT_BUDGET = 1 << 24  # logits held at once, in floats (64 MiB in fp32), whatever the vocabulary
 
 
@@ -18,9 +20,8 @@ def _head_path_ok(model) -> bool:
     """Whether the output head applied to the base model's last hidden state reproduces the model's
     logits (true for the decoder families we support; a model with extra logit processing fails the
     check and is scored from its full logits instead). Checked once per model on a tiny input."""
-    cached = getattr(model, "_cola_head_path_ok", None)
-    if cached is not None:
-        return cached
+    if model in _HEAD_PATH_OK:
+        return _HEAD_PATH_OK[model]
     ok = False
     head = model.get_output_embeddings()
     if head is not None and getattr(model, "base_model", None) is not None and model.base_model is not model:
@@ -31,7 +32,7 @@ def _head_path_ok(model) -> bool:
             ok = torch.allclose(full, ours, rtol=1e-4, atol=1e-4)
         except (TypeError, AttributeError, RuntimeError):
             ok = False
-    model._cola_head_path_ok = ok
+    _HEAD_PATH_OK[model] = ok
     return ok
 
 
