@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from cola_core.curation.activations import ActivationConfig, _length_buckets, extract_activations
+from cola_core.curation.activations import ActivationConfig, extract_activations
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers
+from cola_core.models.batching import length_batches
 from cola_core.models.loading import load_model
 from tests.conftest import FAMILIES
 
@@ -76,7 +77,7 @@ def test_negative_and_bad_layers(llama):
 
 def test_buckets_cover_all_and_respect_budget():
     lengths = [5, 100, 7, 50, 3, 100, 9]
-    batches = _length_buckets(lengths, batch_tokens=200)
+    batches = length_batches(lengths, batch_tokens=200)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert all(len(b) * max(lengths[i] for i in b) <= 200 for b in batches)
 

@@ -100,7 +100,7 @@ def test_wikitext_perplexity_is_exp_mean_nll_over_windows(tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     tok = AutoTokenizer.from_pretrained(path)
     rows = [{"text": r.text} for r in load_records("prose", "heldout", limit=20)]
-    score = bm.wikitext_perplexity(model, tok, rows, limit=7, seqlen=32, batch_size=3, seed=0)
+    score = bm.wikitext_perplexity(model, tok, rows, limit=7, seqlen=32, batch_tokens=96, seed=0)
     ids = tok("\n\n".join(r["text"] for r in rows), return_tensors="pt")["input_ids"][0][: 7 * 32].reshape(7, 32)
     with torch.no_grad():
         loss = model(input_ids=ids, labels=ids).loss  # mean over 7 × 31 predicted tokens
@@ -113,12 +113,12 @@ def test_gsm8k_scoring(monkeypatch, tiny):
     rows = [{"question": f"q{i}", "answer": f"work\n#### {1000 + i:,}"} for i in range(6)]
     seen = {}
 
-    def fake_generate(model, tok, prompts, max_new_tokens, stop, batch_size):
+    def fake_generate(model, tok, prompts, max_new_tokens, stop, batch_tokens):
         seen["prompts"] = prompts
         return [" so #### 1,002", " it is 1003.", " no idea", " 1005"]
 
     monkeypatch.setattr(bm, "generate", fake_generate)
-    score = bm.gsm8k_exact_match(tiny.model, tiny.tokenizer, rows, limit=4, shots=2, batch_size=4)
+    score = bm.gsm8k_exact_match(tiny.model, tiny.tokenizer, rows, limit=4, shots=2, batch_tokens=4096)
     assert score.n == 4 and score.score == 0.75
     assert seen["prompts"][0].startswith("Question: q0\nAnswer: work\n#### 1,000\n\nQuestion: q1")
     assert seen["prompts"][0].endswith("Question: q2\nAnswer:")

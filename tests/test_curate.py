@@ -106,3 +106,35 @@ def test_cli_curate_bad_lambda_is_one_line(tmp_path):
         timeout=300,
     )
     assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: λ (lam) must lie in [0, 1], got 2.0"]
+
+
+def test_probes_are_cached_per_model_and_settings(tiny_model_dir, tmp_path, monkeypatch):
+    """Probe sets go through the activation cache like the pool: a second space with the same model
+    and settings extracts nothing; a new probe size extracts only the probes; another batch budget
+    computes the same vectors, so it extracts nothing either."""
+    import cola_core.curation.activations as activations
+    from cola_core.curation.pipeline import build_space
+
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    loaded = load_model(tiny_model_dir("llama"))
+    calls: list[int] = []
+    real = activations.extract_activations
+    monkeypatch.setattr(
+        activations,
+        "extract_activations",
+        lambda m, t, texts, *a, **k: calls.append(len(texts)) or real(m, t, texts, *a, **k),
+    )
+    cfg = CurateConfig(corpora=("math", "facts"), pool_size=40, n=4, capabilities=("math", "code"), probe_size=12)
+    first = build_space(loaded, cfg)
+    stage1 = 2 * 2 * cfg.stage1_samples  # Stage 1 scores each corpus against each capability's probes
+    assert sorted(calls) == sorted([12, 12, len(first.embedded.records)] + [cfg.stage1_samples] * 4)
+    assert sum(calls) == 24 + len(first.embedded.records) + stage1
+    calls.clear()
+    again = build_space(loaded, cfg)
+    assert calls == [] and np.array_equal(again.probes["code"], first.probes["code"])
+    build_space(loaded, CurateConfig(**{**cfg.__dict__, "probe_size": 8}))
+    assert calls == [8, 8]
+    calls.clear()
+    wide = CurateConfig(**{**cfg.__dict__, "activations": ActivationConfig(batch_tokens=64)})
+    build_space(loaded, wide)
+    assert calls == []

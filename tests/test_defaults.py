@@ -72,12 +72,12 @@ def test_curate_flags_default_to_the_pipeline_config():
 def test_other_commands_default_to_their_configs():
     q, s = CompressConfig(), SelfGenConfig()
     d = _defaults("compress")
-    assert (d["sparsity"], d["bits"], d["group_size"], d["damp"], d["batch_size"], d["owl_lambda"], d["owl_m"]) == (
+    assert (d["sparsity"], d["bits"], d["group_size"], d["damp"], d["batch_tokens"], d["owl_lambda"], d["owl_m"]) == (
         q.sparsity,
         q.bits,
         q.group_size,
         q.damp,
-        q.batch_size,
+        q.batch_tokens,
         q.owl_lambda,
         q.owl_m,
     )

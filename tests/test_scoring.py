@@ -86,3 +86,38 @@ def test_scoring_memory_does_not_grow_with_the_vocabulary():
     grown = int(out.stdout.split()[-1])
     full_logits = 8 * 255 * 151_936 * 4
     assert grown < 0.25 * full_logits, f"peak RSS grew {grown / 1e6:.0f} MB during scoring"
+
+
+def test_token_budget_batches_score_like_one_batch(tiny_model_dir):
+    """Sorting by length and cutting by token budget changes neither the scores nor their order, and
+    no forward holds more padded tokens than the budget (one long text alone may exceed it)."""
+    loaded = load_model(tiny_model_dir("llama"), device="cpu")
+    model, tok = loaded.model, loaded.tokenizer
+    texts = ["a b c d e f g h i j k l", "short", "The town of Lemal lies in Quenor.", "x = 1", "one two three four"]
+    widths: list[int] = []
+    scoring.target_logprobs(model, *tok(["warm"], return_tensors="pt").values())  # the head check, once
+    handle = model.base_model.register_forward_pre_hook(
+        lambda _m, _a, kw: widths.append(kw["input_ids"].numel()), with_kwargs=True
+    )
+    try:
+        tight_right: list[int] = []
+        tight = scoring.per_text_nll(model, tok, texts, seqlen=32, batch_tokens=12, correct=tight_right)
+        longest = max(len(r) for r in tok(texts)["input_ids"])
+        assert widths and all(w <= max(12, longest) for w in widths) and len(widths) > 2
+        widths.clear()
+        loose_right: list[int] = []
+        loose = scoring.per_text_nll(model, tok, texts, seqlen=32, batch_tokens=10_000, correct=loose_right)
+        assert len(widths) == 1
+    finally:
+        handle.remove()
+    torch.testing.assert_close(torch.tensor(tight[0]), torch.tensor(loose[0]), rtol=1e-4, atol=1e-3)
+    assert tight[1] == loose[1] and tight_right == loose_right
+    singles = [scoring.per_text_nll(model, tok, [t], seqlen=32)[0][0] for t in texts]
+    torch.testing.assert_close(torch.tensor(loose[0]), torch.tensor(singles), rtol=1e-4, atol=1e-3)
+    prompts, conts = ["Question: 2 plus 2?", "The town", "x"], [" Answer: 4", " of Lemal lies", " = 1"]
+    a = scoring.continuation_logprobs(model, tok, prompts, conts, batch_tokens=8)
+    b = scoring.continuation_logprobs(model, tok, prompts, conts, batch_tokens=10_000)
+    torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-4, atol=1e-3)
+    g1 = scoring.generate(model, tok, ["Question: 1 plus 1?\n", "The", "def f"], 6, (), batch_tokens=8)
+    g2 = scoring.generate(model, tok, ["Question: 1 plus 1?\n", "The", "def f"], 6, (), batch_tokens=10_000)
+    assert g1 == g2

@@ -16,6 +16,7 @@ from cola_core.curation.processing import ProcessingConfig
 from cola_core.curation.selection import STRATEGIES
 from cola_core.engine.config import ENGINES, EngineConfig
 from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT
+from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.loading import DEFAULT_MODEL
 
 _C, _P, _A, _E, _Q, _S = CurateConfig, ProcessingConfig, ActivationConfig, EngineConfig, CompressConfig, SelfGenConfig
@@ -152,6 +153,9 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="items per capability / benchmark")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument(
+        "--batch-tokens", type=int, default=BATCH_TOKENS, help="padded tokens per forward pass (scoring, generation)"
+    )
+    p.add_argument(
         "--benchmarks",
         default="",
         help="public benchmarks, comma-separated: wikitext2, gsm8k, piqa, "
@@ -193,7 +197,9 @@ def add_compress_args(p: argparse.ArgumentParser) -> None:
         "--act-order", action="store_true", help="GPTQ: columns by decreasing Hessian diagonal (static groups)"
     )
     p.add_argument("--damp", type=float, default=_Q.damp, help="fraction of mean(diag H) added to the diagonal")
-    p.add_argument("--batch-size", type=int, default=_Q.batch_size, help="calibration sequences per forward")
+    p.add_argument(
+        "--batch-tokens", type=int, default=_Q.batch_tokens, help="padded calibration tokens per forward pass"
+    )
     p.add_argument(
         "--seqlen",
         type=int,

@@ -213,7 +213,7 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
         symmetric=args.symmetric,
         act_order=args.act_order,
         damp=args.damp,
-        batch_size=args.batch_size,
+        batch_tokens=args.batch_tokens,
         device=args.device,
         owl=args.owl,
         owl_lambda=args.owl_lambda,
@@ -265,9 +265,12 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     for name in (*benchmarks, *sources):
         if name not in BENCHMARKS:
             raise ColaError(f"unknown benchmark '{name}': choose from {', '.join(BENCHMARKS)}")
+    if args.batch_tokens <= 0:
+        raise ColaError(f"--batch-tokens must be positive, got {args.batch_tokens}")
     loaded = _load(args)
+    capabilities = flags.csv_list(args.capabilities)
     scores = evaluate(
-        loaded.model, loaded.tokenizer, flags.csv_list(args.capabilities), limit=args.limit, seed=args.seed
+        loaded.model, loaded.tokenizer, capabilities, limit=args.limit, seed=args.seed, batch_tokens=args.batch_tokens
     )
     skipped: dict[str, str] = {}
     if benchmarks and args.backend == "lm-eval":
@@ -288,6 +291,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             sources=sources,
             allow_code_execution=args.allow_code_execution,
             shots=args.shots,
+            batch_tokens=args.batch_tokens,
         )
         scores |= found
     return {

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from cola_core.compress.methods import compression_method, method_names
 from cola_core.errors import ColaError
+from cola_core.models.batching import BATCH_TOKENS
 
 # The registry's methods, for menus (CLI, dashboard); validation asks the registry itself.
 PRUNING = method_names("pruning")
@@ -27,7 +28,7 @@ class CompressConfig:
     act_order: bool = False
     blocksize: int = 128  # columns per block of the OBS sweep (obs.py), methods that need a Hessian
     damp: float = 0.01  # fraction of mean(diag H) added to the diagonal
-    batch_size: int = 8  # calibration sequences per forward
+    batch_tokens: int = BATCH_TOKENS  # padded calibration tokens per forward (models/batching.py)
     device: str = "auto"
     error_tokens: int = 4096  # tokens used to measure reconstruction error for methods without a Hessian
     owl: bool = False  # per-layer sparsity by outlier ratio (OWL, Yin et al. 2024); unstructured pruning only
@@ -77,8 +78,8 @@ class CompressConfig:
                 raise ColaError("OWL is a pruning schedule; it does not apply to quantization")
             if self.group_size not in (0, -1) and self.group_size < 1:
                 raise ColaError(f"group size must be positive (or -1 for per-row), got {self.group_size}")
-        if self.blocksize < 1 or self.batch_size < 1 or self.damp < 0:
-            raise ColaError("blocksize and batch size must be positive and damping non-negative")
+        if self.blocksize < 1 or self.batch_tokens < 1 or self.damp < 0:
+            raise ColaError("blocksize and --batch-tokens must be positive and damping non-negative")
 
     def check_width(self, name: str, d_in: int) -> None:
         """Per-layer shape checks: M and the group size must divide the input width."""

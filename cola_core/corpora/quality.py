@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from cola_core.corpora import Record
+from cola_core.models.batching import BATCH_TOKENS
 
 
-def score_perplexity(records: Sequence[Record], model, tokenizer, seqlen: int, batch_size: int = 32) -> list[Record]:
+def score_perplexity(
+    records: Sequence[Record], model, tokenizer, seqlen: int, batch_tokens: int = BATCH_TOKENS
+) -> list[Record]:
     """Each record's perplexity under the model, in ``meta["perplexity"]``."""
     from cola_core.models.scoring import per_text_nll
 
-    sums, counts = per_text_nll(model, tokenizer, [r.text for r in records], seqlen, batch_size)
+    sums, counts = per_text_nll(model, tokenizer, [r.text for r in records], seqlen, batch_tokens)
     return [
         replace(r, meta={**r.meta, "perplexity": math.exp(s / max(c, 1))})
         for r, s, c in zip(records, sums, counts, strict=True)

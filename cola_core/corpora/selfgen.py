@@ -164,7 +164,7 @@ def sample_self_corpus(model, tokenizer, config: SelfGenConfig = SelfGenConfig()
                 records.append(Record(f"{name}/{len(records):06d}", text, name, "self", meta))
     if not records:
         raise ColaError("the model generated only empty continuations; try other prompts or a higher temperature")
-    return score_perplexity(records, model, tokenizer, seqlen=context_length(model), batch_size=config.batch_size)
+    return score_perplexity(records, model, tokenizer, seqlen=context_length(model))
 
 
 def generate_self_corpus(model, tokenizer, config: SelfGenConfig = SelfGenConfig(), name: str = "self") -> list[Record]:

@@ -19,6 +19,7 @@ import torch
 from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers, hidden_of, input_device, mlp_output_projection
+from cola_core.models.batching import BATCH_TOKENS, length_batches
 
 Progress = Callable[[int, int], None]
 
@@ -31,7 +32,7 @@ class ActivationConfig:
     pooling: str = "mean"  # "mean" | "last"
     include_mlp: bool = False
     seqlen: int = ProcessingConfig.seqlen  # the pipeline passes Stage 2's (CurateConfig.extraction)
-    batch_tokens: int = 8192
+    batch_tokens: int = BATCH_TOKENS  # padded tokens per forward (models/batching.py)
 
     def resolve_layers(self, n_layers: int) -> tuple[int, ...]:
         if self.pooling not in ("mean", "last"):
@@ -60,21 +61,6 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tenso
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-
-
-def _length_buckets(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Indices sorted by length, cut into batches whose padded size stays under ``batch_tokens``."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, current = [], []
-    for i in order:
-        # Sorted ascending, so this sample is the longest so far in the batch.
-        if current and (len(current) + 1) * lengths[i] > batch_tokens:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def tokenize_samples(tokenizer, texts: Sequence[str], seqlen: int) -> list[list[int]]:
@@ -134,7 +120,7 @@ def extract_from_ids(
         handles += [mlp_output_projection(layers[i]).register_forward_pre_hook(on_mlp(i)) for i in wanted]
     try:
         done = 0
-        for batch in _length_buckets(lengths, config.batch_tokens):
+        for batch in length_batches(lengths, config.batch_tokens):
             width = max(lengths[i] for i in batch)
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -159,14 +145,17 @@ def extract_from_ids(
     return out
 
 
-def activations_key(model_fingerprint: str, texts: Sequence[str], config: ActivationConfig) -> str:
-    """The cache key of a model × samples × settings extraction; every engine reads and writes it."""
+def activations_key(model_fingerprint: str, texts: Sequence[str], config: ActivationConfig, dtype: str) -> str:
+    """The cache key of a model × samples × settings extraction; every engine reads and writes it.
+    The weights' dtype (``"float32"``, ``"bfloat16"`` …) is part of it; the batch budget is not: it
+    changes how the forwards are cut, not what they compute."""
     from dataclasses import asdict
 
     from cola_core.storage.cache_store import cache_key
     from cola_core.storage.fingerprints import pool_fingerprint
 
-    return cache_key(model=model_fingerprint, samples=pool_fingerprint(texts), config=asdict(config), v=1)
+    settings = {k: v for k, v in asdict(config).items() if k != "batch_tokens"}
+    return cache_key(model=model_fingerprint, samples=pool_fingerprint(texts), config=settings, dtype=dtype, v=1)
 
 
 def cached_activations(
@@ -182,7 +171,7 @@ def cached_activations(
 
     from cola_core.storage.cache_store import load_entry, save_entry
 
-    key = activations_key(model_fingerprint, texts, config)
+    key = activations_key(model_fingerprint, texts, config, str(next(model.parameters()).dtype).removeprefix("torch."))
     hit = load_entry("activations", key)
     if hit is not None:
         if progress:

@@ -88,7 +88,9 @@ def build_space(
         log(f"pool: {len(pool)} records: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
     needs_model = score_perplexity or config.processing.drop_worst_perplexity > 0
     model = loaded.model if needs_model else None
-    samples, stage2 = process_with_report(pool, loaded.tokenizer, config.processing, model)
+    samples, stage2 = process_with_report(
+        pool, loaded.tokenizer, config.processing, model, config.activations.batch_tokens
+    )
     log(f"after stage 2 (length, format, quality): {len(samples)} samples")
     if need > len(samples):  # before the costly extraction
         raise ColaError(f"cannot select {need} samples from a pool of {len(samples)}; lower --n or raise --pool-size")

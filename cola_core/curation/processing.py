@@ -21,6 +21,7 @@ from cola_core.corpora import Record
 from cola_core.corpora.math_problems import render
 from cola_core.corpora.quality import drop_worst, score_perplexity
 from cola_core.errors import ColaError
+from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.loading import context_length
 
 
@@ -153,7 +154,7 @@ def process_records(records: Sequence[Record], tokenizer, config: ProcessingConf
 
 
 def process_with_report(
-    records: Sequence[Record], tokenizer, config: ProcessingConfig, model=None
+    records: Sequence[Record], tokenizer, config: ProcessingConfig, model=None, batch_tokens: int = BATCH_TOKENS
 ) -> tuple[list[Record], dict[str, int | str | bool]]:
     """:func:`process_records`, and what Stage 2 did: samples in and out, how many were re-rendered in
     the reasoning format, dropped as (near) duplicates, truncated or too short, packed, dropped by
@@ -166,7 +167,7 @@ def process_with_report(
     out, truncated, too_short = _shape_lengths(out, tokenizer, config)
     shaped = len(out)
     if model is not None:
-        out = score_perplexity(out, model, tokenizer, config.seqlen + 1)
+        out = score_perplexity(out, model, tokenizer, config.seqlen + 1, batch_tokens)
         out = drop_worst(out, config.drop_worst_perplexity)
     elif config.drop_worst_perplexity > 0:
         raise ColaError("the perplexity filter needs a model")

@@ -151,7 +151,7 @@ def ray_activation_sets(
     report = report if report is not None else ExtractionReport()
     if not text_sets or any(not texts for texts in text_sets):
         raise ColaError("no samples to extract activations from")
-    keys = [activations_key(model.fingerprint, texts, config) for texts in text_sets]
+    keys = [activations_key(model.fingerprint, texts, config, model.dtype) for texts in text_sets]
     distinct = dict(zip(keys, text_sets, strict=True))  # a set given twice is extracted once
     found = {key: hit[0] for key in distinct if (hit := load_entry("activations", key)) is not None}
     pending = {key: texts for key, texts in distinct.items() if key not in found}

@@ -27,6 +27,7 @@ from cola_core.errors import ColaError
 from cola_core.evaluation.sandbox import Limits, run_untrusted
 from cola_core.evaluation.suite import Score, accuracy_score, perplexity_score
 from cola_core.models.architecture import input_device
+from cola_core.models.batching import BATCH_TOKENS, rows_per_batch
 from cola_core.models.loading import context_length
 from cola_core.models.scoring import continuation_logprobs, generate, target_logprobs
 
@@ -93,7 +94,7 @@ def load_rows(bench: Benchmark, source: str | None = None) -> list[dict]:
 
 
 def wikitext_perplexity(
-    model, tokenizer, rows: Sequence[dict], limit: int, seqlen: int, batch_size: int, seed: int
+    model, tokenizer, rows: Sequence[dict], limit: int, seqlen: int, batch_tokens: int, seed: int
 ) -> Score:
     """Perplexity of the joined test set, cut into non-overlapping windows of ``seqlen`` tokens."""
     ids = tokenizer("\n\n".join(r["text"] for r in rows), return_tensors="pt")["input_ids"][0]
@@ -102,9 +103,10 @@ def wikitext_perplexity(
         raise ColaError(f"wikitext2: the text has fewer than {seqlen} tokens")
     device = input_device(model)
     nll: list[float] = []
+    rows_per = rows_per_batch(seqlen, batch_tokens)
     with torch.inference_mode():
-        for s in range(0, len(windows), batch_size):
-            batch = windows[s : s + batch_size].to(device)
+        for s in range(0, len(windows), rows_per):
+            batch = windows[s : s + rows_per].to(device)
             logp, _ = target_logprobs(model, batch, torch.ones_like(batch))  # bounded memory at any vocabulary
             nll += (-logp).sum(1).tolist()
     return perplexity_score("wikitext2", nll, [seqlen - 1] * len(nll), seed)
@@ -116,12 +118,12 @@ def _final_number(text: str) -> str | None:
     return found[-1].replace(",", "").rstrip(".") if found else None
 
 
-def gsm8k_exact_match(model, tokenizer, rows: Sequence[dict], limit: int, shots: int, batch_size: int) -> Score:
+def gsm8k_exact_match(model, tokenizer, rows: Sequence[dict], limit: int, shots: int, batch_tokens: int) -> Score:
     """Greedy k-shot answers; the gold is the number after ``####``; the first ``shots`` rows are the examples."""
     fewshot = "".join(f"Question: {r['question']}\nAnswer: {r['answer']}\n\n" for r in rows[:shots])
     items = rows[shots : shots + limit]
     prompts = [f"{fewshot}Question: {r['question']}\nAnswer:" for r in items]
-    answers = generate(model, tokenizer, prompts, 256, ["\n\nQuestion:", "Question:"], batch_size)
+    answers = generate(model, tokenizer, prompts, 256, ["\n\nQuestion:", "Question:"], batch_tokens)
     hits = [int(_final_number(a) == _final_number(r["answer"])) for a, r in zip(answers, items, strict=True)]
     return accuracy_score("gsm8k", hits, [1] * len(hits))
 
@@ -155,11 +157,11 @@ def choice_items(name: str, row: dict) -> tuple[list[str], list[str], int]:
     return [ctx] * len(conts), conts, gold
 
 
-def choice_accuracy(model, tokenizer, name: str, rows: Sequence[dict], limit: int, batch_size: int) -> Score:
+def choice_accuracy(model, tokenizer, name: str, rows: Sequence[dict], limit: int, batch_tokens: int) -> Score:
     items = [choice_items(name, r) for r in rows[:limit]]
     contexts = [c for ctxs, _, _ in items for c in ctxs]
     conts = [c for _, cs, _ in items for c in cs]
-    logp = continuation_logprobs(model, tokenizer, contexts, conts, batch_size, max_length=context_length(model))
+    logp = continuation_logprobs(model, tokenizer, contexts, conts, batch_tokens, max_length=context_length(model))
     hits, k = [], 0
     for _, cs, gold in items:
         scores = [lp / (len(c) if name in NORMALISED else 1) for lp, c in zip(logp[k : k + len(cs)], cs, strict=True)]
@@ -180,11 +182,11 @@ def code_programs(name: str, rows: Sequence[dict]) -> tuple[list[str], list[str]
 
 
 def code_pass_at_1(
-    model, tokenizer, name: str, rows: Sequence[dict], limit: int, batch_size: int, limits: Limits
+    model, tokenizer, name: str, rows: Sequence[dict], limit: int, batch_tokens: int, limits: Limits
 ) -> Score:
     rows = rows[:limit]
     prompts, stop, tests = code_programs(name, rows)
-    completions = generate(model, tokenizer, prompts, 384, stop, batch_size)
+    completions = generate(model, tokenizer, prompts, 384, stop, batch_tokens)
     head = [p if name == "humaneval" else "" for p in prompts]  # HumanEval completes the given signature
     hits = [int(run_untrusted(h + c + t, limits).passed) for h, c, t in zip(head, completions, tests, strict=True)]
     return accuracy_score(name, hits, [1] * len(hits))
@@ -199,7 +201,7 @@ def run_benchmarks(
     sources: Mapping[str, str] | None = None,
     allow_code_execution: bool = False,
     shots: int = 5,
-    batch_size: int = 16,
+    batch_tokens: int = BATCH_TOKENS,
     seqlen: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[dict[str, Score], dict[str, str]]:
@@ -223,11 +225,11 @@ def run_benchmarks(
             continue
         if bench.kind == "perplexity":
             window = seqlen or min(2048, context_length(model))
-            scores[name] = wikitext_perplexity(model, tokenizer, rows, limit, window, max(1, batch_size // 4), seed)
+            scores[name] = wikitext_perplexity(model, tokenizer, rows, limit, window, batch_tokens, seed)
         elif bench.kind == "generate":
-            scores[name] = gsm8k_exact_match(model, tokenizer, rows, limit, shots, batch_size)
+            scores[name] = gsm8k_exact_match(model, tokenizer, rows, limit, shots, batch_tokens)
         elif bench.kind == "choice":
-            scores[name] = choice_accuracy(model, tokenizer, name, rows, limit, batch_size)
+            scores[name] = choice_accuracy(model, tokenizer, name, rows, limit, batch_tokens)
         else:
-            scores[name] = code_pass_at_1(model, tokenizer, name, rows, limit, batch_size, limits)
+            scores[name] = code_pass_at_1(model, tokenizer, name, rows, limit, batch_tokens, limits)
     return scores, skipped

@@ -22,6 +22,7 @@ from cola_core.corpora import load_records
 from cola_core.errors import ColaError
 from cola_core.evaluation import tasks as cap
 from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
+from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.scoring import per_text_nll
 
 CAPABILITIES = ("lm", "code", "math", "facts")
@@ -66,10 +67,12 @@ def evaluate(
     capabilities: Sequence[str] = CAPABILITIES,
     limit: int = DEFAULT_LIMIT,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_tokens: int = BATCH_TOKENS,
     seqlen: int = 128,
 ) -> dict[str, Score]:
-    """Scores of one model; deterministic (greedy decoding, fixed held-out items, seeded bootstrap)."""
+    """Scores of one model; deterministic (greedy decoding, fixed held-out items, seeded bootstrap).
+    Every forward holds at most ``batch_tokens`` padded tokens (models/batching.py) and no
+    full-vocabulary logits (models/scoring.py), so memory is bounded whatever the vocabulary."""
     unknown = set(capabilities) - set(CAPABILITIES)
     if unknown:
         raise ColaError(f"unknown capability {sorted(unknown)[0]!r}: choose from {', '.join(CAPABILITIES)}")
@@ -78,17 +81,17 @@ def evaluate(
     scores: dict[str, Score] = {}
     if "lm" in capabilities:
         texts = [r.text for r in load_records("prose", "heldout", limit=limit)]
-        nll, cnt = per_text_nll(model, tokenizer, texts, seqlen, batch_size)
+        nll, cnt = per_text_nll(model, tokenizer, texts, seqlen, batch_tokens)
         scores["lm"] = perplexity_score("lm", nll, cnt, seed)
     if "code" in capabilities:
         texts = [r.text for r in load_records("code", "heldout", limit=limit)]
         right: list[int] = []
-        nll, cnt = per_text_nll(model, tokenizer, texts, seqlen, batch_size, correct=right)
+        nll, cnt = per_text_nll(model, tokenizer, texts, seqlen, batch_tokens, correct=right)
         scores["code"] = perplexity_score("code", nll, cnt, seed)
         scores["code_next_token"] = accuracy_score("code_next_token", right, cnt)
     if "math" in capabilities:
         records = load_records("math", "heldout", limit=limit)
-        answers = cap.math_answers(model, tokenizer, records, batch_size=batch_size)
+        answers = cap.math_answers(model, tokenizer, records, batch_tokens=batch_tokens)
         hits = [int(a == r.meta["answer"]) for a, r in zip(answers, records, strict=True)]
         scores["math"] = accuracy_score("math", hits, [1] * len(hits))
         for tier in (1, 2, 3):
@@ -96,7 +99,7 @@ def evaluate(
             scores[f"math_tier{tier}"] = accuracy_score(f"math_tier{tier}", sub, [1] * len(sub))
     if "facts" in capabilities:
         records = load_records("facts", "heldout", limit=limit)
-        picks = cap.facts_choices(model, tokenizer, records, batch_size)
+        picks = cap.facts_choices(model, tokenizer, records, batch_tokens)
         hits = [int(p == r.meta["answer_index"]) for p, r in zip(picks, records, strict=True)]
         scores["facts"] = accuracy_score("facts", hits, [1] * len(hits))
     return scores

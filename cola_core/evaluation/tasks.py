@@ -16,19 +16,22 @@ from collections.abc import Sequence
 import torch
 
 from cola_core.corpora import Record
+from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.scoring import continuation_logprobs, generate, per_text_nll
 
 _ANSWER = re.compile(r"Answer:\s*(-?\d+)")
 
 
-def token_nll(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> tuple[float, int]:
+def token_nll(
+    model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_tokens: int = BATCH_TOKENS
+) -> tuple[float, int]:
     """Summed negative log-likelihood over all texts and the number of predicted tokens."""
-    sums, counts = per_text_nll(model, tokenizer, texts, seqlen, batch_size)
+    sums, counts = per_text_nll(model, tokenizer, texts, seqlen, batch_tokens)
     return sum(sums), sum(counts)
 
 
-def perplexity(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32) -> float:
-    total, count = token_nll(model, tokenizer, texts, seqlen, batch_size)
+def perplexity(model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_tokens: int = BATCH_TOKENS) -> float:
+    total, count = token_nll(model, tokenizer, texts, seqlen, batch_tokens)
     return math.exp(total / max(count, 1))
 
 
@@ -48,11 +51,11 @@ def unigram_perplexity(tokenizer, train_texts: Sequence[str], texts: Sequence[st
 
 
 def math_answers(
-    model, tokenizer, records: Sequence[Record], max_new_tokens: int = 40, batch_size: int = 64
+    model, tokenizer, records: Sequence[Record], max_new_tokens: int = 40, batch_tokens: int = BATCH_TOKENS
 ) -> list[int | None]:
     """Greedy answers to ``Question: …`` prompts; None where no ``Answer: N`` was produced."""
     prompts = [f"Question: {r.meta['question']}\n" for r in records]
-    found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_size))
+    found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_tokens))
     return [int(m.group(1)) if m else None for m in found]
 
 
@@ -68,7 +71,7 @@ def math_exact_match(model, tokenizer, records: Sequence[Record], **kwargs) -> d
 
 
 @torch.inference_mode()
-def facts_choices(model, tokenizer, records: Sequence[Record], batch_size: int = 64) -> list[int]:
+def facts_choices(model, tokenizer, records: Sequence[Record], batch_tokens: int = BATCH_TOKENS) -> list[int]:
     """Index of the choice with the highest summed log-likelihood after each record's cloze."""
     prompts, conts, owners = [], [], []
     for i, rec in enumerate(records):
@@ -76,7 +79,7 @@ def facts_choices(model, tokenizer, records: Sequence[Record], batch_size: int =
             prompts.append(rec.meta["cloze"])
             conts.append(f" {choice}.")
             owners.append(i)
-    scores = continuation_logprobs(model, tokenizer, prompts, conts, batch_size)
+    scores = continuation_logprobs(model, tokenizer, prompts, conts, batch_tokens)
     best: dict[int, tuple[float, int]] = {}
     k = 0
     for i, rec in enumerate(records):
@@ -87,6 +90,6 @@ def facts_choices(model, tokenizer, records: Sequence[Record], batch_size: int =
     return [best[i][1] for i in range(len(records))]
 
 
-def facts_accuracy(model, tokenizer, records: Sequence[Record], batch_size: int = 64) -> tuple[int, int]:
-    picks = facts_choices(model, tokenizer, records, batch_size)
+def facts_accuracy(model, tokenizer, records: Sequence[Record], batch_tokens: int = BATCH_TOKENS) -> tuple[int, int]:
+    picks = facts_choices(model, tokenizer, records, batch_tokens)
     return sum(p == r.meta["answer_index"] for p, r in zip(picks, records, strict=True)), len(records)

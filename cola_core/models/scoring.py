@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from cola_core.models.architecture import input_device
+from cola_core.models.batching import BATCH_TOKENS, length_batches
 from cola_core.models.loading import context_length
 
 _HEAD_PATH_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → checked once
@@ -65,61 +66,71 @@ def target_logprobs(
     return torch.cat(logps, 1), (torch.cat(hits, 1) if argmax else None)
 
 
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, device, left: bool = False) -> dict[str, torch.Tensor]:
+    """Token rows padded into one batch with its attention mask: on the right for scoring, on the
+    left for generation (which continues at the right)."""
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for r, row in enumerate(rows):
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        input_ids[r, cols] = torch.tensor(row, dtype=torch.long)
+        mask[r, cols] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
+
 @torch.inference_mode()
 def per_text_nll(
-    model, tokenizer, texts: Sequence[str], seqlen: int = 128, batch_size: int = 32, correct: list[int] | None = None
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    seqlen: int = 128,
+    batch_tokens: int = BATCH_TOKENS,
+    correct: list[int] | None = None,
 ) -> tuple[list[float], list[int]]:
     """Summed negative log-likelihood (nats) of each text's predicted tokens, and their counts.
 
-    Texts are truncated to ``seqlen`` tokens; padding is masked out. If ``correct`` is a list, the
-    number of tokens each text's greedy (argmax) prediction gets right is appended to it.
-    Memory stays bounded whatever the vocabulary (:func:`target_logprobs`).
-    """
-    sums: list[float] = []
-    counts: list[int] = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(
-            list(texts[start : start + batch_size]),
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=seqlen,
-        ).to(input_device(model))
+    Texts are truncated to ``seqlen`` tokens and batched by token budget (models/batching.py);
+    padding is masked out. If ``correct`` is a list, the number of tokens each text's greedy (argmax)
+    prediction gets right is appended to it. Memory stays bounded whatever the vocabulary
+    (:func:`target_logprobs`)."""
+    rows = tokenizer(list(texts), truncation=True, max_length=seqlen)["input_ids"] if len(texts) else []
+    sums, counts, right = [0.0] * len(rows), [0] * len(rows), [0] * len(rows)
+    for batch in length_batches([len(r) for r in rows], batch_tokens):
+        enc = pad_rows([rows[i] for i in batch], tokenizer.pad_token_id, input_device(model))
         logp, hits = target_logprobs(model, enc["input_ids"], enc["attention_mask"], argmax=correct is not None)
         mask = enc["attention_mask"][:, 1:].float().cpu()
-        sums += (-logp * mask).sum(1).tolist()
-        counts += mask.sum(1).long().tolist()
-        if correct is not None:
-            correct.extend((hits.float() * mask).sum(1).long().tolist())
+        for r, i in enumerate(batch):
+            sums[i], counts[i] = float((-logp[r] * mask[r]).sum()), int(mask[r].sum())
+            if correct is not None:
+                right[i] = int((hits[r].float() * mask[r]).sum())
+    if correct is not None:
+        correct.extend(right)
     return sums, counts
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
     """Token rows left-padded into one batch with its attention mask (generation continues at the right)."""
-    width = max(map(len, rows))
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for r, row in enumerate(rows):
-        input_ids[r, width - len(row) :] = torch.tensor(row)
-        mask[r, width - len(row) :] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
-
-
-def _left_padded(tokenizer, prompts: Sequence[str], max_prompt: int, device) -> dict[str, torch.Tensor]:
-    ids = [p[-max_prompt:] for p in tokenizer(list(prompts))["input_ids"]]
-    return left_pad(ids, tokenizer.pad_token_id, device)
+    return pad_rows(rows, pad_id, device, left=True)
 
 
 @torch.inference_mode()
 def generate(
-    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str], batch_size: int = 16
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    stop: Sequence[str],
+    batch_tokens: int = BATCH_TOKENS,
 ) -> list[str]:
-    """Greedy continuations, cut at the first stop string; prompts cut from the left to fit the context."""
+    """Greedy continuations, cut at the first stop string; prompts cut from the left to fit the
+    context, batched so that prompt + new tokens of a batch stay within ``batch_tokens``."""
     device = input_device(model)
     max_prompt = max(1, context_length(model) - max_new_tokens)
-    out: list[str] = []
-    for s in range(0, len(prompts), batch_size):
-        enc = _left_padded(tokenizer, prompts[s : s + batch_size], max_prompt, device)
+    rows = [p[-max_prompt:] for p in tokenizer(list(prompts))["input_ids"]] if len(prompts) else []
+    out = [""] * len(rows)
+    for batch in length_batches([len(r) + max_new_tokens for r in rows], batch_tokens):
+        enc = left_pad([rows[i] for i in batch], tokenizer.pad_token_id, device)
         ids = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
@@ -127,35 +138,39 @@ def generate(
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-        for text in tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
-            cut = min((i for i in (text.find(x) for x in stop) if i >= 0), default=len(text))
-            out.append(text[:cut])
+        texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        for i, text in zip(batch, texts, strict=True):
+            cut = min((j for j in (text.find(x) for x in stop) if j >= 0), default=len(text))
+            out[i] = text[:cut]
     return out
 
 
 @torch.inference_mode()
 def continuation_logprobs(
-    model, tokenizer, prompts: Sequence[str], conts: Sequence[str], batch_size: int = 64, max_length: int | None = None
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    conts: Sequence[str],
+    batch_tokens: int = BATCH_TOKENS,
+    max_length: int | None = None,
 ) -> list[float]:
-    """Summed log-probability of each continuation given its prompt (right padding, masked).
+    """Summed log-probability of each continuation given its prompt (right padding, masked), batched
+    by token budget.
 
     With ``max_length``, prompts are cut from the left so prompt + continuation fit."""
-    out: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        p_ids = tokenizer(list(prompts[start : start + batch_size]))["input_ids"]
-        c_ids = tokenizer(list(conts[start : start + batch_size]), add_special_tokens=False)["input_ids"]
-        if max_length:
-            p_ids = [p[max(0, len(p) + len(c) - max_length) :] or p[-1:] for p, c in zip(p_ids, c_ids, strict=True)]
-        seqs = [p + c for p, c in zip(p_ids, c_ids, strict=True)]
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, s in enumerate(seqs):
-            ids[r, : len(s)] = torch.tensor(s)
-            mask[r, : len(s)] = 1
-        device = input_device(model)
-        logp, _ = target_logprobs(model, ids.to(device), mask.to(device))  # logp[r, i]: token i + 1
-        for r, (p, c) in enumerate(zip(p_ids, c_ids, strict=True)):
-            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
-            out.append(logp[r, positions].sum().item())
+    if not len(prompts):
+        return []
+    p_ids = tokenizer(list(prompts))["input_ids"]
+    c_ids = tokenizer(list(conts), add_special_tokens=False)["input_ids"]
+    if max_length:
+        p_ids = [p[max(0, len(p) + len(c) - max_length) :] or p[-1:] for p, c in zip(p_ids, c_ids, strict=True)]
+    seqs = [p + c for p, c in zip(p_ids, c_ids, strict=True)]
+    out = [0.0] * len(seqs)
+    device = input_device(model)
+    for batch in length_batches([len(s) for s in seqs], batch_tokens):
+        enc = pad_rows([seqs[i] for i in batch], tokenizer.pad_token_id, device)
+        logp, _ = target_logprobs(model, enc["input_ids"], enc["attention_mask"])  # logp[r, i]: token i + 1
+        for r, i in enumerate(batch):
+            start = len(p_ids[i]) - 1
+            out[i] = logp[r, start : start + len(c_ids[i])].sum().item()
     return out
