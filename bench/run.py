@@ -15,7 +15,21 @@ import platform
 import time
 from pathlib import Path
 
-from bench import activations, compression, distributed, e2e, gpu, large, maps, memory, placement, scaling, selection
+from bench import (
+    activations,
+    compression,
+    distributed,
+    e2e,
+    gpu,
+    large,
+    maps,
+    memory,
+    peer,
+    placement,
+    realsize,
+    scaling,
+    selection,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,6 +59,16 @@ REPORT = {
     "placement": (placement, "Large-pool map: placing the points UMAP was not fitted on", ()),
     "distributed": (distributed, "Ray engine overhead on this machine (activation extraction)", ()),
     "gpu": (gpu, "GPU (Llama-3-8B-shaped layers)", ()),
+    "peer": (
+        peer,
+        "Against llm-compressor (its own venv; `python -m bench.peer --python .peer-venv/bin/python`)",
+        ("Goals (issue #19): time ratio ≤ 1.0× and held-out perplexity ratio ≤ 1.0×.", ""),
+    ),
+    "realsize": (
+        realsize,
+        "A real-size model (Qwen2.5-0.5B's shape, random weights): every step, time and peak memory",
+        ("Goal (issue #18): every step ≤ 1.5× the model's size in peak RSS on CPU.", ""),
+    ),
 }
 SECTIONS = tuple(REPORT)
 
@@ -112,6 +136,10 @@ def main() -> None:
             results[section] = placement.run(size=10_000 if args.quick else 100_000)
         elif section == "distributed":
             results[section] = distributed.run(n=256 if args.quick else 1024)
+        elif section == "peer":
+            results[section] = peer.run(os.environ.get("COLA_PEER_PYTHON", ".peer-venv/bin/python"))
+        elif section == "realsize":
+            results[section] = realsize.run(layers=2 if args.quick else None)
         elif section == "gpu":
             measured = gpu.run(quick=args.quick)
             if not measured:

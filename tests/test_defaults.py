@@ -21,7 +21,9 @@ from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
 
 def _defaults(command: str) -> dict:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {a.dest: a.default for a in sub.choices[command]._actions}
+    parser = sub.choices[command]
+    found = {a.dest: a.default for a in parser._actions if a.default is not argparse.SUPPRESS}
+    return found | {k: parser.get_default(k) for k in found}
 
 
 def _csv(values) -> str:

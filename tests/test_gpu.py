@@ -134,3 +134,42 @@ def test_device_map_auto_on_the_gpu_extracts_what_the_cpu_does():
     b = extract_activations(gpu.model, gpu.tokenizer, texts, ActivationConfig(seqlen=48))
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-4)
+
+
+def test_scoring_on_the_gpu_holds_no_full_vocabulary_logits():
+    """8 × 256 tokens over a 151,936-token vocabulary: full fp32 logits would take 1.24 GB; the
+    chunked scorer's peak above the resident model must stay far below that."""
+    from cola_core.models.scoring import target_logprobs
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(make_config("llama", 151_936)).eval().cuda()
+    ids = torch.randint(3, 151_936, (8, 256), device="cuda")
+    target_logprobs(model, ids[:1, :8], torch.ones_like(ids[:1, :8]))  # the head-path check, once
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    logp, _ = target_logprobs(model, ids, torch.ones_like(ids))
+    peak = torch.cuda.max_memory_allocated() - base
+    full_logits = 8 * 255 * 151_936 * 4
+    assert logp.shape == (8, 255) and torch.isfinite(logp).all()
+    assert peak < 0.25 * full_logits, f"scoring peak {peak / 2**20:.0f} MiB above the model"
+
+
+def test_extraction_on_the_gpu_is_bounded_by_the_token_budget():
+    """Peak GPU memory of extraction depends on the batch budget, not on how many samples there are."""
+    from cola_core.curation.activations import ActivationConfig, extract_activations
+    from cola_core.models.loading import load_model
+
+    loaded = load_model("cola-tiny", device="cuda", dtype="float32")
+    texts = [" ".join(f"w{i}{j}" for j in range(60)) for i in range(256)]
+    cfg = ActivationConfig(seqlen=128, batch_tokens=2048)
+
+    def peak(n: int) -> int:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        extract_activations(loaded.model, loaded.tokenizer, texts[:n], cfg)
+        return torch.cuda.max_memory_allocated() - base
+
+    small, large = peak(32), peak(256)
+    assert large < 1.25 * small + 2**20, f"{large / 2**20:.1f} MiB for 256 samples vs {small / 2**20:.1f} for 32"

@@ -17,9 +17,9 @@ from tests.test_compress import _linear_weights, fresh
 
 
 def test_registry_lists_exactly_the_methods():
-    assert list(REGISTRY) == ["magnitude", "wanda", "sparsegpt", "rtn", "gptq"]
+    assert list(REGISTRY) == ["magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq"]
     assert all(m.name == name for name, m in REGISTRY.items())
-    assert PRUNING == ("magnitude", "wanda", "sparsegpt") and QUANTIZATION == ("rtn", "gptq")
+    assert PRUNING == ("magnitude", "wanda", "sparsegpt") and QUANTIZATION == ("rtn", "gptq", "awq")
     assert METHODS == PRUNING + QUANTIZATION
     from cola_core.compress import METHODS as exported  # the CLI and the dashboard import it from here
 
@@ -34,6 +34,7 @@ def test_registry_entries_are_coherent():
         "sparsegpt": "hessian",
         "rtn": "none",
         "gptq": "hessian",
+        "awq": "none",  # "hessian" with awq_quantizer="gptq": methods.needed_statistic
     }
     for m in REGISTRY.values():
         assert m.kind in ("pruning", "quantization"), m.name
@@ -42,7 +43,12 @@ def test_registry_entries_are_coherent():
         else:
             assert not m.patterns and list(m.bits) == list(range(2, 9)), m.name
         assert m.description and "\n" not in m.description
-    for name, cite in (("wanda", "ICLR 2024"), ("sparsegpt", "ICML 2023"), ("gptq", "ICLR 2023")):
+    for name, cite in (
+        ("wanda", "ICLR 2024"),
+        ("sparsegpt", "ICML 2023"),
+        ("gptq", "ICLR 2023"),
+        ("awq", "MLSys 2024"),
+    ):
         assert cite in REGISTRY[name].description
 
 
@@ -68,10 +74,12 @@ def test_each_method_reads_only_the_statistics_it_declares(name):
 
 
 def test_unknown_method_names_every_registered_one():
-    with pytest.raises(ColaError, match=r"unknown method 'awq': choose one of magnitude, wanda, sparsegpt, rtn, gptq$"):
-        CompressConfig(method="awq").validate()
+    with pytest.raises(
+        ColaError, match=r"unknown method 'quip': choose one of magnitude, wanda, sparsegpt, rtn, gptq, awq$"
+    ):
+        CompressConfig(method="quip").validate()
     with pytest.raises(ColaError, match="unknown method"):
-        methods.compression_method("awq")
+        methods.compression_method("quip")
 
 
 def _zero_leading_columns(weight, stats, settings):
@@ -88,7 +96,7 @@ def test_a_method_added_to_the_registry_runs_through_the_engine(monkeypatch, cal
     )
     monkeypatch.setattr(methods, "REGISTRY", MappingProxyType({**REGISTRY, "leading": toy}))
     monkeypatch.setattr(_zero_leading_columns, "calls", [], raising=False)
-    with pytest.raises(ColaError, match="choose one of magnitude, wanda, sparsegpt, rtn, gptq, leading"):
+    with pytest.raises(ColaError, match="choose one of magnitude, wanda, sparsegpt, rtn, gptq, awq, leading"):
         CompressConfig(method="nope").validate()
     with pytest.raises(ColaError, match="N:M"):  # its entry accepts unstructured sparsity only
         CompressConfig(method="leading", pattern="2:4").validate()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from cola_core.compress.config import CompressConfig
+from cola_core.compress.formats import DEFAULT_FORMAT, FORMATS
 from cola_core.corpora.selfgen import SelfGenConfig
 from cola_core.curation.activations import ActivationConfig
 from cola_core.curation.pipeline import CurateConfig
@@ -192,7 +193,21 @@ def add_compress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--group-size", type=int, default=_Q.group_size, help="input columns per quantization group; -1 = per row"
     )
-    p.add_argument("--symmetric", action="store_true", help="symmetric quantization grid")
+    grid = p.add_mutually_exclusive_group()
+    grid.add_argument(
+        "--sym",
+        "--symmetric",
+        dest="symmetric",
+        action="store_true",
+        help="symmetric quantization grid (no zero point)",
+    )
+    grid.add_argument(
+        "--asym",
+        dest="symmetric",
+        action="store_false",
+        default=argparse.SUPPRESS,  # the dest's default comes from --sym: asymmetric
+        help="asymmetric grid with a zero point (the default)",
+    )
     p.add_argument(
         "--act-order", action="store_true", help="GPTQ: columns by decreasing Hessian diagonal (static groups)"
     )
@@ -207,6 +222,13 @@ def add_compress_args(p: argparse.ArgumentParser) -> None:
         help="cap on calibration tokens per sample (default: the set's own length, as curated)",
     )
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=DEFAULT_FORMAT,
+        help="dense: plain dequantized weights for any tool; compressed-tensors: packed int weights and "
+        "quantization_config as llm-compressor writes them, for vLLM and transformers",
+    )
 
 
 def add_self_generate_args(p: argparse.ArgumentParser) -> None:

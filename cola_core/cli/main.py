@@ -228,7 +228,7 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
         _log(f"calibration tokens per sample: {recorded} (the set's own length)")
     elif args.seqlen is None and args.calib.endswith(".jsonl"):
         _log(f"{args.calib} records no length: tokenised to {ProcessingConfig.seqlen} tokens (Stage 2's default)")
-    report = run(_load(args), args.calib, config, args.out, seqlen=args.seqlen, progress=lambda d, t, _r: bar(d, t))
+    report = run(_load(args), args.calib, config, args.out, args.seqlen, lambda d, t, _r: bar(d, t), format=args.format)
     layers = [
         {
             "layer": r["layer"],
@@ -249,6 +249,8 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
         "calibration_fingerprint": report["calibration"]["fingerprint"],
         "seconds": round(report["seconds"], 3),
         "out": str(args.out),
+        "format": report["format"],
+        "size_bytes": report["size_bytes"],
     }
 
 

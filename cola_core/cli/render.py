@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cola_core.compress.formats import serving_note
 from cola_core.curation.pipeline import describe_stages
 
 
@@ -52,7 +53,10 @@ def compress_text(p: dict[str, Any]) -> str:
         f"  layer {x['layer']:>3}: {x['seconds']:.2f}s  mean rel. error {sum(x['relative_error'].values()) / len(x['relative_error']):.4f}"
         for x in p["layers"]
     ]
-    return "\n".join([f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}", *rows])
+    head = f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}"
+    size = f"{p['format']} weights: {p['size_bytes'] / 1e6:,.1f} MB ({p['size_bytes']:,} bytes)"
+    note = serving_note(p["format"], p["bits"])
+    return "\n".join([head, size, *([note] if note else []), *rows])
 
 
 def evaluate_text(p: dict[str, Any]) -> str:

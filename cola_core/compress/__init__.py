@@ -11,12 +11,14 @@ import torch
 
 from cola_core.compress.config import METHODS, CompressConfig
 from cola_core.compress.engine import Cancelled, CompressionResult, compress_model
+from cola_core.compress.formats import DEFAULT_FORMAT, FORMATS, check_compressed_tensors, check_format
 from cola_core.compress.methods import REGISTRY, CompressionMethod, compression_method
 from cola_core.compress.save import build_report, check_output_dir, save_compressed
 from cola_core.errors import ColaError
 from cola_core.storage.fingerprints import calibration_fingerprint
 
 __all__ = [
+    "FORMATS",
     "METHODS",
     "REGISTRY",
     "Cancelled",
@@ -78,12 +80,17 @@ def compress_and_save(
     seqlen: int | None = None,
     progress=None,
     should_cancel=None,
+    format: str = DEFAULT_FORMAT,
 ) -> dict:
-    """Load a calibration set, compress the loaded model in place, and write the output directory."""
+    """Load a calibration set, compress the loaded model in place, and write the output directory in
+    ``format`` (formats.FORMATS)."""
     config.validate()
     check_output_dir(out)  # before the work, not after it
+    check_format(format)
+    if format == "compressed-tensors":
+        check_compressed_tensors(config, loaded.model)
     tensors, fingerprint = load_calibration(calib_path, loaded.tokenizer, seqlen)
     result = compress_model(loaded.model, tensors, config, progress, should_cancel)
     report = build_report(result, config, fingerprint, len(tensors["input_ids"]), tensors["input_ids"].shape[1])
-    save_compressed(loaded.model, loaded.tokenizer, result, report, out)
+    save_compressed(loaded.model, loaded.tokenizer, result, report, out, format=format)
     return report

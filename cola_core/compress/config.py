@@ -34,6 +34,10 @@ class CompressConfig:
     owl: bool = False  # per-layer sparsity by outlier ratio (OWL, Yin et al. 2024); unstructured pruning only
     owl_lambda: float = 0.08  # per-layer sparsity lies within target ± λ
     owl_m: float = 5.0  # an outlier scores above M × the layer's mean Wanda score
+    awq_grid: int = 20  # AWQ: exponents α ∈ {0, 1/grid, …, (grid−1)/grid} searched per group of linears
+    awq_clip: bool = True  # AWQ: also search each (row, group)'s clipping range (the reference's auto_clip)
+    awq_quantizer: str = "rtn"  # AWQ: what rounds the scaled weights, "rtn" or "gptq"
+    awq_tokens: int = 4096  # AWQ: real calibration tokens the search reads per layer (whole sequences)
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -76,10 +80,18 @@ class CompressConfig:
                 raise ColaError(f"bits must lie in {method.bits.start}..{method.bits.stop - 1}, got {self.bits}")
             if self.owl:
                 raise ColaError("OWL is a pruning schedule; it does not apply to quantization")
+            if self.pattern:
+                raise ColaError(f"{self.method} quantizes; an N:M pattern applies to pruning only, leave it unset")
             if self.group_size not in (0, -1) and self.group_size < 1:
                 raise ColaError(f"group size must be positive (or -1 for per-row), got {self.group_size}")
         if self.blocksize < 1 or self.batch_tokens < 1 or self.damp < 0:
             raise ColaError("blocksize and --batch-tokens must be positive and damping non-negative")
+        if self.awq_grid < 1:
+            raise ColaError(f"AWQ grid must be a positive number of α steps, got {self.awq_grid}")
+        if self.awq_quantizer not in ("rtn", "gptq"):
+            raise ColaError(f"AWQ quantizer must be rtn or gptq, got '{self.awq_quantizer}'")
+        if self.awq_tokens < 1:
+            raise ColaError(f"AWQ tokens must be positive, got {self.awq_tokens}")
 
     def check_width(self, name: str, d_in: int) -> None:
         """Per-layer shape checks: M and the group size must divide the input width."""

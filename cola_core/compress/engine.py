@@ -1,6 +1,7 @@
 """Layer-wise compression of a causal LM with a given calibration set.
 
 For each decoder layer in order (one on the compute device at a time, the rest on CPU):
+0. the method's layer-level step, if its entry has one (AWQ: search and fold per-channel scales);
 1. replay the captured inputs through the still-dense layer, collecting fp32 statistics of every
    linear's input with padding masked out (the full Hessian if the method needs it); linears fed the
    same tensor (q/k/v, gate/up) share one statistic;
@@ -21,7 +22,7 @@ import torch
 
 from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
 from cola_core.compress.config import CompressConfig
-from cola_core.compress.methods import Compressed, compression_method
+from cola_core.compress.methods import Compressed, compression_method, needed_statistic
 from cola_core.compress.owl import owl_schedule
 from cola_core.compress.quantization import QuantResult
 from cola_core.compress.statistics import Stats, collect_statistics, find_linears, relative_error, set_weight, weight_of
@@ -55,13 +56,18 @@ def compress_layer(
     quantized: dict[str, QuantResult] | None = None,
     prefix: str = "",
 ) -> dict[str, Any]:
-    """Statistics from one dense replay, then every linear compressed in place; returns the report."""
+    """The method's layer-level step (if any), statistics from one replay of the still-dense layer, then
+    every linear compressed in place; returns the report."""
     linears = find_linears(layer)
     for name, module in linears.items():
         config.check_width(f"layer {prefix} {name}", weight_of(module).shape[1])
-    full = compression_method(config.method).needs == "hessian"
+    method = compression_method(config.method)
+    prepared = method.prepare(layer, inputs, config) if method.prepare else None
+    full = needed_statistic(method, config) == "hessian"
     stats, leader = collect_statistics(layer, linears, inputs, full=full, error_tokens=config.error_tokens)
     report: dict[str, Any] = {"linears": {}}
+    if prepared is not None:
+        report[method.name] = prepared
     for name, module in linears.items():
         st = stats[leader[name]]
         w = weight_of(module).float().clone()  # .float() of fp32 is the same storage

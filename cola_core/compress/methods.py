@@ -8,10 +8,15 @@ calibration inputs it reads, which settings it accepts, and the function that co
 | sparsegpt | pruning      | hessian      | Frantar & Alistarh, ICML 2023, §3              |
 | rtn       | quantization | none         | round to nearest; the baseline GPTQ beats      |
 | gptq      | quantization | hessian      | Frantar et al., ICLR 2023, §4                  |
+| awq       | quantization | none¹        | Lin et al., MLSys 2024, §3.2 (awq.py)          |
+
+¹ AWQ searches and folds its scales in a layer-level step (``prepare``) before statistics are
+collected, then rounds the scaled weights with RTN, or with GPTQ (``awq_quantizer="gptq"``), in which
+case the engine collects the Hessian (:func:`needed_statistic`).
 
 Nothing else names a method: config.py validates a run's settings from its entry (``kind``,
 ``patterns``, ``bits``), the engine collects the statistics the entry ``needs`` and calls its
-``compress`` on every linear. Adding a method (AWQ, say) is a pure tensor function beside the others
+``compress`` on every linear. Adding a method is a pure tensor function beside the others
 (pruning.py, quantization.py or a file of its own), a three-line adapter to the common signature
 below, and one entry in ``REGISTRY``.
 """
@@ -21,12 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple
 
 import torch
 
+from cola_core.compress.awq import prepare_awq
+from cola_core.compress.capture import LayerInputs
 from cola_core.compress.pruning import prune_magnitude, prune_sparsegpt, prune_wanda
 from cola_core.compress.quantization import QuantResult, quantize_gptq, quantize_rtn
+from cola_core.compress.settings import Settings
 from cola_core.compress.statistics import Stats
 from cola_core.errors import ColaError
 
@@ -35,28 +43,6 @@ Kind = Literal["pruning", "quantization"]
 # the Hessian H = XXᵀ/n over every calibration token (``Stats.hessian()``; otherwise only the first
 # ``error_tokens`` tokens are accumulated, to measure the reconstruction error).
 Statistic = Literal["none", "column norms", "hessian"]
-
-
-class Settings(Protocol):
-    """The settings a per-matrix function may read. ``CompressConfig`` provides them; it is not
-    imported here because config.py reads this registry."""
-
-    @property
-    def sparsity(self) -> float: ...
-    @property
-    def nm(self) -> tuple[int, int] | None: ...
-    @property
-    def bits(self) -> int: ...
-    @property
-    def group_size(self) -> int: ...
-    @property
-    def symmetric(self) -> bool: ...
-    @property
-    def act_order(self) -> bool: ...
-    @property
-    def blocksize(self) -> int: ...
-    @property
-    def damp(self) -> float: ...
 
 
 class Compressed(NamedTuple):
@@ -69,6 +55,10 @@ class Compressed(NamedTuple):
 
 
 CompressMatrix = Callable[[torch.Tensor, Stats, Settings], Compressed]
+# A layer-level step run once per decoder layer before its statistics are collected, on the compute
+# device, with the dense layer and its captured inputs: it may change the weights in place (AWQ folds
+# its scales) and returns what the layer's report shows of it (JSON-serialisable).
+PrepareLayer = Callable[[torch.nn.Module, LayerInputs, Settings], dict]
 
 
 @dataclass(frozen=True)
@@ -80,6 +70,7 @@ class CompressionMethod:
     description: str  # one line, with the paper
     patterns: tuple[str, ...] = ()  # pruning: the layouts it prunes to, "unstructured" and/or "N:M"
     bits: range = range(0)  # quantization: the bit widths it accepts
+    prepare: PrepareLayer | None = None  # runs on each dense layer first; its report goes under ``name``
 
 
 def _magnitude(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
@@ -104,6 +95,10 @@ def _gptq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
     hessian = stats.hessian()
     q = quantize_gptq(weight, hessian, s.bits, s.group_size, s.symmetric, s.act_order, s.blocksize, s.damp)
     return Compressed(q.weight, q, q.info)
+
+
+def _awq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
+    return _gptq(weight, stats, s) if s.awq_quantizer == "gptq" else _rtn(weight, stats, s)
 
 
 _PRUNING_PATTERNS = ("unstructured", "N:M")
@@ -153,9 +148,26 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 "GPTQ: quantize column by column, spreading each error through H⁻¹ (Frantar et al., ICLR 2023)",
                 bits=_BITS,
             ),
+            CompressionMethod(
+                "awq",
+                "quantization",
+                "none",
+                _awq,
+                "AWQ: scale salient input channels by mean|x|^α before rounding (Lin et al., MLSys 2024)",
+                bits=_BITS,
+                prepare=prepare_awq,
+            ),
         )
     }
 )
+
+
+def needed_statistic(method: CompressionMethod, settings: Settings) -> Statistic:
+    """What the engine collects for ``method``: its entry's ``needs``, except that AWQ hands its scaled
+    matrices to GPTQ when ``awq_quantizer`` is "gptq", and GPTQ reads the full Hessian."""
+    if method.name == "awq" and settings.awq_quantizer == "gptq":
+        return REGISTRY["gptq"].needs
+    return method.needs
 
 
 def method_names(kind: Kind | None = None) -> tuple[str, ...]:

@@ -1,6 +1,10 @@
-"""Writing a compressed model: a ``from_pretrained`` directory, ``compression_report.json``, and for
-quantization the integer codes, scales and zero points in ``quantization.safetensors`` with a
-``quantization.json`` manifest."""
+"""Writing a compressed model: a ``from_pretrained`` directory in one of two formats (formats.py) and
+``compression_report.json``, which states the format and the on-disk size of the weight files.
+
+- ``dense``: dequantized weights, and for quantization the integer codes, scales and zero points in
+  ``quantization.safetensors`` with a ``quantization.json`` manifest;
+- ``compressed-tensors``: packed weights and ``quantization_config`` as llm-compressor writes them,
+  for vLLM and transformers (formats.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from safetensors.torch import save_file
 
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.engine import CompressionResult
+from cola_core.compress.formats import DEFAULT_FORMAT, check_format, write_compressed_tensors
 from cola_core.errors import ColaError
 
 
@@ -51,9 +56,46 @@ def check_output_dir(out: str | Path) -> None:
         raise ColaError(f"{out} exists and is not a compressed-model folder; choose another --out or empty it")
 
 
-def save_compressed(model, tokenizer, result: CompressionResult, report: dict[str, Any], out: str | Path) -> Path:
-    """Write into a temporary sibling folder, then swap it into place: a crash at any moment leaves the
+def weight_files(folder: Path) -> dict[str, int]:
+    """Bytes on disk of each weight file (``*.safetensors``) in ``folder``."""
+    return {f.name: f.stat().st_size for f in sorted(folder.glob("*.safetensors"))}
+
+
+def _write_dense(model, result: CompressionResult, report: dict[str, Any], out: Path) -> None:
+    model.save_pretrained(out)
+    if not result.quantized:
+        return
+    tensors: dict[str, torch.Tensor] = {}
+    manifest = {
+        "bits": report["settings"]["bits"],
+        "group_size": report["settings"]["group_size"],
+        "symmetric": report["settings"]["symmetric"],
+        "act_order": report["settings"]["act_order"],
+        "dequantize": "weight[o, i] = (codes[o, i] - zeros[o, g_idx[i]]) * scales[o, g_idx[i]]",
+        "linears": {},
+    }
+    for name, q in result.quantized.items():
+        for part, t in (("codes", q.codes), ("scales", q.scales), ("zeros", q.zeros), ("g_idx", q.group_index)):
+            tensors[f"{name}.{part}"] = t.contiguous().cpu()
+        manifest["linears"][name] = {"shape": list(q.codes.shape)}
+    save_file(tensors, str(out / "quantization.safetensors"))
+    (out / "quantization.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def save_compressed(
+    model,
+    tokenizer,
+    result: CompressionResult,
+    report: dict[str, Any],
+    out: str | Path,
+    format: str = DEFAULT_FORMAT,
+) -> Path:
+    """Write the compressed model in ``format`` (formats.FORMATS) and its report; adds ``format``,
+    ``size_bytes`` (all weight files) and ``weight_files`` (bytes per file) to ``report``.
+
+    Written into a temporary sibling folder, then swapped into place: a crash at any moment leaves the
     previous folder or the new one, never a half-written model."""
+    check_format(format)
     out = Path(out)
     check_output_dir(out)
     final, out = out, out.parent / f".{out.name}.tmp"
@@ -61,25 +103,18 @@ def save_compressed(model, tokenizer, result: CompressionResult, report: dict[st
     for stale in (out, old):
         shutil.rmtree(stale, ignore_errors=True)
     out.mkdir(parents=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / "compression_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    if result.quantized:
-        tensors: dict[str, torch.Tensor] = {}
-        manifest = {
-            "bits": report["settings"]["bits"],
-            "group_size": report["settings"]["group_size"],
-            "symmetric": report["settings"]["symmetric"],
-            "act_order": report["settings"]["act_order"],
-            "dequantize": "weight[o, i] = (codes[o, i] - zeros[o, g_idx[i]]) * scales[o, g_idx[i]]",
-            "linears": {},
-        }
-        for name, q in result.quantized.items():
-            for part, t in (("codes", q.codes), ("scales", q.scales), ("zeros", q.zeros), ("g_idx", q.group_index)):
-                tensors[f"{name}.{part}"] = t.contiguous().cpu()
-            manifest["linears"][name] = {"shape": list(q.codes.shape)}
-        save_file(tensors, str(out / "quantization.safetensors"))
-        (out / "quantization.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    try:
+        if format == "compressed-tensors":
+            write_compressed_tensors(model, result, report, out)
+        else:
+            _write_dense(model, result, report, out)
+        tokenizer.save_pretrained(out)
+        files = weight_files(out)
+        report.update(format=format, size_bytes=sum(files.values()), weight_files=files)
+        (out / "compression_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # a refused or failed write leaves nothing behind
+        raise
     if final.exists():
         os.replace(final, old)
     os.replace(out, final)

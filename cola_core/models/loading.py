@@ -153,6 +153,21 @@ def _offload_folder(where: str) -> Path:
     return folder
 
 
+def _dequantize_compressed_tensors(where: str) -> dict:
+    """A compressed-tensors checkpoint (llm-compressor's, or ``compress --format compressed-tensors``)
+    is decompressed at load (``dequantize=True``): transformers 5.23 with compressed-tensors 0.19.0
+    cannot load packed asymmetric zero points into its compressed layout (they mismatch in shape)."""
+    try:
+        config = json.loads((Path(where) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if (config.get("quantization_config") or {}).get("quant_method") != "compressed-tensors":
+        return {}
+    from transformers import CompressedTensorsConfig
+
+    return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
+
+
 def load_model(
     name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, device_map: str | None = None
 ) -> LoadedModel:
@@ -174,9 +189,12 @@ def load_model(
         except ImportError:
             raise ColaError("device_map='auto' needs accelerate: pip install accelerate") from None
         placement = {"device_map": "auto", "offload_folder": str(_offload_folder(where))}
+    quantized = _dequantize_compressed_tensors(where)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dt, trust_remote_code=trust_remote_code, **placement)
+        model = AutoModelForCausalLM.from_pretrained(
+            where, dtype=dt, trust_remote_code=trust_remote_code, **placement, **quantized
+        )
     except (OSError, ValueError) as exc:
         if source == "hub":
             raise _not_found(name, exc) from None

@@ -1,0 +1,242 @@
+"""AWQ, activation-aware weight quantization (Lin et al., MLSys 2024): the layer-level step that runs
+before the engine rounds the weights (RTN, or GPTQ with ``awq_quantizer="gptq"``).
+
+§3.2: a weight that meets a large activation matters more, and scaling input channel j of a linear up
+by s_j before rounding (its input down by s_j) shrinks that weight's relative rounding error. Per group
+of linears fed one tensor x, s = mean|x|^α / √(max·min), α ∈ {0, 1/grid, …} searched to minimise
+‖f(Q(W·s), x/s) − f(W, x)‖² for the smallest module f holding the group (the attention for q/k/v, the
+MLP for gate/up, the linear itself for o_proj and down_proj) on the calibration tokens, padding
+masked; α = 0 is plain RTN. 1/s is folded into the op producing x, so the dense model is unchanged.
+With ``awq_clip`` the reference code's ``auto_clip`` then shrinks each (row, group) weight range where
+that lowers the linear's output error (not for q/k, whose error acts through the softmax).
+
+Which linears share an input, which module judges their scale and where 1/s folds (a norm, or rows of
+an earlier linear) is traced and verified on each layer itself, not read from a table of module names:
+awq_groups.py. A group with nothing to fold into keeps s = 1, and its ``fallback`` says why.
+Memory: at most ``awq_tokens`` real tokens (whole sequences spread over the calibration set) and one
+copy of a group's weights; the clipping search reads 512 of those tokens, in bounded row batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from cola_core.compress.awq_groups import (
+    ScaleGroup,
+    find_groups,
+    fold_name,
+    fold_scale,
+    hooks,
+    real_rows,
+    take_sequences,
+)
+from cola_core.compress.capture import LayerInputs
+from cola_core.compress.quantization import grid_params, quantize_codes
+from cola_core.compress.statistics import set_weight, weight_of
+from cola_core.models.architecture import hidden_of
+
+if TYPE_CHECKING:
+    from cola_core.compress.settings import Settings
+
+_CLIP_TOKENS = 512  # tokens the clipping search reads (the reference's n_sample_token)
+_CLIP_STEPS = 10  # max |w| shrunk by 0 %, 5 %, …, 45 % (the reference: a 20-step grid, at most 50 %)
+_CLIP_FLOATS = 1 << 24  # output rows per batch of the clipping search keep rows × tokens × groups below this
+_QK = re.compile(r"(^|\.)(q_proj|k_proj|qkv_proj|query_key_value|c_attn|Wqkv|query|key)$")
+
+
+class _Stop(Exception):
+    """Raised by a hook once what a replay was for has been recorded."""
+
+
+def sample_inputs(inputs: LayerInputs, max_tokens: int) -> LayerInputs:
+    """Whole sequences spread evenly over the calibration set, as many as hold at most ``max_tokens``
+    real tokens (at least one): the search reads these."""
+    counts = [int(c) for mask in inputs.masks for c in mask.sum(1).tolist()]
+    n = len(counts)
+
+    def spread(k: int) -> list[int]:
+        return [i * n // k for i in range(k)]
+
+    k = max(1, min(n, max_tokens * n // max(sum(counts), 1)))
+    while k < n and sum(counts[i] for i in spread(k + 1)) <= max_tokens:
+        k += 1
+    while k > 1 and sum(counts[i] for i in spread(k)) > max_tokens:
+        k -= 1
+    chosen, index, start = set(spread(k)), [], 0
+    for mask in inputs.masks:
+        index.append([i - start for i in range(start, start + len(mask)) if i in chosen])
+        start += len(mask)
+    return take_sequences(inputs, index)
+
+
+def awq_scales(x_mean: torch.Tensor, alpha: float) -> torch.Tensor:
+    """s = mean|x|^α, normalised by √(max·min) as in the reference code; α = 0 gives s = 1."""
+    s = x_mean.float().pow(alpha).clamp(min=1e-4)
+    s = s / (s.max() * s.min()).sqrt()
+    return torch.where(torch.isfinite(s), s, torch.ones_like(s))
+
+
+def fake_quantize(w: torch.Tensor, bits: int, group_size: int, symmetric: bool) -> torch.Tensor:
+    """``quantize_rtn(w, …).weight`` for every group at once (the same grid, no Python loop)."""
+    out, d_in = w.shape
+    rows = w.float().reshape(-1, d_in if group_size <= 0 else group_size)
+    scale, zero = grid_params(rows, bits, symmetric)
+    q = (quantize_codes(rows, scale, zero, bits) - zero[:, None]) * scale[:, None]
+    return q.reshape(out, d_in)
+
+
+def _capture(
+    layer: torch.nn.Module, sample: LayerInputs, module: torch.nn.Module, leader: torch.nn.Module
+) -> tuple[list[tuple[tuple, dict]], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One replay of the sample, stopped after ``module``: its calls and real-token outputs per batch,
+    mean |x| of the group's input, and up to ``_CLIP_TOKENS`` evenly spaced input rows."""
+    calls: list[tuple[tuple, dict]] = []
+    outputs: list[torch.Tensor] = []
+    total = int(sum(int(m.sum()) for m in sample.masks))
+    stride = max(1, math.ceil(total / _CLIP_TOKENS))
+    abs_sum: list[torch.Tensor] = []
+    picked: list[torch.Tensor] = []
+    now: dict[str, Any] = {"seen": 0}  # tokens read so far, and the batch's mask
+
+    def on_call(_module, args, kwargs):
+        calls.append((args, dict(kwargs)))
+
+    def on_input(_module, args):
+        rows = real_rows(args[0], now["mask"])
+        abs_sum.append(rows.abs().sum(0))
+        index = torch.arange(now["seen"], now["seen"] + len(rows), device=rows.device)
+        picked.append(rows[index % stride == 0])
+        now["seen"] += len(rows)
+
+    def on_output(_module, _args, output):
+        outputs.append(real_rows(hidden_of(output), now["mask"]))
+        raise _Stop
+
+    with hooks(
+        module.register_forward_pre_hook(on_call, with_kwargs=True),
+        leader.register_forward_pre_hook(on_input),
+        module.register_forward_hook(on_output),
+    ):
+        for h, kw, mask in zip(sample.hidden, sample.kwargs, sample.masks, strict=True):
+            now["mask"] = mask
+            with contextlib.suppress(_Stop):
+                layer(h, **kw)
+    x_mean = torch.stack(abs_sum).sum(0) / max(now["seen"], 1)
+    return calls, outputs, x_mean, torch.cat(picked)
+
+
+def _module_error(
+    module: torch.nn.Module, calls: list[tuple[tuple, dict]], refs: list[torch.Tensor], masks: list[torch.Tensor]
+) -> float:
+    """‖f(x) − f_dense(x)‖² / ‖f_dense(x)‖² over the sample's real tokens."""
+    err = den = 0.0
+    for (args, kwargs), ref, mask in zip(calls, refs, masks, strict=True):
+        rows = real_rows(hidden_of(module(*args, **kwargs)), mask)
+        err += float((rows - ref).square().sum())
+        den += float(ref.square().sum())
+    return err / den if den > 0 else 0.0
+
+
+@torch.inference_mode()
+def search_scale(
+    layer: torch.nn.Module, group: ScaleGroup, sample: LayerInputs, settings: Settings
+) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
+    """The group's scales s (one per input channel, positive; all 1 without a fold target), what the
+    report shows of the search, and sampled input rows for clipping. The weights are left as found."""
+    module = layer.get_submodule(group.module)
+    linears = [layer.get_submodule(n) for n in group.linears]
+    calls, refs, x_mean, rows = _capture(layer, sample, module, linears[0])
+    originals = [weight_of(m).clone() for m in linears]
+    grid = settings.awq_grid if group.fold else 1
+    best = (math.inf, 0.0, torch.ones_like(x_mean))
+    errors = []
+    try:
+        for alpha in (i / grid for i in range(grid)):
+            s = awq_scales(x_mean, alpha)
+            for m, w in zip(linears, originals, strict=True):
+                set_weight(m, fake_quantize(w.float() * s, settings.bits, settings.group_size, settings.symmetric) / s)
+            errors.append(_module_error(module, calls, refs, sample.masks))
+            if errors[-1] < best[0]:
+                best = (errors[-1], alpha, s)
+    finally:
+        for m, w in zip(linears, originals, strict=True):
+            set_weight(m, w)
+    error, alpha, s = best
+    info = {"alpha": alpha if group.fold else None, "error_rtn": errors[0], "error_awq": min(error, errors[0])}
+    return s, info, rows
+
+
+def clip_weight(
+    w: torch.Tensor, x: torch.Tensor, bits: int, group_size: int, symmetric: bool
+) -> tuple[torch.Tensor, float]:
+    """The reference code's ``auto_clip``: per output row and group, the range ±max|w|·(1 − i/20),
+    i < 10, whose rounded weights give the least error of that group's partial output on the rows ``x``
+    (n × in). Returns the clipped weight (out × in) and the mean kept fraction of the range."""
+    out, d_in = w.shape
+    size = d_in if group_size <= 0 else group_size
+    xg = x.float().reshape(len(x), d_in // size, size)
+    step = max(1, _CLIP_FLOATS // max(1, xg.shape[0] * xg.shape[1]))
+    clipped, kept = torch.empty_like(w, dtype=torch.float32), []
+    for r in range(0, out, step):
+        wg = w[r : r + step].float().reshape(-1, d_in // size, size)
+        dense = torch.einsum("ogk,ngk->ong", wg, xg)
+        amax = wg.abs().amax(-1, keepdim=True)
+        best, best_err = amax, torch.full(amax.shape[:2], math.inf, device=w.device)
+        for i in range(_CLIP_STEPS):
+            limit = amax * (1 - i / 20)
+            q = fake_quantize(wg.clamp(-limit, limit).reshape(len(wg), d_in), bits, group_size, symmetric)
+            err = (torch.einsum("ogk,ngk->ong", q.reshape_as(wg), xg) - dense).square().mean(1)
+            better = err < best_err
+            best_err = torch.where(better, err, best_err)
+            best = torch.where(better[..., None], limit, best)
+        clipped[r : r + step] = wg.clamp(-best, best).reshape(len(wg), d_in)
+        kept.append((best / amax.clamp(min=1e-12)).flatten())
+    return clipped, float(torch.cat(kept).mean())
+
+
+@torch.inference_mode()
+def prepare_awq(layer: torch.nn.Module, inputs: LayerInputs, settings: Settings) -> dict[str, Any]:
+    """The engine's layer-level step for AWQ: search and fold the scales of every group (and clip),
+    in place, on the dense layer; returns the layer's ``awq`` report."""
+    sample = sample_inputs(inputs, settings.awq_tokens)
+    groups = find_groups(layer, sample)
+    reports: dict[int, dict[str, Any]] = {}
+    clip_inputs: dict[str, torch.Tensor] = {}
+    # Last group first: a group's search then rounds the weights it will end with (up_proj's rows
+    # already carry down_proj's 1/s, v_proj's o_proj's), as the dense function is unchanged anyway.
+    for index in reversed(range(len(groups))):
+        group = groups[index]
+        s, info, rows = search_scale(layer, group, sample, settings)
+        fold_scale(layer, group, s)
+        scaled = rows / s
+        clip_inputs.update(dict.fromkeys(group.linears, scaled))
+        reports[index] = {
+            "linears": group.linears,
+            "module": group.module or "layer",
+            "fold": fold_name(layer, group.fold),
+            **info,
+            "scale_min": float(s.min()),
+            "scale_max": float(s.max()),
+            "fallback": group.fallback,
+        }
+    kept = {}
+    if settings.awq_clip:
+        for name, x in clip_inputs.items():
+            if not _QK.search(name):
+                module = layer.get_submodule(name)
+                w, kept[name] = clip_weight(
+                    weight_of(module), x, settings.bits, settings.group_size, settings.symmetric
+                )
+                set_weight(module, w)
+    return {
+        "tokens": int(sum(int(m.sum()) for m in sample.masks)),
+        "quantizer": settings.awq_quantizer,
+        "groups": [reports[i] for i in range(len(groups))],
+        "clip": settings.awq_clip,
+        "clip_kept": kept,
+    }
