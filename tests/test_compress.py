@@ -161,7 +161,7 @@ def test_prune_mask_uses_ranks_not_threshold_and_breaks_ties_by_position():
     assert ((w == 0).sum(1) == 2).all()
 
 
-def test_save_reload_identical_and_sidecar(tmp_path, calib, tiny_tokenizer):
+def test_save_reload_identical_and_codes_rebuild_the_weights(tmp_path, calib, tiny_tokenizer):
     model = fresh()
     cfg = CompressConfig(method="gptq", bits=4, group_size=16)
     result = compress_model(model, calib, cfg)
@@ -172,12 +172,11 @@ def test_save_reload_identical_and_sidecar(tmp_path, calib, tiny_tokenizer):
         assert k == k2 and torch.equal(v, v2)
     saved = json.loads((tmp_path / "compression_report.json").read_text())
     assert saved["bits"] == 4 and len(saved["layers"]) == 2 and saved["calibration"]["fingerprint"] == "fp"
-    from safetensors.torch import load_file
-
-    side = load_file(tmp_path / "quantization.safetensors")
-    codes, zeros, scales, gidx = (side[f"0.self_attn.q_proj.{p}"] for p in ("codes", "zeros", "scales", "g_idx"))
-    rebuilt = (codes.float() - zeros[:, gidx]) * scales[:, gidx]
+    assert not (tmp_path / "quantization.safetensors").exists()  # the dense format keeps no codes
+    q = result.quantized["0.self_attn.q_proj"]
+    rebuilt = (q.codes.float() - q.zeros[:, q.group_index]) * q.scales[:, q.group_index]
     torch.testing.assert_close(rebuilt, weight_of(decoder_layers(model)[0].self_attn.q_proj))
+    assert compress_model(fresh(), calib, cfg, keep_codes=False).quantized == {}
 
 
 def test_tied_embeddings_stay_tied(calib):

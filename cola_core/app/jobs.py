@@ -120,6 +120,7 @@ class JobQueue:
                 job.config,
                 progress=lambda d, t, _r: self._set(job, layers_done=d, layers_total=t),
                 should_cancel=job.cancel.is_set,
+                keep_codes=False,  # evaluated in memory, never written packed
             )
             self._set(job, message="evaluating")
             scores = evaluate(model, dense.tokenizer, limit=job.limit)

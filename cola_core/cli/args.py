@@ -189,6 +189,11 @@ def add_compress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--owl", action="store_true", help="per-layer sparsity by outlier ratio (OWL); mean = --sparsity")
     p.add_argument("--owl-lambda", type=float, default=_Q.owl_lambda, help="OWL: layer sparsities within target ± λ")
     p.add_argument("--owl-m", type=float, default=_Q.owl_m, help="OWL: outlier threshold, M × mean score")
+    p.add_argument(
+        "--quantize",
+        default=_Q.quantize,
+        help="after a pruning method, quantize each layer too (rtn, gptq, awq), keeping the pruned weights at zero",
+    )
     p.add_argument("--bits", type=int, default=_Q.bits, help="2..8 (quantization)")
     p.add_argument(
         "--group-size", type=int, default=_Q.group_size, help="input columns per quantization group; -1 = per row"
@@ -212,6 +217,18 @@ def add_compress_args(p: argparse.ArgumentParser) -> None:
         "--act-order", action="store_true", help="GPTQ: columns by decreasing Hessian diagonal (static groups)"
     )
     p.add_argument("--damp", type=float, default=_Q.damp, help="fraction of mean(diag H) added to the diagonal")
+    p.add_argument("--awq-grid", type=int, default=_Q.awq_grid, help="AWQ: scaling exponents α searched per group")
+    p.add_argument(
+        "--awq-quantizer", choices=("rtn", "gptq"), default=_Q.awq_quantizer, help="AWQ: what rounds the scaled weights"
+    )
+    p.add_argument("--awq-tokens", type=int, default=_Q.awq_tokens, help="AWQ: calibration tokens the search reads")
+    p.add_argument(
+        "--no-awq-clip",
+        dest="awq_clip",
+        action="store_false",
+        default=argparse.SUPPRESS,  # absent: CompressConfig's default (clipping on)
+        help="AWQ: skip the clipping-range search (on by default)",
+    )
     p.add_argument(
         "--batch-tokens", type=int, default=_Q.batch_tokens, help="padded calibration tokens per forward pass"
     )

@@ -4,8 +4,12 @@ config, and a preset applied to the flags the user did not give."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
+from typing import TypeVar
 
 from cola_core.errors import ColaError
+
+T = TypeVar("T")
 
 
 def csv_list(text: str | None) -> tuple[str, ...]:
@@ -102,3 +106,9 @@ def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
     command = next((w for w in argv if w in sub.choices), None)
     actions = sub.choices[command]._actions if command else []
     return {a.dest for a in actions if words & set(a.option_strings)}
+
+
+def from_args(cls: type[T], args: argparse.Namespace) -> T:
+    """A config dataclass built from the parsed flags named like its fields (the others keep the
+    dataclass's defaults, e.g. settings the CLI does not expose)."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})

@@ -204,21 +204,7 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.compress import compress_and_save as run
     from cola_core.curation.processing import ProcessingConfig
 
-    config = CompressConfig(
-        method=args.method,
-        sparsity=args.sparsity,
-        pattern=args.pattern,
-        bits=args.bits,
-        group_size=args.group_size,
-        symmetric=args.symmetric,
-        act_order=args.act_order,
-        damp=args.damp,
-        batch_tokens=args.batch_tokens,
-        device=args.device,
-        owl=args.owl,
-        owl_lambda=args.owl_lambda,
-        owl_m=args.owl_m,
-    )
+    config = flags.from_args(CompressConfig, args)
     config.validate()
     bar = _progress_bar("layers")
     recorded = curated_seqlen(args.calib)
@@ -239,7 +225,7 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
         for r in report["layers"]
     ]
     return {
-        "method": report["method"],
+        "method": "+".join(filter(None, (report["method"], report["quantize"]))),
         "achieved_sparsity": report["achieved_sparsity"],
         "bits": report["bits"],
         "layers": layers,

@@ -48,7 +48,8 @@ def selfgen_text(p: dict[str, Any]) -> str:
 
 
 def compress_text(p: dict[str, Any]) -> str:
-    what = f"{p['bits']}-bit" if p["bits"] else f"sparsity {p['achieved_sparsity']:.1%}"
+    sparsity = f"sparsity {p['achieved_sparsity']:.1%}"
+    what = (f"{sparsity}, " if p["achieved_sparsity"] >= 0.01 else "") + f"{p['bits']}-bit" if p["bits"] else sparsity
     rows = [
         f"  layer {x['layer']:>3}: {x['seconds']:.2f}s  mean rel. error {sum(x['relative_error'].values()) / len(x['relative_error']):.4f}"
         for x in p["layers"]

@@ -90,7 +90,8 @@ def compress_and_save(
     if format == "compressed-tensors":
         check_compressed_tensors(config, loaded.model)
     tensors, fingerprint = load_calibration(calib_path, loaded.tokenizer, seqlen)
-    result = compress_model(loaded.model, tensors, config, progress, should_cancel)
+    keep_codes = format == "compressed-tensors"  # dense output needs no codes: no second copy in memory
+    result = compress_model(loaded.model, tensors, config, progress, should_cancel, keep_codes=keep_codes)
     report = build_report(result, config, fingerprint, len(tensors["input_ids"]), tensors["input_ids"].shape[1])
     save_compressed(loaded.model, loaded.tokenizer, result, report, out, format=format)
     return report

@@ -5,7 +5,7 @@ which values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cola_core.compress.methods import compression_method, method_names
 from cola_core.errors import ColaError
@@ -38,6 +38,8 @@ class CompressConfig:
     awq_clip: bool = True  # AWQ: also search each (row, group)'s clipping range (the reference's auto_clip)
     awq_quantizer: str = "rtn"  # AWQ: what rounds the scaled weights, "rtn" or "gptq"
     awq_tokens: int = 4096  # AWQ: real calibration tokens the search reads per layer (whole sequences)
+    quantize: str | None = None  # a quantizer (rtn, gptq, awq) run after the pruning method, on each layer
+    keep_zeros: bool = False  # set on the quantization stage of ``quantize``: pruned weights stay exactly zero
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -53,8 +55,24 @@ class CompressConfig:
     def is_pruning(self) -> bool:
         return self.method in method_names("pruning")
 
+    def quantizer(self) -> CompressConfig:
+        """The settings of the stage that quantizes after the pruning method (``quantize``), as
+        llm-compressor recipes chain a pruning modifier and a quantization modifier: the same bits,
+        groups and grid, with the pruned weights kept at zero."""
+        return replace(self, method=self.quantize, quantize=None, pattern=None, owl=False, keep_zeros=True)
+
     def validate(self) -> None:
         method = compression_method(self.method)  # unknown: a ColaError listing the registry
+        if self.quantize is not None:
+            if method.kind != "pruning":
+                raise ColaError(
+                    f"--quantize follows a pruning method (e.g. --method sparsegpt --pattern 2:4 --quantize gptq); "
+                    f"{self.method} already quantizes"
+                )
+            if self.quantize not in method_names("quantization"):
+                raise ColaError(
+                    f"--quantize takes a quantizer: {', '.join(method_names('quantization'))}; got '{self.quantize}'"
+                )
         if method.kind == "pruning":
             if self.nm is not None:
                 if "N:M" not in method.patterns:
@@ -75,12 +93,13 @@ class CompressConfig:
                     )
                 if self.owl_m <= 0:
                     raise ColaError(f"OWL M must be positive, got {self.owl_m}")
-        else:
-            if self.bits not in method.bits:
-                raise ColaError(f"bits must lie in {method.bits.start}..{method.bits.stop - 1}, got {self.bits}")
-            if self.owl:
+        if method.kind == "quantization" or self.quantize is not None:
+            quantizer = compression_method(self.quantize or self.method)
+            if self.bits not in quantizer.bits:
+                raise ColaError(f"bits must lie in {quantizer.bits.start}..{quantizer.bits.stop - 1}, got {self.bits}")
+            if self.owl and self.quantize is None:
                 raise ColaError("OWL is a pruning schedule; it does not apply to quantization")
-            if self.pattern:
+            if self.pattern and self.quantize is None:
                 raise ColaError(f"{self.method} quantizes; an N:M pattern applies to pruning only, leave it unset")
             if self.group_size not in (0, -1) and self.group_size < 1:
                 raise ColaError(f"group size must be positive (or -1 for per-row), got {self.group_size}")
@@ -97,7 +116,8 @@ class CompressConfig:
         """Per-layer shape checks: M and the group size must divide the input width."""
         if self.is_pruning and self.nm is not None and d_in % self.nm[1]:
             raise ColaError(f"pattern {self.pattern}: M={self.nm[1]} does not divide the width {d_in} of {name}")
-        if not self.is_pruning and self.group_size > 0 and d_in % self.group_size:
+        quantizes = not self.is_pruning or self.quantize is not None
+        if quantizes and self.group_size > 0 and d_in % self.group_size:
             raise ColaError(
                 f"group size {self.group_size} does not divide the width {d_in} of {name}; pick a divisor or -1"
             )

@@ -57,7 +57,26 @@ def compress_layer(
     prefix: str = "",
 ) -> dict[str, Any]:
     """The method's layer-level step (if any), statistics from one replay of the still-dense layer, then
-    every linear compressed in place; returns the report."""
+    every linear compressed in place; returns the report. With ``config.quantize`` the pruned layer is
+    then quantized in a second stage (new statistics from a replay of the pruned layer, pruned weights
+    kept at zero); each linear's report gains the quantization stage under ``"quantized"``."""
+    if config.quantize is None:
+        return _compress_stage(layer, inputs, config, quantized, prefix)
+    report = _compress_stage(layer, inputs, config, None, prefix)
+    second = _compress_stage(layer, inputs, config.quantizer(), quantized, prefix)
+    for name, lin in report["linears"].items():
+        lin["quantized"] = second["linears"][name]
+        lin["sparsity"] = second["linears"][name]["sparsity"]
+    return report | {k: v for k, v in second.items() if k != "linears"}
+
+
+def _compress_stage(
+    layer: torch.nn.Module,
+    inputs: LayerInputs,
+    config: CompressConfig,
+    quantized: dict[str, QuantResult] | None,
+    prefix: str,
+) -> dict[str, Any]:
     linears = find_linears(layer)
     for name, module in linears.items():
         config.check_width(f"layer {prefix} {name}", weight_of(module).shape[1])
@@ -104,8 +123,11 @@ def compress_model(
     config: CompressConfig,
     progress: Callable[[int, int, dict], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    keep_codes: bool = True,
 ) -> CompressionResult:
-    """Compress ``model`` in place with ``calibration`` (``input_ids``/``attention_mask`` tensors)."""
+    """Compress ``model`` in place with ``calibration`` (``input_ids``/``attention_mask`` tensors).
+    ``keep_codes``: keep each quantized linear's integer codes, scales and zero points in the result
+    (what the compressed-tensors writer packs); without them a run holds no second copy of the model."""
     config.validate()
     _fixed_mmap_threshold()
     t0 = time.perf_counter()
@@ -138,7 +160,9 @@ def compress_model(
             lt = time.perf_counter()
             home = next(layer.parameters()).device
             layer.to(device)
-            report = compress_layer(layer, inputs, per_layer[li], result.quantized, prefix=str(li))
+            report = compress_layer(
+                layer, inputs, per_layer[li], result.quantized if keep_codes else None, prefix=str(li)
+            )
             report["layer"] = li
             if config.owl:
                 report["target_sparsity"], report["outlier_ratio"] = sparsities[li], ratios[li]

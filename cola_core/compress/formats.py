@@ -1,7 +1,7 @@
 """On-disk formats of a compressed model (``--format``).
 
 - ``dense`` (the default): plain ``from_pretrained`` weights — quantized linears hold their dequantized
-  values — with the integer codes in a sidecar (save.py). Any tool reads it; nothing is smaller.
+  values; no codes are kept (save.py). Any tool reads it; nothing is smaller.
 - ``compressed-tensors``: the checkpoint format that llm-compressor writes and vLLM serves
   (https://github.com/vllm-project/compressed-tensors, version 0.19.0), which transformers also loads
   through its compressed-tensors integration. Quantized linears are stored ``pack-quantized``: the
@@ -117,7 +117,7 @@ def check_compressed_tensors(config: CompressConfig, model: torch.nn.Module | No
     grid (the library must pack them) and, given the model, linears the format can hold
     (``torch.nn.Linear``; GPT-2's transposed ``Conv1D`` is not one)."""
     _library()
-    if config.is_pruning:  # stored dense, whatever the model
+    if config.is_pruning and config.quantize is None:  # stored dense, whatever the model
         return
     quantization_scheme(config.bits, config.group_size, config.symmetric, config.act_order)
     if model is None:

@@ -93,7 +93,8 @@ def _rtn(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
 
 def _gptq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
     hessian = stats.hessian()
-    q = quantize_gptq(weight, hessian, s.bits, s.group_size, s.symmetric, s.act_order, s.blocksize, s.damp)
+    keep = weight != 0 if s.keep_zeros else None  # after pruning: the mask survives the OBS updates
+    q = quantize_gptq(weight, hessian, s.bits, s.group_size, s.symmetric, s.act_order, s.blocksize, s.damp, keep)
     return Compressed(q.weight, q, q.info)
 
 

@@ -82,7 +82,11 @@ def quantize_gptq(
     act_order: bool = False,
     blocksize: int = 128,
     damp: float = 0.01,
+    keep: torch.Tensor | None = None,
 ) -> QuantResult:
+    """GPTQ; with ``keep`` (bool, out × in) the weights outside it are set exactly to zero (code =
+    zero point) as their columns are visited, their error spread like any other — a pruning mask
+    survives quantization, as SparseGPT's own updates treat pruned weights."""
     w = weight.float().clone()
     out, d_in = w.shape
     size, n_groups = _groups(d_in, group_size)
@@ -100,8 +104,11 @@ def quantize_gptq(
     zeros = torch.empty(out, n_groups, device=w.device)
     if act_order:  # static groups from the original weights
         for g in range(n_groups):
-            scales[:, g], zeros[:, g] = grid_params(w[:, g * size : (g + 1) * size], bits, symmetric)
+            cols = slice(g * size, (g + 1) * size)
+            kept = w[:, cols] if keep is None else w[:, cols] * keep[:, cols]
+            scales[:, g], zeros[:, g] = grid_params(kept, bits, symmetric)
     wp = w[:, perm]
+    keep_p = keep[:, perm] if keep is not None else None
     codes_p = torch.empty_like(wp)
     loss = 0.0  # GPTQ's own Σ (w − q)² / [H⁻¹]_ii², summed as it goes
 
@@ -113,8 +120,12 @@ def quantize_gptq(
         g = int(gidx[col])
         if not act_order and col % size == 0:
             upcoming = torch.cat([block.w[:, i:], block.rest], 1)[:, :size]
+            if keep_p is not None:  # the grid of the weights that will stay
+                upcoming = upcoming * keep_p[:, block.start + i : block.start + i + size]
             scales[:, g], zeros[:, g] = grid_params(upcoming, bits, symmetric)
         c = quantize_codes(block.w[:, i], scales[:, g], zeros[:, g], bits)
+        if keep_p is not None:
+            c = torch.where(keep_p[:, block.start + i], c, zeros[:, g])
         q = (c - zeros[:, g]) * scales[:, g]
         codes_p[:, block.start + i] = c
         loss += float(((block.w[:, i] - q) ** 2).sum() / block.hinv[i, i] ** 2)

@@ -1,8 +1,9 @@
 """Writing a compressed model: a ``from_pretrained`` directory in one of two formats (formats.py) and
 ``compression_report.json``, which states the format and the on-disk size of the weight files.
 
-- ``dense``: dequantized weights, and for quantization the integer codes, scales and zero points in
-  ``quantization.safetensors`` with a ``quantization.json`` manifest;
+- ``dense``: plain weights (quantized ones dequantized) in the model's dtype, for any tool; the
+  integer codes are not kept (the compressed-tensors format is where they live), so a dense run
+  holds no second copy of the quantized model in memory;
 - ``compressed-tensors``: packed weights and ``quantization_config`` as llm-compressor writes them,
   for vLLM and transformers (formats.py)."""
 
@@ -14,9 +15,6 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-import torch
-from safetensors.torch import save_file
 
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.engine import CompressionResult
@@ -34,14 +32,16 @@ def build_report(
             n = lin["shape"][0] * lin["shape"][1]
             total += n
             zeros += lin["sparsity"] * n
-            if lin.get("fallback"):
-                fallbacks.append({"layer": layer["layer"], "linear": name, "fallback": lin["fallback"]})
+            for stage in (lin, lin.get("quantized") or {}):
+                if stage.get("fallback"):
+                    fallbacks.append({"layer": layer["layer"], "linear": name, "fallback": stage["fallback"]})
     return {
         "method": config.method,
+        "quantize": config.quantize,  # the quantizer that followed a pruning method, if any
         "settings": asdict(config),
         "calibration": {"fingerprint": calibration_fingerprint, "n": n_calibration, "seqlen": seqlen},
         "achieved_sparsity": zeros / max(total, 1),
-        "bits": config.bits if not config.is_pruning else None,
+        "bits": config.bits if not config.is_pruning or config.quantize else None,
         "layers": result.layers,
         "fallbacks": fallbacks,
         "device": result.device,
@@ -63,23 +63,6 @@ def weight_files(folder: Path) -> dict[str, int]:
 
 def _write_dense(model, result: CompressionResult, report: dict[str, Any], out: Path) -> None:
     model.save_pretrained(out)
-    if not result.quantized:
-        return
-    tensors: dict[str, torch.Tensor] = {}
-    manifest = {
-        "bits": report["settings"]["bits"],
-        "group_size": report["settings"]["group_size"],
-        "symmetric": report["settings"]["symmetric"],
-        "act_order": report["settings"]["act_order"],
-        "dequantize": "weight[o, i] = (codes[o, i] - zeros[o, g_idx[i]]) * scales[o, g_idx[i]]",
-        "linears": {},
-    }
-    for name, q in result.quantized.items():
-        for part, t in (("codes", q.codes), ("scales", q.scales), ("zeros", q.zeros), ("g_idx", q.group_index)):
-            tensors[f"{name}.{part}"] = t.contiguous().cpu()
-        manifest["linears"][name] = {"shape": list(q.codes.shape)}
-    save_file(tensors, str(out / "quantization.safetensors"))
-    (out / "quantization.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def save_compressed(

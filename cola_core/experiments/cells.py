@@ -61,7 +61,9 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
         t0 = time.perf_counter()
         try:
             loaded.model.load_state_dict(dense_state)
-            result = compress_model(loaded.model, tensors, CompressConfig(**run["settings"], device=device))
+            result = compress_model(
+                loaded.model, tensors, CompressConfig(**run["settings"], device=device), keep_codes=False
+            )
             scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
         except Exception as exc:
             yield run["key"], {"error": f"{type(exc).__name__}: {exc}"}
