@@ -173,3 +173,48 @@ def test_extraction_on_the_gpu_is_bounded_by_the_token_budget():
 
     small, large = peak(32), peak(256)
     assert large < 1.25 * small + 2**20, f"{large / 2**20:.1f} MiB for 256 samples vs {small / 2**20:.1f} for 32"
+
+
+def _outlier_llama(layers: int = 2, width: int = 256):
+    """A wider random Llama whose norms scale a few input channels by 20 (activation outliers, as
+    trained models have; random ones do not), so AWQ has something to protect."""
+    model = _wider_llama(layers=layers, width=width)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name and p.dim() == 1:
+                p[[3, 17]] *= 20
+    return model
+
+
+@pytest.mark.parametrize("quantizer", ["rtn", "gptq"])
+def test_awq_on_the_gpu_matches_the_cpu(quantizer):
+    """Same groups folded where the CPU folds them, AWQ's error within 5 % of the CPU's (the exponent
+    itself may differ where the error is flat in α, and with it each linear's error: none over 1.25×)."""
+    model = _outlier_llama()
+    twin = copy.deepcopy(model)
+    calib = _calib(512, n=16, seqlen=64)
+    cfg = dict(method="awq", bits=4, group_size=64, awq_quantizer=quantizer)
+    cpu = compress_model(model, calib, CompressConfig(device="cpu", **cfg))
+    gpu = compress_model(twin, calib, CompressConfig(device="cuda", **cfg))
+    for rc, rg in zip(cpu.layers, gpu.layers, strict=True):
+        for gc, gg in zip(rc["awq"]["groups"], rg["awq"]["groups"], strict=True):
+            assert gc["linears"] == gg["linears"] and gc["fold"] == gg["fold"]
+            assert gg["error_awq"] <= 1.05 * gc["error_awq"] + 1e-6, (gc, gg)
+        for name, stats in rc["linears"].items():
+            assert rg["linears"][name]["relative_error"] <= 1.25 * stats["relative_error"] + 1e-6, name
+
+
+def test_awq_offload_peak_does_not_grow_with_depth():
+    """AWQ on the GPU keeps one layer there at a time: peak memory at 8 layers ≈ at 2 layers."""
+
+    def peak(layers: int) -> int:
+        model = _outlier_llama(layers=layers)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        compress_model(model, _calib(512, n=16, seqlen=64), CompressConfig(method="awq", group_size=64, device="cuda"))
+        assert all(p.device.type == "cpu" for p in model.parameters())
+        return torch.cuda.max_memory_allocated() - base
+
+    shallow, deep = peak(2), peak(8)
+    assert deep < 1.1 * shallow, f"AWQ peak {deep / 2**20:.1f} MiB at 8 layers vs {shallow / 2**20:.1f} MiB at 2"

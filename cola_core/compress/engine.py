@@ -93,7 +93,16 @@ def _compress_stage(
         new, q, info = compress_linear(w, st, config)
         set_weight(module, new)
         if q is not None and quantized is not None:
-            quantized[f"{prefix}.{name}"] = replace(q, weight=None)  # the codes suffice; no second copy of the model
+            # The codes suffice (no second copy of the model), kept on the CPU like the weights: on a GPU
+            # they would pile up layer after layer (1 byte per weight).
+            quantized[f"{prefix}.{name}"] = replace(
+                q,
+                weight=None,
+                codes=q.codes.cpu(),
+                scales=q.scales.cpu(),
+                zeros=q.zeros.cpu(),
+                group_index=q.group_index.cpu(),
+            )
         report["linears"][name] = {
             "shape": list(w.shape),
             "sparsity": float((new == 0).float().mean()),
