@@ -10,6 +10,7 @@ import streamlit as st
 
 from cola_core.app.compare import (
     answers_side_by_side,
+    awq_groups,
     finished_runs,
     layer_errors,
     proxy_vs_retention,
@@ -93,6 +94,15 @@ else:
             f"{r.capability} {'n/a' if r.runs < 3 else f'{r.spearman:+.2f}'} ({r.runs} runs)" for r in corr.itertuples()
         )
     )
+
+awq = awq_groups(runs)
+if not awq.empty:
+    st.subheader("AWQ: scales per group of linears")
+    st.caption(
+        "α: the exponent of the per-channel scales mean|x|^α (Lin et al., MLSys 2024); errors are each group's "
+        "output error on the calibration tokens with plain rounding vs AWQ's scales."
+    )
+    st.dataframe(awq.round(5), hide_index=True, width="stretch")
 
 st.subheader("Same prompts, side by side")
 default_prompts = "Question: What is 3 plus 4?\nThe town of Lemal lies in\ndef add(a, b):\nThe history of the"

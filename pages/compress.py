@@ -8,7 +8,7 @@ import streamlit as st
 
 from cola_core.app.jobs import job_queue
 from cola_core.app.workspace import calibration_sets, prepare_space
-from cola_core.compress import METHODS, CompressConfig
+from cola_core.compress import METHODS, QUANTIZATION, CompressConfig
 from cola_core.curation.selection import STRATEGIES
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import DEFAULT_LIMIT
@@ -38,10 +38,16 @@ with st.form("compress"):
     sparsity = c2.slider("Sparsity (pruning)", 0.0, 0.9, _Q.sparsity, 0.05)
     bits = c3.slider("Bits (quantization)", 2, 8, _Q.bits)
     group = c4.selectbox("Group size", GROUP_SIZES, index=GROUP_SIZES.index(_Q.group_size))
-    c5, c6, c7 = st.columns([1, 1, 2])
+    c5, c6, c7, c8 = st.columns(4)
     pattern = c5.selectbox("Pattern (pruning)", ["unstructured", "2:4", "4:8"])
-    owl = c6.checkbox("OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less")
-    limit = c7.slider("Held-out items per capability", 20, 300, DEFAULT_LIMIT, 10)
+    then = c6.selectbox(
+        "Then quantize (after pruning)",
+        ["no", *QUANTIZATION],
+        help="Prune, then quantize each layer with the bits and group size above, keeping the pruned weights at zero",
+    )
+    grid = c7.radio("Grid (quantization)", ["asymmetric", "symmetric"], horizontal=True)
+    owl = c8.checkbox("OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less")
+    limit = st.slider("Held-out items per capability", 20, 300, DEFAULT_LIMIT, 10)
     b1, b2 = st.columns(2)
     baselines = b1.multiselect(
         "Also launch baselines",
@@ -59,6 +65,8 @@ if launch:
             sparsity=sparsity,
             bits=bits,
             group_size=group,
+            symmetric=grid == "symmetric",
+            quantize=None if then == "no" else then,
             owl=owl,
             device=settings.device,
             pattern=None if pattern == "unstructured" else pattern,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from transformers import AutoModelForCausalLM
@@ -100,3 +101,29 @@ def test_compress_and_compare_pages(world):
 def test_compare_page_empty_state(world):
     at = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=120).run()
     assert not at.exception and any("No finished compression runs" in i.value for i in at.info)
+
+
+def test_awq_table_lists_each_group_of_awq_runs_only(tiny_model_dir, calib):
+    """The Compare page's AWQ table comes from the runs' reports: one row per layer and group."""
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from cola_core.app.compare import awq_groups
+    from cola_core.compress import compress_model
+    from cola_core.compress.save import build_report
+    from tests.conftest import make_config
+
+    model = AutoModelForCausalLM.from_config(make_config("llama", 300)).eval()
+    cfg = CompressConfig(method="awq", bits=4, group_size=16, device="cpu")
+    report = build_report(compress_model(model, calib, cfg), cfg, "fp", 12, 24)
+    runs = pd.DataFrame(
+        [
+            {"id": 1, "settings": json.dumps({"method": "awq"}), "calibration": "cola", "report": json.dumps(report)},
+            {"id": 2, "settings": json.dumps({"method": "wanda"}), "calibration": "cola", "report": "{}"},
+        ]
+    )
+    table = awq_groups(runs)
+    groups = sum(len(layer["awq"]["groups"]) for layer in report["layers"])
+    assert len(table) == groups > 0 and set(table["run"]) == {"#1 awq · cola"}
+    assert (table["error AWQ"] <= table["error RTN"] + 1e-9).all()

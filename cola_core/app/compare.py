@@ -54,6 +54,28 @@ def layer_errors(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "layer", "mean_error", "max_error"])
 
 
+def awq_groups(runs: pd.DataFrame) -> pd.DataFrame:
+    """AWQ's choices per run, layer and group of linears sharing an input (compress/awq.py): the
+    exponent α, where the scales were folded (or why not), and the group's output error with plain
+    RTN against AWQ on the calibration tokens. Empty for runs that did not use AWQ."""
+    rows = []
+    for _, run in runs.iterrows():
+        for layer in json.loads(run["report"] or "{}").get("layers", []):
+            for group in (layer.get("awq") or {}).get("groups", []):
+                rows.append(
+                    {
+                        "run": run_label(run),
+                        "layer": layer["layer"],
+                        "linears": ", ".join(group["linears"]),
+                        "alpha": group["alpha"],
+                        "folded into": group["fold"] or f"not folded: {group['fallback']}",
+                        "error RTN": group["error_rtn"],
+                        "error AWQ": group["error_awq"],
+                    }
+                )
+    return pd.DataFrame(rows, columns=["run", "layer", "linears", "alpha", "folded into", "error RTN", "error AWQ"])
+
+
 def proxy_vs_retention(runs: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(points, correlations): each run's capability coverage at curation time against its measured
     retention, and per capability the Spearman rank correlation over runs (NaN with < 3 runs)."""

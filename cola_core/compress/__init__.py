@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from cola_core.compress.config import METHODS, CompressConfig
+from cola_core.compress.config import METHODS, QUANTIZATION, CompressConfig
 from cola_core.compress.engine import Cancelled, CompressionResult, compress_model
 from cola_core.compress.formats import DEFAULT_FORMAT, FORMATS, check_compressed_tensors, check_format
 from cola_core.compress.methods import REGISTRY, CompressionMethod, compression_method
@@ -20,6 +20,7 @@ from cola_core.storage.fingerprints import calibration_fingerprint
 __all__ = [
     "FORMATS",
     "METHODS",
+    "QUANTIZATION",
     "REGISTRY",
     "Cancelled",
     "CompressConfig",
