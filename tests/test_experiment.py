@@ -1,4 +1,9 @@
+"""The experiment grid on the smoke config with a tiny random model: runs recorded and resumed only
+under their full settings, the report read from the current config's runs only, claims validated."""
+
 import json
+import shutil
+import sqlite3
 
 import pytest
 
@@ -6,17 +11,37 @@ from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
 from cola_core.experiments.config import BUILTIN_DIR, ExperimentConfig, list_builtin, load_config
 from cola_core.experiments.grid import run_experiment
-from cola_core.experiments.report import judge_claim, markdown_report, summarise
+from cola_core.experiments.plan import plan_runs
+from cola_core.experiments.report import dense_baselines, judge_claims, markdown_report, summarise
+from cola_core.experiments.results import load_results
+from tests.test_cli import run_cli
+
+
+def smoke(model: str, **changes) -> dict:
+    raw = json.loads((BUILTIN_DIR / "smoke.json").read_text())
+    raw.update(model=model, limit=8, pool_size=60, n=8)
+    raw.update(changes)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_model_dir, tmp_path_factory):
+    """The smoke config run once for the module (one cache directory); tests get copies of its store."""
+    root = tmp_path_factory.mktemp("experiment")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLA_CACHE_DIR", str(root / "cache"))
+        cfg = ExperimentConfig.from_dict(smoke(tiny_model_dir("llama")))
+        logs: list[str] = []
+        table = run_experiment(cfg, RunStore(root / "runs.sqlite"), log=logs.append)
+        yield cfg, root, table, logs
 
 
 @pytest.fixture
-def config(tiny_model_dir):
-    raw = json.loads((BUILTIN_DIR / "smoke.json").read_text())
-    raw["model"] = tiny_model_dir("llama")
-    raw["limit"] = 8
-    raw["pool_size"] = 60
-    raw["n"] = 8
-    return ExperimentConfig.from_dict(raw)
+def store(finished, tmp_path, monkeypatch):
+    _, root, _, _ = finished
+    monkeypatch.setenv("COLA_CACHE_DIR", str(root / "cache"))
+    shutil.copy(root / "runs.sqlite", tmp_path / "runs.sqlite")
+    return RunStore(tmp_path / "runs.sqlite")
 
 
 def test_builtin_configs_parse():
@@ -28,23 +53,97 @@ def test_builtin_configs_parse():
         assert claim["better"] in sets and claim["worse"] in sets
 
 
-def test_runs_are_recorded_and_resumed(config, tmp_path, monkeypatch):
-    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
-    store = RunStore(tmp_path / "runs.sqlite")
-    logs: list[str] = []
-    table = run_experiment(config, store, log=logs.append)
-    runs = store.runs(config.name)
+def test_runs_are_recorded_resumed_and_reported(finished, store):
+    cfg, _, table, logs = finished
+    assert sum(line.startswith("done") for line in logs) == 7
+    runs = store.runs(cfg.name)
     assert len(runs) == 1 + 3 * 2 and (runs["status"] == "done").all()
+    assert runs["settings_hash"].notna().all() and runs["model_fingerprint"].nunique() == 1
     assert set(table["calibration"]) == {"random", "math-only", "cola"} and table["retention"].notna().all()
+    assert set(table["capability"]) == set(cfg.scores)  # config.SCORES_OF is what evaluate reports
+    logs = []
+    again = run_experiment(cfg, store, log=logs.append)
+    assert len(store.runs(cfg.name)) == 7 and sum("skip" in line for line in logs) == 6
+    assert not any(line.startswith("done") for line in logs) and len(again) == len(table)
+
+    results = load_results(plan_runs(cfg), store)
+    assert list(dense_baselines(results)["capability"]) == list(results.dense) and not results.missing
+    summary = summarise(results)
+    tol = 1e-12
+    assert (summary["ci_low"] <= summary["mean"] + tol).all() and (summary["mean"] <= summary["ci_high"] + tol).all()
+    claims = judge_claims(results, cfg.claims)
+    assert len(claims) == 2 and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    assert (claims["p_holm"] >= claims["p"]).all() and (claims["seeds"] == 2).all()
+    report = markdown_report(cfg, results, "python -m cola_core experiment --config smoke")
+    assert "## Dense model" in report and "| math-only |" in report and "p (Holm)" in report
+    assert "not supported" not in report
+
+
+def test_a_changed_setting_recomputes_and_old_runs_stay_out_of_the_report(finished, tiny_model_dir, store):
+    cfg = finished[0]
+    logs: list[str] = []
+    changed = ExperimentConfig.from_dict(smoke(tiny_model_dir("llama"), limit=6))
+    table = run_experiment(changed, store, log=logs.append)
+    assert sum(line.startswith("done") for line in logs) == 7 and not any("skip" in line for line in logs)
+    assert len(store.runs(cfg.name)) == 14
+    results = load_results(plan_runs(changed), store)
+    assert {s.n for scores in results.scores.values() for k, s in scores.items() if k == "lm"} == {6}
+    assert len(table) == len(results.table) == 3 * 2 * len(changed.scores)
+
+    fewer = smoke(tiny_model_dir("llama"), limit=6)
+    fewer["calibration_sets"] = [s for s in fewer["calibration_sets"] if s["name"] != "cola"]
+    fewer["claims"] = [c for c in fewer["claims"] if "cola" not in (c["better"], c["worse"])]
+    fewer = ExperimentConfig.from_dict(fewer).validate()
     logs.clear()
-    again = run_experiment(config, store, log=logs.append)
-    assert len(store.runs(config.name)) == 7 and sum("skip" in line for line in logs) == 6
-    assert len(again) == len(table)
-    summary = summarise(table)
-    verdict = judge_claim(summary, table, config.claims[0])
-    assert verdict["verdict"] in {"supported", "not supported", "inconclusive"}
-    report = markdown_report(config, table, "python -m cola_core experiment --config smoke")
-    assert ("## Claims" in report and "| math-only |" in report) or "math-only" in report
+    table = run_experiment(fewer, store, log=logs.append)
+    assert sum("skip" in line for line in logs) == 4 and not any(line.startswith("done") for line in logs)
+    assert set(table["calibration"]) == {"random", "math-only"}
+    report = markdown_report(fewer, load_results(plan_runs(fewer), store), "cmd")
+    assert "| cola |" not in report and "| random |" in report
+
+
+def test_a_changed_calibration_set_reruns_its_finished_runs(tiny_model_dir, store):
+    raw = smoke(tiny_model_dir("llama"), seeds=[0], claims=[])
+    raw["calibration_sets"] = raw["calibration_sets"][:1]
+    raw["compression"] = [{"method": "wanda", "sparsity": 0.5}, {"method": "magnitude", "sparsity": 0.5}]
+    cfg = ExperimentConfig.from_dict(raw).validate()
+    run_experiment(cfg, store)
+    wanda, magnitude = plan_runs(cfg).runs
+    with sqlite3.connect(store.path) as db:  # as if the calibration set had come out differently
+        db.execute("UPDATE runs SET calibration_fingerprint='0000' WHERE key=?", (wanda.key,))
+        db.execute("UPDATE runs SET status='failed' WHERE key=?", (magnitude.key,))
+    logs: list[str] = []
+    run_experiment(cfg, store, log=logs.append)
+    assert sum(line.startswith("done") for line in logs) == 2
+    assert any(line.startswith(f"recomputed {wanda.key}: calibration set 0000 →") for line in logs)
+    fingerprints = store.runs(keys=[wanda.key, magnitude.key])["calibration_fingerprint"]
+    assert fingerprints.nunique() == 1 and "0000" not in set(fingerprints)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "valid"),
+    [
+        ("compression", "method=wanda-sparsity=0.7", "method=wanda-sparsity=0.5"),
+        ("better", "math-onyl", "random, math-only, cola"),
+        ("capability", "facts", "lm, math, math_tier1, math_tier2, math_tier3"),
+    ],
+)
+def test_unknown_labels_in_claims_are_errors(field, value, valid):
+    raw = smoke("cola-tiny")
+    raw["claims"][0][field] = value
+    with pytest.raises(ColaError) as caught:
+        ExperimentConfig.from_dict(raw).validate()
+    assert str(caught.value) == f"claim 1 (domain match): unknown {field} '{value}': the config has {valid}"
+
+
+def test_cli_refuses_a_bad_claim_in_one_line(tmp_path):
+    raw = smoke("cola-tiny")
+    raw["claims"][1]["compression"] = "method=wanda-sparsity=0.7"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(raw))
+    out = run_cli("experiment", "--config", str(path), "--store", str(tmp_path / "runs.sqlite"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "claim 2 (COLA vs random)" in out.stderr
 
 
 def test_unknown_config():

@@ -110,3 +110,13 @@ def test_old_rows_say_which_calibration_fingerprint_they_hold(tmp_path):
     store.finish(rid, _score(0.5), {}, calibration_fingerprint="ccc")
     row = store.get(rid)
     assert (row["calibration_fingerprint"], row["calibration_fingerprint_kind"]) == ("ccc", "tokens")
+
+
+def test_settings_hash_is_kept_and_runs_are_read_by_key(tmp_path):
+    store = RunStore(tmp_path / "r.sqlite")
+    a = store.create("m", key="exp/a/0/1111", experiment="exp", settings_hash="1111")
+    store.create("m", key="exp/a/0/2222", experiment="exp", settings_hash="2222")
+    assert store.get(a)["settings_hash"] == "1111"
+    picked = store.runs(keys=["exp/a/0/2222", "exp/missing"])
+    assert list(picked["key"]) == ["exp/a/0/2222"] and list(picked["settings_hash"]) == ["2222"]
+    assert len(store.runs("exp")) == 2

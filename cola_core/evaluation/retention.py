@@ -4,12 +4,15 @@ preservation as the compressed model's score relative to the dense one).
 
 - :func:`retention`: compressed ÷ dense (inverse for perplexity) with a paired-bootstrap interval;
 - :func:`retention_rows`: a run's retention per capability against its dense run, from the run store;
+- :func:`bootstrap_seeds_and_items`: mean retention over seeds, resampled hierarchically — seeds,
+  then items (texts, where tokens are scored) — for experiment intervals;
 - :func:`spearman`: rank correlation, NaN with fewer than three points.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,10 +22,22 @@ from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import Score
 
 
+def _metric(num: np.ndarray, den: np.ndarray, metric: str) -> np.ndarray:
+    """A score from summed item columns (Σ nll, Σ tokens → perplexity; Σ correct, Σ total → accuracy)."""
+    ratio = num / np.maximum(den, 1)
+    return np.exp(ratio) if metric == "perplexity" else ratio
+
+
 def _value(items: np.ndarray, metric: str) -> np.ndarray:
     """Metric of (rounds × items × 2) resampled items."""
-    ratio = items[..., 0].sum(-1) / np.maximum(items[..., 1].sum(-1), 1)
-    return np.exp(ratio) if metric == "perplexity" else ratio
+    return _metric(items[..., 0].sum(-1), items[..., 1].sum(-1), metric)
+
+
+def _retention_of(compressed: np.ndarray, dense: np.ndarray, metric: str) -> np.ndarray:
+    """Compressed ÷ dense, or dense ÷ compressed for perplexity (so that higher is better)."""
+    if metric == "perplexity":
+        return dense / np.maximum(compressed, 1e-12)
+    return compressed / np.maximum(dense, 1e-12)
 
 
 def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000) -> tuple[float, float, float]:
@@ -32,8 +47,7 @@ def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000
     a, b = np.asarray(dense.items, dtype=np.float64), np.asarray(compressed.items, dtype=np.float64)
 
     def ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        vx, vy = _value(x, dense.metric), _value(y, dense.metric)
-        return vx / np.maximum(vy, 1e-12) if dense.metric == "perplexity" else vy / np.maximum(vx, 1e-12)
+        return _retention_of(_value(y, dense.metric), _value(x, dense.metric), dense.metric)
 
     value = float(ratio(a[None], b[None])[0])
     if len(a) < 2:
@@ -41,6 +55,61 @@ def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000
     idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
     lo, hi = np.percentile(ratio(a[idx], b[idx]), [2.5, 97.5])
     return value, float(lo), float(hi)
+
+
+def bootstrap_seeds_and_items(
+    dense: Score,
+    arms: Sequence[Sequence[Score]],
+    rounds: int = 2000,
+    seed: int = 0,
+    items: Literal["shared", "per_seed"] = "shared",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hierarchical bootstrap of mean-over-seeds retention. ``arms[a][s]`` is calibration set a's
+    score at seed s (the same seeds, in the same order, for every arm; all on the dense run's items).
+
+    Each round draws S seeds with replacement, then items with replacement, and applies the same
+    item draw to the dense and compressed scores (paired); an item is a text where tokens are
+    scored, so token-level scores are resampled in clusters. ``items="shared"`` draws items once per
+    round for every seed — right when every seed is scored on the same items, as here (a crossed
+    design; Owen 2007, *Ann. Appl. Stat.* 1, "the pigeonhole bootstrap"); ``"per_seed"`` draws them
+    anew inside each drawn seed (nested data; Davison & Hinkley 1997, §3.8), which would understate
+    the item variance of a crossed design.
+
+    Returns (point, replicates): each arm's mean retention over seeds on all items (arms,), and the
+    bootstrap replicates (rounds × arms); differences between arms are paired by round."""
+    if not arms or not arms[0]:
+        raise ColaError("the bootstrap needs at least one arm with one seed")
+    s_count = len(arms[0])
+    if any(len(a) != s_count for a in arms):
+        raise ColaError("every arm of the bootstrap needs the same seeds")
+    for arm in arms:
+        for s in arm:
+            if s.metric != dense.metric or len(s.items) != len(dense.items):
+                raise ColaError(f"cannot compare {dense.capability} scores measured on different items")
+    d = np.asarray(dense.items, dtype=np.float64)  # items × 2
+    x = np.asarray([[s.items for s in arm] for arm in arms], dtype=np.float64)  # arms × seeds × items × 2
+    n_items, metric = len(d), dense.metric
+    point_dense = _metric(d[:, 0].sum(), d[:, 1].sum(), metric)
+    point = _retention_of(_metric(x[..., 0].sum(-1), x[..., 1].sum(-1), metric), point_dense, metric).mean(-1)
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, s_count, size=(rounds, s_count))  # rounds × seed slots
+    if items == "shared":
+        w = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=rounds).astype(np.float64)
+        dense_value = _metric(w @ d[:, 0], w @ d[:, 1], metric)  # rounds
+        num, den = np.einsum("ri,asi->ras", w, x[..., 0]), np.einsum("ri,asi->ras", w, x[..., 1])
+        ret = _retention_of(_metric(num, den, metric), dense_value[:, None, None], metric)  # rounds × arms × seeds
+        picked = np.take_along_axis(ret, drawn[:, None, :], axis=2)  # rounds × arms × slots
+    elif items == "per_seed":
+        w = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=(rounds, s_count)).astype(np.float64)
+        dense_value = _metric(w @ d[:, 0], w @ d[:, 1], metric)  # rounds × slots
+        num, den = np.einsum("rki,asi->rkas", w, x[..., 0]), np.einsum("rki,asi->rkas", w, x[..., 1])
+        ret = _retention_of(
+            _metric(num, den, metric), dense_value[..., None, None], metric
+        )  # rounds × slots × arms × seeds
+        picked = np.take_along_axis(ret, drawn[:, :, None, None], axis=3)[..., 0].transpose(0, 2, 1)
+    else:
+        raise ColaError(f"items must be 'shared' or 'per_seed', got {items!r}")
+    return point, picked.mean(-1)
 
 
 def retention_rows(store: RunStore, run_id: int, dense_run_id: int) -> list[dict[str, Any]]:

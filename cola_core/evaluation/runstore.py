@@ -73,6 +73,11 @@ MIGRATIONS = [
     UPDATE runs SET calibration_fingerprint_kind = 'unknown'
         WHERE calibration_fingerprint IS NOT NULL AND calibration_fingerprint_kind IS NULL;
     """,
+    # 3: the hash of everything that decides a run's result (experiments/plan.py), so a resumed
+    # experiment reuses a run only when its settings, model and data match.
+    """
+    ALTER TABLE runs ADD COLUMN settings_hash TEXT;
+    """,
 ]
 
 
@@ -153,6 +158,7 @@ class RunStore:
         calibration_fingerprint: str | None = None,
         settings: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        settings_hash: str | None = None,
     ) -> int:
         """A queued run; with ``key``, the existing run of that key is returned instead (resume)."""
         with self._tx() as db:
@@ -161,8 +167,8 @@ class RunStore:
                 if row:
                     return int(row["id"])
             cur = db.execute(
-                "INSERT INTO runs (key, experiment, model, model_fingerprint, calibration, calibration_fingerprint, settings, seed, status, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                "INSERT INTO runs (key, experiment, model, model_fingerprint, calibration, calibration_fingerprint,"
+                " settings, seed, settings_hash, status, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
                 (
                     key,
                     experiment,
@@ -172,6 +178,7 @@ class RunStore:
                     calibration_fingerprint,
                     json.dumps(settings or {}, default=str),
                     seed,
+                    settings_hash,
                     time.time(),
                 ),
             )
@@ -229,13 +236,15 @@ class RunStore:
             raise ColaError(f"no run {run_id} in {self.path}")
         return dict(row)
 
-    def runs(self, experiment: str | None = None) -> pd.DataFrame:
-        """One row per run (settings and report as JSON text)."""
+    def runs(self, experiment: str | None = None, keys: list[str] | None = None) -> pd.DataFrame:
+        """One row per run (settings and report as JSON text); only one experiment's, or only the
+        runs of the given keys (in any order; keys with no run are absent)."""
         query, args = "SELECT * FROM runs", ()
         if experiment is not None:
             query, args = query + " WHERE experiment=?", (experiment,)
         with self._connect() as db:
-            return pd.read_sql_query(query + " ORDER BY id", db, params=args)
+            frame = pd.read_sql_query(query + " ORDER BY id", db, params=args)
+        return frame if keys is None else frame[frame["key"].isin(keys)].reset_index(drop=True)
 
     def scores(self, run_ids: list[int] | None = None) -> pd.DataFrame:
         """Tidy scores: run_id, capability, metric, score, ci_low, ci_high, n (no per-item data)."""

@@ -7,39 +7,22 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from cola_core.compress import CompressConfig, compress_model
-from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus
+from cola_core.corpora.selfgen import generate_self_corpus
 from cola_core.curation.export import tokenize_calibration
-from cola_core.curation.pipeline import (
-    DEFAULT_CAPABILITIES,
-    CurateConfig,
-    build_space,
-    coverage_by_capability,
-    select_and_measure,
-)
-from cola_core.curation.processing import ProcessingConfig
+from cola_core.curation.pipeline import build_space, coverage_by_capability, select_and_measure
 from cola_core.evaluation.suite import evaluate
 from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
+from cola_core.experiments.plan import curate_config, selfgen_config
 from cola_core.storage.fingerprints import calibration_fingerprint
 
 
 def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> tuple[dict, dict[str, float], str]:
     """Token tensors, capability coverage (the proxy), and the calibration fingerprint for one set
     and seed: the pipeline of :mod:`cola_core.curation.pipeline`, as the CLI runs it."""
-    curate_cfg = CurateConfig(
-        corpora=spec.corpora,
-        pool_size=cfg.pool_size,
-        n=cfg.n,
-        strategy=spec.strategy,
-        lam=spec.lam,
-        seed=seed,
-        capabilities=DEFAULT_CAPABILITIES,
-        stage1=spec.stage1,
-        processing=ProcessingConfig(seqlen=cfg.seqlen),
-    )
+    curate_cfg = curate_config(spec, cfg, seed)
     pool = None
     if spec.self_generated:
-        selfgen = SelfGenConfig(n=cfg.pool_size, max_new_tokens=cfg.seqlen, seed=seed)
-        pool = generate_self_corpus(loaded.model, loaded.tokenizer, selfgen)
+        pool = generate_self_corpus(loaded.model, loaded.tokenizer, selfgen_config(cfg, seed))
     space = build_space(loaded, curate_cfg, pool=pool, need=cfg.n)
     selection, metrics = select_and_measure(space, curate_cfg)
     chosen = [space.records[i] for i in selection.indices]
@@ -49,7 +32,10 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
 
 def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, device: str) -> Iterator[tuple[str, dict]]:
     """Run one cell; yields ``(run key, {"scores", "report"})`` per run, or ``{"error"}`` and stops.
-    The local loop and the Ray workers (:mod:`cola_core.experiments.ray_grid`) both run this."""
+    The local loop and the Ray workers (:mod:`cola_core.experiments.ray_grid`) both run this.
+
+    ``cell["done"]`` lists the finished runs of the same set and seed with their calibration
+    fingerprints: any whose calibration set differs from the one built now is run again."""
     loaded.model.load_state_dict(dense_state)
     if cell["calibration"] == "dense":
         scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
@@ -57,7 +43,8 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
         return
     spec = next(s for s in cfg.calibration_sets if s.name == cell["calibration"])
     tensors, proxy, fp = _calibration(loaded, spec, cfg, cell["seed"])
-    for run in cell["runs"]:
+    stale = [r for r in cell.get("done", ()) if r["fingerprint"] != fp]
+    for run in [*cell["runs"], *stale]:
         t0 = time.perf_counter()
         try:
             loaded.model.load_state_dict(dense_state)
@@ -74,5 +61,7 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
             "seconds": time.perf_counter() - t0,
             "layers": [{"layer": r["layer"], "seconds": r["seconds"]} for r in result.layers],
         }
+        if "fingerprint" in run:
+            report["recomputed"] = f"calibration set {run['fingerprint']} → {fp}"
         yield run["key"], {"scores": {k: asdict(s) for k, s in scores.items()}, "report": report}
     loaded.model.load_state_dict(dense_state)

@@ -1,0 +1,83 @@
+"""The stored results of one experiment config: only the runs its plan names (plan.py), so sets,
+seeds or settings no longer in the config, and runs made under other settings, never reach a report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cola_core.evaluation.retention import retention
+from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.suite import Score
+from cola_core.experiments.plan import Plan
+
+RunId = tuple[str, str, int]  # (calibration set, compression label, seed)
+
+
+@dataclass
+class ExperimentResults:
+    table: pd.DataFrame  # one row per finished run × score: retention (items bootstrap), score, coverage
+    dense: dict[str, Score] = field(default_factory=dict)  # the dense model's scores, with per-item data
+    scores: dict[RunId, dict[str, Score]] = field(default_factory=dict)  # each finished run's scores
+    missing: list[str] = field(default_factory=list)  # keys of planned runs not finished
+
+    def arm(self, calibration: str, compression: str, capability: str, seeds: list[int]) -> list[Score]:
+        """One calibration set's scores of a capability at the given seeds, in that order."""
+        return [self.scores[(calibration, compression, s)][capability] for s in seeds]
+
+    def seeds(self, calibration: str, compression: str) -> list[int]:
+        return sorted(s for c, comp, s in self.scores if (c, comp) == (calibration, compression))
+
+
+TABLE_COLUMNS = [
+    "calibration",
+    "compression",
+    "seed",
+    "capability",
+    "retention",
+    "ci_low",
+    "ci_high",
+    "score",
+    "coverage",
+]
+
+
+def load_results(plan: Plan, store: RunStore) -> ExperimentResults:
+    """The finished runs of the plan, with item-level scores, and the planned runs still missing."""
+    runs = store.runs(keys=plan.keys)
+    done = runs[runs["status"] == "done"].set_index("key")
+    missing = [k for k in plan.keys if k not in done.index]
+    if plan.dense.key not in done.index:
+        return ExperimentResults(pd.DataFrame(columns=TABLE_COLUMNS), missing=missing)
+    dense = store.score_items(int(done.loc[plan.dense.key, "id"]))
+    rows, scores = [], {}
+    for run in plan.runs:
+        if run.key not in done.index:
+            continue
+        row = done.loc[run.key]
+        proxy = json.loads(row["report"] or "{}").get("proxy", {})
+        scores[(run.calibration, run.compression, run.seed)] = found = store.score_items(int(row["id"]))
+        for capability, s in found.items():
+            value, lo, hi = retention(dense[capability], s)
+            rows.append(
+                {
+                    "calibration": run.calibration,
+                    "compression": run.compression,
+                    "seed": run.seed,
+                    "capability": capability,
+                    "retention": value,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "score": s.score,
+                    "coverage": proxy.get(capability.split("_")[0], np.nan),
+                }
+            )
+    return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores, missing)
+
+
+def retention_table(plan: Plan, store: RunStore) -> pd.DataFrame:
+    """One row per (calibration set, compression, seed, capability) of the plan's finished runs."""
+    return load_results(plan, store).table
