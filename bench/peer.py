@@ -34,6 +34,10 @@ from llmcompressor import oneshot
 from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
 from llmcompressor.modifiers.transform.awq import AWQModifier
 
+# llm-compressor 0.14's AWQ pins cached activations (Tensor.pin_memory), which a CPU-only torch refuses
+# ("Cannot access accelerator device"); pinning is only a transfer speed-up, so make it a no-op here.
+if not torch.cuda.is_available():
+    torch.Tensor.pin_memory = lambda self, *args, **kwargs: self
 a = json.loads(sys.argv[1])
 model = AutoModelForCausalLM.from_pretrained(a["model"], dtype=torch.float32)
 tok = AutoTokenizer.from_pretrained(a["model"])
@@ -47,7 +51,7 @@ t = time.perf_counter()
 oneshot(model=model, processor=tok, dataset=ds, recipe=recipe, max_seq_length=a["seqlen"],
         num_calibration_samples=len(texts))
 seconds = time.perf_counter() - t
-model.save_pretrained(a["out"], save_compressed=False)
+model.save_pretrained(a["out"], save_compressed=True)  # AWQ's rounding is applied when saving compressed
 tok.save_pretrained(a["out"])
 print(json.dumps({"compress_s": seconds}))
 """
