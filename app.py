@@ -2,9 +2,13 @@
 
 import streamlit as st
 
+from cola_core.curation.map2d import warm_up
+
+warm_up()  # numba compiles UMAP in the background while the user reads the first pages (once per server)
 st.set_page_config(page_title="COLA Studio", layout="wide")
 nav = st.navigation(
     [
+        st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
         st.Page("pages/setup.py", title="Setup", icon=":material/tune:"),
         st.Page("pages/space.py", title="Activation space & selection", icon=":material/scatter_plot:"),
         st.Page("pages/compress.py", title="Compress", icon=":material/compress:"),

@@ -1,6 +1,7 @@
 """Tiny end to end through the CLI, each step a fresh process as a user runs it (curate → compress →
 evaluate on cola-tiny), and the dashboard's cold start (``streamlit run app.py`` until the server
-answers, and until the first page shows the loaded model in Chromium when it is installed).
+answers, until the landing page shows in Chromium when it is installed, and until Setup, one click
+later, shows the loaded model).
 
 Each run uses a fresh, empty cache directory, so nothing is reused from earlier runs.
 """
@@ -113,6 +114,9 @@ def dashboard_cold_start() -> dict:
                     browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
                     page = browser.new_page()
                     page.goto(f"http://127.0.0.1:{port}")
+                    expect(page.get_by_role("heading", name="COLA Studio")).to_be_visible(timeout=120_000)
+                    row["landing"] = time.perf_counter() - t
+                    page.get_by_role("button", name="Start: choose the model and corpora on Setup →").click()
                     expect(page.get_by_text("Loaded cola-tiny")).to_be_visible(timeout=120_000)
                     row["first_page"] = time.perf_counter() - t
                     browser.close()
@@ -131,6 +135,7 @@ def run() -> dict:
 def to_markdown(r: dict) -> str:
     p, d = r["pipeline"], r["dashboard"]
     first = f"{d['first_page']:.1f} s" if "first_page" in d else "— (no Chromium)"
+    landing = f"{d['landing']:.1f} s" if "landing" in d else "—"
     return "\n".join(
         [
             "| tiny end to end (fresh processes, empty cache) | curate | compress | evaluate | total | goal |",
@@ -138,8 +143,9 @@ def to_markdown(r: dict) -> str:
             f"| cola-tiny: 1,000-sample pool → 64 × 128 tradeoff → Wanda 50% → 4 capabilities × 100 items | {p['curate']:.1f} s | "
             f"{p['compress']:.1f} s | {p['evaluate']:.1f} s | {p['total']:.1f} s | ≤ 60 s |",
             "",
-            "| dashboard cold start | server answers | first page interactive (model loaded, in Chromium) |",
-            "|---|---|---|",
-            f"| `streamlit run app.py`, empty cache | {d['server_up']:.1f} s | {first} |",
+            "| dashboard cold start | server answers | landing page shown (Chromium) | "
+            "Setup interactive (model loaded, one click later) |",
+            "|---|---|---|---|",
+            f"| `streamlit run app.py`, empty cache | {d['server_up']:.1f} s | {landing} | {first} |",
         ]
     )

@@ -29,6 +29,7 @@ from bench import (
     realsize,
     scaling,
     selection,
+    warmup,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -51,6 +52,7 @@ REPORT = {
         ("Goal: `tradeoff` ≤ 100 ms at 10k on 2 cores, objective ≥ 99% of the plain greedy.", ""),
     ),
     "maps": (maps, "2-D map", ()),
+    "warmup": (warmup, "First UMAP map in a fresh process, without and with the background warm-up", ()),
     "compression": (compression, "Compression time per decoder layer (Llama-shaped layer, fp32, CPU)", ()),
     "memory": (memory, "Peak memory of whole-model compression (CPU)", ()),
     "e2e": (e2e, "End to end and dashboard cold start", ()),
@@ -114,6 +116,8 @@ def main() -> None:
             results[section] = selection.run(sizes=(1_000, 2_000) if args.quick else (1_000, 10_000, 50_000))
         elif section == "maps":
             results[section] = maps.run(n=2_000 if args.quick else 10_000)
+        elif section == "warmup":
+            results[section] = warmup.run(sizes=(1_000,) if args.quick else (1_000, 10_000))
         elif section == "compression":
             results[section] = (
                 compression.run(width=256, intermediate=768, heads=4, n=16, seqlen=64)

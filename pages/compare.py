@@ -19,7 +19,7 @@ from cola_core.app.compare import (
 )
 from cola_core.app.jobs import dense_scores, job_queue
 from cola_core.errors import ColaError
-from ui import state
+from ui import flow, state
 
 state.init()
 st.title("Compare")
@@ -35,6 +35,7 @@ st.dataframe(
 )
 if done.empty:
     st.info(f"No finished compression runs of **{model}** yet: launch one on **Compress**; it appears here when done.")
+    flow.link("pages/compress.py", "Go to Compress →", ":material/compress:")
     st.stop()
 
 labels = {int(r["id"]): run_label(r) for _, r in done.iterrows()}

@@ -13,7 +13,7 @@ from cola_core.curation.selection import STRATEGIES
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import DEFAULT_LIMIT
 from cola_core.models.loading import pick_device
-from ui import state
+from ui import flow, state
 
 state.init()
 _Q = CompressConfig  # the widgets' defaults are the config's own
@@ -24,6 +24,7 @@ if settings is None:
     st.info(
         "Build a space and choose a selection on **Activation space & selection** first: its calibration set is compressed here."
     )
+    flow.link("pages/space.py", "Go to Activation space & selection →", ":material/scatter_plot:")
     st.stop()
 space = prepare_space(settings)  # already prepared on the space page: instant
 strategy, n, lam, seed = state.get("strategy"), int(state.get("n")), float(state.get("lam")), int(state.get("seed"))

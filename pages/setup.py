@@ -16,7 +16,7 @@ from cola_core.curation.presets import PRESETS
 from cola_core.engine.config import ray_available
 from cola_core.errors import ColaError
 from cola_core.models.loading import context_length, list_models, load_model_cached
-from ui import state
+from ui import flow, state
 
 state.init()
 st.title("Setup")
@@ -52,13 +52,14 @@ model_name = custom.strip() or st.session_state["model_name"]
 loaded = None
 try:
     loaded = load_model_cached(model_name, state.get("device"))
-    st.session_state["model"] = model_name
+    st.session_state.update(model=model_name, model_loaded=True)
     n_params = sum(p.numel() for p in loaded.model.parameters())
     st.success(
         f"Loaded **{model_name}** — {n_params:,} parameters on {loaded.device} ({loaded.dtype}), fingerprint `{loaded.fingerprint}`"
     )
 except ColaError as exc:
-    st.error(str(exc))
+    st.session_state["model_loaded"] = False
+    st.error(f"{exc} — pick a built-in model above, or fix the path / hub id.")
 
 infos = list_corpora()
 st.subheader("Candidate corpora")
@@ -204,3 +205,4 @@ s5.checkbox(
     "Score perplexity", key="score_ppl", help="One extra forward pass over the pool; colours the map by perplexity"
 )
 st.caption("Applied when the space is built on the next page.")
+flow.link("pages/space.py", "Next: build the activation space →", ":material/scatter_plot:")

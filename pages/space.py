@@ -9,16 +9,16 @@ import pandas as pd
 import streamlit as st
 from safetensors.torch import save as save_tensors
 
-from cola_core.app.workspace import curate_config, prepare_space, stage_trail
+from cola_core.app.workspace import curate_config, prepare_space, probe_positions, probes_of, stage_trail
 from cola_core.corpora import Record, list_corpora
 from cola_core.curation.export import hf_dataset_zip, tokenize_calibration
-from cola_core.curation.map2d import MapConfig, density_grid, umap_2d
+from cola_core.curation.map2d import MapConfig, density_grid, umap_2d, warm_up_state
 from cola_core.curation.pipeline import measure, run_selection
 from cola_core.curation.selection import STRATEGIES, Selection
 from cola_core.curation.space import cluster_table
 from cola_core.errors import ColaError
 from cola_core.models.loading import load_model_cached
-from ui import charts, state
+from ui import charts, flow, state
 
 state.init()
 st.title("Activation space")
@@ -62,7 +62,9 @@ try:
     space = prepare_space(settings, progress=show, engine=engine)
     bar.empty()
 except (ColaError, ValueError) as exc:
-    st.error(f"Could not build the space: {exc}")
+    st.error(
+        f"Could not build the space: {exc} — change the corpora or pool size above (or the settings on Setup) and press **Build space** again."
+    )
     st.stop()
 
 st.session_state["space_settings"] = settings
@@ -99,8 +101,15 @@ except ColaError as exc:
     st.error(str(exc))
     st.stop()
 chosen = set(chosen_sel.indices.tolist())
+try:
+    with st.spinner("Embedding the held-out capability probes (once per space) …"):
+        probes = probes_of(space)
+except ColaError as exc:
+    st.warning(f"No capability probes, so no capability coverage: {exc}")
+    probes = {}
 
-m_sel, m_base = measure(space.embedded, chosen_sel, seed=int(seed)), measure(space.embedded, baseline, seed=int(seed))
+m_sel = measure(space.embedded, chosen_sel, probes, seed=int(seed))
+m_base = measure(space.embedded, baseline, probes, seed=int(seed))
 cols = st.columns(5)
 for col, (label, a, b) in zip(
     cols,
@@ -118,6 +127,15 @@ for col, (label, a, b) in zip(
         f"{a:.3f}" if isinstance(a, float) else f"{a:,}",
         delta=f"{a - b:+.3f} vs random" if isinstance(a, float) else None,
     )
+PROBE_HELP = "Held-out split of the built-in corpus of that name; the prose probes stand for the capability lm"
+if probes:
+    st.markdown(
+        "**Capability coverage** — how close each held-out capability probe lies to its nearest chosen sample "
+        "(mean cosine; the proxy Compare checks against measured retention):"
+    )
+    for col, (capability, value) in zip(st.columns(len(probes)), m_sel.capability_coverage.items(), strict=True):
+        base = m_base.capability_coverage[capability]
+        col.metric(f"{capability} probes", f"{value:.3f}", delta=f"{value - base:+.3f} vs random", help=PROBE_HELP)
 
 left, right = st.columns([3, 1])
 has_ppl = all("perplexity" in r.meta for r in records)
@@ -125,6 +143,12 @@ colour_by = right.radio(
     "Colour by", ["corpus", "cluster", "selection", "length"] + (["perplexity"] if has_ppl else []), key="colour_by"
 )
 layout = right.radio("Layout", ["PCA (instant)", "UMAP"], key="layout")
+show_probes = right.toggle(
+    "Held-out capability probes",
+    key="show_probes",
+    disabled=not probes,
+    help="Each capability's probe points, placed on the same map as the pool",
+)
 cap = right.number_input("Max points drawn per corpus", 100, 20_000, 3000, step=100)
 lengths = [r.meta.get("n_tokens", 0) for r in records]
 colour = {
@@ -148,19 +172,33 @@ def density_of(points):
     return density_grid(points) if len(shown) < len(records) else None
 
 
+def probes_on(umap_xy=None):  # None: the PCA preview's plane
+    return probe_positions(space, probes, umap_xy) if show_probes and probes else None
+
+
 xy = space.preview
 if layout == "UMAP":
     slot.plotly_chart(
         charts.space_map(
-            xy, colour, hover, shown, chosen, f"PCA preview while UMAP computes · {title}", density_of(xy)
+            xy,
+            colour,
+            hover,
+            shown,
+            chosen,
+            f"PCA preview while UMAP computes · {title}",
+            density_of(xy),
+            probes_on(),
         ),
         key="map_preview",
     )
-    with st.spinner("UMAP layout (first time in a process compiles numba code; cached on disk afterwards) …"):
+    waiting = {"compiling": " (numba is still compiling UMAP in the background, started when the app opened)"}
+    with st.spinner(f"UMAP layout{waiting.get(warm_up_state(), '')}; cached on disk afterwards …"):
         xy = umap_2d(
             space.embedded.space, MapConfig(seed=settings.seed), space_key=space.embedded.fingerprint + str(settings)
         )
-fig = charts.space_map(xy, colour, hover, shown, chosen, title, density_of(xy))
+fig = charts.space_map(
+    xy, colour, hover, shown, chosen, title, density_of(xy), probes_on(xy if layout == "UMAP" else None)
+)
 event = slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map")
 
 picked = charts.selected_ids(event)
@@ -225,3 +263,4 @@ buf.write(
     )
 )
 d2.download_button("Download token tensor (.safetensors)", buf.getvalue(), file_name="calib.safetensors")
+flow.link("pages/compress.py", "Next: compress the model with this calibration set →", ":material/compress:")

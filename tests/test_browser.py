@@ -1,7 +1,8 @@
 """Real-browser end-to-end: Playwright drives Debian's Chromium against `streamlit run app.py` on
-localhost through the whole default path — setup with Stage 1 scores → space → lasso on the map → exclude → compress →
-cancel → compare → prompts side by side. Screenshots of every page land in ``test-artifacts/``
-(``COLA_TEST_ARTIFACTS`` overrides). `.ci/run` installs Chromium; elsewhere the test skips without it."""
+localhost through the whole default path — the landing page (first) → setup with Stage 1 scores → space with the
+capability probes on the map → lasso on the map → exclude → compress → cancel → compare → prompts side by side.
+Screenshots of every page land in ``test-artifacts/`` (``COLA_TEST_ARTIFACTS`` overrides; the path is printed).
+`.ci/run` installs Chromium; elsewhere the test skips without it."""
 
 from __future__ import annotations
 
@@ -67,14 +68,26 @@ def server(tmp_path):
     proc.wait(timeout=30)
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, height: int | None = None) -> None:
+    """A screenshot; ``height``: a taller viewport for it, since Streamlit scrolls inside its own container
+    (``full_page`` alone stops at the window)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    if height:
+        page.set_viewport_size({"width": size["width"], "height": height})
+        page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    print(f"screenshot: {ARTIFACTS / f'{name}.png'}")
+    if height:
+        page.set_viewport_size(size)
 
 
 def _lasso(page) -> None:
-    """Drag a closed lasso over the middle of the map's plot area."""
-    box = page.locator(".nsewdrag").first.bounding_box()
+    """Drag a closed lasso over the middle of the map's plot area (scrolled into view first: the mouse
+    only reaches what the window shows)."""
+    plot = page.locator(".nsewdrag").first
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
     cx, cy, rx, ry = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] / 3, box["height"] / 3
     page.mouse.move(cx - rx, cy - ry)
     page.mouse.down()
@@ -104,7 +117,12 @@ def test_default_path_in_a_real_browser(server):
             ],
         )
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.goto(url)
+        page.goto(url)  # the landing page comes first: three stages, the stepper, the way to Setup
+        expect(page.get_by_role("heading", name="COLA Studio")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Stage 3 · which samples.")).to_be_visible()
+        expect(page.locator("svg[aria-label='COLA in three stages']")).to_be_visible()
+        _shot(page, "0-landing", height=1300)
+        page.get_by_role("button", name="Start: choose the model and corpora on Setup →").click()
         expect(page.get_by_text("Loaded cola-tiny")).to_be_visible(timeout=120_000)
         page.get_by_role("button", name="Score the corpora").click()
         expect(page.get_by_text("Shares of the calibration set per corpus")).to_be_visible(timeout=240_000)
@@ -121,7 +139,10 @@ def test_default_path_in_a_real_browser(server):
         assert picked > 0
         page.get_by_role("button", name="Exclude from the calibration set").click()
         expect(page.get_by_text(f"Manual edits: 0 forced in, {picked} excluded.")).to_be_visible(timeout=60_000)
-        _shot(page, "2-space")
+        expect(page.get_by_text("math probes", exact=True)).to_be_visible()  # capability coverage beside the metrics
+        expect(page.locator(".legendtext", has_text="held-out probe: math")).to_have_count(1)  # on the map
+        page.get_by_role("heading", name="Activation space").scroll_into_view_if_needed()  # metrics and map in view
+        _shot(page, "2-space", height=1700)
 
         page.get_by_role("link", name="Compress", exact=True).click()
         page.get_by_role("button", name="Launch", exact=True).click()
@@ -156,6 +177,8 @@ def test_two_sessions_at_once_keep_their_own_state_and_queue_jobs(server):
         pages = [browser.new_context(viewport={"width": 1500, "height": 1000}).new_page() for _ in range(2)]
         for page in pages:
             page.goto(url)
+        for page in pages:
+            page.get_by_role("button", name="Start: choose the model and corpora on Setup →").click()
         for page in pages:
             expect(page.get_by_text("Loaded cola-tiny")).to_be_visible(timeout=120_000)
             page.get_by_role("link", name="Activation space & selection").click()

@@ -3,6 +3,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui import charts
+from ui.charts import PROBE_PREFIX
+
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 
@@ -144,10 +147,68 @@ def test_space_page_shades_the_density_of_points_it_does_not_draw(tiny_model_dir
     assert not at.exception
     assert any("Drawing 200 of 240 points" in c.value and "density" in c.value for c in at.caption)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    kinds = [t["type"] for t in spec["data"]]
+    pool = [t for t in spec["data"] if not t["name"].startswith(PROBE_PREFIX)]  # the probes are drawn on top
+    kinds = [t["type"] for t in pool]
     assert kinds[0] == "heatmap" and kinds.count("scattergl") == 2
-    drawn = sum(_length(t["x"]) for t in spec["data"] if t["type"] == "scattergl")
+    drawn = sum(_length(t["x"]) for t in pool if t["type"] == "scattergl")
     assert drawn == 200
+
+
+def test_space_page_overlays_the_capability_probes_and_their_coverage(tiny_model_dir, tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from cola_core.app.workspace import prepare_space, probe_positions, probes_of
+
+    at = _space_app(tiny_model_dir("llama"), tmp_path, monkeypatch)
+    at.session_state["space_ready"] = True
+    at.run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    probes = [t for t in spec["data"] if t["name"].startswith(PROBE_PREFIX)]
+    assert [t["name"] for t in probes] == [f"{PROBE_PREFIX}{c}" for c in ("prose", "code", "math", "facts")]
+    assert len({t["marker"]["symbol"] for t in probes}) == 4 and not any("customdata" in t for t in probes)
+    # Placed by the PCA preview's own projection: the page shows what probe_positions computes.
+    space = prepare_space(at.session_state["space_settings"])
+    expected = probe_positions(space, probes_of(space))
+    math = next(t for t in probes if t["name"].endswith("math"))
+    assert _length(math["x"]) == len(expected["math"]) == 100
+    np.testing.assert_allclose(_values(math["x"]), expected["math"][:, 0], rtol=1e-5, atol=1e-5)
+    coverage = {m.label: float(m.value) for m in at.metric if m.label.endswith(" probes")}
+    assert set(coverage) == {"prose probes", "code probes", "math probes", "facts probes"}
+    assert all(-1.0 <= v <= 1.0 for v in coverage.values())
+    at.toggle(key="show_probes").set_value(False).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert not any(t["name"].startswith(PROBE_PREFIX) for t in spec["data"])
+    assert len([m for m in at.metric if m.label.endswith(" probes")]) == 4  # coverage stays beside the metrics
+
+
+def test_space_map_draws_each_capability_in_its_own_marker():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    xy = rng.standard_normal((20, 2))
+    probes = {"math": rng.standard_normal((5, 2)), "code": rng.standard_normal((3, 2))}
+    fig = charts.space_map(xy, ["a"] * 20, ["t"] * 20, np.arange(20), set(), "t", probes=probes)
+    drawn = [t for t in fig.data if t.name.startswith(PROBE_PREFIX)]
+    assert [t.name for t in drawn] == [f"{PROBE_PREFIX}math", f"{PROBE_PREFIX}code"]
+    assert drawn[0].marker.symbol != drawn[1].marker.symbol and drawn[0].marker.color != drawn[1].marker.color
+    np.testing.assert_array_equal(drawn[0].x, probes["math"][:, 0])
+    assert all(t.customdata is None for t in drawn)  # a lasso over them picks no pool sample
+    plain = charts.space_map(xy, ["a"] * 20, ["t"] * 20, np.arange(20), set(), "t")
+    assert not any(t.name.startswith(PROBE_PREFIX) for t in plain.data)
+
+
+def _values(values) -> list[float]:
+    """A plotly array's numbers (plain list, or the base64 typed-array form plotly 6+ sends)."""
+    if isinstance(values, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
 
 
 def _length(values) -> int:

@@ -1,1 +1,2 @@
-"""The dashboard's helpers: session-state keys (state) and figures (charts); pages/ holds only pages."""
+"""The dashboard's helpers: session-state keys (state), figures (charts), the flow and its stepper (flow) and
+the start page's diagram (diagram); pages/ holds only pages."""

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import plotly.graph_objects as go
 
 from cola_core.curation.map2d import Density
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"]
+# Held-out capability probes: a shape and a dark colour each, so they read apart from the pool's dots.
+PROBE_MARKERS = [
+    ("diamond", "#111827"),
+    ("cross", "#b45309"),
+    ("triangle-up", "#be123c"),
+    ("square", "#0f766e"),
+    ("x", "#4c1d95"),
+    ("star", "#1e3a8a"),
+]
+PROBE_PREFIX = "held-out probe: "  # the probe traces' names start with it
 
 
 def capped_indices(groups: list[str], cap: int, seed: int = 0) -> np.ndarray:
@@ -29,11 +41,12 @@ def space_map(
     chosen: set[int],
     title: str,
     density: Density | None = None,
+    probes: Mapping[str, np.ndarray] | None = None,
 ) -> go.Figure:
     """WebGL scatter, one trace per colour value; customdata carries the global sample id, since
     point indices count within a trace. Chosen samples are drawn large and ringed; when a selection
     exists, the others are greyed (never hidden). ``density`` (all points, when only some are drawn)
-    is shaded underneath."""
+    is shaded underneath; ``probes`` (capability → 2-D positions on this map) are drawn on top."""
     fig = go.Figure()
     if density is not None:
         fig.add_trace(
@@ -71,6 +84,8 @@ def space_map(
                 },
             )
         )
+    for capability, xy_probe in (probes or {}).items():
+        add_probe_trace(fig, capability, xy_probe)
     fig.update_layout(
         title=title,
         height=560,
@@ -81,6 +96,30 @@ def space_map(
         yaxis={"visible": False},
     )
     return fig
+
+
+def add_probe_trace(fig: go.Figure, capability: str, xy: np.ndarray) -> None:
+    """One capability's held-out probe points, in the next shape and colour no probe trace of ``fig``
+    uses yet. They carry no customdata, so a lasso over them selects no pool sample."""
+    k = sum(t.name.startswith(PROBE_PREFIX) for t in fig.data if t.name)
+    symbol, colour = PROBE_MARKERS[k % len(PROBE_MARKERS)]
+    fig.add_trace(
+        go.Scattergl(
+            x=xy[:, 0],
+            y=xy[:, 1],
+            mode="markers",
+            name=f"{PROBE_PREFIX}{capability}",
+            legendgroup="probes",
+            hovertemplate=f"held-out {capability} probe<extra></extra>",
+            marker={
+                "symbol": symbol,
+                "color": colour,
+                "size": 8,
+                "opacity": 0.85,
+                "line": {"width": 1, "color": "white"},
+            },
+        )
+    )
 
 
 def quantile_bands(values: list[float], name: str, bands: int = 4) -> list[str]:

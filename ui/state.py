@@ -19,6 +19,7 @@ _C, _P, _A, _E = CurateConfig, ProcessingConfig, ActivationConfig, EngineConfig
 DEFAULTS: dict[str, Any] = {
     "model_name": DEFAULT_MODEL,  # the picker's value
     "model": DEFAULT_MODEL,  # the model in use: the picker's, or the typed path / hub id once it loaded
+    "model_loaded": False,  # Setup loaded the model in this session (the landing page's stepper reads it)
     "device": "auto",
     "engine": _E.kind,  # local | ray (activation extraction)
     "ray_address": "",  # blank: a local Ray instance
@@ -50,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "exclude": [],
     "colour_by": "corpus",
     "layout": "PCA (instant)",
+    "show_probes": True,  # the held-out capability probes drawn on the space page's map
 }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from cola_core.corpora import Record
 from cola_core.curation.activations import ActivationConfig, Progress
-from cola_core.curation.map2d import pca_2d
+from cola_core.curation.map2d import pca_2d, pca_project, place_outside
 from cola_core.curation.pipeline import (
     DEFAULT_CAPABILITIES,
     CurateConfig,
@@ -158,6 +158,19 @@ def probes_of(prepared: PreparedSpace) -> dict[str, np.ndarray]:
             cfg = curate_config(prepared.settings)
             _PROBES[prepared.settings] = embed_probes(loaded, cfg, prepared.engine)
         return _PROBES[prepared.settings]
+
+
+def probe_positions(
+    prepared: PreparedSpace, probes: dict[str, np.ndarray], umap_xy: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Where each capability's probe points fall on the pool's map, placed by that map's own rule: on
+    the PCA preview (``umap_xy`` None) the pool's components project them; on a UMAP layout they go
+    where UMAP-less pool points go (:func:`~cola_core.curation.map2d.place_outside`: their nearest
+    pool points' positions, weighted)."""
+    space = prepared.embedded.space
+    if umap_xy is None:
+        return {cap: pca_project(space, points) for cap, points in probes.items()}
+    return {cap: place_outside(space, umap_xy, points) for cap, points in probes.items()}
 
 
 @dataclass
