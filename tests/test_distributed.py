@@ -78,9 +78,9 @@ def test_ray_extraction_gives_the_local_vectors_under_the_local_key(cache, model
     assert report.shards == len(shard_bounds(len(texts), ENGINE.shard_size)) == report.computed == 6
     assert len(workers) == 2  # both actors took shards
     # The local path finds the entry the workers assembled: it must not touch the model.
-    hit = cached_activations(None, None, model.fingerprint, texts, CONFIG)
+    hit = cached_activations(None, None, model.fingerprint, texts, CONFIG, dtype="float32")
     assert_same(hit, local)
-    key = activations_key(model.fingerprint, texts, CONFIG)
+    key = activations_key(model.fingerprint, texts, CONFIG, "float32")
     assert not (cache / SHARDS).exists() or not any((cache / SHARDS).iterdir())  # shards removed once assembled
     assert load_entry("activations", key) is not None
 
@@ -107,7 +107,7 @@ def test_several_sets_share_one_pipeline_and_keep_their_own_entries(cache, model
     assert len(workers) <= ENGINE.workers  # separate pipelines would each start new actors
     assert seen[-1] == (90, 90) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     for part in sets[:2]:
-        assert load_entry("activations", activations_key(model.fingerprint, part, CONFIG)) is not None
+        assert load_entry("activations", activations_key(model.fingerprint, part, CONFIG, "float32")) is not None
 
 
 def test_a_failed_run_resumes_from_the_written_shards(cache, model, texts, local):
@@ -120,7 +120,7 @@ def test_a_failed_run_resumes_from_the_written_shards(cache, model, texts, local
 
     with pytest.raises(KeyboardInterrupt):
         ray_activations(ModelSpec.of(model), texts, CONFIG, ENGINE, on_shard=fail_after_two)
-    key = activations_key(model.fingerprint, texts, CONFIG)
+    key = activations_key(model.fingerprint, texts, CONFIG, "float32")
     written = [
         b for b in shard_bounds(len(texts), ENGINE.shard_size) if load_entry(shard_kind(key), shard_key(*b, "float32"))
     ]
@@ -219,7 +219,7 @@ def test_a_worker_asking_for_a_gpu_the_cluster_lacks_is_refused_not_left_waiting
 def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards(cache, model, texts, local):
     from cola_core.storage.cache_store import save_entry
 
-    key = activations_key(model.fingerprint, texts, CONFIG)
+    key = activations_key(model.fingerprint, texts, CONFIG, "float32")
     for a, b in shard_bounds(len(texts), ENGINE.shard_size)[:2]:  # what an aborted float32 run left
         save_entry(shard_kind(key), shard_key(a, b, "float32"), {k: v[a:b] for k, v in local.items()})
     report = ExtractionReport()
@@ -231,7 +231,10 @@ def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards
         load_model("cola-tiny", device="cpu", dtype="bfloat16").model, model.tokenizer, texts, CONFIG
     )
     assert_same(acts, local16)
-    assert not any((cache / SHARDS).iterdir())  # the earlier run's shards went with the folder
+    # The dtype is part of the entry's key: the bf16 run's own shards went with its folder once
+    # assembled, and the aborted float32 run's shards wait, untouched, for a float32 resume.
+    assert not (cache / shard_kind(activations_key(model.fingerprint, texts, CONFIG, "bfloat16"))).exists()
+    assert (cache / shard_kind(key)).exists()
 
 
 def test_another_local_size_restarts_ray(cache):
@@ -370,4 +373,7 @@ def test_dashboard_extracts_on_ray_and_says_so(tiny_model_dir, tmp_path, monkeyp
     assert not at.exception
     assert any("56 samples" in c.value and "engine: Ray" in c.value for c in at.caption)
     assert at.session_state["calibration_jsonl"].count("\n") == 8
-    assert len(list((tmp_path / "cache" / "activations").iterdir())) == 1  # assembled from the workers' shards
+    from cola_core.curation.config import CurateConfig
+
+    # The pool's entry and each capability probe set's, assembled from the workers' shards.
+    assert len(list((tmp_path / "cache" / "activations").iterdir())) == 1 + len(CurateConfig().capabilities)

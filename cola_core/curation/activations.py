@@ -165,13 +165,16 @@ def cached_activations(
     texts: Sequence[str],
     config: ActivationConfig = ActivationConfig(),
     progress: Progress | None = None,
+    dtype: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """:func:`extract_activations` through the disk cache, keyed by model, samples and settings."""
+    """:func:`extract_activations` through the disk cache, keyed by model, weights' dtype (``dtype``,
+    else the model's own), samples and settings; a hit never touches the model."""
     from dataclasses import asdict
 
     from cola_core.storage.cache_store import load_entry, save_entry
 
-    key = activations_key(model_fingerprint, texts, config, str(next(model.parameters()).dtype).removeprefix("torch."))
+    dtype = dtype or str(next(model.parameters()).dtype).removeprefix("torch.")
+    key = activations_key(model_fingerprint, texts, config, dtype)
     hit = load_entry("activations", key)
     if hit is not None:
         if progress:
