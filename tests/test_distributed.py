@@ -76,7 +76,9 @@ def test_ray_extraction_gives_the_local_vectors_under_the_local_key(cache, model
     )
     assert_same(acts, local)
     assert report.shards == len(shard_bounds(len(texts), ENGINE.shard_size)) == report.computed == 6
-    assert len(workers) == 2  # both actors took shards
+    # Which actor takes which shard depends on which is ready first: under load one actor has taken
+    # all six (fresh-clone CI run, 2026-11-24), so only the bound is asserted here.
+    assert 1 <= len(workers) <= 2
     # The local path finds the entry the workers assembled: it must not touch the model.
     hit = cached_activations(None, None, model.fingerprint, texts, CONFIG, dtype="float32")
     assert_same(hit, local)
