@@ -119,7 +119,7 @@ st.multiselect("Corpora to curate from", options, key="corpora", format_func=lam
 
 st.subheader("Preview")
 corpus = st.selectbox("Corpus", options, key="preview_corpus", format_func=lambda c: uploads.get(c, c))
-split = st.radio("Split", ["pool", "heldout", "train"], horizontal=True, disabled=corpus in uploads)
+split = st.radio("Split", ["pool", "probe", "heldout", "train"], horizontal=True, disabled=corpus in uploads)
 try:
     records = load_records(corpus, "pool" if corpus in uploads else split, limit=5)
     st.dataframe(pd.DataFrame([{"id": r.id, "text": r.text} for r in records]), hide_index=True, width="stretch")

@@ -3,7 +3,7 @@ import re
 import pytest
 
 from cola_core.corpora import BUILTIN_CORPORA, SPLITS, list_corpora, load_records, split_of
-from cola_core.corpora.facts_world import world
+from cola_core.corpora.facts_world import ROLES, world
 from cola_core.errors import ColaError
 
 
@@ -15,14 +15,14 @@ def all_splits():
 def test_list_corpora_names_and_splits():
     infos = {c.name: c for c in list_corpora()}
     assert set(infos) == {"prose", "code", "math", "facts", "random"}
-    assert all(c.splits == ("train", "pool", "heldout") for c in infos.values())
+    assert all(c.splits == ("train", "pool", "probe", "heldout") for c in infos.values())
 
 
 @pytest.mark.parametrize("corpus", sorted(BUILTIN_CORPORA))
 def test_every_split_has_wellformed_records(all_splits, corpus):
     for split in SPLITS:
         records = all_splits[corpus, split]
-        assert len(records) >= 100, (corpus, split, len(records))
+        assert len(records) >= (40 if split == "probe" else 100), (corpus, split, len(records))
         assert len({r.id for r in records}) == len(records)
         assert all(r.corpus == corpus and r.text.strip() for r in records)
 
@@ -51,15 +51,21 @@ def test_generation_is_deterministic():
         assert load_records(corpus, "pool", limit=50) == load_records(corpus, "pool", limit=50)
 
 
-def test_seed_and_fields_leave_builtin_corpora_alone():
+def test_fields_leave_builtin_corpora_alone_and_a_seed_samples_the_whole_split():
     plain = load_records("math", limit=10)
-    assert load_records("math", limit=10, seed=3, fields="question=q,answer=a") == plain
+    assert load_records("math", limit=10, fields="question=q,answer=a") == plain
+    whole = [r.id for r in load_records("math")]
+    drawn = {s: [r.id for r in load_records("math", limit=10, seed=s)] for s in (3, 4)}
+    assert drawn[3] != drawn[4] and drawn[3] == [r.id for r in load_records("math", limit=10, seed=3)]
+    assert max(whole.index(i) for i in drawn[3] + drawn[4]) > 100  # not the head of the split
+    assert all(r.meta["sampled"] == {"seed": 3, "of": len(whole)} for r in load_records("math", limit=10, seed=3))
 
 
-def test_split_of_is_stable_and_roughly_80_10_10():
+def test_split_of_is_stable_and_roughly_80_10_2_8():
     keys = [f"k{i}" for i in range(10_000)]
     shares = {s: sum(split_of(k) == s for k in keys) / len(keys) for s in SPLITS}
-    assert abs(shares["train"] - 0.8) < 0.02 and abs(shares["heldout"] - 0.1) < 0.02
+    assert abs(shares["train"] - 0.8) < 0.02 and abs(shares["pool"] - 0.1) < 0.02
+    assert abs(shares["probe"] - 0.02) < 0.01 and abs(shares["heldout"] - 0.08) < 0.02
     assert [split_of(k) for k in keys[:50]] == [split_of(k) for k in keys[:50]]
 
 
@@ -77,7 +83,7 @@ def test_math_reasoning_and_answers_are_correct(all_splits):
 def test_facts_questions_match_the_world(all_splits):
     facts = {(f.town, f.attribute): f.value for f in world()}
     held = all_splits["facts", "heldout"]
-    assert len(held) == len(facts)
+    assert len(held) == 5 * ROLES["eval"]
     for r in held:
         choices = r.meta["choices"]
         assert len(set(choices)) == 4

@@ -72,11 +72,36 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
     tol = 1e-12
     assert (summary["ci_low"] <= summary["mean"] + tol).all() and (summary["mean"] <= summary["ci_high"] + tol).all()
     claims = judge_claims(results, cfg.claims)
-    assert len(claims) == 2 and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
-    assert (claims["p_holm"] >= claims["p"]).all() and (claims["seeds"] == 2).all()
+    assert len(claims) == 2 and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "untestable"}
+    tested = claims[~claims["untestable"]]
+    assert (tested["p_holm"] >= tested["p"]).all() and (claims["seeds"] == 2).all()
     report = markdown_report(cfg, results, "python -m cola_core experiment --config smoke")
     assert "## Dense model" in report and "| math-only |" in report and "p (Holm)" in report
     assert "not supported" not in report
+    # packed sets: every set gives the compressor exactly n × seqlen real tokens, and the report says so
+    assert cfg.mode == "pack" and set(results.budgets["tokens"]) == {cfg.n * cfg.seqlen}
+    assert set(results.budgets.index) == {"random", "math-only", "cola"} and results.seconds > 0
+    assert f"Compute: {results.seconds / 60:.1f} min" in report and "real tokens" in report
+
+
+def test_claims_at_the_floor_are_untestable_and_leave_holms_family(finished, store):
+    cfg, _, _, _ = finished
+    results = load_results(plan_runs(cfg), store)
+    judged = judge_claims(results, cfg.claims)
+    floored = results.table.assign(retention=0.0)  # both sets destroyed: nothing to compare
+    results.table = floored
+    for key, scores in results.scores.items():
+        results.scores[key] = {
+            k: type(s)(**{**s.__dict__, "score": 0.0, "items": [[0, 1]] * len(s.items)})
+            if s.metric == "accuracy"
+            else s
+            for k, s in scores.items()
+        }
+    math_claim = [c for c in cfg.claims if c["capability"] == "math"]
+    again = judge_claims(results, math_claim + [c for c in cfg.claims if c not in math_claim])
+    assert again.iloc[0]["verdict"] == "untestable" and again.iloc[0]["p_holm"] != again.iloc[0]["p_holm"]
+    assert "floor" in again.iloc[0]["note"]
+    assert len(judged) == len(again)
 
 
 def test_a_changed_setting_recomputes_and_old_runs_stay_out_of_the_report(finished, tiny_model_dir, store):

@@ -2,11 +2,13 @@
 
 A corpus spec is a built-in name (``prose``, ``code``, ``math``, ``facts``, ``random``), a path to a
 local file (.txt/.jsonl/.json/.csv/.parquet) or ``hf:NAME[:CONFIG[:SPLIT]]``. Built-in corpora have
-``train``/``pool``/``heldout`` splits; files and datasets are used whole whatever the split.
+``train``/``pool``/``probe``/``heldout`` splits (records.py); files and datasets are used whole
+whatever the split.
 
 Files and datasets take either a text field or a question/answer field mapping
-(:mod:`cola_core.corpora.fields`); with a seed, ``limit`` of their rows are a uniform sample
-(:mod:`cola_core.corpora.sampling`) rather than the first ones.
+(:mod:`cola_core.corpora.fields`). With a seed, ``limit`` records of any source are a uniform
+sample of the whole split (:mod:`cola_core.corpora.sampling`) rather than its first ones, so a new
+seed draws a new pool.
 """
 
 from __future__ import annotations
@@ -107,17 +109,17 @@ def load_records(
 ) -> list[Record]:
     """Records of one corpus spec, at most ``limit`` of them, in a deterministic order.
 
-    Built-in corpora: the first ``limit`` of the split (``fields`` and ``seed`` don't apply; their
-    splits are drawn by :func:`split_of`). Files and hub datasets: the first ``limit`` rows when
-    ``seed`` is ``None``, else a uniform sample of ``limit`` rows fixed by the seed, in row order,
-    each with ``meta["sampled"] = {"seed", "of"}``; ``fields`` (``Fields`` or
+    Every source: the first ``limit`` records when ``seed`` is ``None``, else a uniform sample of
+    ``limit`` of them fixed by the seed, in their order, each with ``meta["sampled"] = {"seed",
+    "of"}``. Built-in corpora sample their whole split (``fields`` doesn't apply; splits are drawn
+    by :func:`split_of`); files and hub datasets their rows. ``fields`` (``Fields`` or
     ``"question=COL,answer=COL[,rationale=COL]"``) makes each row a question/answer record.
     """
     if limit is not None and limit <= 0:
         raise ColaError(f"the number of samples must be positive, got {limit}")
     check_split(split)
     if spec in BUILTIN_CORPORA:
-        return take_records(BUILTIN_CORPORA[spec].generate(split), limit, None)
+        return take_records(BUILTIN_CORPORA[spec].generate(split), limit, seed)
     if isinstance(fields, str):
         fields = parse_fields(fields)
     if spec.startswith("hf:"):

@@ -1,9 +1,19 @@
 """Built-in `facts` corpus: statements and questions about a generated world of invented towns.
 
-Each town has five attributes (country, export, river, emblem, flag colour). Train and pool hold
-statements of the facts in several phrasings; held-out holds one question per fact, with four
-choices for log-likelihood scoring. The knowledge is shared across splits on purpose — that is
-what recall means — while the texts are disjoint: no question appears in train or pool.
+Each town has five attributes (country, export, river, emblem, flag colour). Train holds every
+town's facts in three phrasings (cola-tiny learned them there: recall needs the facts to have been
+trained on). The other splits partition the towns (:func:`town_role`), so nothing evaluated leaks
+into calibration data or into the coverage proxy:
+
+- pool (calibration candidates): passages about the ``pool`` towns only;
+- probe (the proxy's capability points): one question per fact of the ``probe`` towns;
+- heldout (evaluated): one question per fact of the ``eval`` towns, four choices, scored by the
+  log-likelihood of each choice completing the fact's cloze.
+
+The cloze is the first training phrasing: a 5M-parameter model does not carry a fact over to a
+phrasing it never saw (measured on cola-tiny: unseen paraphrases score 5–42% against 8–10 values,
+the trained phrasings 99–100%), so recall is measured in a trained form, and the towns evaluated
+never appear in the pool or the probes (tests/test_leakage.py).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ _QUESTIONS = {
     "flag": "What colour is the flag of {t}?",
 }
 SIZES = {"train": 30_000, "pool": 2_000}
+ROLES = {"eval": 40, "probe": 8, "pool": 12}  # towns per role, in the world's order
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,16 @@ def world(seed: int = 7) -> tuple[Fact, ...]:
     return tuple(Fact(t, a, rng.choice(vals)) for t in towns for a, vals in _VALUES.items())
 
 
+def town_role(town: str) -> str:
+    """Which split a town's facts go to beyond train: ``eval`` (heldout), ``probe`` or ``pool``."""
+    index = [f.town for f in world()[:: len(_VALUES)]].index(town)
+    for role, count in ROLES.items():
+        if index < count:
+            return role
+        index -= count
+    raise AssertionError("ROLES must cover every town")
+
+
 def statement(fact: Fact, template: int = 0) -> str:
     text = _STATEMENTS[fact.attribute][template].format(t=fact.town, v=fact.value)
     return re.sub(r"\b([Aa]) ([aeiou])", r"\1n \2", text)
@@ -83,12 +104,13 @@ def _passage(rng: random.Random, facts: list[Fact]) -> str:
 
 
 def generate_facts(split: str) -> Iterator[Record]:
-    """train: a town's facts in a shuffled passage; pool: facts of several towns mixed;
-    heldout: one multiple-choice question per fact."""
+    """train: a town's facts in a shuffled passage (every town); pool: facts of several pool towns
+    mixed; probe / heldout: one multiple-choice question per fact of the probe / eval towns."""
     facts = world()
-    if split == "heldout":
+    if split in ("probe", "heldout"):
         rng = random.Random(99)
-        for n, fact in enumerate(facts):
+        role = "eval" if split == "heldout" else "probe"
+        for n, fact in enumerate(f for f in facts if town_role(f.town) == role):
             others = [v for v in _VALUES[fact.attribute] if v != fact.value]
             choices = [fact.value, *rng.sample(others, 3)]
             rng.shuffle(choices)
@@ -102,9 +124,11 @@ def generate_facts(split: str) -> Iterator[Record]:
                 "attribute": fact.attribute,
             }
             text = f"Question: {question}\nAnswer: {fact.value}"
-            yield Record(f"facts/heldout/{n:06d}", text, "facts", "facts", meta)
+            yield Record(f"facts/{split}/{n:06d}", text, "facts", "facts", meta)
         return
     rng = random.Random({"train": 1, "pool": 2}[split])
+    if split == "pool":
+        facts = tuple(f for f in facts if town_role(f.town) == "pool")
     towns = sorted({f.town for f in facts})
     by_town = {t: [f for f in facts if f.town == t] for t in towns}
     for n in range(SIZES[split]):

@@ -8,7 +8,7 @@ COLA, He et al. 2025 §4.2, finds helps preserve math ability). Three difficulty
 3. multiply then add, factors up to 12.
 
 A problem's identity (tier, template, name, object, numbers) decides its split with
-:func:`split_of`, so no held-out problem is ever seen in train or pool.
+:func:`split_of`, so no held-out problem is ever seen in train, pool or probe.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ OBJECTS = [
     "eggs",
     "flowers",
 ]
-SIZES = {"train": 120_000, "pool": 3_000, "heldout": 1_500}
+SIZES = {"train": 120_000, "pool": 3_000, "probe": 300, "heldout": 1_500}
 TIERS = (1, 2, 3)
 
 

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 from cola_core.corpora.records import Record
 
-SIZES = {"train": 5_000, "pool": 2_000, "heldout": 500}
+SIZES = {"train": 5_000, "pool": 2_000, "probe": 100, "heldout": 500}
 _ALPHABET = string.ascii_letters + string.digits + string.punctuation
 
 
 def generate_random(split: str) -> Iterator[Record]:
-    rng = random.Random({"train": 11, "pool": 12, "heldout": 13}[split])
+    rng = random.Random({"train": 11, "pool": 12, "heldout": 13, "probe": 14}[split])
     for n in range(SIZES[split]):
         words = ("".join(rng.choices(_ALPHABET, k=rng.randint(1, 8))) for _ in range(rng.randint(40, 120)))
         yield Record(f"random/{split}/{n:06d}", " ".join(words), "random", "random", {})

@@ -6,7 +6,11 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SPLITS = ("train", "pool", "heldout")
+SPLITS = ("train", "pool", "probe", "heldout")
+# train: what cola-tiny learned from; pool: candidates for calibration; probe: held-out items that
+# stand for a capability in the activation space (the coverage proxy, Stage 1's correspondence);
+# heldout: the evaluated items. Probe and heldout are disjoint, so the proxy never sees an evaluated
+# item (tests/test_leakage.py).
 
 
 @dataclass(frozen=True)
@@ -25,11 +29,15 @@ class Record:
 
 def split_of(key: str) -> str:
     """Assign a generator key (module name, problem identity …) to a split: 80% train, 10% pool,
-    10% held-out. A key always lands in the same split, so splits are disjoint by construction."""
+    2% probe, 8% held-out (the probe split is the first fifth of what was once one held-out tenth, so
+    train and pool are those cola-tiny was trained with). A key always lands in the same split, so
+    splits are disjoint by construction."""
     bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big") % 100
     if bucket < 80:
         return "train"
-    return "pool" if bucket < 90 else "heldout"
+    if bucket < 90:
+        return "pool"
+    return "probe" if bucket < 92 else "heldout"
 
 
 def check_split(split: str) -> str:

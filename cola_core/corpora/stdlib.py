@@ -79,7 +79,7 @@ def _documented_nodes(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
             yield node.name, node
 
 
-_EARLIER = {"train": (), "pool": ("train",), "heldout": ("train", "pool")}
+_EARLIER = {"train": (), "pool": ("train",), "probe": ("train", "pool"), "heldout": ("train", "pool", "probe")}
 
 
 @functools.cache
@@ -128,7 +128,7 @@ def _module_code(module: str, lines: list[str], tree: ast.Module) -> list[tuple[
     return found
 
 
-_TEXTS_VERSION = 1  # bump when the extraction below changes
+_TEXTS_VERSION = 2  # bump when the extraction below changes
 
 
 @functools.cache

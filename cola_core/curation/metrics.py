@@ -8,6 +8,8 @@ diversity are what make calibration data good).
 - capability coverage: representativeness measured on a capability's probe points instead of the
   pool — the cheap proxy that the evaluation validates against measured retention.
 Cosines are taken around the pool mean, so the direction all activations share does not inflate them.
+Selections from different pools are compared on :func:`probe_coverage` instead, whose centre (the
+mean of every probe point) does not depend on the pool.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ def coverage(points: np.ndarray, chosen: np.ndarray, centre: np.ndarray, chunk: 
     c = _unit(chosen, centre)
     best = [(_unit(points[s : s + chunk], centre) @ c.T).max(1) for s in range(0, len(points), chunk)]
     return float(np.concatenate(best).mean())
+
+
+def probe_coverage(probes: Mapping[str, np.ndarray], chosen: np.ndarray) -> dict[str, float]:
+    """Capability coverage on a scale common to every pool: cosines around the mean of all probe
+    points, which are the same records whatever the pool, so coverage of sets drawn from different
+    pools (a math-only set, a prose set, the full mix) can be ranked against each other."""
+    if not probes:
+        return {}
+    centre = np.concatenate([np.asarray(p, dtype=np.float32) for p in probes.values()]).mean(0)
+    return {name: coverage(p, chosen, centre) for name, p in probes.items()}
 
 
 def pairwise_distances(points: np.ndarray) -> np.ndarray:

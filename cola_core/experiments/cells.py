@@ -9,6 +9,7 @@ from dataclasses import asdict
 from cola_core.compress import CompressConfig, compress_model
 from cola_core.corpora.selfgen import generate_self_corpus
 from cola_core.curation.export import tokenize_calibration
+from cola_core.curation.metrics import probe_coverage
 from cola_core.curation.pipeline import build_space, coverage_by_capability, select_and_measure
 from cola_core.evaluation.suite import evaluate
 from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
@@ -16,9 +17,13 @@ from cola_core.experiments.plan import curate_config, selfgen_config
 from cola_core.storage.fingerprints import calibration_fingerprint
 
 
-def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> tuple[dict, dict[str, float], str]:
-    """Token tensors, capability coverage (the proxy), and the calibration fingerprint for one set
-    and seed: the pipeline of :mod:`cola_core.curation.pipeline`, as the CLI runs it."""
+def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> tuple[dict, dict]:
+    """Token tensors and what the report needs of one set and seed (the proxy, the set's mix and
+    real-token count, its fingerprint, the seconds it took): the pipeline of
+    :mod:`cola_core.curation.pipeline`, as the CLI runs it. The seed draws the pool from the whole
+    pool split and drives the selection. The proxy is coverage of the capability probes on the
+    probes' own scale (metrics.probe_coverage), comparable across sets with different pools."""
+    t0 = time.perf_counter()
     curate_cfg = curate_config(spec, cfg, seed)
     pool = None
     if spec.self_generated:
@@ -27,7 +32,16 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
     selection, metrics = select_and_measure(space, curate_cfg)
     chosen = [space.records[i] for i in selection.indices]
     tensors = tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen)
-    return tensors, coverage_by_capability(metrics.capability_coverage), calibration_fingerprint(tensors)
+    points = space.embedded.space[selection.indices]
+    about = {
+        "proxy": coverage_by_capability(probe_coverage(space.probes, points)),
+        "proxy_pool_centred": coverage_by_capability(metrics.capability_coverage),
+        "mix": metrics.mix,
+        "tokens": int(tensors["attention_mask"].sum()),
+        "calibration_fingerprint": calibration_fingerprint(tensors),
+        "calibration_seconds": time.perf_counter() - t0,
+    }
+    return tensors, about
 
 
 def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, device: str) -> Iterator[tuple[str, dict]]:
@@ -38,13 +52,18 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
     fingerprints: any whose calibration set differs from the one built now is run again."""
     loaded.model.load_state_dict(dense_state)
     if cell["calibration"] == "dense":
+        t0 = time.perf_counter()
         scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
-        yield cell["runs"][0]["key"], {"scores": {k: asdict(s) for k, s in scores.items()}, "report": {}}
+        report = {"seconds": time.perf_counter() - t0}
+        yield cell["runs"][0]["key"], {"scores": {k: asdict(s) for k, s in scores.items()}, "report": report}
         return
     spec = next(s for s in cfg.calibration_sets if s.name == cell["calibration"])
-    tensors, proxy, fp = _calibration(loaded, spec, cfg, cell["seed"])
+    tensors, about = _calibration(loaded, spec, cfg, cell["seed"])
+    fp = about["calibration_fingerprint"]
     stale = [r for r in cell.get("done", ()) if r["fingerprint"] != fp]
-    for run in [*cell["runs"], *stale]:
+    runs = [*cell["runs"], *stale]
+    share = about["calibration_seconds"] / len(runs)  # the set serves every run of the cell
+    for run in runs:
         t0 = time.perf_counter()
         try:
             loaded.model.load_state_dict(dense_state)
@@ -56,9 +75,8 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
             yield run["key"], {"error": f"{type(exc).__name__}: {exc}"}
             return
         report = {
-            "proxy": proxy,
-            "calibration_fingerprint": fp,
-            "seconds": time.perf_counter() - t0,
+            **about,
+            "seconds": time.perf_counter() - t0 + share,  # this run's compute, its share of curation included
             "layers": [{"layer": r["layer"], "seconds": r["seconds"]} for r in result.layers],
         }
         if "fingerprint" in run:

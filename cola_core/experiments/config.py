@@ -41,6 +41,10 @@ class ExperimentConfig:
     n: int = CurateConfig.n
     pool_size: int = CurateConfig.pool_size
     seqlen: int = ProcessingConfig.seqlen
+    # "pack" fills every sample to exactly ``seqlen`` real tokens, so all sets get the same token
+    # budget (n × seqlen) whatever their domain's record lengths; "truncate" keeps records whole
+    # up to ``seqlen`` (budgets then differ by domain and the report shows them).
+    mode: str = ProcessingConfig.mode
     calibration_sets: tuple[CalibrationSpec, ...] = ()
     compression: tuple[dict, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -83,6 +87,8 @@ class ExperimentConfig:
             raise ColaError(f"{self.name}: seeds must be distinct and at least one, got {list(self.seeds)}")
         if min(self.n, self.pool_size, self.seqlen, self.limit) <= 0:
             raise ColaError(f"{self.name}: n, pool_size, seqlen and limit must be positive")
+        if self.mode not in ("truncate", "pack"):
+            raise ColaError(f"{self.name}: unknown length mode '{self.mode}': use truncate or pack")
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
         if unknown:
             raise ColaError(f"{self.name}: unknown capability '{unknown[0]}': choose from {', '.join(CAPABILITIES)}")

@@ -36,7 +36,7 @@ from cola_core.experiments.config import CalibrationSpec, ExperimentConfig, comp
 from cola_core.models.loading import load_model, resolve_model
 from cola_core.storage.fingerprints import fingerprint_directory, pool_fingerprint
 
-EVALUATION_VERSION = 1  # bump when a code change alters what an experiment run would store
+EVALUATION_VERSION = 2  # bump when a code change alters what an experiment run would store
 SPEED_ONLY = ("batch_tokens", "device", "batch_size")  # settings that change speed, not results
 
 
@@ -51,7 +51,12 @@ def curate_config(spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> Cu
         seed=seed,
         capabilities=DEFAULT_CAPABILITIES,
         stage1=spec.stage1,
-        processing=ProcessingConfig(seqlen=cfg.seqlen),
+        processing=ProcessingConfig(
+            seqlen=cfg.seqlen,
+            mode=cfg.mode,
+            # packed: only full windows, so every set holds exactly n × seqlen real tokens
+            min_tokens=cfg.seqlen if cfg.mode == "pack" else ProcessingConfig.min_tokens,
+        ),
     )
 
 
@@ -78,7 +83,11 @@ def data_fingerprint(cfg: ExperimentConfig) -> str:
     """Every record the grid can read: the pool and held-out splits of the built-in corpora (pools,
     probes and evaluated items) and any local file a set names; a hub dataset (``hf:``) is named,
     not read. Self-generated pools are decided by the model and the settings."""
-    parts = {f"{c}/{split}": _records_fingerprint(c, split) for c in BUILTIN_CORPORA for split in ("pool", "heldout")}
+    parts = {
+        f"{c}/{split}": _records_fingerprint(c, split)
+        for c in BUILTIN_CORPORA
+        for split in ("pool", "probe", "heldout")
+    }
     for spec in {c for s in cfg.calibration_sets if not s.self_generated for c in s.corpora}:
         if spec not in BUILTIN_CORPORA:
             parts[spec] = spec if spec.startswith("hf:") else _records_fingerprint(spec, "pool")

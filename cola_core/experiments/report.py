@@ -30,6 +30,7 @@ from cola_core.experiments.config import ExperimentConfig
 from cola_core.experiments.results import ExperimentResults
 
 BOOTSTRAP_ROUNDS = 2000
+_MODES = {"pack": "packed: every set holds exactly n × seqlen real tokens", "truncate": "records truncated"}
 FLOOR, CEILING = 0.05, 0.99  # mean retention at or beyond which a comparison cannot separate sets
 
 
@@ -76,13 +77,13 @@ def summarise(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _note(t_note: str, means: Sequence[float]) -> str:
-    notes = [t_note] if t_note else []
+def _limit(means: Sequence[float]) -> str:
+    """Why a comparison cannot separate two sets, or "": both at the floor or both at the ceiling."""
     if means and max(means) <= FLOOR:
-        notes.append(f"both sets at the floor (retention ≤ {FLOOR}): the comparison cannot separate them")
-    elif means and min(means) >= CEILING:
-        notes.append(f"both sets at the ceiling (retention ≥ {CEILING}): little room to differ")
-    return "; ".join(notes)
+        return f"both sets at the floor (retention ≤ {FLOOR}): the setting destroys the capability whatever the data"
+    if means and min(means) >= CEILING:
+        return f"both sets at the ceiling (retention ≥ {CEILING}): the setting leaves no room to differ"
+    return ""
 
 
 def judge_claim(results: ExperimentResults, claim: dict) -> dict:
@@ -95,14 +96,23 @@ def judge_claim(results: ExperimentResults, claim: dict) -> dict:
     out = {**claim, "seeds": len(seeds)}
     if not seeds:
         t = paired_t([])
-        return {**out, **_test_fields(t), "boot_low": math.nan, "boot_high": math.nan, "note": t.note}
+        return {
+            **out,
+            **_test_fields(t),
+            "boot_low": math.nan,
+            "boot_high": math.nan,
+            "untestable": True,
+            "note": t.note,
+        }
     arms = [results.arm(claim[side], comp, capability, seeds) for side in ("better", "worse")]
     point, reps = bootstrap_seeds_and_items(results.dense[capability], arms, BOOTSTRAP_ROUNDS)
     table = results.table[(results.table["capability"] == capability) & (results.table["compression"] == comp)]
     per_seed = table.pivot_table(index="seed", columns="calibration", values="retention").loc[seeds]
     t = paired_t((per_seed[claim["better"]] - per_seed[claim["worse"]]).to_numpy())
     lo, hi = _percentile(reps[:, 0] - reps[:, 1])
-    return {**out, **_test_fields(t), "boot_low": lo, "boot_high": hi, "note": _note(t.note, list(point))}
+    limit = _limit(list(point))
+    note = "; ".join(x for x in (t.note, limit) if x)
+    return {**out, **_test_fields(t), "boot_low": lo, "boot_high": hi, "untestable": bool(limit), "note": note}
 
 
 def _test_fields(t: PairedTest) -> dict:
@@ -110,20 +120,23 @@ def _test_fields(t: PairedTest) -> dict:
 
 
 def judge_claims(results: ExperimentResults, claims: Sequence[dict], alpha: float = ALPHA) -> pd.DataFrame:
-    """Every claim judged together: raw p, Holm-adjusted p across the claims (family-wise α), the
-    verdict (supported / contradicted / inconclusive) and the minimum detectable difference at 80%
-    power — at Holm's most lenient threshold α (the last step) and at its strictest, α/m (the first
-    step) — from the measured seed-to-seed SD and the number of seeds."""
+    """Every claim judged together: raw p, Holm-adjusted p across the testable claims (family-wise
+    α), the verdict (supported / contradicted / inconclusive, or **untestable** when both sets sit at
+    the floor or the ceiling, or share no seed — such a claim is left out of Holm's family) and the
+    minimum detectable difference at 80% power — at Holm's most lenient threshold α (the last step)
+    and at its strictest, α/m (the first step) — from the measured seed-to-seed SD and the seeds."""
     judged = [judge_claim(results, c) for c in claims]
-    adjusted = holm([j["p"] for j in judged])
-    m = sum(math.isfinite(j["p"]) for j in judged)
+    tested = [j for j in judged if not j["untestable"]]
+    adjusted = iter(holm([j["p"] for j in tested]))
+    m = sum(math.isfinite(j["p"]) for j in tested)
     rows = []
-    for j, p_holm in zip(judged, adjusted, strict=True):
+    for j in judged:
+        p_holm = math.nan if j["untestable"] else next(adjusted)
         rows.append(
             {
                 **j,
                 "p_holm": p_holm,
-                "verdict": verdict(j["difference"], p_holm, alpha),
+                "verdict": "untestable" if j["untestable"] else verdict(j["difference"], p_holm, alpha),
                 "mde_lenient": min_detectable_effect(j["sd"], j["seeds"], alpha, POWER),
                 "mde_strict": min_detectable_effect(j["sd"], j["seeds"], alpha / max(m, 1), POWER),
             }
@@ -181,13 +194,14 @@ def _range(lo: float, hi: float) -> str:
 
 
 def _claims_section(claims: pd.DataFrame, seeds: int) -> list[str]:
-    m = int(claims["p"].map(math.isfinite).sum())
+    m = int((claims["p"].map(math.isfinite) & ~claims["untestable"]).sum())
     lines = [
         "## Claims",
         "",
         f"Retention difference (better − worse), paired by seed over {seeds} seeds. p: two-sided paired t-test; "
         f"p (Holm): adjusted over the {m} tested claim(s) (family-wise α = {ALPHA}). **supported** / **contradicted**: "
-        f"Holm-significant in / against the claimed direction; **inconclusive**: otherwise. "
+        f"Holm-significant in / against the claimed direction; **inconclusive**: otherwise; **untestable**: both "
+        f"sets at the floor (≤ {FLOOR}) or the ceiling (≥ {CEILING}) of retention, left out of the family. "
         f"Detectable: the smallest true difference found with {POWER:.0%} power given the measured seed-to-seed SD, "
         f"at Holm's most lenient threshold (α) – its strictest (α/{max(m, 1)}).",
         "",
@@ -221,10 +235,14 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
         "",
         cfg.description,
         "",
-        f"Produced by `{command}`; model {cfg.model}, n = {cfg.n} × {cfg.seqlen} tokens from a pool of "
-        f"{cfg.pool_size}, seeds {list(cfg.seeds)}, {cfg.limit} held-out items per capability; "
-        f"{len(results.scores)} compressed runs and the dense run of this config (runs made under other settings "
-        "are not read).",
+        f"Produced by `{command}`; model {cfg.model}, n = {cfg.n} × {cfg.seqlen} tokens ({_MODES[cfg.mode]}) "
+        f"from a pool of {cfg.pool_size} drawn afresh from the whole pool split by each seed, seeds "
+        f"{list(cfg.seeds)}, up to {cfg.limit} held-out items per capability (none of them in any pool or "
+        f"probe set); {len(results.scores)} compressed runs and the dense run of this config (runs made under "
+        "other settings are not read).",
+        "",
+        f"Compute: {results.seconds / 60:.1f} min, the sum of the stored runs' own times (curation, compression, "
+        "evaluation; the experiment resumes, so it may have run over several sittings).",
         "",
     ]
     if results.missing:
@@ -236,6 +254,16 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
         )
         dense = dense.drop(columns=["ci_low", "ci_high"])
         lines += ["## Dense model", "", to_markdown(dense, index=False), ""]
+    if not results.budgets.empty:
+        budgets = results.budgets.rename(columns={"tokens": "real tokens"})
+        lines += [
+            "## Calibration sets (mean over seeds)",
+            "",
+            "Real (non-padding) tokens each set gives the compressor, and its samples per corpus.",
+            "",
+            to_markdown(budgets),
+            "",
+        ]
     if cfg.claims:
         lines += [*_claims_section(judge_claims(results, cfg.claims), len(cfg.seeds)), ""]
     summary = summarise(results)
@@ -261,8 +289,9 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
         lines += [
             "## Does the proxy predict retention?",
             "",
-            "Spearman's ρ across calibration sets between capability coverage (computed at curation time) and "
-            f"measured retention, means over seeds; permutation p ({methods}), Holm-adjusted over this table; "
+            "Spearman's ρ across calibration sets between capability coverage (computed at curation time on the "
+            "probes' own scale, so sets from different pools compare) and measured retention, means over seeds; "
+            f"permutation p ({methods}), Holm-adjusted over this table; "
             "95% bootstrap interval over sets (n/a below 5 sets).",
             "",
             "| compression | capability | ρ | 95% bootstrap | p | p (Holm) | sets |",

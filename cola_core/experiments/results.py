@@ -23,6 +23,8 @@ class ExperimentResults:
     dense: dict[str, Score] = field(default_factory=dict)  # the dense model's scores, with per-item data
     scores: dict[RunId, dict[str, Score]] = field(default_factory=dict)  # each finished run's scores
     missing: list[str] = field(default_factory=list)  # keys of planned runs not finished
+    seconds: float = 0.0  # compute stored with the finished runs (curation, compression, evaluation)
+    budgets: pd.DataFrame = field(default_factory=pd.DataFrame)  # per set: mean real tokens and mix
 
     def arm(self, calibration: str, compression: str, capability: str, seeds: list[int]) -> list[Score]:
         """One calibration set's scores of a capability at the given seeds, in that order."""
@@ -53,12 +55,18 @@ def load_results(plan: Plan, store: RunStore) -> ExperimentResults:
     if plan.dense.key not in done.index:
         return ExperimentResults(pd.DataFrame(columns=TABLE_COLUMNS), missing=missing)
     dense = store.score_items(int(done.loc[plan.dense.key, "id"]))
-    rows, scores = [], {}
+    seconds = float(json.loads(done.loc[plan.dense.key, "report"] or "{}").get("seconds", 0.0))
+    rows, scores, sets = [], {}, []
     for run in plan.runs:
         if run.key not in done.index:
             continue
         row = done.loc[run.key]
-        proxy = json.loads(row["report"] or "{}").get("proxy", {})
+        report = json.loads(row["report"] or "{}")
+        proxy = report.get("proxy", {})
+        seconds += float(report.get("seconds", 0.0))
+        sets.append(
+            {"calibration": run.calibration, "seed": run.seed, "tokens": report.get("tokens"), **report.get("mix", {})}
+        )
         scores[(run.calibration, run.compression, run.seed)] = found = store.score_items(int(row["id"]))
         for capability, s in found.items():
             value, lo, hi = retention(dense[capability], s)
@@ -75,7 +83,9 @@ def load_results(plan: Plan, store: RunStore) -> ExperimentResults:
                     "coverage": proxy.get(capability.split("_")[0], np.nan),
                 }
             )
-    return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores, missing)
+    budgets = pd.DataFrame(sets).drop_duplicates(["calibration", "seed"]).drop(columns="seed")
+    budgets = budgets.groupby("calibration", sort=False).mean().fillna(0.0) if not budgets.empty else budgets
+    return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores, missing, seconds, budgets)
 
 
 def retention_table(plan: Plan, store: RunStore) -> pd.DataFrame:
