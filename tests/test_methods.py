@@ -27,15 +27,16 @@ def test_registry_lists_exactly_the_methods():
 
 
 def test_registry_entries_are_coherent():
-    needs = {name: m.needs for name, m in REGISTRY.items()}
+    needs = {name: m.statistic(CompressConfig(method=name)) for name, m in REGISTRY.items()}
     assert needs == {
         "magnitude": "none",
         "wanda": "column norms",
         "sparsegpt": "hessian",
         "rtn": "none",
         "gptq": "hessian",
-        "awq": "none",  # "hessian" with awq_quantizer="gptq": methods.needed_statistic
+        "awq": "none",
     }
+    assert REGISTRY["awq"].statistic(CompressConfig(method="awq", awq_quantizer="gptq")) == "hessian"
     for m in REGISTRY.values():
         assert m.kind in ("pruning", "quantization"), m.name
         if m.kind == "pruning":
@@ -59,9 +60,10 @@ def test_each_method_reads_only_the_statistics_it_declares(name):
     st = Stats(32, full=True, error_tokens=0, device=torch.device("cpu"))
     st.add(x, torch.ones(1, 256))
     method = REGISTRY[name]
-    if method.needs != "column norms":
+    needs = method.statistic(CompressConfig(method=name))
+    if needs != "column norms":
         st.sq.fill_(float("nan"))
-    if method.needs != "hessian":
+    if needs != "hessian":
         st.h.fill_(float("nan"))
     w = torch.randn(8, 32)
     new, q, info = method.compress(w, st, CompressConfig(method=name, sparsity=0.5, bits=4, group_size=16))

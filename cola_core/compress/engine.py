@@ -22,7 +22,7 @@ import torch
 
 from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
 from cola_core.compress.config import CompressConfig
-from cola_core.compress.methods import Compressed, compression_method, needed_statistic
+from cola_core.compress.methods import Compressed, compression_method
 from cola_core.compress.owl import owl_schedule
 from cola_core.compress.quantization import QuantResult
 from cola_core.compress.statistics import Stats, collect_statistics, find_linears, relative_error, set_weight, weight_of
@@ -82,7 +82,7 @@ def _compress_stage(
         config.check_width(f"layer {prefix} {name}", weight_of(module).shape[1])
     method = compression_method(config.method)
     prepared = method.prepare(layer, inputs, config) if method.prepare else None
-    full = needed_statistic(method, config) == "hessian"
+    full = method.statistic(config) == "hessian"
     stats, leader = collect_statistics(layer, linears, inputs, full=full, error_tokens=config.error_tokens)
     report: dict[str, Any] = {"linears": {}}
     if prepared is not None:

@@ -12,7 +12,8 @@ calibration inputs it reads, which settings it accepts, and the function that co
 
 ¹ AWQ searches and folds its scales in a layer-level step (``prepare``) before statistics are
 collected, then rounds the scaled weights with RTN, or with GPTQ (``awq_quantizer="gptq"``), in which
-case the engine collects the Hessian (:func:`needed_statistic`).
+case it needs the Hessian: an entry's ``needs`` may be a function of the settings
+(:meth:`CompressionMethod.statistic`).
 
 Nothing else names a method: config.py validates a run's settings from its entry (``kind``,
 ``patterns``, ``bits``), the engine collects the statistics the entry ``needs`` and calls its
@@ -65,12 +66,16 @@ PrepareLayer = Callable[[torch.nn.Module, LayerInputs, Settings], dict]
 class CompressionMethod:
     name: str
     kind: Kind
-    needs: Statistic
+    needs: Statistic | Callable[[Settings], Statistic]  # what it reads, or how the settings decide it
     compress: CompressMatrix  # (weight, its input statistics, settings) → Compressed
     description: str  # one line, with the paper
     patterns: tuple[str, ...] = ()  # pruning: the layouts it prunes to, "unstructured" and/or "N:M"
     bits: range = range(0)  # quantization: the bit widths it accepts
     prepare: PrepareLayer | None = None  # runs on each dense layer first; its report goes under ``name``
+
+    def statistic(self, settings: Settings) -> Statistic:
+        """The statistic the engine collects for this method under ``settings``."""
+        return self.needs(settings) if callable(self.needs) else self.needs
 
 
 def _magnitude(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
@@ -100,6 +105,10 @@ def _gptq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
 
 def _awq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
     return _gptq(weight, stats, s) if s.awq_quantizer == "gptq" else _rtn(weight, stats, s)
+
+
+def _awq_needs(s: Settings) -> Statistic:
+    return "hessian" if s.awq_quantizer == "gptq" else "none"  # GPTQ rounds through H⁻¹
 
 
 _PRUNING_PATTERNS = ("unstructured", "N:M")
@@ -152,7 +161,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
             CompressionMethod(
                 "awq",
                 "quantization",
-                "none",
+                _awq_needs,
                 _awq,
                 "AWQ: scale salient input channels by mean|x|^α before rounding (Lin et al., MLSys 2024)",
                 bits=_BITS,
@@ -161,14 +170,6 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
         )
     }
 )
-
-
-def needed_statistic(method: CompressionMethod, settings: Settings) -> Statistic:
-    """What the engine collects for ``method``: its entry's ``needs``, except that AWQ hands its scaled
-    matrices to GPTQ when ``awq_quantizer`` is "gptq", and GPTQ reads the full Hessian."""
-    if method.name == "awq" and settings.awq_quantizer == "gptq":
-        return REGISTRY["gptq"].needs
-    return method.needs
 
 
 def method_names(kind: Kind | None = None) -> tuple[str, ...]:
