@@ -1,13 +1,19 @@
-"""Compare: dense vs each compressed model — capability scores with intervals, retention, per-layer
-error, the same prompts answered side by side, the run history, and the proxy against retention."""
+"""Compare: calibration sets side by side (retention, paired differences with verdicts, mix, token
+budget and maps with the capability probes), a downloadable HTML report, and dense vs each compressed
+model — capability scores with intervals, retention, per-layer error, the same prompts answered side
+by side, the run history, and the proxy against retention."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from collections.abc import Callable
 
 import plotly.express as px
 import streamlit as st
 
+from cola_core.app.ab import compare_sets, default_choice, dense_run, pairing_note, set_groups, verdict_table
+from cola_core.app.ab_maps import budget_table, set_maps, shared_ranges
 from cola_core.app.compare import (
     answers_side_by_side,
     awq_groups,
@@ -18,8 +24,9 @@ from cola_core.app.compare import (
     run_label,
 )
 from cola_core.app.jobs import dense_scores, job_queue
+from cola_core.app.workspace import prepare_space
 from cola_core.errors import ColaError
-from ui import flow, state
+from ui import charts, flow, state
 
 state.init()
 st.title("Compare")
@@ -38,14 +45,188 @@ if done.empty:
     flow.link("pages/compress.py", "Go to Compress →", ":material/compress:")
     st.stop()
 
+
+def report_download(experiment: str | None, run_ids: list[int]) -> None:
+    """The HTML report (cola_core.app.html_report) of these runs and, when they all belong to one
+    experiment, of that experiment; built when a button is clicked."""
+    if importlib.util.find_spec("cola_core.app.html_report") is None:
+        st.caption("The HTML report is not available in this version.")
+        return
+
+    def builder(**which) -> Callable[[], str]:
+        def build() -> str:
+            from cola_core.app.html_report import build_report
+
+            try:
+                return build_report(store, **which)
+            except ColaError as exc:  # the file then says why, instead of an empty download
+                return f"<!doctype html><title>COLA report</title><p>The report could not be built: {exc}</p>"
+
+        return build
+
+    left, right = st.columns(2)
+    left.download_button(
+        "Download report",
+        builder(run_ids=run_ids),
+        file_name="compared-sets-report.html",
+        mime="text/html",
+        icon=":material/download:",
+        help="These sets' runs: retention, the sets side by side, their maps (HTML, opens offline)",
+    )
+    if experiment:
+        right.download_button(
+            f"Download the report of experiment {experiment}",
+            builder(experiment=experiment),
+            file_name=f"{experiment}-report.html",
+            mime="text/html",
+            icon=":material/download:",
+            help="Every set, claim and verdict of the experiment (HTML, opens offline)",
+        )
+
+
+def ab_section() -> None:
+    """Two or more calibration sets under one compression setting, each against a reference set."""
+    st.subheader("Calibration sets side by side")
+    groups = set_groups(store, model)
+    counts = groups.groupby("compression")["group"].nunique().sort_values(ascending=False)
+    if counts.empty or counts.iloc[0] < 2:
+        st.caption(
+            "Comparing calibration sets needs two of them compressed the same way: launch baselines on "
+            "**Compress**, or run an experiment (`python -m cola_core experiment --config smoke`)."
+        )
+        return
+    st.caption(
+        "A set is the runs that share one calibration set across seeds: an experiment's named set, or dashboard "
+        "runs with the same label. Each set is compared with the reference on the same held-out items."
+    )
+    left, middle, right = st.columns([1.4, 3, 1.2])
+    if state.get("ab_compression") not in counts.index:
+        st.session_state["ab_compression"] = counts.index[0]
+    compression = left.selectbox("Compression setting", list(counts.index), key="ab_compression")
+    options = groups[groups["compression"] == compression]
+    if state.get("ab_chosen_for") != compression:  # a new setting: preselect its newest experiment's sets
+        st.session_state["ab_sets"], st.session_state["ab_reference"] = default_choice(groups, compression)
+        st.session_state["ab_chosen_for"] = compression
+    st.session_state["ab_sets"] = [g for g in state.get("ab_sets") if g in set(options["group"])]
+    seeds_of = dict(zip(options["group"], options["seeds"], strict=True))
+    chosen = middle.multiselect(
+        "Calibration sets (two or more)",
+        list(options["group"]),
+        key="ab_sets",
+        format_func=lambda g: f"{g} ({len(seeds_of[g])} seed{'s' if len(seeds_of[g]) > 1 else ''})",
+    )
+    if state.get("ab_reference") not in chosen:
+        st.session_state["ab_reference"] = chosen[0] if chosen else ""
+    reference = right.selectbox("Reference (compared against)", chosen or [""], key="ab_reference")
+    if len(chosen) < 2:
+        st.info("Pick two or more calibration sets to compare them.")
+        return
+    limits = options[options["group"].isin(chosen)]["limit"].dropna().unique()
+    try:
+        with st.spinner("Comparing the sets (the dense model is scored once per number of items) …"):
+            for limit in limits:  # dashboard runs are measured against a dense run of the same items
+                dense_scores(model, int(limit))
+            comparison = compare_sets(store, chosen, compression, reference)
+    except ColaError as exc:
+        st.error(str(exc))
+        return
+
+    st.markdown("**Does a set retain more than the reference?**")
+    st.plotly_chart(charts.differences_forest(comparison.differences, reference), key="ab_forest")
+    st.dataframe(
+        verdict_table(comparison),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            f"difference vs {reference}": st.column_config.NumberColumn(format="%+.3f"),
+            "p": st.column_config.NumberColumn(format="%.3f"),
+            "p (Holm)": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    st.caption(pairing_note(comparison))
+
+    st.markdown("**Retention per capability** (mean over seeds, 95% bootstrap over seeds and items)")
+    st.plotly_chart(charts.retention_by_set(comparison.retention, reference), key="ab_retention")
+    with st.expander("Retention table"):
+        st.dataframe(comparison.retention.round(4), hide_index=True, width="stretch")
+
+    st.markdown("**What each set holds: samples, real tokens, corpus mix**")
+    toggle_col, seed_col = st.columns([1, 1])
+    show_maps = toggle_col.toggle(
+        "Draw each set's map",
+        key="ab_maps",
+        help="Rebuilds each set from its pool (activations come from the disk cache) to place it on one shared map",
+    )
+    maps = {}
+    if show_maps:
+        all_seeds = sorted({s for g in chosen for s in comparison.seeds[g]})
+        if state.get("ab_map_seed") not in all_seeds:
+            st.session_state["ab_map_seed"] = all_seeds[0]
+        seed = (
+            seed_col.selectbox("Seed shown on the maps", all_seeds, key="ab_map_seed") if len(all_seeds) > 1 else None
+        )
+        dashboard_sets = (comparison.sets["source"] == "dashboard").any()
+        space = prepare_space(settings) if settings and dashboard_sets else None  # prepared on the space page
+        with st.spinner("Rebuilding the sets on their pools …"):
+            maps = set_maps(
+                store,
+                comparison,
+                seed,
+                space,
+                float(state.get("lam")),
+                tuple(state.get("include")),
+                tuple(state.get("exclude")),
+            )
+    budget = budget_table(comparison, maps)
+    shares = [c for c in budget.columns if c not in ("group", "n", "tokens", "from")]
+    st.dataframe(
+        budget.rename(columns={"group": "set", "tokens": "real tokens", "from": "read from"}),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1) for c in shares
+        },
+    )
+    if maps:
+        st.caption(
+            "Every set on the same plane (PCA of all the compared pools together): its pool in grey, its samples by "
+            "corpus, and each capability's held-out probes — **filled** where the set covers the probe (one of its "
+            f"samples is among the probe's {next((m.k for m in maps.values() if m.placed), 0)} nearest neighbours "
+            "in all the compared pools and probes together), **hollow** where it misses it."
+        )
+        ranges = shared_ranges(maps)
+        corpora = sorted({c for m in maps.values() for c in m.corpus})  # one colour per corpus on every map
+        for start in range(0, len(chosen), 3):
+            for col, group in zip(st.columns(3), chosen[start : start + 3], strict=False):
+                m = maps[group]
+                if not m.placed:
+                    col.markdown(f"**{group}** · seed {m.seed}")
+                    col.info(f"No map: {m.reason}.")
+                    continue
+                title = f"{group} · seed {m.seed}"
+                col.plotly_chart(
+                    charts.calibration_set_map(m.xy, m.corpus, m.chosen, m.probes, m.covered, title, ranges, corpora),
+                    key=f"ab_map_{group}",
+                )
+    experiments = {s.removeprefix("experiment ") for s in comparison.sets["source"] if s.startswith("experiment ")}
+    run_ids = [i for g in chosen for i in comparison.run_ids[g]]
+    report_download(experiments.pop() if len(experiments) == 1 else None, run_ids)
+
+
+ab_section()
+
+st.subheader("Each run against the dense model")
 labels = {int(r["id"]): run_label(r) for _, r in done.iterrows()}
 picked = st.multiselect("Runs", list(labels), default=list(labels)[-4:], format_func=labels.get)
 runs = done[done["id"].isin(picked)]
 if runs.empty:
     st.stop()
 with st.spinner("Scoring the dense model on the same items (once) …"):
-    dense_of = {
-        int(r["id"]): dense_scores(model, json.loads(r["settings"]).get("limit", 100)) for _, r in runs.iterrows()
+    dense_of = {  # an experiment's runs against its own dense run (the same held-out items)
+        int(r["id"]): dense_run(store, int(r["id"]))
+        if r["experiment"]
+        else dense_scores(model, json.loads(r["settings"]).get("limit", 100))
+        for _, r in runs.iterrows()
     }
 table = retention_table(store, runs, dense_of)
 
@@ -65,7 +246,7 @@ st.plotly_chart(fig)
 st.dataframe(table.drop(columns=["run_id"]).round(4), hide_index=True, width="stretch")
 
 left, right = st.columns(2)
-errors = layer_errors(runs)
+errors = layer_errors(runs[runs["experiment"].isna()])  # experiment reports keep per-layer seconds only
 left.subheader("Per-layer reconstruction error")
 if errors.empty:
     left.caption("These runs' reports carry no per-layer error.")

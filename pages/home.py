@@ -3,8 +3,11 @@ flow Setup → Space → Compress → Compare, and what to click next."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
+from cola_core.app.demo_job import demo_runner
+from cola_core.app.jobs import job_queue
 from ui import flow, state
 from ui.diagram import stages_svg
 
@@ -40,5 +43,44 @@ flow.draw_stepper(steps)
 upcoming = flow.next_step(steps)
 if st.button(f"{upcoming.action} →", type="primary", key="next_step"):
     st.switch_page(upcoming.page)
-# Run the demo (issue #21): the one-click preset comparison (COLA vs random vs domain-matched, a few seeds)
-# belongs here, beside the next-step button, once cola_core can run that preset; no button until it can.
+
+st.subheader("Or see the point in a few minutes")
+st.markdown(
+    "**The demo** compresses the built-in model with three calibration sets of the same size — COLA's selection, "
+    "random samples from the same pool, and math-only data — three seeds each, under one pruning (Wanda 50%) and "
+    "one quantization (GPTQ 3-bit) setting, scores every compressed model, and says for each claim whether the "
+    "evidence **supports**, **contradicts** or is **inconclusive** about it. Same as `python -m cola_core demo`; "
+    "finished runs are reused."
+)
+runner = demo_runner(job_queue().store)
+
+
+@st.fragment(run_every=1.0)
+def demo_progress() -> None:
+    """Polls the running demo; once it stops, the whole page runs again (and lands on Compare)."""
+    now = runner.snapshot()
+    if now.status != "running":
+        st.rerun()
+    label = f"{now.runs_done} of {now.runs_total} runs" if now.runs_total else "planning"
+    st.progress(now.fraction, text=f"Running the demo: {label} · {now.last[:120]}")
+
+
+shown = runner.snapshot()
+if shown.status != "running" and st.button("Run the demo", icon=":material/play_arrow:", key="run_demo"):
+    runner.start()
+    st.session_state["demo_landed"] = False
+    shown = runner.snapshot()
+if shown.status == "running":
+    demo_progress()
+elif shown.status == "done" and state.get("demo_landed") is False:  # this session started it: land once
+    st.session_state["demo_landed"] = True
+    st.session_state["ab_chosen_for"] = None  # Compare then preselects the newest experiment's sets: the demo's
+    st.switch_page("pages/compare.py")
+elif shown.status == "failed":
+    st.error(f"The demo stopped: {shown.error}. Finished runs are kept; run it again to resume.")
+elif shown.status == "done" and shown.result is not None:
+    result = shown.result
+    st.success(f"The demo finished: {result.runs} compressed runs. Its report: `{result.report}`")
+    columns = ["claim", "capability", "compression", "difference", "ci_low", "ci_high", "verdict"]
+    st.dataframe(pd.DataFrame(result.verdicts, columns=columns), hide_index=True)
+    flow.link("pages/compare.py", "See the comparison on Compare →", ":material/compare:")

@@ -59,7 +59,11 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
     runs = store.runs(cfg.name)
     assert len(runs) == 1 + 3 * 2 and (runs["status"] == "done").all()
     assert runs["settings_hash"].notna().all() and runs["model_fingerprint"].nunique() == 1
-    assert set(table["calibration"]) == {"random", "math-only", "cola"} and table["retention"].notna().all()
+    compressed = runs[runs["calibration"] != "dense"]
+    layers = json.loads(compressed.iloc[0]["report"])["layers"]
+    assert layers and all(v["relative_error"] >= 0 for layer in layers for v in layer["linears"].values())
+    assert set(table["calibration"]) == {"random", "math-only", "cola"}
+    assert table.loc[table["capability"] == "lm", "retention"].notna().all()  # perplexity: always defined
     assert set(table["capability"]) == set(cfg.scores)  # config.SCORES_OF is what evaluate reports
     logs = []
     again = run_experiment(cfg, store, log=logs.append)
@@ -68,7 +72,8 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
 
     results = load_results(plan_runs(cfg), store)
     assert list(dense_baselines(results)["capability"]) == list(results.dense) and not results.missing
-    summary = summarise(results)
+    summary = summarise(results).dropna(subset=["mean"])  # undefined where the dense accuracy is 0
+    assert len(summary) >= 3
     tol = 1e-12
     assert (summary["ci_low"] <= summary["mean"] + tol).all() and (summary["mean"] <= summary["ci_high"] + tol).all()
     claims = judge_claims(results, cfg.claims)
@@ -87,21 +92,39 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
 def test_claims_at_the_floor_are_untestable_and_leave_holms_family(finished, store):
     cfg, _, _, _ = finished
     results = load_results(plan_runs(cfg), store)
+    lm_claim = next(c for c in cfg.claims if c["capability"] == "lm")
+    results.table.loc[results.table["capability"] == "lm", "retention"] = 1e-9  # both sets destroyed
+    for scores in results.scores.values():  # perplexity e^50 on every text: retention ≈ 0
+        s = scores["lm"]
+        scores["lm"] = type(s)(**{**s.__dict__, "items": [[50.0 * tokens, tokens] for _, tokens in s.items]})
+    judged = judge_claims(results, [lm_claim]).iloc[0]
+    assert judged["verdict"] == "untestable" and "floor" in judged["note"]
+    assert judged["p_holm"] != judged["p_holm"]  # NaN: left out of Holm's family
+
+
+def test_a_claim_on_a_capability_the_dense_model_lacks_is_untestable(finished, store):
+    cfg, _, _, _ = finished
+    results = load_results(plan_runs(cfg), store)
+    assert results.dense["math"].score == 0  # a random tiny model answers no arithmetic
     judged = judge_claims(results, cfg.claims)
-    floored = results.table.assign(retention=0.0)  # both sets destroyed: nothing to compare
-    results.table = floored
-    for key, scores in results.scores.items():
-        results.scores[key] = {
-            k: type(s)(**{**s.__dict__, "score": 0.0, "items": [[0, 1]] * len(s.items)})
-            if s.metric == "accuracy"
-            else s
-            for k, s in scores.items()
-        }
-    math_claim = [c for c in cfg.claims if c["capability"] == "math"]
-    again = judge_claims(results, math_claim + [c for c in cfg.claims if c not in math_claim])
-    assert again.iloc[0]["verdict"] == "untestable" and again.iloc[0]["p_holm"] != again.iloc[0]["p_holm"]
-    assert "floor" in again.iloc[0]["note"]
-    assert len(judged) == len(again)
+    math_claim = judged[judged["capability"] == "math"].iloc[0]
+    assert math_claim["verdict"] == "untestable" and "dense model scores 0" in math_claim["note"]
+
+
+def test_a_difference_equal_in_every_seed_takes_its_p_from_the_bootstrap(finished, store):
+    cfg, _, _, _ = finished
+    results = load_results(plan_runs(cfg), store)
+    claim = next(c for c in cfg.claims if c["capability"] == "lm")
+    table = results.table
+    worse = table[table["calibration"] == claim["worse"]].set_index(["compression", "seed", "capability"])
+    better = table["calibration"] == claim["better"]
+    keys = list(
+        zip(table.loc[better, "compression"], table.loc[better, "seed"], table.loc[better, "capability"], strict=True)
+    )
+    table.loc[better, "retention"] = [worse.loc[k, "retention"] + 0.1 for k in keys]  # +0.1 in every seed
+    judged = judge_claims(results, [claim]).iloc[0]
+    assert judged["sd"] == 0 and abs(judged["difference"] - 0.1) < 1e-9
+    assert "bootstrap" in judged["note"] and 0 < judged["p"] <= 1  # not the t-test's p = 0
 
 
 def test_a_changed_setting_recomputes_and_old_runs_stay_out_of_the_report(finished, tiny_model_dir, store):

@@ -3,18 +3,22 @@ Space → Compress → Compare (ui/flow.py) and the way to what comes next."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cola_core.app import jobs
+from cola_core.app import demo_job, jobs
 from cola_core.app.workspace import SpaceSettings
 from cola_core.curation import map2d
 from cola_core.evaluation.runstore import RunStore
+from cola_core.experiments.config import BUILTIN_DIR, compression_label
 from ui.diagram import stages_svg
 from ui.flow import steps
 
+VERDICTS = {"supported", "contradicted", "inconclusive", "untestable"}
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
@@ -47,7 +51,7 @@ def test_the_landing_page_comes_first_tells_cola_in_three_stages_and_opens_setup
         assert idea in text
     assert "<svg" in text and text.count("<svg") == 1
     assert warmed == [1]  # app.py starts the UMAP warm-up
-    assert not [b for b in at.button if "demo" in b.label.lower()]  # no Run the demo until it runs something
+    assert [b.label for b in at.button if "demo" in b.label.lower()] == ["Run the demo"]
     at.button(key="next_step").click().run()  # "Start: choose the model and corpora on Setup →"
     assert not at.exception
     assert [t.value for t in at.title] == ["Setup"]
@@ -89,3 +93,33 @@ def test_the_diagram_is_self_contained_svg():
     assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no network asset
     for title in ("1 · Which data", "2 · How it is shaped", "3 · Which samples", "k-means"):
         assert title in svg
+
+
+def test_run_the_demo_runs_in_the_background_and_lands_on_the_verdicts(app, tmp_path, monkeypatch):
+    """The landing page's button runs the demo (cola_core.app.demo.run_demo, here on a smaller config of
+    the same shape), shows progress, then lands on Compare, whose A/B view shows verdict words."""
+    at, store, _ = app
+    raw = json.loads((BUILTIN_DIR / "demo.json").read_text())
+    raw.update(n=8, pool_size=60, seqlen=32, limit=8, seeds=[0, 1], compression=raw["compression"][:1])
+    raw["claims"] = [c for c in raw["claims"] if c["compression"] == compression_label(raw["compression"][0])]
+    config = tmp_path / "demo-small.json"
+    config.write_text(json.dumps(raw))
+    runner = demo_job.DemoRunner(store, str(config))
+    monkeypatch.setattr(demo_job, "_RUNNERS", {f"{store.path}|None": runner})
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
+    at.run()
+    at.button(key="run_demo").click().run()
+    assert not at.exception
+    for _ in range(600):  # the runner's thread, not the page, does the work
+        if runner.snapshot().status != "running":
+            break
+        time.sleep(0.5)
+    final = runner.snapshot()
+    assert final.status == "done", final.error
+    assert final.runs_done == final.runs_total == 1 + 3 * 2  # dense + 3 sets × 2 seeds × 1 setting
+    assert final.result.report.is_file() and {v["verdict"] for v in final.result.verdicts} <= VERDICTS
+    at.run()  # the progress fragment sees it finished and switches to Compare
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Compare"]
+    shown = " ".join(str(df.value.to_dict()) for df in at.dataframe)
+    assert any(word in shown for word in ("supported", "contradicted", "inconclusive"))

@@ -44,6 +44,7 @@ def test_space_page_explains_what_to_click_first(tiny_model_dir, tmp_path, monke
 def test_space_page_builds_selects_and_reacts_to_lambda(tiny_model_dir, tmp_path, monkeypatch):
     at = _space_app(tiny_model_dir("llama"), tmp_path, monkeypatch)
     at.session_state["space_ready"] = True
+    at.session_state["mix_mode"] = "equal"  # 40 math then 40 facts (Stage 1's mix depends on the model)
     at.run()
     assert not at.exception
     assert any("80 samples" in c.value for c in at.caption)
@@ -163,6 +164,7 @@ def test_space_page_overlays_the_capability_probes_and_their_coverage(tiny_model
 
     at = _space_app(tiny_model_dir("llama"), tmp_path, monkeypatch)
     at.session_state["space_ready"] = True
+    at.session_state["mix_mode"] = "equal"  # 40 math then 40 facts (Stage 1's mix depends on the model)
     at.run()
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)

@@ -143,3 +143,13 @@ def test_paired_arms_and_zero_variance():
     assert np.all(reps == 1.0) and point[0] == 1.0
     with pytest.raises(Exception, match="different items"):
         bootstrap_seeds_and_items(dense, [[_acc("math", [1] * 4)]])
+
+
+def test_bootstrap_p_is_two_sided_with_the_plus_one_correction():
+    from cola_core.evaluation.significance import bootstrap_p
+
+    assert bootstrap_p(np.full(999, 0.1)) == 2 / 1000  # every replicate above 0: the smallest p possible
+    assert bootstrap_p(np.linspace(-1, 1, 1001)) == 1.0
+    tilted = np.r_[np.full(50, -0.1), np.full(950, 0.1)]
+    assert abs(bootstrap_p(tilted) - 2 * 51 / 1001) < 1e-12
+    assert bootstrap_p([]) != bootstrap_p([])  # NaN: nothing to test

@@ -137,3 +137,141 @@ def selected_ids(event) -> list[int]:
     except (KeyError, TypeError):
         return []
     return sorted({int(p["customdata"]) for p in points if "customdata" in p})
+
+
+def retention_by_set(table, reference: str) -> go.Figure:
+    """Mean retention per capability, one bar per calibration set with its 95% interval (the
+    hierarchical bootstrap over seeds and items); the reference set drawn first and named as such."""
+    fig = go.Figure()
+    groups = list(dict.fromkeys([reference, *table["group"]]))
+    for k, group in enumerate(groups):
+        g = table[table["group"] == group]
+        fig.add_trace(
+            go.Bar(
+                x=g["capability"],
+                y=g["mean"],
+                name=f"{group} (reference)" if group == reference else group,
+                marker={"color": PALETTE[k % len(PALETTE)]},
+                error_y={"type": "data", "array": g["ci_high"] - g["mean"], "arrayminus": g["mean"] - g["ci_low"]},
+                hovertemplate="%{x}: %{y:.3f}<extra>" + group + "</extra>",
+            )
+        )
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text="dense", annotation_position="top left")
+    fig.update_layout(
+        barmode="group",
+        height=380,
+        yaxis_title="retention (compressed ÷ dense)",
+        legend={"orientation": "h", "y": 1.12, "title": ""},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+VERDICT_COLOURS = {
+    "supported": "#16a34a",
+    "contradicted": "#dc2626",
+    "inconclusive": "#6b7280",
+    "untestable": "#ca8a04",
+}
+
+
+def differences_forest(diff, reference: str) -> go.Figure:
+    """Each set's difference from the reference per capability with its 95% bootstrap interval over
+    seeds and items (never degenerate, whichever pairing the test used), coloured by verdict, against
+    a line at 0."""
+    fig = go.Figure()
+    rows = diff.iloc[::-1]
+    low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
+    labels = [f"{r.capability} · {r.group}" for r in rows.itertuples()]
+    for verdict, colour in VERDICT_COLOURS.items():
+        mask = (rows["verdict"] == verdict).to_numpy()
+        if not mask.any():
+            continue
+        d = rows["difference"].to_numpy(float)[mask]
+        fig.add_trace(
+            go.Scatter(
+                x=d,
+                y=np.asarray(labels)[mask],
+                mode="markers",
+                name=verdict,
+                marker={"color": colour, "size": 10},
+                error_x={"type": "data", "array": high[mask] - d, "arrayminus": d - low[mask], "color": colour},
+                hovertemplate="%{y}: %{x:+.3f}<extra>" + verdict + "</extra>",
+            )
+        )
+    fig.add_vline(x=0, line_dash="dot")
+    fig.update_layout(
+        height=max(220, 34 * len(rows) + 90),
+        xaxis_title=f"retention difference vs {reference} (95% bootstrap interval, seeds × items)",
+        yaxis={"type": "category", "categoryorder": "array", "categoryarray": labels},
+        legend={"orientation": "h", "y": 1.08, "title": ""},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def calibration_set_map(
+    xy: np.ndarray,
+    corpus: list[str],
+    chosen: list[int],
+    probes: Mapping[str, np.ndarray],
+    covered: Mapping[str, np.ndarray],
+    title: str,
+    ranges: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    corpus_order: list[str] | None = None,
+) -> go.Figure:
+    """One calibration set on the comparison's shared map: its pool in grey, its samples coloured by
+    corpus, and each capability's held-out probes in their own shape — filled where the set covers
+    the probe, hollow where it misses it. ``ranges`` gives every map of a comparison the same axes,
+    ``corpus_order`` the same colour to a corpus on every map."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scattergl(
+            x=xy[:, 0],
+            y=xy[:, 1],
+            mode="markers",
+            name="pool",
+            marker={"color": "#d1d5db", "size": 4},
+            hoverinfo="skip",
+        )
+    )
+    corpora = np.asarray(corpus)
+    picked = np.asarray(chosen, dtype=int)
+    order = corpus_order or sorted(set(corpora.tolist()))
+    for name in sorted(set(corpora[picked].tolist()), key=order.index):
+        k, idx = order.index(name), picked[corpora[picked] == name]
+        fig.add_trace(
+            go.Scatter(
+                x=xy[idx, 0],
+                y=xy[idx, 1],
+                mode="markers",
+                name=f"chosen: {name}",
+                marker={"color": PALETTE[k % len(PALETTE)], "size": 12, "line": {"width": 1.5, "color": "black"}},
+                hovertemplate=f"chosen {name} sample<extra></extra>",
+            )
+        )
+    for k, (capability, points) in enumerate(probes.items()):
+        symbol, colour = PROBE_MARKERS[k % len(PROBE_MARKERS)]
+        hit = np.asarray(covered.get(capability, np.zeros(len(points), bool)))
+        for mask, word, shape in ((hit, "covered", symbol), (~hit, "missed", f"{symbol}-open")):
+            fig.add_trace(
+                go.Scatter(
+                    x=points[mask, 0],
+                    y=points[mask, 1],
+                    mode="markers",
+                    name=f"{capability} probes {word}: {int(mask.sum())}/{len(hit)}",
+                    legendgroup=capability,
+                    marker={"symbol": shape, "color": colour, "size": 6, "opacity": 0.6},
+                    hovertemplate=f"held-out {capability} probe, {word}<extra></extra>",
+                )
+            )
+    axes = [{"visible": False} | ({"range": list(r)} if r else {}) for r in (ranges or (None, None))]
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=430,
+        margin={"l": 5, "r": 5, "t": 40, "b": 5},
+        legend={"orientation": "h", "y": -0.02, "yanchor": "top", "font": {"size": 11}},
+        xaxis=axes[0],
+        yaxis=axes[1],
+    )
+    return fig

@@ -52,6 +52,14 @@ DEFAULTS: dict[str, Any] = {
     "colour_by": "corpus",
     "layout": "PCA (instant)",
     "show_probes": True,  # the held-out capability probes drawn on the space page's map
+    "demo_landed": None,  # None: this session never started the demo; False: started, not yet shown on Compare
+    # Compare's A/B of calibration sets (cola_core/app/ab.py)
+    "ab_compression": "",  # the compression setting the sets are compared under
+    "ab_chosen_for": "",  # the setting the current choice of sets was made for ("" before the first)
+    "ab_sets": [],  # set_groups' group values
+    "ab_reference": "",  # one of ab_sets
+    "ab_maps": True,  # draw each set's map (rebuilds experiment sets from the activation cache)
+    "ab_map_seed": 0,  # the seed whose calibration set each map shows
 }
 
 

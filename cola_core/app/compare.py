@@ -41,7 +41,9 @@ def layer_errors(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, run in runs.iterrows():
         for layer in json.loads(run["report"] or "{}").get("layers", []):
-            errs = [v["relative_error"] for v in layer["linears"].values() if v.get("relative_error") is not None]
+            errs = [
+                v["relative_error"] for v in layer.get("linears", {}).values() if v.get("relative_error") is not None
+            ]
             if errs:
                 rows.append(
                     {

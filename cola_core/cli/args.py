@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from cola_core.cli.reporting import ARGS as REPORTING_ARGS
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.formats import DEFAULT_FORMAT, FORMATS
 from cola_core.corpora.selfgen import SelfGenConfig
@@ -279,6 +280,8 @@ def add_self_generate_args(p: argparse.ArgumentParser) -> None:
 
 def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
     """The flags of one subcommand."""
+    if name in REPORTING_ARGS:
+        REPORTING_ARGS[name](p)
     if name == "evaluate":
         add_evaluate_args(p)
     if name == "experiment":

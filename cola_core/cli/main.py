@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cola_core.cli import flags, render
+from cola_core.cli import flags, render, reporting
 from cola_core.cli.args import add_command_args
 from cola_core.errors import ColaError
 
@@ -361,6 +361,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
         "sample a self-generated corpus from the model (Ji et al.)",
     ),
 }
+COMMANDS |= reporting.COMMANDS  # report, demo
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ preservation as the compressed model's score relative to the dense one).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -34,10 +35,12 @@ def _value(items: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _retention_of(compressed: np.ndarray, dense: np.ndarray, metric: str) -> np.ndarray:
-    """Compressed ÷ dense, or dense ÷ compressed for perplexity (so that higher is better)."""
+    """Compressed ÷ dense, or dense ÷ compressed for perplexity (so that higher is better); NaN where
+    the dense accuracy is 0 (nothing to retain: a ratio over 0 is not a retention)."""
     if metric == "perplexity":
         return dense / np.maximum(compressed, 1e-12)
-    return compressed / np.maximum(dense, 1e-12)
+    dense = np.asarray(dense, dtype=np.float64)
+    return np.where(dense > 0, compressed / np.where(dense > 0, dense, 1.0), np.nan)
 
 
 def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000) -> tuple[float, float, float]:
@@ -53,8 +56,18 @@ def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000
     if len(a) < 2:
         return value, value, value
     idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
-    lo, hi = np.percentile(ratio(a[idx], b[idx]), [2.5, 97.5])
-    return value, float(lo), float(hi)
+    lo, hi = _nan_percentiles(ratio(a[idx], b[idx]))
+    return value, lo, hi
+
+
+def _nan_percentiles(replicates: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval over the defined replicates (a resample whose dense accuracy is 0
+    defines no retention); NaN when none is."""
+    finite = replicates[np.isfinite(replicates)]
+    if len(finite) == 0:
+        return math.nan, math.nan
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def bootstrap_seeds_and_items(

@@ -76,6 +76,17 @@ def paired_t(differences: Sequence[float], level: float = 0.95) -> PairedTest:
     return PairedTest(n, mean, sd, mean - half, mean + half, p)
 
 
+def bootstrap_p(replicates: Sequence[float]) -> float:
+    """Two-sided p-value of "the difference is 0" from bootstrap replicates of the difference: twice
+    the smaller share on either side of 0, with the +1 correction (Davison & Hinkley 1997, §4.4)."""
+    r = np.asarray(replicates, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return math.nan
+    tail = min(int((r <= 0).sum()), int((r >= 0).sum()))
+    return min(1.0, 2 * (1 + tail) / (1 + len(r)))
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-adjusted p-values: sorted ascending, p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j)).
     Rejecting where p̃ ≤ α controls the family-wise error rate at α. NaN p-values (nothing tested)

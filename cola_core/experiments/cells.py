@@ -44,6 +44,13 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
     return tensors, about
 
 
+def _layer_summary(layer: dict) -> dict:
+    """What an experiment run keeps of a layer's compression report: its time and each linear's
+    relative reconstruction error (the codes and statistics stay out of the run store)."""
+    linears = {name: {"relative_error": v.get("relative_error")} for name, v in layer.get("linears", {}).items()}
+    return {"layer": layer["layer"], "seconds": layer["seconds"], "linears": linears}
+
+
 def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, device: str) -> Iterator[tuple[str, dict]]:
     """Run one cell; yields ``(run key, {"scores", "report"})`` per run, or ``{"error"}`` and stops.
     The local loop and the Ray workers (:mod:`cola_core.experiments.ray_grid`) both run this.
@@ -77,7 +84,7 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
         report = {
             **about,
             "seconds": time.perf_counter() - t0 + share,  # this run's compute, its share of curation included
-            "layers": [{"layer": r["layer"], "seconds": r["seconds"]} for r in result.layers],
+            "layers": [_layer_summary(r) for r in result.layers],
         }
         if "fingerprint" in run:
             report["recomputed"] = f"calibration set {run['fingerprint']} → {fp}"

@@ -133,8 +133,10 @@ def plan_runs(cfg: ExperimentConfig, model_fp: str | None = None, data_fp: str |
     dense_hash = _digest({**base, "evaluation": evaluation})
     dense = PlannedRun(f"{cfg.name}/dense/{dense_hash}", "dense", "", None, {"method": "dense"}, dense_hash)
     runs = []
-    for spec in cfg.calibration_sets:
-        for seed in cfg.seeds:
+    # seed-major: an experiment stopped part-way (it resumes in a later sitting) holds whole seeds,
+    # every set compared on the same ones
+    for seed in cfg.seeds:
+        for spec in cfg.calibration_sets:
             calibration = {
                 **base,
                 "curate": _results_only(asdict(curate_config(spec, cfg, seed))),

@@ -19,6 +19,7 @@ from cola_core.evaluation.significance import (
     ALPHA,
     POWER,
     PairedTest,
+    bootstrap_p,
     holm,
     min_detectable_effect,
     paired_t,
@@ -35,7 +36,11 @@ FLOOR, CEILING = 0.05, 0.99  # mean retention at or beyond which a comparison ca
 
 
 def _percentile(x: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(x, [2.5, 97.5])
+    """95% percentile interval of the defined replicates (retention.py: NaN where the dense score is 0)."""
+    finite = x[np.isfinite(x)]
+    if len(finite) == 0:
+        return math.nan, math.nan
+    lo, hi = np.percentile(finite, [2.5, 97.5])
     return float(lo), float(hi)
 
 
@@ -107,12 +112,22 @@ def judge_claim(results: ExperimentResults, claim: dict) -> dict:
     arms = [results.arm(claim[side], comp, capability, seeds) for side in ("better", "worse")]
     point, reps = bootstrap_seeds_and_items(results.dense[capability], arms, BOOTSTRAP_ROUNDS)
     table = results.table[(results.table["capability"] == capability) & (results.table["compression"] == comp)]
-    per_seed = table.pivot_table(index="seed", columns="calibration", values="retention").loc[seeds]
+    sides = [claim["better"], claim["worse"]]  # NaN retention (dense accuracy 0) stays NaN, not dropped
+    per_seed = table.groupby(["seed", "calibration"])["retention"].mean().unstack().reindex(index=seeds, columns=sides)
     t = paired_t((per_seed[claim["better"]] - per_seed[claim["worse"]]).to_numpy())
-    lo, hi = _percentile(reps[:, 0] - reps[:, 1])
+    diff = reps[:, 0] - reps[:, 1]
+    lo, hi = _percentile(diff)
     limit = _limit(list(point))
-    note = "; ".join(x for x in (t.note, limit) if x)
-    return {**out, **_test_fields(t), "boot_low": lo, "boot_high": hi, "untestable": bool(limit), "note": note}
+    fields = _test_fields(t)
+    note = t.note
+    if t.sd == 0 and t.mean != 0:  # no seed-to-seed variation (few seeds, coarse scores): a t-test has
+        fields["p"] = bootstrap_p(diff)  # nothing to divide by, so p comes from the seeds × items bootstrap
+        note = f"{note}; p from the seeds × items bootstrap"
+    if not np.isfinite(point).all():
+        limit = "retention undefined: the dense model scores 0 on these items"
+    note = "; ".join(x for x in (note, limit) if x)
+    untestable = bool(limit) or not math.isfinite(fields["p"])  # nothing to test: no verdict, out of Holm
+    return {**out, **fields, "boot_low": lo, "boot_high": hi, "untestable": untestable, "note": note}
 
 
 def _test_fields(t: PairedTest) -> dict:

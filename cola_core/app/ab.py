@@ -1,0 +1,391 @@
+"""Calibration sets side by side (A/B) under one compression setting, for the Compare page and the
+HTML report: per capability, each set's retention with its interval, the paired difference against
+a reference set with a Holm-adjusted verdict, and each set's mix, token budget and map.
+
+A *set* is the runs that share a calibration set across seeds: an experiment's named set
+(``smoke/cola``) or dashboard runs with the same calibration label up to the seed
+(``dashboard/cola n=16``). The statistics are the experiment report's own
+(:func:`~cola_core.experiments.report.summarise`, :func:`~cola_core.experiments.report.judge_claim`,
+:mod:`cola_core.evaluation.significance`): with two or more shared seeds the difference is paired by
+seed; with fewer it is paired over the evaluated items (a paired t-test on the per-item differences
+of the score's summed quantity), which says nothing about seed-to-seed variation."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cola_core.compress import CompressConfig
+from cola_core.errors import ColaError
+from cola_core.evaluation.retention import bootstrap_seeds_and_items, retention
+from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.significance import ALPHA, POWER, holm, min_detectable_effect, paired_t, verdict
+from cola_core.evaluation.suite import Score
+from cola_core.experiments.config import compression_label
+from cola_core.experiments.report import BOOTSTRAP_ROUNDS, CEILING, FLOOR, judge_claim, summarise
+from cola_core.experiments.results import TABLE_COLUMNS, ExperimentResults
+
+DASHBOARD = "dashboard"  # the group prefix of runs launched from the dashboard's Compress page
+# Dashboard labels name the seed; a set spans seeds.
+_SEED = re.compile(r"\s*seed=-?\d+")
+_SPEED_ONLY = {"batch_tokens", "device", "error_tokens"}  # CompressConfig fields that do not change the model
+GROUP_COLUMNS = ("group", "source", "calibration", "compression", "seeds", "run_ids", "limit", "newest")
+_TESTED = ("group", "reference", "capability", "difference", "ci_low", "ci_high", "t_low", "t_high", "p")
+DIFFERENCE_COLUMNS = [*_TESTED, "p_holm", "verdict", "paired_over", "pairs", "mde", "note"]
+
+
+def _json(text: Any) -> dict:
+    return json.loads(text) if isinstance(text, str) and text else {}
+
+
+def run_compression(settings: dict, experiment: str | None) -> str:
+    """A run's compression label: an experiment's as its config writes it (``compression_label``);
+    a dashboard run's from the settings that change the model — method, sparsity or bits, and any
+    other setting off its default — so that the same setting gets the same label in both."""
+    if experiment:
+        return compression_label(settings)
+    defaults = asdict(CompressConfig())
+    method = settings.get("method", defaults["method"])
+    headline = {"method", "sparsity"} if CompressConfig(method=method).is_pruning else {"method", "bits"}
+    kept = {
+        k: v
+        for k, v in settings.items()
+        if k in defaults and k not in _SPEED_ONLY and (k in headline or v != defaults[k])
+    }
+    return compression_label(kept)
+
+
+def _group_of(row: pd.Series) -> str:
+    if row["experiment"]:
+        return f"{row['experiment']}/{row['calibration']}"
+    label = _SEED.sub("", str(row["calibration"])).strip()
+    return f"{DASHBOARD}/{label}"
+
+
+def _finished(store: RunStore, model: str) -> pd.DataFrame:
+    """The finished compressed runs of ``model``, one per (group, compression, seed) — the newest."""
+    runs = store.runs()
+    runs = runs[(runs["status"] == "done") & (runs["model"] == model) & (runs["calibration"] != "dense")].copy()
+    if runs.empty:
+        return runs.assign(group=[], compression=[])
+    runs["experiment"] = runs["experiment"].where(runs["experiment"].notna(), None)
+    settings = runs["settings"].map(_json)
+    runs["seed"] = [
+        int(s) if pd.notna(s) else int(st.get("seed", 0)) for s, st in zip(runs["seed"], settings, strict=True)
+    ]
+    runs["group"] = runs.apply(_group_of, axis=1)
+    runs["compression"] = [run_compression(s, e) for s, e in zip(settings, runs["experiment"], strict=True)]
+    return runs.sort_values("id").drop_duplicates(["group", "compression", "seed"], keep="last")
+
+
+def set_groups(store: RunStore, model: str) -> pd.DataFrame:
+    """The selectable calibration sets of ``model``: one row per set and compression setting, with
+    columns group, source (``experiment <name>`` or ``dashboard``), calibration, compression, seeds
+    and run_ids (lists, by seed), limit (held-out items per capability of a dashboard set's runs,
+    whose dense evaluation :func:`cola_core.app.jobs.dense_scores` makes) and newest (its newest run id)."""
+    runs = _finished(store, model)
+    rows = []
+    for (group, comp), g in runs.groupby(["group", "compression"], sort=True):
+        g = g.sort_values("seed")
+        first = g.iloc[0]
+        rows.append(
+            {
+                "group": group,
+                "source": f"experiment {first['experiment']}" if first["experiment"] else DASHBOARD,
+                "calibration": group.split("/", 1)[1],
+                "compression": comp,
+                "seeds": [int(s) for s in g["seed"]],
+                "run_ids": [int(i) for i in g["id"]],
+                "limit": None if first["experiment"] else _json(first["settings"]).get("limit"),
+                "newest": int(g["id"].max()),
+            }
+        )
+    return pd.DataFrame(rows, columns=[*GROUP_COLUMNS])
+
+
+def default_choice(groups: pd.DataFrame, compression: str) -> tuple[list[str], str]:
+    """What the view preselects: the sets of the newest experiment under ``compression`` (up to four)
+    and, as the reference, its set named ``random`` (the usual baseline) or its first; nothing for
+    dashboard runs, whose sets the user picks."""
+    mine = groups[(groups["compression"] == compression) & (groups["source"] != DASHBOARD)]
+    if mine.empty:
+        return [], ""
+    newest = mine.loc[mine["newest"].idxmax(), "source"]
+    chosen = mine[mine["source"] == newest].sort_values("group")["group"].tolist()[:4]
+    baseline = [g for g in chosen if g.endswith("/random")]
+    return chosen, (baseline or chosen)[0]
+
+
+@dataclass
+class ABComparison:
+    """Calibration sets compared under one compression setting (see :func:`compare_sets`)."""
+
+    compression: str
+    reference: str
+    groups: list[str]
+    retention: pd.DataFrame  # group × capability: mean retention over seeds, bootstrap and t intervals, seeds
+    differences: pd.DataFrame  # group − reference per capability: DIFFERENCE_COLUMNS
+    sets: pd.DataFrame  # per group: source, seeds, run_ids, n, tokens and mix (when the runs record them)
+    run_ids: dict[str, list[int]] = field(default_factory=dict)  # group → run ids, by seed
+    seeds: dict[str, list[int]] = field(default_factory=dict)  # group → seeds, in run_ids' order
+    dense_run_id: int = 0  # the dense evaluation every retention divides by
+    alpha: float = ALPHA
+
+
+def dense_run(store: RunStore, run_id: int) -> int:
+    """The dense evaluation a finished run is measured against: its experiment's, or for a dashboard run
+    the dense run of the same model and number of held-out items (:func:`cola_core.app.jobs.dense_scores`)."""
+    runs, run = store.runs(), store.get(run_id)
+    dense = runs[(runs["calibration"] == "dense") & (runs["status"] == "done") & (runs["model"] == run["model"])]
+    limit = _json(run["settings"]).get("limit")
+    if run["experiment"]:
+        dense = dense[dense["experiment"] == run["experiment"]]
+    else:
+        dense = dense[dense["experiment"].isna() & (dense["settings"].map(lambda s: _json(s).get("limit")) == limit)]
+    if dense.empty:
+        where = f"experiment {run['experiment']}" if run["experiment"] else f"{limit} items"
+        raise ColaError(f"no finished dense evaluation of {run['model']} ({where}) to measure run {run_id} against")
+    return int(dense["id"].iloc[-1])
+
+
+def _same_items(a: dict[str, Score], b: dict[str, Score]) -> bool:
+    return a.keys() == b.keys() and all(a[k].items == b[k].items for k in a)
+
+
+def _budget(report: dict) -> tuple[int | None, int | None, dict[str, float]]:
+    """(n, real tokens, corpus shares) of a run's calibration set as its report records them, if it does."""
+    cal = report.get("calibration") if isinstance(report.get("calibration"), dict) else {}
+    tokens = report.get("tokens", cal.get("tokens"))
+    mix = report.get("mix", cal.get("mix")) or {}
+    total = sum(mix.values())
+    n = cal.get("n", report.get("n", total or None))
+    return n, tokens, {k: v / total for k, v in mix.items()} if total else {}
+
+
+def _limit(means: Sequence[float]) -> str:
+    """Why two sets cannot be separated (both at the floor or both at the ceiling of retention), or ""."""
+    if max(means) <= FLOOR:
+        return f"both sets at the floor (retention ≤ {FLOOR}): the setting destroys the capability whatever the data"
+    if min(means) >= CEILING:
+        return f"both sets at the ceiling (retention ≥ {CEILING}): the setting leaves no room to differ"
+    return ""
+
+
+def _collect(store: RunStore, groups: Sequence[str], compression: str) -> tuple[pd.DataFrame, int]:
+    all_runs = store.runs()
+    if all_runs.empty:
+        raise ColaError("the run store holds no runs")
+    models = set(all_runs.loc[all_runs["calibration"] != "dense", "model"])
+    runs = pd.concat([_finished(store, m) for m in sorted(models)])
+    picked = runs[runs["group"].isin(groups) & (runs["compression"] == compression)]
+    for g in groups:
+        if g not in set(picked["group"]):
+            raise ColaError(f"no finished runs of set '{g}' under {compression}: pick from Compare's list of sets")
+    if picked["model"].nunique() > 1:
+        raise ColaError(f"the sets compress different models ({', '.join(sorted(set(picked['model'])))}): pick one")
+    denses = {int(i): dense_run(store, int(i)) for i in picked["id"]}
+    dense_id = denses[int(picked.iloc[0]["id"])]
+    dense = store.score_items(dense_id)
+    for other in set(denses.values()) - {dense_id}:
+        if not _same_items(dense, store.score_items(other)):
+            raise ColaError(
+                "the sets were evaluated on different held-out items (another number of items per capability): "
+                "compare sets evaluated alike"
+            )
+    return picked.sort_values(["group", "seed"]), dense_id
+
+
+def _results(store: RunStore, picked: pd.DataFrame, dense_id: int) -> ExperimentResults:
+    """The picked runs as an experiment's results (group names as calibration sets)."""
+    dense = store.score_items(dense_id)
+    rows, scores = [], {}
+    for run in picked.itertuples():
+        proxy = _json(run.report).get("proxy", {})
+        found = store.score_items(int(run.id))
+        scores[(run.group, run.compression, run.seed)] = found
+        for capability, s in found.items():
+            if capability not in dense or len(dense[capability].items) != len(s.items):
+                raise ColaError(f"run {run.id} scored {capability} on other items than its dense run")
+            value, lo, hi = retention(dense[capability], s)
+            cov = proxy.get(capability.split("_")[0], np.nan)
+            rows.append([run.group, run.compression, run.seed, capability, value, lo, hi, s.score, cov])
+    return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores)
+
+
+def _pooled(arm: list[Score]) -> Score:
+    """One score whose items are the seeds' items averaged (the set's mean over seeds, item by item)."""
+    items = np.mean([np.asarray(s.items, dtype=np.float64) for s in arm], axis=0)
+    return Score(arm[0].capability, arm[0].metric, math.nan, math.nan, math.nan, len(items), items.tolist())
+
+
+def _item_paired(results: ExperimentResults, group: str, reference: str, capability: str, comp: str) -> dict:
+    """Difference of retention paired over items: the bootstrap over items (same draws for both sets)
+    for the interval; a paired t-test on the per-item differences of the summed quantity (correct
+    answers, or negative log-likelihood with the sign flipped) for p."""
+    dense = results.dense[capability]
+    arms = [_pooled(results.arm(g, comp, capability, results.seeds(g, comp))) for g in (group, reference)]
+    a, b = (np.asarray(s.items, dtype=np.float64) for s in arms)
+    if not np.allclose(a[:, 1], b[:, 1]):
+        raise ColaError(f"{group} and {reference} scored {capability} on different items")
+    point, reps = bootstrap_seeds_and_items(dense, [[arms[0]], [arms[1]]], BOOTSTRAP_ROUNDS)
+    lo, hi = np.percentile(reps[:, 0] - reps[:, 1], [2.5, 97.5])
+    sign = -1.0 if dense.metric == "perplexity" else 1.0
+    t = paired_t(sign * (a[:, 0] - b[:, 0]))
+    limit = _limit(list(point))
+    seeds = max(len(results.seeds(g, comp)) for g in (group, reference))
+    notes = [t.note.replace("seed", "item"), limit, "each set's seeds averaged item by item" if seeds > 1 else ""]
+    return {
+        "difference": float(point[0] - point[1]),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "t_low": math.nan,
+        "t_high": math.nan,
+        "p": t.p,
+        "sd": math.nan,
+        "paired_over": "items",
+        "pairs": t.n,
+        "untestable": bool(limit),
+        "note": "; ".join(x for x in notes if x),
+    }
+
+
+def _seed_paired(results: ExperimentResults, group: str, reference: str, capability: str, comp: str) -> dict:
+    claim = {"better": group, "worse": reference, "capability": capability, "compression": comp}
+    j = judge_claim(results, claim)
+    named = {"ci_low": "boot_low", "ci_high": "boot_high", "t_low": "ci_low", "t_high": "ci_high", "pairs": "seeds"}
+    out = {k: j[named.get(k, k)] for k in ("difference", "ci_low", "ci_high", "t_low", "t_high", "p", "sd", "pairs")}
+    return {**out, "paired_over": "seeds", "untestable": bool(j.get("untestable", False)), "note": j["note"]}
+
+
+def differences(results: ExperimentResults, groups: Sequence[str], reference: str, comp: str) -> pd.DataFrame:
+    """Each group − reference per capability: paired by seed on ≥ 2 shared seeds, else over items; p
+    Holm-adjusted over the comparisons shown, and the verdict on the claim «the group retains more than
+    the reference»: supported / contradicted (Holm-significant for / against it), inconclusive, or
+    untestable — both sets at the floor or ceiling of retention, left out of Holm's family as the
+    experiment report does — and the minimum detectable difference at Holm's strictest step (seeds)."""
+    rows = []
+    capabilities = sorted(set(results.table["capability"]))
+    for group in (g for g in groups if g != reference):
+        shared = set(results.seeds(group, comp)) & set(results.seeds(reference, comp))
+        judge = _seed_paired if len(shared) >= 2 else _item_paired
+        for capability in capabilities:
+            rows.append({"group": group, "reference": reference, "capability": capability})
+            rows[-1].update(judge(results, group, reference, capability, comp))
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=DIFFERENCE_COLUMNS)
+    testable = ~frame["untestable"]
+    frame["p_holm"] = math.nan
+    frame.loc[testable, "p_holm"] = holm(frame.loc[testable, "p"].tolist())
+    frame["verdict"] = [
+        "untestable" if u else verdict(d, p, ALPHA)
+        for d, p, u in zip(frame["difference"], frame["p_holm"], frame["untestable"], strict=True)
+    ]
+    m = max(int(frame.loc[testable, "p"].map(math.isfinite).sum()), 1)
+    frame["mde"] = [
+        min_detectable_effect(sd, n, ALPHA / m, POWER) if over == "seeds" else math.nan
+        for sd, n, over in zip(frame["sd"], frame["pairs"], frame["paired_over"], strict=True)
+    ]
+    return frame[DIFFERENCE_COLUMNS]
+
+
+def compare_sets(store: RunStore, groups: Sequence[str], compression: str, reference: str) -> ABComparison:
+    """Two or more calibration sets (``set_groups``'s ``group`` values) under one compression setting,
+    each against ``reference`` (one of them): retention per capability with its intervals, the paired
+    differences with verdicts, and each set's runs, mix and token budget (as their reports record them;
+    :func:`cola_core.app.ab_maps.set_maps` rebuilds them when not). Raises ColaError for fewer than two sets, a
+    set given twice, a reference not among them, or sets that cannot be paired."""
+    groups = list(groups)
+    if len(set(groups)) != len(groups):
+        twice = next(g for g in groups if groups.count(g) > 1)
+        raise ColaError(f"'{twice}' is given twice: a set compared with itself says nothing")
+    if len(groups) < 2:
+        raise ColaError("pick at least two calibration sets to compare")
+    if reference not in groups:
+        raise ColaError(f"the reference '{reference}' must be one of the sets compared: {', '.join(groups)}")
+    picked, dense_id = _collect(store, groups, compression)
+    results = _results(store, picked, dense_id)
+    summary = summarise(results).rename(columns={"calibration": "group"}).drop(columns=["compression"])
+    order = {g: i for i, g in enumerate(groups)}
+    summary = summary.sort_values(["capability", "group"], key=lambda s: s.map(order) if s.name == "group" else s)
+    sets, run_ids, seeds = [], {}, {}
+    for g in groups:
+        mine = picked[picked["group"] == g]
+        run_ids[g], seeds[g] = [int(i) for i in mine["id"]], [int(s) for s in mine["seed"]]
+        budgets = [_budget(_json(r)) for r in mine["report"]]
+        known = all(b[1] is not None for b in budgets)
+        mix = pd.DataFrame([b[2] for b in budgets]).fillna(0.0).mean().to_dict() if budgets[0][2] else {}
+        sets.append(
+            {
+                "group": g,
+                "source": f"experiment {mine['experiment'].iloc[0]}" if mine["experiment"].iloc[0] else DASHBOARD,
+                "seeds": seeds[g],
+                "run_ids": run_ids[g],
+                "n": budgets[0][0],
+                "tokens": float(np.mean([b[1] for b in budgets])) if known else None,  # mean over seeds
+                "mix": mix,
+            }
+        )
+    return ABComparison(
+        compression,
+        reference,
+        groups,
+        summary.reset_index(drop=True),
+        differences(results, groups, reference, compression),
+        pd.DataFrame(sets),
+        run_ids,
+        seeds,
+        dense_id,
+    )
+
+
+def _interval(lo: float, hi: float) -> str:
+    return "n/a" if not (math.isfinite(lo) and math.isfinite(hi)) else f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def verdict_table(comparison: ABComparison) -> pd.DataFrame:
+    """The differences for people: one row per set and capability, the difference from the reference,
+    the verdict, the 95% bootstrap interval over seeds and items and the seed-paired t-interval (n/a
+    when paired over items), Holm's p and p, and what was paired."""
+    d = comparison.differences
+    return pd.DataFrame(
+        {
+            "set": d["group"],
+            "capability": d["capability"],
+            f"difference vs {comparison.reference}": d["difference"],
+            "verdict": d["verdict"],
+            "95% bootstrap (seeds × items)": [_interval(a, b) for a, b in zip(d["ci_low"], d["ci_high"], strict=True)],
+            "95% t-interval (seeds)": [_interval(a, b) for a, b in zip(d["t_low"], d["t_high"], strict=True)],
+            "p (Holm)": d["p_holm"],
+            "p": d["p"],
+            "paired over": [f"{o} (n={n})" for o, n in zip(d["paired_over"], d["pairs"], strict=True)],
+            "note": d["note"],
+        }
+    )
+
+
+def pairing_note(comparison: ABComparison) -> str:
+    """One sentence on how each set was paired with the reference, and over how many comparisons Holm
+    adjusted."""
+    d = comparison.differences
+    parts = [
+        f"**{g}** paired over {o} (n = {int(n)})"
+        for (g, o), n in d.groupby(["group", "paired_over"], sort=False)["pairs"].first().items()
+    ]
+    items = (d["paired_over"] == "items").any()
+    tested = int(d["p_holm"].map(math.isfinite).sum())
+    return (
+        f"Difference = set − {comparison.reference} in retention; {'; '.join(parts)}. "
+        + ("Pairing over items (sets with under two shared seeds) ignores seed-to-seed variation. " if items else "")
+        + f"p: two-sided paired t-test; Holm-adjusted over the {tested} comparisons shown (α = {comparison.alpha}). "
+        "Verdict on «this set retains more than the reference»: **supported** / **contradicted** when Holm-"
+        "significant for / against it, **inconclusive** otherwise, **untestable** when both sit at the floor or "
+        "ceiling of retention."
+    )

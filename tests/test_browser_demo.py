@@ -1,0 +1,76 @@
+"""Real-browser end-to-end of the story (issue #21): the landing page → **Run the demo** → the
+comparison with verdict words → **Download report** → the downloaded HTML opened with the network
+off: every chart renders and no request leaves the page. The demo runs a smaller config of the same
+shape (``COLA_DEMO_CONFIG``) so the test takes a minute; screenshots land in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cola_core.experiments.config import BUILTIN_DIR, compression_label
+from tests.test_browser import ARTIFACTS, CHROMIUM, _shot
+from tests.test_browser import server as server
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+VERDICT = re.compile(r"\b(supported|contradicted|inconclusive|untestable)\b")
+
+
+@pytest.fixture
+def small_demo(tmp_path, monkeypatch):
+    raw = json.loads((BUILTIN_DIR / "demo.json").read_text())
+    raw.update(n=8, pool_size=60, seqlen=32, limit=8, seeds=[0, 1], compression=raw["compression"][:1])
+    raw["claims"] = [c for c in raw["claims"] if c["compression"] == compression_label(raw["compression"][0])]
+    path = tmp_path / "demo-small.json"
+    path.write_text(json.dumps(raw))
+    monkeypatch.setenv("COLA_DEMO_CONFIG", str(path))  # read by the server the fixture starts next
+    return path
+
+
+def test_landing_demo_verdicts_download_and_offline_report(small_demo, server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.goto(url)
+        page.get_by_role("button", name="Run the demo").click(timeout=60_000)
+        page.get_by_text("Running the demo").first.wait_for(timeout=60_000)
+        _shot(page, "demo-1-running")
+        page.get_by_role("heading", name="Compare").wait_for(timeout=600_000)  # lands there when done
+        page.get_by_text("Calibration sets side by side").first.wait_for(timeout=120_000)
+        page.wait_for_function(
+            "() => /\\b(supported|contradicted|inconclusive|untestable)\\b/.test(document.body.innerText)",
+            timeout=120_000,
+        )
+        _shot(page, "demo-2-compare", height=2600)
+        with page.expect_download(timeout=120_000) as download:
+            page.get_by_role("button", name="Download report").first.click()
+        report = tmp_path / "report.html"
+        download.value.save_as(report)
+        html = report.read_text(encoding="utf-8")
+        assert VERDICT.search(html) and "<svg" in html
+
+        offline = browser.new_context(offline=True)
+        requests: list[str] = []
+        offline.on("request", lambda r: requests.append(r.url))
+        offline.route(
+            "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
+        )
+        view = offline.new_page(viewport={"width": 1200, "height": 900})
+        view.goto(report.as_uri())
+        view.wait_for_load_state("load")
+        sizes = view.eval_on_selector_all(
+            "svg", "els => els.map(e => e.getBoundingClientRect().width * e.getBoundingClientRect().height)"
+        )
+        view.screenshot(path=str(ARTIFACTS / "demo-3-report-offline.png"), full_page=True)
+        browser.close()
+    assert sizes and all(s > 0 for s in sizes), sizes
+    assert [r for r in requests if not r.startswith("file:")] == []

@@ -1,0 +1,82 @@
+"""The demo (app/demo.py, `python -m cola_core demo`): the built-in preset is the comparison the issue
+asks for; a run writes the report and prints experiment, report, runs and verdicts; a second run
+reuses every finished run. The test swaps in a smaller config so it stays cheap; the real preset's
+wall time is measured in docs/cli.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cola_core.app import demo as demo_module
+from cola_core.app.demo import run_demo
+from cola_core.cli.main import main
+from cola_core.compress import CompressConfig
+from cola_core.evaluation.runstore import RunStore
+from cola_core.experiments.config import load_config
+
+VERDICTS = {"supported", "contradicted", "inconclusive", "untestable"}
+SMALL = {
+    "name": "demo-small",
+    "description": "The demo's machinery on a smaller grid.",
+    "model": "cola-tiny",
+    "n": 8,
+    "pool_size": 40,
+    "seqlen": 32,
+    "seeds": [0, 1],
+    "limit": 10,
+    "capabilities": ["lm"],  # perplexity only: generation (math) is the slow part of a run
+    "calibration_sets": [
+        {"name": "random", "corpora": ["math", "prose"], "strategy": "random"},
+        {"name": "math-only", "corpora": ["math"], "strategy": "random"},
+    ],
+    "compression": [{"method": "wanda", "sparsity": 0.5}],
+    "claims": [
+        {
+            "title": "domain match",
+            "better": "math-only",
+            "worse": "random",
+            "capability": "lm",
+            "compression": "method=wanda-sparsity=0.5",
+        }
+    ],
+}
+
+
+def test_the_builtin_demo_is_cola_vs_random_vs_domain_matched():
+    cfg = load_config("demo")
+    cola = [s for s in cfg.calibration_sets if s.strategy == "cola"]
+    assert len(cola) == 1
+    random = [s for s in cfg.calibration_sets if s.strategy == "random" and s.corpora == cola[0].corpora]
+    assert len(random) == 1  # the same pool, selected two ways
+    matched = [s for s in cfg.calibration_sets if s.strategy == "random" and len(s.corpora) == 1]
+    assert len(matched) == 1 and matched[0].corpora[0] in cola[0].corpora
+    assert len(cfg.seeds) == 3
+    pruning = [CompressConfig(**c).is_pruning for c in cfg.compression]
+    assert sorted(pruning) == [False, True]  # one pruning and one quantization setting
+    assert cfg.claims and {c["better"] for c in cfg.claims} >= {"cola", matched[0].name}
+
+
+@pytest.mark.slow
+def test_demo_writes_the_report_prints_verdicts_and_resumes(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "demo-small.json"
+    config.write_text(json.dumps(SMALL))
+    monkeypatch.setattr(demo_module, "DEMO_CONFIG", str(config))
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
+    store_path, out = tmp_path / "runs.sqlite", tmp_path / "first.html"
+    assert main(["demo", "--json", "--store", str(store_path), "--out", str(out)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["experiment"] == "demo-small" and payload["report"] == str(out) and payload["runs"] == 4
+    assert [v["verdict"] in VERDICTS for v in payload["verdicts"]] == [True]
+    html = out.read_text()
+    assert "Experiment demo-small" in html and f">{payload['verdicts'][0]['verdict']}</span>" in html
+    before = RunStore(store_path).runs()[["id", "key", "status", "started", "finished"]]
+
+    lines: list[str] = []
+    again = run_demo(RunStore(store_path), lines.append)  # the default report path, under the cache
+    assert again.report == tmp_path / "cache" / "reports" / "demo.html" and again.report.is_file()
+    assert again.runs == 4 and again.verdicts == payload["verdicts"]
+    after = RunStore(store_path).runs()[["id", "key", "status", "started", "finished"]]
+    assert after.equals(before)  # nothing was run again
+    assert "skip random seed 0: done" in lines and not any(line.startswith("done ") for line in lines)

@@ -1,0 +1,29 @@
+"""The committed result of the paper-claims experiment is the shipped config's, and the docs carry its
+claims table exactly as the command wrote it (tables produced by commands stay produced by commands)."""
+
+from pathlib import Path
+
+from cola_core.experiments.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _claims_table(report: str) -> list[str]:
+    lines = report.split("## Claims", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| claim |"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    return lines[start:end]
+
+
+def test_the_committed_report_is_of_the_shipped_config_and_complete():
+    cfg = load_config("paper-claims")
+    report = (ROOT / "results" / "paper-claims.md").read_text(encoding="utf-8")
+    assert f"seeds {list(cfg.seeds)}" in report and f"up to {cfg.limit} held-out items" in report
+    assert "**Incomplete**" not in report
+    assert len(_claims_table(report)) == 2 + len(cfg.claims)
+
+
+def test_the_docs_carry_the_reports_claims_table_verbatim():
+    report = (ROOT / "results" / "paper-claims.md").read_text(encoding="utf-8")
+    docs = (ROOT / "docs" / "experiments.md").read_text(encoding="utf-8")
+    assert "\n".join(_claims_table(report)) in docs
