@@ -58,13 +58,13 @@ def test_landing_demo_verdicts_download_and_offline_report(small_demo, server, t
         html = report.read_text(encoding="utf-8")
         assert VERDICT.search(html) and "<svg" in html
 
-        offline = browser.new_context(offline=True)
+        offline = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
         requests: list[str] = []
         offline.on("request", lambda r: requests.append(r.url))
         offline.route(
             "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
         )
-        view = offline.new_page(viewport={"width": 1200, "height": 900})
+        view = offline.new_page()
         view.goto(report.as_uri())
         view.wait_for_load_state("load")
         sizes = view.eval_on_selector_all(

@@ -24,6 +24,16 @@ from cola_core.models.loading import DEFAULT_MODEL
 _C, _P, _A, _E, _Q, _S = CurateConfig, ProcessingConfig, ActivationConfig, EngineConfig, CompressConfig, SelfGenConfig
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except the empty ones (None: "not given"; False: an off switch),
+    which a help text already explains."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _csv(values: tuple[str, ...]) -> str:
     return ",".join(values)
 

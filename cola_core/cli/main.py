@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cola_core.cli import flags, render, reporting
-from cola_core.cli.args import add_command_args
+from cola_core.cli.args import HelpFormatter, add_command_args
 from cola_core.errors import ColaError
 
 
@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     for name, (_, _, summary) in COMMANDS.items():
         text = summary.replace("%", "%%")  # argparse %-formats help texts
-        p = sub.add_parser(name, help=text, description=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         add_command_args(name, p)
     return parser
