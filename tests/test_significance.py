@@ -60,7 +60,7 @@ def test_min_detectable_effect_has_the_stated_power():
     assert min_detectable_effect(1.0, 10) == pytest.approx(0.996, abs=2e-3)  # G*Power: dz = 0.996 at n = 10
     assert min_detectable_effect(1.0, 100) == pytest.approx(0.283, abs=2e-3)
     assert min_detectable_effect(0.02, 5, alpha=0.005) > min_detectable_effect(0.02, 5)
-    assert min_detectable_effect(0.0, 5) == 0.0 and math.isnan(min_detectable_effect(0.1, 1))
+    assert math.isnan(min_detectable_effect(0.0, 5)) and math.isnan(min_detectable_effect(0.1, 1))
     rng = np.random.default_rng(0)
     n, sd = 6, 0.03
     delta = min_detectable_effect(sd, n)
@@ -153,3 +153,12 @@ def test_bootstrap_p_is_two_sided_with_the_plus_one_correction():
     tilted = np.r_[np.full(50, -0.1), np.full(950, 0.1)]
     assert abs(bootstrap_p(tilted) - 2 * 51 / 1001) < 1e-12
     assert bootstrap_p([]) != bootstrap_p([])  # NaN: nothing to test
+
+
+def test_a_verdict_must_survive_item_sampling_too():
+    assert verdict(0.02, 0.001) == "supported" and verdict(-0.02, 0.001) == "contradicted"
+    assert verdict(0.02, 0.001, interval=(0.005, 0.03)) == "supported"
+    assert verdict(0.02, 0.001, interval=(-0.001, 0.03)) == "inconclusive"  # the bootstrap interval holds 0
+    assert verdict(-0.02, 0.001, interval=(-0.03, -0.01)) == "contradicted"
+    assert verdict(0.02, 0.001, interval=(-0.03, -0.01)) == "inconclusive"  # sides disagree
+    assert verdict(0.02, 0.2, interval=(0.01, 0.03)) == "inconclusive"  # not Holm-significant over seeds

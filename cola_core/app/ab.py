@@ -284,9 +284,16 @@ def differences(results: ExperimentResults, groups: Sequence[str], reference: st
     testable = ~frame["untestable"]
     frame["p_holm"] = math.nan
     frame.loc[testable, "p_holm"] = holm(frame.loc[testable, "p"].tolist())
-    frame["verdict"] = [
-        "untestable" if u else verdict(d, p, ALPHA)
-        for d, p, u in zip(frame["difference"], frame["p_holm"], frame["untestable"], strict=True)
+    frame["verdict"] = [  # significant by the test and by the bootstrap interval (ci_*) alike
+        "untestable" if u else verdict(d, p, ALPHA, (lo, hi))
+        for d, p, u, lo, hi in zip(
+            frame["difference"],
+            frame["p_holm"],
+            frame["untestable"],
+            frame["ci_low"],
+            frame["ci_high"],
+            strict=True,
+        )
     ]
     m = max(int(frame.loc[testable, "p"].map(math.isfinite).sum()), 1)
     frame["mde"] = [

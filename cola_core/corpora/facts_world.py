@@ -10,7 +10,7 @@ into calibration data or into the coverage proxy:
 - heldout (evaluated): one question per fact of the ``eval`` towns, four choices, scored by the
   log-likelihood of each choice completing the fact's cloze.
 
-The cloze is the first training phrasing: a 5M-parameter model does not carry a fact over to a
+The cloze is the first training phrasing: a 0.9M-parameter model does not carry a fact over to a
 phrasing it never saw (measured on cola-tiny: unseen paraphrases score 5–42% against 8–10 values,
 the trained phrasings 99–100%), so recall is measured in a trained form, and the towns evaluated
 never appear in the pool or the probes (tests/test_leakage.py).

@@ -30,9 +30,7 @@ class Embedded:
 def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
     """A capability's probe set: a built-in corpus's probe split (disjoint from the evaluated
     held-out items, so the proxy never sees what is scored), or any corpus spec whole."""
-    return {
-        cap: load_records(cap, "probe" if cap in BUILTIN_CORPORA else "pool", limit=limit) for cap in capabilities
-    }
+    return {cap: load_records(cap, "probe" if cap in BUILTIN_CORPORA else "pool", limit=limit) for cap in capabilities}
 
 
 def embed_sets(

@@ -27,7 +27,9 @@ ALPHA = 0.05  # family-wise error rate of an experiment's claims
 POWER = 0.8
 EXACT_PERMUTATIONS_MAX_N = 8  # 8! = 40,320 permutations; above, Monte Carlo
 PERMUTATION_ROUNDS = 10_000
-BOOTSTRAP_MIN_POINTS = 5  # pairs below which a bootstrap interval of ρ is not given
+BOOTSTRAP_MIN_POINTS = (
+    10  # pairs below which a bootstrap interval of ρ is not given (at 6, a monotone set gives [1, 1])
+)
 
 
 def t_critical(df: int, level: float = 0.95) -> float:
@@ -103,11 +105,20 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def verdict(difference: float, adjusted_p: float, alpha: float = ALPHA) -> str:
+def verdict(
+    difference: float, adjusted_p: float, alpha: float = ALPHA, interval: tuple[float, float] | None = None
+) -> str:
     """``supported`` (significant, claimed direction), ``contradicted`` (significant, opposite
-    direction) or ``inconclusive`` (not significant, or not testable)."""
+    direction) or ``inconclusive`` (not significant, or not testable). With ``interval`` (the
+    seeds × items bootstrap interval of the difference), significance also needs that interval to
+    exclude 0 on the same side: the t-test over seeds holds the evaluated items fixed, the bootstrap
+    does not, so a verdict must survive item sampling too."""
     if not (math.isfinite(adjusted_p) and adjusted_p <= alpha and difference != 0):
         return "inconclusive"
+    if interval is not None:
+        lo, hi = interval
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 <= hi or (lo > 0) != (difference > 0):
+            return "inconclusive"
     return "supported" if difference > 0 else "contradicted"
 
 
@@ -125,11 +136,10 @@ def min_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float 
 
     with t_c = t_{1−α/2, n−1} and T'_{n−1,λ} noncentral t (Cohen 1988, ch. 2); approximately
     δ ≈ (t_{1−α/2, n−1} + t_{power, n−1}) σ / √n. σ is itself estimated from the same few seeds, so
-    δ is an estimate. NaN with fewer than two seeds; 0 when σ = 0."""
-    if n < 2 or not math.isfinite(sd):
+    δ is an estimate. NaN with fewer than two seeds, or when σ = 0 (no seed-to-seed variation was seen:
+    the power of the test is then unknown, not perfect)."""
+    if n < 2 or not math.isfinite(sd) or sd == 0:
         return math.nan
-    if sd == 0:
-        return 0.0
     df, t_c = n - 1, t_critical(n - 1, 1 - alpha)
     high = 1.0
     while _power(high, df, t_c) < power:
@@ -185,8 +195,8 @@ def spearman_bootstrap_ci(
     min_points: int = BOOTSTRAP_MIN_POINTS,
 ) -> tuple[float, float]:
     """Percentile interval of ρ resampling (x, y) pairs; resamples with constant ranks are left out.
-    NaN with fewer than ``min_points`` pairs: resamples of 3 or 4 points take a handful of values,
-    and their percentiles say nothing about ρ."""
+    NaN with fewer than ``min_points`` pairs: resamples of a few points take a handful of values (of 6
+    perfectly ranked pairs every resample gives ρ = 1), and their percentiles say nothing about ρ."""
     xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(xs) < min_points:
         return math.nan, math.nan

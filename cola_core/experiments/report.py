@@ -17,6 +17,7 @@ import pandas as pd
 from cola_core.evaluation.retention import bootstrap_seeds_and_items
 from cola_core.evaluation.significance import (
     ALPHA,
+    BOOTSTRAP_MIN_POINTS,
     POWER,
     PairedTest,
     bootstrap_p,
@@ -27,6 +28,7 @@ from cola_core.evaluation.significance import (
     spearman_permutation,
     verdict,
 )
+from cola_core.evaluation.suite import CAPABILITIES
 from cola_core.experiments.config import ExperimentConfig
 from cola_core.experiments.results import ExperimentResults
 
@@ -151,7 +153,9 @@ def judge_claims(results: ExperimentResults, claims: Sequence[dict], alpha: floa
             {
                 **j,
                 "p_holm": p_holm,
-                "verdict": "untestable" if j["untestable"] else verdict(j["difference"], p_holm, alpha),
+                "verdict": "untestable"
+                if j["untestable"]
+                else verdict(j["difference"], p_holm, alpha, (j["boot_low"], j["boot_high"])),
                 "mde_lenient": min_detectable_effect(j["sd"], j["seeds"], alpha, POWER),
                 "mde_strict": min_detectable_effect(j["sd"], j["seeds"], alpha / max(m, 1), POWER),
             }
@@ -162,9 +166,13 @@ def judge_claims(results: ExperimentResults, claims: Sequence[dict], alpha: floa
 def proxy_correlation(results: ExperimentResults, seed: int = 0) -> pd.DataFrame:
     """Per compression × capability: Spearman's ρ across calibration sets between mean capability
     coverage (the curation proxy) and mean measured retention, with a permutation p-value (exact for
-    ≤ 8 sets, else Monte Carlo), a bootstrap interval over sets, and p Holm-adjusted over the table."""
+    ≤ 8 sets, else Monte Carlo), a bootstrap interval over sets, and p Holm-adjusted over the table.
+    Only the capabilities themselves: their sub-scores (math tiers, next-token accuracy) share the
+    capability's coverage, so they would add tests to the family without adding information."""
     rows = []
     for (comp, capability), g in results.table.groupby(["compression", "capability"]):
+        if capability not in CAPABILITIES:
+            continue
         means = g.groupby("calibration")[["coverage", "retention"]].mean().dropna()
         if len(means) < 3:
             continue
@@ -186,6 +194,21 @@ def proxy_correlation(results: ExperimentResults, seed: int = 0) -> pd.DataFrame
     if not frame.empty:
         frame.insert(6, "p_holm", holm(frame["p"].tolist()))
     return frame
+
+
+def _proxy_power(corr: pd.DataFrame) -> str:
+    """What the table can show: with k sets the smallest exact permutation p is 2/k!, and Holm over m
+    rows multiplies the smallest by m."""
+    k, m = int(corr["sets"].max()), len(corr)
+    if k > 8:
+        return ""
+    floor = min(1.0, m * 2 / math.factorial(k))
+    verdict_ = (
+        "so no row can be significant: the table describes"
+        if floor > ALPHA
+        else "so only near-perfect rankings can be significant"
+    )
+    return f"With {k} sets the smallest possible p is 2/{k}! and the smallest Holm-adjusted p over {m} rows is {floor:.3f}, {verdict_}."
 
 
 def _num(x: float, spec: str = "+.3f") -> str:
@@ -215,7 +238,9 @@ def _claims_section(claims: pd.DataFrame, seeds: int) -> list[str]:
         "",
         f"Retention difference (better − worse), paired by seed over {seeds} seeds. p: two-sided paired t-test; "
         f"p (Holm): adjusted over the {m} tested claim(s) (family-wise α = {ALPHA}). **supported** / **contradicted**: "
-        f"Holm-significant in / against the claimed direction; **inconclusive**: otherwise; **untestable**: both "
+        f"Holm-significant in / against the claimed direction, with the seeds × items bootstrap interval on the same "
+        f"side of 0 (the t-test holds the items fixed; the bootstrap does not); **inconclusive**: otherwise; "
+        f"**untestable**: both "
         f"sets at the floor (≤ {FLOOR}) or the ceiling (≥ {CEILING}) of retention, left out of the family. "
         f"Detectable: the smallest true difference found with {POWER:.0%} power given the measured seed-to-seed SD, "
         f"at Holm's most lenient threshold (α) – its strictest (α/{max(m, 1)}).",
@@ -307,7 +332,7 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
             "Spearman's ρ across calibration sets between capability coverage (computed at curation time on the "
             "probes' own scale, so sets from different pools compare) and measured retention, means over seeds; "
             f"permutation p ({methods}), Holm-adjusted over this table; "
-            "95% bootstrap interval over sets (n/a below 5 sets).",
+            f"95% bootstrap interval over sets (n/a below {BOOTSTRAP_MIN_POINTS} sets). {_proxy_power(corr)}",
             "",
             "| compression | capability | ρ | 95% bootstrap | p | p (Holm) | sets |",
             "|---|---|---|---|---|---|---|",
