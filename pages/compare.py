@@ -26,6 +26,7 @@ from cola_core.app.compare import (
 from cola_core.app.jobs import dense_scores, job_queue
 from cola_core.app.workspace import prepare_space
 from cola_core.errors import ColaError
+from cola_core.evaluation.suite import SHOWCASE_PROMPTS
 from ui import charts, flow, state
 
 state.init()
@@ -287,7 +288,7 @@ if not awq.empty:
     st.dataframe(awq.round(5), hide_index=True, width="stretch")
 
 st.subheader("Same prompts, side by side")
-default_prompts = "Question: What is 3 plus 4?\nThe town of Lemal lies in\ndef add(a, b):\nThe history of the"
+default_prompts = "\n".join(SHOWCASE_PROMPTS)
 prompts_text = st.text_area("One prompt per line", default_prompts, height=110)
 if st.button("Answer with every model"):
     prompts = [p for p in prompts_text.splitlines() if p.strip()]

@@ -9,6 +9,7 @@ import pytest
 
 from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.suite import SHOWCASE_PROMPTS
 from cola_core.experiments.config import BUILTIN_DIR, ExperimentConfig, list_builtin, load_config
 from cola_core.experiments.grid import run_experiment
 from cola_core.experiments.plan import plan_runs
@@ -62,6 +63,8 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
     compressed = runs[runs["calibration"] != "dense"]
     layers = json.loads(compressed.iloc[0]["report"])["layers"]
     assert layers and all(v["relative_error"] >= 0 for layer in layers for v in layer["linears"].values())
+    answers = [json.loads(r)["answers"] for r in runs["report"]]  # the dense run's too: weights are not kept
+    assert all(set(a) == set(SHOWCASE_PROMPTS) and all(isinstance(v, str) for v in a.values()) for a in answers)
     assert set(table["calibration"]) == {"random", "math-only", "cola"}
     assert table.loc[table["capability"] == "lm", "retention"].notna().all()  # perplexity: always defined
     assert set(table["capability"]) == set(cfg.scores)  # config.SCORES_OF is what evaluate reports

@@ -91,6 +91,7 @@ def test_experiment_report_carries_the_statistics_settings_trail_and_map(experim
     assert "Pool: math 20, prose 20" in text and "Pool: math 40" in text
     assert html.count('aria-label="random · seed 0 (PCA)"') == 1
     assert "Mean relative error" in html and "random · method=wanda-sparsity=0.5" in text  # one line per set
+    assert "Same prompts, each model" in text and "def add(a, b):" in text and "Not stored" not in text
     assert "<script" not in html and "src=" not in html and "url(" not in html
     assert set(re.findall(r"https?://[^\s\"'<>]+", html)) == {"http://www.w3.org/2000/svg"}
 

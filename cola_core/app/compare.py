@@ -11,8 +11,8 @@ import pandas as pd
 
 from cola_core.evaluation.retention import retention_rows, spearman
 from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.suite import answer_prompts
 from cola_core.models.loading import load_model_cached
-from cola_core.models.scoring import generate
 
 
 def run_label(row: Mapping) -> str:
@@ -101,7 +101,5 @@ def answers_side_by_side(models: Mapping[str, str], prompts: Sequence[str], max_
     frame = pd.DataFrame({"prompt": list(prompts)})
     for label, ref in models.items():
         loaded = load_model_cached(ref)
-        frame[label] = [
-            a.strip() for a in generate(loaded.model, loaded.tokenizer, list(prompts), max_new_tokens, ["\n\n"])
-        ]
+        frame[label] = list(answer_prompts(loaded.model, loaded.tokenizer, prompts, max_new_tokens).values())
     return frame

@@ -23,6 +23,7 @@ from cola_core.app.compare import run_label
 from cola_core.app.runs_report import runs_sections
 from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.suite import SHOWCASE_TOKENS
 from cola_core.experiments.config import ExperimentConfig, compression_label, list_builtin, load_config
 from cola_core.experiments.plan import Plan, plan_runs
 from cola_core.experiments.report import dense_baselines, judge_claims, proxy_correlation, summarise
@@ -221,6 +222,35 @@ def _experiment_layers(plan: Plan, store: RunStore) -> str:
     return H.layer_errors_section(with_errors, labels)
 
 
+def _experiment_answers(plan: Plan, store: RunStore, cfg: ExperimentConfig) -> str:
+    """The answers every experiment run stored (its compressed weights are not kept): per compression
+    setting, the dense model's and each set's at the first seed, side by side."""
+    runs = store.runs(keys=plan.keys)
+    done = runs[runs["status"] == "done"].set_index("key")
+    stored = {key: json.loads(done.loc[key, "report"] or "{}").get("answers") for key in done.index}
+    dense = stored.get(plan.dense.key)
+    if not dense:
+        return H.section(
+            "Same prompts, each model",
+            "<p>Not stored: these runs were made before experiment runs kept their answers; run the "
+            "experiment again under a new name to see them.</p>",
+            "answers",
+        )
+    seed = min(cfg.seeds)
+    body = (
+        f"<p>Greedy answers ({SHOWCASE_TOKENS} new tokens at most) that each run stored when it finished: the "
+        f"dense model and each calibration set's compressed model at seed {seed}.</p>"
+    )
+    for label in dict.fromkeys(r.compression for r in plan.runs):
+        columns = {"dense": dense}
+        for run in plan.runs:
+            if run.compression == label and run.seed == seed and stored.get(run.key):
+                columns[run.calibration] = stored[run.key]
+        rows = [[escape(p), *(escape(a.get(p, "")) for a in columns.values())] for p in dense]
+        body += f"<h3>{escape(label)}</h3>" + H.table(["prompt", *columns], rows)
+    return H.section("Same prompts, each model", body, "answers")
+
+
 def _experiment_report(store: RunStore, name: str, log: Callable[[str], None]) -> tuple[str, list[str]]:
     cfg = _experiment_config(store, name)
     plan, model_note = _plan(store, cfg)
@@ -233,11 +263,6 @@ def _experiment_report(store: RunStore, name: str, log: Callable[[str], None]) -
     claims = judge_claims(results, cfg.claims) if cfg.claims else pd.DataFrame()
     trails = experiment_trails(cfg, _stored_fingerprints(plan, store), log=log)
     budgets = getattr(results, "budgets", None)
-    answers = (
-        "<p>Not available: an experiment keeps its runs' scores, not their compressed weights, so no model "
-        "is left to answer prompts. The dashboard's Compare page answers the same prompts with models it "
-        "compressed (and this report does, for such runs picked with <code>--runs</code>).</p>"
-    )
     sections = [
         _overview(cfg, results, plan, store, model_note),
         _claims(claims, cfg),
@@ -247,7 +272,7 @@ def _experiment_report(store: RunStore, name: str, log: Callable[[str], None]) -
         H.map_section(trails),
         _proxy(proxy_correlation(results), cfg),
         _experiment_layers(plan, store),
-        H.section("Same prompts, each model", answers, "answers"),
+        _experiment_answers(plan, store, cfg),
     ]
     return f"Experiment {cfg.name}", sections
 

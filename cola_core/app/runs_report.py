@@ -18,8 +18,8 @@ from cola_core.app.svg_charts import scatter_map
 from cola_core.errors import ColaError
 from cola_core.evaluation.retention import retention_rows
 from cola_core.evaluation.runstore import RunStore
+from cola_core.evaluation.suite import SHOWCASE_PROMPTS, SHOWCASE_TOKENS
 
-PROMPTS = ("Question: What is 3 plus 4?", "The town of Lemal lies in", "def add(a, b):")
 MAX_ANSWERED = 3  # compressed models loaded to answer prompts: a few seconds each on cola-tiny
 
 
@@ -251,9 +251,9 @@ def _answers(picked: pd.DataFrame) -> str:
         models = {f"dense {on_disk[0][0]['model']}": on_disk[0][0]["model"]}
         models |= {run_label(r): out for r, out in on_disk[:MAX_ANSWERED] if r["model"] == on_disk[0][0]["model"]}
         try:
-            frame = answers_side_by_side(models, PROMPTS, max_new_tokens=24)
+            frame = answers_side_by_side(models, SHOWCASE_PROMPTS, max_new_tokens=SHOWCASE_TOKENS)
             rows = [[escape(str(v)) for v in row] for row in frame.itertuples(index=False)]
-            body += "<p>Greedy answers, 24 new tokens at most.</p>" + H.table(list(frame.columns), rows)
+            body += f"<p>Greedy answers, {SHOWCASE_TOKENS} new tokens at most.</p>" + H.table(list(frame.columns), rows)
         except Exception as exc:  # the report still builds; say what failed
             body += f'<p class="warn">Could not answer prompts: {escape(type(exc).__name__)}: {escape(str(exc))}</p>'
     if gone:

@@ -23,9 +23,12 @@ from cola_core.errors import ColaError
 from cola_core.evaluation import tasks as cap
 from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
 from cola_core.models.batching import BATCH_TOKENS
-from cola_core.models.scoring import per_text_nll
+from cola_core.models.scoring import generate, per_text_nll
 
 CAPABILITIES = ("lm", "code", "math", "facts")
+# One prompt per kind of capability, answered by every model a report shows side by side.
+SHOWCASE_PROMPTS = ("Question: What is 3 plus 4?", "The town of Lemal lies in", "def add(a, b):", "The history of the")
+SHOWCASE_TOKENS = 24
 DEFAULT_LIMIT = 200  # held-out items per capability (CLI, dashboard and experiments)
 
 
@@ -103,3 +106,12 @@ def evaluate(
         hits = [int(p == r.meta["answer_index"]) for p, r in zip(picks, records, strict=True)]
         scores["facts"] = accuracy_score("facts", hits, [1] * len(hits))
     return scores
+
+
+def answer_prompts(
+    model, tokenizer, prompts: Sequence[str] = SHOWCASE_PROMPTS, max_new_tokens: int = SHOWCASE_TOKENS
+) -> dict[str, str]:
+    """Greedy answers (prompt → answer, up to the first blank line), what reports show side by side:
+    stored with every experiment run, whose compressed weights are not kept."""
+    answers = generate(model, tokenizer, list(prompts), max_new_tokens, ["\n\n"])
+    return {p: a.strip() for p, a in zip(prompts, answers, strict=True)}

@@ -11,7 +11,7 @@ from cola_core.corpora.selfgen import generate_self_corpus
 from cola_core.curation.export import tokenize_calibration
 from cola_core.curation.metrics import probe_coverage
 from cola_core.curation.pipeline import build_space, coverage_by_capability, select_and_measure
-from cola_core.evaluation.suite import evaluate
+from cola_core.evaluation.suite import answer_prompts, evaluate
 from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
 from cola_core.experiments.plan import curate_config, selfgen_config
 from cola_core.storage.fingerprints import calibration_fingerprint
@@ -61,7 +61,7 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
     if cell["calibration"] == "dense":
         t0 = time.perf_counter()
         scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
-        report = {"seconds": time.perf_counter() - t0}
+        report = {"seconds": time.perf_counter() - t0, "answers": answer_prompts(loaded.model, loaded.tokenizer)}
         yield cell["runs"][0]["key"], {"scores": {k: asdict(s) for k, s in scores.items()}, "report": report}
         return
     spec = next(s for s in cfg.calibration_sets if s.name == cell["calibration"])
@@ -78,6 +78,7 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
                 loaded.model, tensors, CompressConfig(**run["settings"], device=device), keep_codes=False
             )
             scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
+            answers = answer_prompts(loaded.model, loaded.tokenizer)  # the weights are not kept: their answers are
         except Exception as exc:
             yield run["key"], {"error": f"{type(exc).__name__}: {exc}"}
             return
@@ -85,6 +86,7 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
             **about,
             "seconds": time.perf_counter() - t0 + share,  # this run's compute, its share of curation included
             "layers": [_layer_summary(r) for r in result.layers],
+            "answers": answers,
         }
         if "fingerprint" in run:
             report["recomputed"] = f"calibration set {run['fingerprint']} → {fp}"
