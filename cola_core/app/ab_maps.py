@@ -22,11 +22,11 @@ from cola_core.app.workspace import PreparedSpace, probes_of
 from cola_core.app.workspace import curate_config as workspace_curate_config
 from cola_core.curation.export import tokenize_calibration
 from cola_core.curation.map2d import pca_project
-from cola_core.curation.pipeline import CurateConfig, build_space, coverage_by_capability, run_selection
+from cola_core.curation.pipeline import CurateConfig, coverage_by_capability, run_selection
 from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
+from cola_core.experiments.cells import build_calibration
 from cola_core.experiments.config import load_config
-from cola_core.experiments.plan import curate_config as experiment_curate_config
 from cola_core.models.loading import load_model_cached
 from cola_core.storage.fingerprints import calibration_fingerprint
 
@@ -123,9 +123,8 @@ def _rebuild_experiment(run: dict, seed: int) -> _Rebuilt:
     if spec is None or spec.self_generated:
         return _Rebuilt("a self-generated pool is not rebuilt for the map" if spec else "no longer in its config")
     loaded = load_model_cached(cfg.model)
-    config = experiment_curate_config(spec, cfg, seed)
-    space = build_space(loaded, config, need=cfg.n)
-    chosen = list(run_selection(space.embedded, config).indices)
+    built = build_calibration(loaded, spec, cfg, seed)  # the grid's own builder
+    space, chosen = built.space, list(built.selection.indices)
     return _check(run, space.records, chosen, space.probes, space.embedded.space, loaded.tokenizer, cfg.seqlen)
 
 

@@ -2,8 +2,8 @@
 
 An experiment run stores its calibration set's token fingerprint, proxy and (newer runs) mix and
 token count, not the pool, Stage 2's changes or the 2-D map. Curation is deterministic given its
-settings, so the trail is rebuilt here from the config (:func:`~cola_core.experiments.plan.curate_config`,
-the pipeline as the grid runs it) and shown only when the rebuilt set's token fingerprint equals the
+settings, so the trail is rebuilt here from the config (:func:`~cola_core.experiments.cells.build_calibration`,
+the grid's own builder) and shown only when the rebuilt set's token fingerprint equals the
 stored run's — then it is that run's calibration set, not a look-alike. When the model is not on
 disk, the pool is self-generated, or the pools are too large to rebuild in seconds, the report says
 so instead."""
@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cola_core.curation.export import tokenize_calibration
 from cola_core.curation.map2d import pca_2d
-from cola_core.curation.pipeline import build_space, select_and_measure
 from cola_core.errors import ColaError
+from cola_core.experiments.cells import build_calibration
 from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
-from cola_core.experiments.plan import curate_config
 from cola_core.models.loading import load_model_cached, resolve_model
 from cola_core.storage.fingerprints import calibration_fingerprint
 
@@ -54,11 +52,9 @@ def model_on_disk(name: str) -> bool:
 
 def rebuild_set(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int, stored: str, run_id: int) -> SetTrail:
     """Rebuild one set as the grid built it and compare its token fingerprint with ``stored``."""
-    curate_cfg = curate_config(spec, cfg, seed)
-    space = build_space(loaded, curate_cfg, need=cfg.n)
-    selection, metrics = select_and_measure(space, curate_cfg)
-    chosen = [space.records[i] for i in selection.indices]
-    fp = calibration_fingerprint(tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen))
+    built = build_calibration(loaded, spec, cfg, seed)
+    space, selection, metrics = built.space, built.selection, built.metrics
+    fp = calibration_fingerprint(built.tensors)
     if fp != stored:
         return SetTrail(
             spec.name,

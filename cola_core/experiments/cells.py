@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from cola_core.compress import CompressConfig, compress_model
 from cola_core.corpora.selfgen import generate_self_corpus
 from cola_core.curation.export import tokenize_calibration
-from cola_core.curation.metrics import probe_coverage
-from cola_core.curation.pipeline import build_space, coverage_by_capability, select_and_measure
+from cola_core.curation.metrics import SelectionMetrics, probe_coverage
+from cola_core.curation.pipeline import Space, build_space, coverage_by_capability, select_and_measure
+from cola_core.curation.selection import Selection
 from cola_core.evaluation.suite import answer_prompts, evaluate
 from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
 from cola_core.experiments.plan import curate_config, selfgen_config
 from cola_core.storage.fingerprints import calibration_fingerprint
 
 
-def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> tuple[dict, dict]:
-    """Token tensors and what the report needs of one set and seed (the proxy, the set's mix and
-    real-token count, its fingerprint, the seconds it took): the pipeline of
-    :mod:`cola_core.curation.pipeline`, as the CLI runs it. The seed draws the pool from the whole
-    pool split and drives the selection. The proxy is coverage of the capability probes on the
-    probes' own scale (metrics.probe_coverage), comparable across sets with different pools."""
-    t0 = time.perf_counter()
+@dataclass
+class BuiltSet:
+    """One experiment calibration set as the grid builds it: the space (pool, probes, Stages 1–2),
+    Stage 3's selection and its metrics, and the token tensors the compressor reads."""
+
+    space: Space
+    selection: Selection
+    metrics: SelectionMetrics
+    tensors: dict
+
+
+def build_calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> BuiltSet:
+    """Build one set at one seed: the pipeline of :mod:`cola_core.curation.pipeline`, as the CLI runs
+    it (the seed draws the pool from the whole pool split and drives the selection). The grid, the
+    HTML report's trail and the Compare page's maps all build sets here, so a rebuilt set is the
+    run's own exactly when its token fingerprint matches."""
     curate_cfg = curate_config(spec, cfg, seed)
     pool = None
     if spec.self_generated:
@@ -31,17 +41,26 @@ def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int
     space = build_space(loaded, curate_cfg, pool=pool, need=cfg.n)
     selection, metrics = select_and_measure(space, curate_cfg)
     chosen = [space.records[i] for i in selection.indices]
-    tensors = tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen)
-    points = space.embedded.space[selection.indices]
+    return BuiltSet(space, selection, metrics, tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen))
+
+
+def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> tuple[dict, dict]:
+    """Token tensors and what the report needs of one set and seed (the proxy, the set's mix and
+    real-token count, its fingerprint, the seconds it took). The proxy is coverage of the capability
+    probes on the probes' own scale (metrics.probe_coverage), comparable across sets with different
+    pools."""
+    t0 = time.perf_counter()
+    built = build_calibration(loaded, spec, cfg, seed)
+    points = built.space.embedded.space[built.selection.indices]
     about = {
-        "proxy": coverage_by_capability(probe_coverage(space.probes, points)),
-        "proxy_pool_centred": coverage_by_capability(metrics.capability_coverage),
-        "mix": metrics.mix,
-        "tokens": int(tensors["attention_mask"].sum()),
-        "calibration_fingerprint": calibration_fingerprint(tensors),
+        "proxy": coverage_by_capability(probe_coverage(built.space.probes, points)),
+        "proxy_pool_centred": coverage_by_capability(built.metrics.capability_coverage),
+        "mix": built.metrics.mix,
+        "tokens": int(built.tensors["attention_mask"].sum()),
+        "calibration_fingerprint": calibration_fingerprint(built.tensors),
         "calibration_seconds": time.perf_counter() - t0,
     }
-    return tensors, about
+    return built.tensors, about
 
 
 def _layer_summary(layer: dict) -> dict:
