@@ -29,7 +29,13 @@ from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.significance import ALPHA, POWER, holm, min_detectable_effect, paired_t, verdict
 from cola_core.evaluation.suite import Score
 from cola_core.experiments.config import compression_label
-from cola_core.experiments.report import BOOTSTRAP_ROUNDS, CEILING, FLOOR, judge_claim, summarise
+from cola_core.experiments.report import (
+    BOOTSTRAP_ROUNDS,
+    judge_claim,
+    percentile_interval,
+    separation_limit,
+    summarise,
+)
 from cola_core.experiments.results import TABLE_COLUMNS, ExperimentResults
 
 DASHBOARD = "dashboard"  # the group prefix of runs launched from the dashboard's Compress page
@@ -169,15 +175,6 @@ def _budget(report: dict) -> tuple[int | None, int | None, dict[str, float]]:
     return n, tokens, {k: v / total for k, v in mix.items()} if total else {}
 
 
-def _limit(means: Sequence[float]) -> str:
-    """Why two sets cannot be separated (both at the floor or both at the ceiling of retention), or ""."""
-    if max(means) <= FLOOR:
-        return f"both sets at the floor (retention ≤ {FLOOR}): the setting destroys the capability whatever the data"
-    if min(means) >= CEILING:
-        return f"both sets at the ceiling (retention ≥ {CEILING}): the setting leaves no room to differ"
-    return ""
-
-
 def _collect(store: RunStore, groups: Sequence[str], compression: str) -> tuple[pd.DataFrame, int]:
     all_runs = store.runs()
     if all_runs.empty:
@@ -235,10 +232,10 @@ def _item_paired(results: ExperimentResults, group: str, reference: str, capabil
     if not np.allclose(a[:, 1], b[:, 1]):
         raise ColaError(f"{group} and {reference} scored {capability} on different items")
     point, reps = bootstrap_seeds_and_items(dense, [[arms[0]], [arms[1]]], BOOTSTRAP_ROUNDS)
-    lo, hi = np.percentile(reps[:, 0] - reps[:, 1], [2.5, 97.5])
+    lo, hi = percentile_interval(reps[:, 0] - reps[:, 1])
     sign = -1.0 if dense.metric == "perplexity" else 1.0
     t = paired_t(sign * (a[:, 0] - b[:, 0]))
-    limit = _limit(list(point))
+    limit = separation_limit(list(point))
     seeds = max(len(results.seeds(g, comp)) for g in (group, reference))
     notes = [t.note.replace("seed", "item"), limit, "each set's seeds averaged item by item" if seeds > 1 else ""]
     return {

@@ -37,7 +37,7 @@ _MODES = {"pack": "packed: every set holds exactly n × seqlen real tokens", "tr
 FLOOR, CEILING = 0.05, 0.99  # mean retention at or beyond which a comparison cannot separate sets
 
 
-def _percentile(x: np.ndarray) -> tuple[float, float]:
+def percentile_interval(x: np.ndarray) -> tuple[float, float]:
     """95% percentile interval of the defined replicates (retention.py: NaN where the dense score is 0)."""
     finite = x[np.isfinite(x)]
     if len(finite) == 0:
@@ -66,7 +66,7 @@ def summarise(results: ExperimentResults) -> pd.DataFrame:
         arm = results.arm(calibration, comp, capability, seeds)
         point, reps = bootstrap_seeds_and_items(results.dense[capability], [arm], BOOTSTRAP_ROUNDS)
         t = paired_t(g["retention"].to_numpy())
-        lo, hi = _percentile(reps[:, 0])
+        lo, hi = percentile_interval(reps[:, 0])
         rows.append(
             {
                 "compression": comp,
@@ -84,7 +84,7 @@ def summarise(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _limit(means: Sequence[float]) -> str:
+def separation_limit(means: Sequence[float]) -> str:
     """Why a comparison cannot separate two sets, or "": both at the floor or both at the ceiling."""
     if means and max(means) <= FLOOR:
         return f"both sets at the floor (retention ≤ {FLOOR}): the setting destroys the capability whatever the data"
@@ -118,8 +118,8 @@ def judge_claim(results: ExperimentResults, claim: dict) -> dict:
     per_seed = table.groupby(["seed", "calibration"])["retention"].mean().unstack().reindex(index=seeds, columns=sides)
     t = paired_t((per_seed[claim["better"]] - per_seed[claim["worse"]]).to_numpy())
     diff = reps[:, 0] - reps[:, 1]
-    lo, hi = _percentile(diff)
-    limit = _limit(list(point))
+    lo, hi = percentile_interval(diff)
+    limit = separation_limit(list(point))
     fields = _test_fields(t)
     note = t.note
     if t.sd == 0 and t.mean != 0:  # no seed-to-seed variation (few seeds, coarse scores): a t-test has
