@@ -91,6 +91,7 @@ def test_facts_questions_match_the_world(all_splits):
         assert r.text.endswith(f"Answer: {answer}")
         assert facts[r.meta["town"], r.meta["attribute"]] == answer
         assert r.meta["town"] in r.meta["cloze"]
+        assert r.text == f"{r.meta['prompt']} {answer}"
 
 
 def test_facts_train_states_every_fact(all_splits):

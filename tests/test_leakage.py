@@ -1,13 +1,14 @@
 """No leakage by construction (issue #20): for every built-in capability, the evaluated items are
 disjoint from the calibration pool, from the probes the coverage proxy reads, and (as texts) from
-training; facts are evaluated on towns that never appear in the pool or the probes."""
+training; facts are evaluated on towns that never appear in the pool or the probes, in a question
+form never seen for them in any split."""
 
 import re
 
 import pytest
 
 from cola_core.corpora import load_records
-from cola_core.corpora.facts_world import ROLES, statement, town_role, world
+from cola_core.corpora.facts_world import ROLES, qa, statement, town_role, world
 from cola_core.curation.embedding import probe_records
 from cola_core.curation.pipeline import DEFAULT_CAPABILITIES
 from cola_core.evaluation.suite import CAPABILITIES
@@ -62,11 +63,21 @@ def test_facts_evaluated_towns_never_reach_pool_or_probes():
         assert not evaluated & words, split
 
 
-def test_facts_evaluated_sentences_are_not_in_the_pool():
-    pool = " ".join(_texts("facts", "pool"))
-    for r in load_records("facts", "heldout"):
-        answer = r.meta["choices"][r.meta["answer_index"]]
-        assert f"{r.meta['cloze']} {answer}" not in pool
-    # what the pool does hold: every sentence form, about other towns
+def test_facts_are_scored_in_a_form_never_seen_for_the_evaluated_towns():
+    """Each evaluated fact is scored as ``Question: … Answer: value``; no split holds that question for
+    an evaluated town. Train states those towns' facts as sentences and practises the question form on
+    the other towns only."""
+    train, pool, probe = (" ".join(_texts("facts", split)) for split in ("train", "pool", "probe"))
+    held = load_records("facts", "heldout")
+    for r in held:
+        question = r.meta["prompt"][: r.meta["prompt"].index("?") + 1]
+        for name, text in (("train", train), ("pool", pool), ("probe", probe)):
+            assert question not in text, (name, question)
+            assert r.text not in text, (name, r.text)
+    by_town = {f.town: f for f in world()}
+    assert all(statement(by_town[r.meta["town"]], 0) in train for r in held[::5])
+    practised = [f for f in world() if town_role(f.town) != "eval"]
+    assert sum(qa(f) in train for f in practised) == len(practised)
+    # what the pool does hold: sentences about its own towns
     pool_facts = [f for f in world() if town_role(f.town) == "pool"]
     assert any(statement(f, 0) in pool for f in pool_facts)

@@ -1,19 +1,22 @@
 """Built-in `facts` corpus: statements and questions about a generated world of invented towns.
 
 Each town has five attributes (country, export, river, emblem, flag colour). Train holds every
-town's facts in three phrasings (cola-tiny learned them there: recall needs the facts to have been
-trained on). The other splits partition the towns (:func:`town_role`), so nothing evaluated leaks
-into calibration data or into the coverage proxy:
+town's facts as statements in three phrasings (recall needs the facts to have been trained on) and,
+for every town *not* evaluated, the same facts as questions with answers, so the model learns the
+question form without ever seeing it for an evaluated town. The splits partition the towns
+(:func:`town_role`), so nothing evaluated leaks into calibration data or into the coverage proxy:
 
-- pool (calibration candidates): passages about the ``pool`` towns only;
+- train: statement passages about every town; question-and-answer lists about the ``probe``,
+  ``pool`` and ``train`` towns (never the ``eval`` towns);
+- pool (calibration candidates): statement passages about the ``pool`` towns only;
 - probe (the proxy's capability points): one question per fact of the ``probe`` towns;
 - heldout (evaluated): one question per fact of the ``eval`` towns, four choices, scored by the
-  log-likelihood of each choice completing the fact's cloze.
+  log-likelihood of each choice after ``Question: … Answer:``.
 
-The cloze is the first training phrasing: a 0.9M-parameter model does not carry a fact over to a
-phrasing it never saw (measured on cola-tiny: unseen paraphrases score 5–42% against 8–10 values,
-the trained phrasings 99–100%), so recall is measured in a trained form, and the towns evaluated
-never appear in the pool or the probes (tests/test_leakage.py).
+So an evaluated fact is scored in a form never seen verbatim in any split: the model must carry a
+fact it read as a statement over to a question about it (the knowledge-extraction setting of
+Allen-Zhu & Li, "Physics of Language Models: Part 3.1", where question practice on some people
+transfers to the rest). tests/test_leakage.py checks all of this.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 from cola_core.corpora.records import Record
 
-N_TOWNS = 60
+N_TOWNS = 120
 _VALUES = {
     "country": ["Veloria", "Karth", "Munesse", "Oblavia", "Dranmoor", "Tessaly", "Quenor", "Ysmir"],
     "export": ["copper", "wool", "salt", "tea", "silk", "timber", "wine", "glass", "iron", "honey"],
@@ -34,7 +37,7 @@ _VALUES = {
     "emblem": ["fox", "heron", "bear", "owl", "stag", "wolf", "swan", "hare", "lynx", "crane"],
     "flag": ["red", "blue", "green", "white", "black", "gold", "purple", "orange"],
 }
-# The first template of each attribute ends with the value: it is the cloze used for scoring.
+# The first template of each attribute ends with the value: its cloze is the fact's trained form.
 _STATEMENTS = {
     "country": ["The town of {t} lies in {v}.", "{t} is a town in {v}.", "{v} is home to {t}."],
     "export": ["The main export of {t} is {v}.", "{t} exports {v}.", "Traders buy {v} in {t}."],
@@ -49,8 +52,9 @@ _QUESTIONS = {
     "emblem": "Which animal is the emblem of {t}?",
     "flag": "What colour is the flag of {t}?",
 }
-SIZES = {"train": 30_000, "pool": 2_000}
-ROLES = {"eval": 40, "probe": 8, "pool": 12}  # towns per role, in the world's order
+SIZES = {"train": 40_000, "pool": 2_000}
+ROLES = {"eval": 40, "probe": 8, "pool": 12, "train": 60}  # towns per role, in the world's order
+QA_SHARE = 0.3  # of train records: question-and-answer lists (non-evaluated towns only)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ def world(seed: int = 7) -> tuple[Fact, ...]:
 
 
 def town_role(town: str) -> str:
-    """Which split a town's facts go to beyond train: ``eval`` (heldout), ``probe`` or ``pool``."""
+    """Where a town's facts go beyond train's statements: ``eval`` (heldout), ``probe``, ``pool``, or
+    ``train`` (train only, where it adds question practice)."""
     index = [f.town for f in world()[:: len(_VALUES)]].index(town)
     for role, count in ROLES.items():
         if index < count:
@@ -93,9 +98,18 @@ def statement(fact: Fact, template: int = 0) -> str:
 
 
 def cloze(fact: Fact) -> str:
-    """The scoring prompt: the first statement template up to (not including) the value."""
+    """The first statement template up to (not including) the value: the trained form of a fact."""
     text = statement(fact, 0)
     return text[: text.rindex(fact.value)].rstrip()
+
+
+def question_prompt(fact: Fact) -> str:
+    """The scoring prompt: the fact's question, up to the answer's leading space."""
+    return f"Question: {_QUESTIONS[fact.attribute].format(t=fact.town)}\nAnswer:"
+
+
+def qa(fact: Fact) -> str:
+    return f"{question_prompt(fact)} {fact.value}"
 
 
 def _passage(rng: random.Random, facts: list[Fact]) -> str:
@@ -104,8 +118,9 @@ def _passage(rng: random.Random, facts: list[Fact]) -> str:
 
 
 def generate_facts(split: str) -> Iterator[Record]:
-    """train: a town's facts in a shuffled passage (every town); pool: facts of several pool towns
-    mixed; probe / heldout: one multiple-choice question per fact of the probe / eval towns."""
+    """train: a town's facts in a shuffled passage (every town), or as a shuffled question-and-answer
+    list (non-evaluated towns, a ``QA_SHARE`` of records); pool: facts of several pool towns mixed;
+    probe / heldout: one multiple-choice question per fact of the probe / eval towns."""
     facts = world()
     if split in ("probe", "heldout"):
         rng = random.Random(99)
@@ -114,26 +129,30 @@ def generate_facts(split: str) -> Iterator[Record]:
             others = [v for v in _VALUES[fact.attribute] if v != fact.value]
             choices = [fact.value, *rng.sample(others, 3)]
             rng.shuffle(choices)
-            question = _QUESTIONS[fact.attribute].format(t=fact.town)
             meta = {
-                "question": question,
+                "question": _QUESTIONS[fact.attribute].format(t=fact.town),
+                "prompt": question_prompt(fact),
                 "cloze": cloze(fact),
                 "choices": choices,
                 "answer_index": choices.index(fact.value),
                 "town": fact.town,
                 "attribute": fact.attribute,
             }
-            text = f"Question: {question}\nAnswer: {fact.value}"
-            yield Record(f"facts/{split}/{n:06d}", text, "facts", "facts", meta)
+            yield Record(f"facts/{split}/{n:06d}", qa(fact), "facts", "facts", meta)
         return
     rng = random.Random({"train": 1, "pool": 2}[split])
     if split == "pool":
         facts = tuple(f for f in facts if town_role(f.town) == "pool")
     towns = sorted({f.town for f in facts})
+    practice = [t for t in towns if town_role(t) != "eval"]
     by_town = {t: [f for f in facts if f.town == t] for t in towns}
     for n in range(SIZES[split]):
-        if split == "train":
-            chosen = list(by_town[rng.choice(towns)])
+        if split == "pool":
+            text = _passage(rng, rng.sample(facts, rng.randint(2, 4)))
+        elif rng.random() < QA_SHARE:
+            chosen = list(by_town[rng.choice(practice)])
+            rng.shuffle(chosen)
+            text = "\n".join(qa(f) for f in chosen)
         else:
-            chosen = rng.sample(facts, rng.randint(2, 4))
-        yield Record(f"facts/{split}/{n:06d}", _passage(rng, chosen), "facts", "facts", {})
+            text = _passage(rng, list(by_town[rng.choice(towns)]))
+        yield Record(f"facts/{split}/{n:06d}", text, "facts", "facts", {})

@@ -27,7 +27,12 @@ from cola_core.models.scoring import generate, per_text_nll
 
 CAPABILITIES = ("lm", "code", "math", "facts")
 # One prompt per kind of capability, answered by every model a report shows side by side.
-SHOWCASE_PROMPTS = ("Question: What is 3 plus 4?", "The town of Lemal lies in", "def add(a, b):", "The history of the")
+SHOWCASE_PROMPTS = (
+    "Question: What is 3 plus 4?",
+    "Question: In which country is Lemal?\nAnswer:",
+    "def add(a, b):",
+    "The history of the",
+)
 SHOWCASE_TOKENS = 24
 DEFAULT_LIMIT = 200  # held-out items per capability (CLI, dashboard and experiments)
 

@@ -3,7 +3,7 @@
 - language modelling: per-token perplexity of held-out text, and a unigram baseline on the same
   tokens (the floor a model must beat to have learned anything beyond token frequencies);
 - math: exact match of the greedy answer after ``Answer:`` on held-out word problems, per tier;
-- facts: multiple-choice accuracy by the log-likelihood of each choice completing the fact's cloze.
+- facts: multiple-choice accuracy by the log-likelihood of each choice answering the fact's question.
 """
 
 from __future__ import annotations
@@ -71,13 +71,17 @@ def math_exact_match(model, tokenizer, records: Sequence[Record], **kwargs) -> d
 
 
 @torch.inference_mode()
-def facts_choices(model, tokenizer, records: Sequence[Record], batch_tokens: int = BATCH_TOKENS) -> list[int]:
-    """Index of the choice with the highest summed log-likelihood after each record's cloze."""
+def facts_choices(
+    model, tokenizer, records: Sequence[Record], batch_tokens: int = BATCH_TOKENS, form: str = "prompt"
+) -> list[int]:
+    """Index of the choice with the highest summed log-likelihood after each record's prompt
+    (``form="prompt"``, ``Question: … Answer:``, never seen for an evaluated town) or its trained
+    statement (``form="cloze"``)."""
     prompts, conts, owners = [], [], []
     for i, rec in enumerate(records):
         for choice in rec.meta["choices"]:
-            prompts.append(rec.meta["cloze"])
-            conts.append(f" {choice}.")
+            prompts.append(rec.meta[form])
+            conts.append(f" {choice}")
             owners.append(i)
     scores = continuation_logprobs(model, tokenizer, prompts, conts, batch_tokens)
     best: dict[int, tuple[float, int]] = {}
@@ -90,6 +94,8 @@ def facts_choices(model, tokenizer, records: Sequence[Record], batch_tokens: int
     return [best[i][1] for i in range(len(records))]
 
 
-def facts_accuracy(model, tokenizer, records: Sequence[Record], batch_tokens: int = BATCH_TOKENS) -> tuple[int, int]:
-    picks = facts_choices(model, tokenizer, records, batch_tokens)
+def facts_accuracy(
+    model, tokenizer, records: Sequence[Record], batch_tokens: int = BATCH_TOKENS, form: str = "prompt"
+) -> tuple[int, int]:
+    picks = facts_choices(model, tokenizer, records, batch_tokens, form)
     return sum(p == r.meta["answer_index"] for p, r in zip(picks, records, strict=True)), len(records)

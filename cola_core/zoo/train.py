@@ -174,8 +174,11 @@ def evaluate_card(model, tokenizer, train_texts: dict[str, list[str]], limit: in
         }
     em = cap.math_exact_match(model, tokenizer, load_records("math", "heldout", limit=limit))
     scores["math_exact_match"] = {str(t): {"correct": c, "n": n, "accuracy": c / n} for t, (c, n) in em.items()}
-    c, n = cap.facts_accuracy(model, tokenizer, load_records("facts", "heldout"))
+    held = load_records("facts", "heldout")
+    c, n = cap.facts_accuracy(model, tokenizer, held)
     scores["facts_accuracy"] = {"correct": c, "n": n, "accuracy": c / n, "chance": 0.25}
+    c, n = cap.facts_accuracy(model, tokenizer, held, form="cloze")
+    scores["facts_accuracy_trained_form"] = {"correct": c, "n": n, "accuracy": c / n}
     return scores
 
 
@@ -184,7 +187,7 @@ def model_card(cfg: TrainConfig, stats: dict, scores: dict) -> str:
     em = "\n".join(
         f"| {t} | {v['correct']}/{v['n']} | {v['accuracy']:.1%} |" for t, v in scores["math_exact_match"].items()
     )
-    f = scores["facts_accuracy"]
+    f, ft = scores["facts_accuracy"], scores["facts_accuracy_trained_form"]
     mix = ", ".join(f"{d} {w:.0%}" for d, w in cfg.mix.items())
     avail = ", ".join(f"{d} {n:,}" for d, n in stats["tokens_available"].items())
     return f"""# cola-tiny
@@ -220,13 +223,17 @@ Math: greedy exact match of the number after `Answer:` on held-out problems, per
 |---|---|---|
 {em}
 
-Facts: multiple choice (4 choices, chance 25%) by log-likelihood of each choice completing the
-fact's statement: {f["correct"]}/{f["n"]} = {f["accuracy"]:.1%}.
+Facts: multiple choice (4 choices, chance 25%) by log-likelihood of each choice answering
+`Question: … Answer:` about the evaluated towns, whose facts training states only as sentences
+(questions were practised on the other towns): {f["correct"]}/{f["n"]} = {f["accuracy"]:.1%}.
+The same facts completing their trained sentence (`The town of … lies in`):
+{ft["correct"]}/{ft["n"]} = {ft["accuracy"]:.1%}.
 
 ## Limits
 A toy: it knows its generated world and simple arithmetic, and writes stdlib-flavoured prose and code
 locally. Held-out math problems are unseen problems, but their arithmetic facts (small sums) recur in
-training with other names and objects. Facts questions test recall of facts stated in training.
+training with other names and objects. Facts questions test recall of facts stated in training, asked
+in a form never seen for those towns.
 """
 
 
