@@ -109,6 +109,7 @@ def question_prompt(fact: Fact) -> str:
 
 
 def qa(fact: Fact) -> str:
+    """The fact as a question with its answer: a held-out or probe item, or train's question practice."""
     return f"{question_prompt(fact)} {fact.value}"
 
 

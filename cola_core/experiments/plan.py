@@ -36,7 +36,7 @@ from cola_core.experiments.config import CalibrationSpec, ExperimentConfig, comp
 from cola_core.models.loading import load_model, resolve_model
 from cola_core.storage.fingerprints import fingerprint_directory, pool_fingerprint
 
-EVALUATION_VERSION = 2  # bump when a code change alters what an experiment run would store
+EVALUATION_VERSION = 3  # bump when a code change alters what an experiment run would store
 SPEED_ONLY = ("batch_tokens", "device", "batch_size")  # settings that change speed, not results
 
 
