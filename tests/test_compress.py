@@ -234,6 +234,13 @@ def test_owl_layer_sparsities_keep_the_mean_and_favour_outlier_layers():
     assert max(s) - min(s) == pytest.approx(0.16)
     assert s[1] == min(s) and s[0] == max(s)  # most outliers → least pruning
     assert layer_sparsities([0.02, 0.02], 0.5, 0.08) == [0.5, 0.5]
+    # one layer without outliers among three with many sits 1.5λ above the target: validation allows for 2λ
+    lone = layer_sparsities([0.0, 1.0, 1.0, 1.0], target=0.9, lam=0.08)
+    assert lone[0] == pytest.approx(1.02)
+    with pytest.raises(ColaError, match="2λ"):
+        CompressConfig(method="wanda", sparsity=0.9, owl=True, owl_lambda=0.08).validate()
+    CompressConfig(method="wanda", sparsity=0.83, owl=True, owl_lambda=0.08).validate()
+    assert max(layer_sparsities([0.0, 1.0, 1.0, 1.0], target=0.83, lam=0.08)) < 1
 
 
 def test_owl_prunes_the_outlier_layer_less(calib):

@@ -198,7 +198,9 @@ def add_compress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity", type=float, default=_Q.sparsity, help="unstructured target in [0, 1)")
     p.add_argument("--pattern", default=_Q.pattern, help="N:M semi-structured, e.g. 2:4 (keeps N of every M)")
     p.add_argument("--owl", action="store_true", help="per-layer sparsity by outlier ratio (OWL); mean = --sparsity")
-    p.add_argument("--owl-lambda", type=float, default=_Q.owl_lambda, help="OWL: layer sparsities within target ± λ")
+    p.add_argument(
+        "--owl-lambda", type=float, default=_Q.owl_lambda, help="OWL: layer sparsities span ≤ 2λ, mean --sparsity"
+    )
     p.add_argument("--owl-m", type=float, default=_Q.owl_m, help="OWL: outlier threshold, M × mean score")
     p.add_argument(
         "--quantize",

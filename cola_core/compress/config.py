@@ -32,7 +32,7 @@ class CompressConfig:
     device: str = "auto"
     error_tokens: int = 4096  # tokens used to measure reconstruction error for methods without a Hessian
     owl: bool = False  # per-layer sparsity by outlier ratio (OWL, Yin et al. 2024); unstructured pruning only
-    owl_lambda: float = 0.08  # per-layer sparsity lies within target ± λ
+    owl_lambda: float = 0.08  # per-layer sparsities spread over at most 2λ, mean at the target
     owl_m: float = 5.0  # an outlier scores above M × the layer's mean Wanda score
     awq_grid: int = 20  # AWQ: exponents α ∈ {0, 1/grid, …, (grid−1)/grid} searched per group of linears
     awq_clip: bool = True  # AWQ: also search each (row, group)'s clipping range (the reference's auto_clip)
@@ -87,9 +87,11 @@ class CompressConfig:
             if self.owl:
                 if self.nm is not None:
                     raise ColaError("OWL sets a sparsity per layer; it does not apply to an N:M pattern")
-                if self.owl_lambda < 0 or self.sparsity - self.owl_lambda < 0 or self.sparsity + self.owl_lambda >= 1:
+                reach = 2 * self.owl_lambda  # the layers span 2λ around a mean at the target: one may sit 2λ away
+                if self.owl_lambda < 0 or self.sparsity - reach < 0 or self.sparsity + reach >= 1:
                     raise ColaError(
-                        f"OWL λ={self.owl_lambda} must be ≥ 0 and keep sparsity ± λ inside [0, 1) (sparsity {self.sparsity})"
+                        f"OWL λ={self.owl_lambda} must be ≥ 0 and keep sparsity ± 2λ inside [0, 1) (sparsity {self.sparsity}):"
+                        " lower --owl-lambda or --sparsity"
                     )
                 if self.owl_m <= 0:
                     raise ColaError(f"OWL M must be positive, got {self.owl_m}")
