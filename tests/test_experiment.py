@@ -90,6 +90,9 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
     assert cfg.mode == "pack" and set(results.budgets["tokens"]) == {cfg.n * cfg.seqlen}
     assert set(results.budgets.index) == {"random", "math-only", "cola"} and results.seconds > 0
     assert f"Compute: {results.seconds / 60:.1f} min" in report and "real tokens" in report
+    stored = store.runs(keys=plan_runs(cfg).keys)
+    assert results.span == pytest.approx(float(stored["finished"].max() - stored["started"].min()))
+    assert results.span > 0 and f"Wall time: {results.span / 60:.1f} min" in report
 
 
 def test_claims_at_the_floor_are_untestable_and_leave_holms_family(finished, store):

@@ -282,7 +282,8 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
         "other settings are not read).",
         "",
         f"Compute: {results.seconds / 60:.1f} min, the sum of the stored runs' own times (curation, compression, "
-        "evaluation; the experiment resumes, so it may have run over several sittings).",
+        f"evaluation). Wall time: {results.span / 60:.1f} min from the first run's start to the last run's finish "
+        "(the experiment resumes, so that may span several sittings and the pauses between them).",
         "",
     ]
     if results.missing:

@@ -25,6 +25,7 @@ class ExperimentResults:
     missing: list[str] = field(default_factory=list)  # keys of planned runs not finished
     seconds: float = 0.0  # compute stored with the finished runs (curation, compression, evaluation)
     budgets: pd.DataFrame = field(default_factory=pd.DataFrame)  # per set: mean real tokens and mix
+    span: float = 0.0  # seconds from the first finished run's start to the last one's finish (pauses included)
 
     def arm(self, calibration: str, compression: str, capability: str, seeds: list[int]) -> list[Score]:
         """One calibration set's scores of a capability at the given seeds, in that order."""
@@ -85,7 +86,8 @@ def load_results(plan: Plan, store: RunStore) -> ExperimentResults:
             )
     budgets = pd.DataFrame(sets).drop_duplicates(["calibration", "seed"]).drop(columns="seed")
     budgets = budgets.groupby("calibration", sort=False).mean().fillna(0.0) if not budgets.empty else budgets
-    return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores, missing, seconds, budgets)
+    span = float(done["finished"].max() - done["started"].min())
+    return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores, missing, seconds, budgets, span)
 
 
 def retention_table(plan: Plan, store: RunStore) -> pd.DataFrame:
