@@ -86,7 +86,7 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
     report = markdown_report(cfg, results, "python -m cola_core experiment --config smoke")
     assert "## Dense model" in report and "| math-only |" in report and "p (Holm)" in report
     assert "not supported" not in report
-    # packed sets: every set gives the compressor exactly n × seqlen real tokens, and the report says so
+    # packed sets: on the smoke config every set gives the compressor exactly n × seqlen real tokens
     assert cfg.mode == "pack" and set(results.budgets["tokens"]) == {cfg.n * cfg.seqlen}
     assert set(results.budgets.index) == {"random", "math-only", "cola"} and results.seconds > 0
     assert f"Compute: {results.seconds / 60:.1f} min" in report and "real tokens" in report

@@ -54,7 +54,7 @@ def curate_config(spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> Cu
         processing=ProcessingConfig(
             seqlen=cfg.seqlen,
             mode=cfg.mode,
-            # packed: only full windows, so every set holds exactly n × seqlen real tokens
+            # packed: only full windows, so every set holds n × seqlen real tokens (a re-tokenized window may lose one)
             min_tokens=cfg.seqlen if cfg.mode == "pack" else ProcessingConfig.min_tokens,
         ),
     )

@@ -33,7 +33,10 @@ from cola_core.experiments.config import ExperimentConfig
 from cola_core.experiments.results import ExperimentResults
 
 BOOTSTRAP_ROUNDS = 2000
-_MODES = {"pack": "packed: every set holds exactly n × seqlen real tokens", "truncate": "records truncated"}
+_MODES = {
+    "pack": "packed into n full windows of seqlen tokens; real tokens per set below",
+    "truncate": "records truncated",
+}
 FLOOR, CEILING = 0.05, 0.99  # mean retention at or beyond which a comparison cannot separate sets
 
 
