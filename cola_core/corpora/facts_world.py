@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from cola_core.corpora.records import Record
+from cola_core.corpora.records import Record, qa_prompt
 
 N_TOWNS = 120
 _VALUES = {
@@ -105,7 +105,7 @@ def cloze(fact: Fact) -> str:
 
 def question_prompt(fact: Fact) -> str:
     """The scoring prompt: the fact's question, up to the answer's leading space."""
-    return f"Question: {_QUESTIONS[fact.attribute].format(t=fact.town)}\nAnswer:"
+    return qa_prompt(_QUESTIONS[fact.attribute].format(t=fact.town))
 
 
 def qa(fact: Fact) -> str:

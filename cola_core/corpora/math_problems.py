@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from cola_core.corpora.records import Record, split_of
+from cola_core.corpora.records import Record, qa_prompt, split_of
 
 NAMES = [
     "Ana",
@@ -104,7 +104,7 @@ _MAKERS = {1: _tier1, 2: _tier2, 3: _tier3}
 def render(question: str, reasoning: str | None, answer: int | str) -> str:
     """The text of a problem; without reasoning it is the plain ``Question / Answer`` format."""
     if reasoning is None:
-        return f"Question: {question}\nAnswer: {answer}"
+        return f"{qa_prompt(question)} {answer}"
     return f"Question: {question}\nReasoning: {reasoning}\nAnswer: {answer}"
 
 

@@ -27,6 +27,12 @@ class Record:
         return asdict(self)
 
 
+def qa_prompt(question: str) -> str:
+    """The question-answer prompt every built-in task and benchmark uses: ``Question: …`` then
+    ``Answer:``, the answer to follow after a space."""
+    return f"Question: {question}\nAnswer:"
+
+
 def split_of(key: str) -> str:
     """Assign a generator key (module name, problem identity …) to a split: 80% train, 10% pool,
     2% probe, 8% held-out (the probe split is the first fifth of what was once one held-out tenth, so

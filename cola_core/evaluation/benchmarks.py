@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from cola_core.corpora.records import qa_prompt
 from cola_core.errors import ColaError
 from cola_core.evaluation.sandbox import Limits, run_untrusted
 from cola_core.evaluation.suite import Score, accuracy_score, perplexity_score
@@ -140,9 +141,9 @@ def _final_number(text: str) -> str | None:
 
 def gsm8k_exact_match(model, tokenizer, rows: Sequence[dict], limit: int, shots: int, batch_tokens: int) -> Score:
     """Greedy k-shot answers; the gold is the number after ``####``; the first ``shots`` rows are the examples."""
-    fewshot = "".join(f"Question: {r['question']}\nAnswer: {r['answer']}\n\n" for r in rows[:shots])
+    fewshot = "".join(f"{qa_prompt(r['question'])} {r['answer']}\n\n" for r in rows[:shots])
     items = rows[shots : shots + limit]
-    prompts = [f"{fewshot}Question: {r['question']}\nAnswer:" for r in items]
+    prompts = [fewshot + qa_prompt(r["question"]) for r in items]
     answers = generate(model, tokenizer, prompts, 256, ["\n\nQuestion:", "Question:"], batch_tokens)
     hits = [int(_final_number(a) == _final_number(r["answer"])) for a, r in zip(answers, items, strict=True)]
     return accuracy_score("gsm8k", hits, [1] * len(hits))
@@ -152,7 +153,7 @@ def choice_items(name: str, row: dict) -> tuple[list[str], list[str], int]:
     """(contexts, continuations, gold index) of one multiple-choice row; one context per choice."""
     if name == "piqa":
         ctx, conts, gold = (
-            f"Question: {row['goal']}\nAnswer:",
+            qa_prompt(row["goal"]),
             [f" {row['sol1']}", f" {row['sol2']}"],
             int(row["label"]),
         )
@@ -161,7 +162,7 @@ def choice_items(name: str, row: dict) -> tuple[list[str], list[str], int]:
         ctx = re.sub(r"\s+", " ", re.sub(r"\[.*?\]", "", text.replace(" [title]", ". "))).strip()
         conts, gold = [f" {e.strip()}" for e in row["endings"]], int(row["label"])
     elif name in ("arc_easy", "arc_challenge"):
-        ctx = f"Question: {row['question']}\nAnswer:"
+        ctx = qa_prompt(row["question"])
         conts = [f" {t}" for t in row["choices"]["text"]]
         gold = list(row["choices"]["label"]).index(row["answerKey"])
     elif name == "winogrande":
