@@ -48,15 +48,15 @@ if done.empty:
 
 
 def report_download(experiment: str | None, run_ids: list[int]) -> None:
-    """The HTML report (cola_core.app.html_report) of these runs and, when they all belong to one
+    """The HTML report (cola_core.html_report.document) of these runs and, when they all belong to one
     experiment, of that experiment; built when a button is clicked."""
-    if importlib.util.find_spec("cola_core.app.html_report") is None:
+    if importlib.util.find_spec("cola_core.html_report.document") is None:
         st.caption("The HTML report is not available in this version.")
         return
 
     def builder(**which) -> Callable[[], str]:
         def build() -> str:
-            from cola_core.app.html_report import build_report
+            from cola_core.html_report.document import build_report
 
             try:
                 return build_report(store, **which)

@@ -80,7 +80,7 @@ elif shown.status == "failed":
     st.error(f"The demo stopped: {shown.error}. Finished runs are kept; run it again to resume.")
 elif shown.status == "done" and shown.result is not None:
     result = shown.result
-    st.success(f"The demo finished: {result.runs} compressed runs. Its report: `{result.report}`")
+    st.success(f"The demo finished: {result.runs} compressed runs. Compare shows its verdicts and offers its report.")
     columns = ["claim", "capability", "compression", "difference", "ci_low", "ci_high", "verdict"]
     st.dataframe(pd.DataFrame(result.verdicts, columns=columns), hide_index=True)
     flow.link("pages/compare.py", "See the comparison on Compare →", ":material/compare:")

@@ -18,7 +18,9 @@ LAYERS = [
     {"compress"},
     {"evaluation"},
     {"experiments", "zoo"},
-    {"app", "cli", "__main__"},
+    {"app"},  # dashboard services
+    {"html_report"},  # the shareable report: the dashboard's numbers in one file
+    {"cli", "__main__"},
 ]
 
 

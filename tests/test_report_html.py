@@ -1,4 +1,4 @@
-"""The shareable HTML report (app/html_report.py, `python -m cola_core report`): built from a small real
+"""The shareable HTML report (html_report/document.py, `python -m cola_core report`): built from a small real
 experiment run into a temporary store, its verdicts, intervals and settings are the experiment
 statistics' own; bad input exits 2 with one line and writes nothing; and the written file, opened
 from disk in Chromium with every network request blocked, asks for nothing but itself and draws
@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from cola_core.app.calibration_trail import experiment_trails
-from cola_core.app.html_report import build_report
 from cola_core.cli.main import main
 from cola_core.evaluation.runstore import RunStore
 from cola_core.experiments.config import load_config
@@ -23,6 +21,8 @@ from cola_core.experiments.grid import run_experiment
 from cola_core.experiments.plan import plan_runs
 from cola_core.experiments.report import judge_claims, summarise
 from cola_core.experiments.results import load_results
+from cola_core.html_report.document import build_report
+from cola_core.html_report.trail import experiment_trails
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path("/tmp/cola-artifacts")
@@ -107,7 +107,8 @@ def test_a_rebuilt_set_that_differs_from_the_run_is_not_shown(experiment):
 
 
 def test_a_model_no_longer_on_disk_is_said_and_its_stored_runs_still_report(experiment, monkeypatch):
-    from cola_core.app import calibration_trail, html_report
+    from cola_core.html_report import document as html_report
+    from cola_core.html_report import trail as calibration_trail
 
     path, store = experiment
     for module in (html_report, calibration_trail):

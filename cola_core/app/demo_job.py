@@ -1,5 +1,5 @@
 """The demo as a background job for the dashboard's landing page: one per process (the machine is not
-overcommitted by two demos), run in a thread by :func:`cola_core.app.demo.run_demo` — the same
+overcommitted by two demos), run in a thread by :func:`cola_core.experiments.demo.run_demo` — the same
 function ``python -m cola_core demo`` calls — into the dashboard's run store, with its progress in a
 locked snapshot the page polls."""
 
@@ -10,8 +10,8 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 
-from cola_core.app.demo import DemoResult, run_demo
 from cola_core.evaluation.runstore import RunStore
+from cola_core.experiments.demo import DemoResult, run_demo
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,9 @@ class DemoRunner:
                 self._state = replace(self._state, status="failed", error=f"{type(exc).__name__}: {exc}")
             return
         with self._lock:
-            self._state = replace(self._state, status="done", result=result, last=f"report: {result.report}")
+            self._state = replace(
+                self._state, status="done", result=result, last=f"{result.runs} compressed runs finished"
+            )
 
 
 _RUNNERS: dict[str, DemoRunner] = {}

@@ -1,6 +1,6 @@
 """The ``report`` and ``demo`` commands: the shareable HTML report of an experiment or of chosen runs
-(:mod:`cola_core.app.html_report`), and the preset demo comparison that ends in one
-(:mod:`cola_core.app.demo`). Registered in :mod:`cola_core.cli.main` through :data:`COMMANDS`."""
+(:mod:`cola_core.html_report.document`), and the preset demo comparison that ends in one
+(:mod:`cola_core.experiments.demo`). Registered in :mod:`cola_core.cli.main` through :data:`COMMANDS`."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def run_ids(text: str) -> list[int]:
 
 
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
-    from cola_core.app.html_report import build_report, check_out, write_report
     from cola_core.evaluation.runstore import RunStore
+    from cola_core.html_report.document import build_report, check_out, write_report
 
     ids = run_ids(args.runs) if args.runs is not None else None
     check_out(args.out)
@@ -56,11 +56,18 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from cola_core.app.demo import run_demo
     from cola_core.evaluation.runstore import RunStore
+    from cola_core.experiments.demo import run_demo
+    from cola_core.html_report.document import build_report, check_out, write_report
+    from cola_core.paths import cache_root
 
+    out = args.out or cache_root() / "reports" / "demo.html"
+    check_out(out)  # before the work, not after it
     store = RunStore(args.store)
-    return {**run_demo(store, progress=_log, out=args.out).to_dict(), "store": str(store.path)}
+    result = run_demo(store, progress=_log)
+    _log("demo: writing the report")
+    path = write_report(out, build_report(store, experiment=result.config, log=_log))
+    return {**result.to_dict(), "report": str(path), "store": str(store.path)}
 
 
 def report_text(p: dict[str, Any]) -> str:

@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 from cola_core.app import ab
-from cola_core.app import html_parts as H
 from cola_core.app.compare import answers_side_by_side, run_label
-from cola_core.app.svg_charts import scatter_map
 from cola_core.errors import ColaError
 from cola_core.evaluation.retention import retention_rows
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import SHOWCASE_PROMPTS, SHOWCASE_TOKENS
+from cola_core.html_report import parts as H
+from cola_core.html_report.svg_charts import scatter_map
 
 MAX_ANSWERED = 3  # compressed models loaded to answer prompts: a few seconds each on cola-tiny
 

@@ -1,45 +1,38 @@
 """The demo: a preset comparison (the built-in ``demo`` experiment: COLA vs random vs a domain-matched
 set, three seeds, one pruning and one quantization setting on cola-tiny) run into the run store with
-the experiment machinery, then the shareable HTML report. ``python -m cola_core demo`` and the
-dashboard's landing page both call :func:`run_demo`; a second call reuses the finished runs."""
+the experiment machinery, and its claims judged. ``python -m cola_core demo`` (which then writes the
+shareable HTML report, :mod:`cola_core.html_report`) and the dashboard's landing page both call
+:func:`run_demo`; a second call reuses the finished runs."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cola_core.app.html_report import build_report, check_out, write_report
 from cola_core.evaluation.runstore import RunStore
 from cola_core.experiments.config import load_config
 from cola_core.experiments.grid import run_experiment
 from cola_core.experiments.plan import plan_runs
 from cola_core.experiments.report import judge_claims
 from cola_core.experiments.results import load_results
-from cola_core.paths import cache_root
 
 DEMO_CONFIG = "demo"  # cola_core/experiments/configs/demo.json
 
 
-def default_report_path() -> Path:
-    """Where the demo's report goes unless told otherwise: ``cache/reports/demo.html``."""
-    return cache_root() / "reports" / "demo.html"
-
-
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo produced: the experiment's name, the report's path, how many compressed runs
-    are finished, and each claim's verdict with its difference and 95% t-interval."""
+    """What the demo produced: the experiment's name (its config: ``config``), how many compressed
+    runs are finished, and each claim's verdict with its difference and 95% t-interval."""
 
     experiment: str
-    report: Path
+    config: str
     runs: int
     verdicts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "report": str(self.report), "runs": self.runs, "verdicts": self.verdicts}
+        return {"experiment": self.experiment, "config": self.config, "runs": self.runs, "verdicts": self.verdicts}
 
 
 def _finite(x: float) -> float | None:
@@ -51,15 +44,12 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
     *,
     config: str | None = None,
-    out: str | Path | None = None,
 ) -> DemoResult:
-    """Run (or resume) the demo experiment into ``store`` and write its HTML report (atomically) to
-    ``out`` (default :func:`default_report_path`). ``progress`` receives one line per step;
-    ``config`` is a built-in name or a JSON file (default :data:`DEMO_CONFIG`; tests pass a smaller one)."""
+    """Run (or resume) the demo experiment into ``store`` and judge its claims. ``progress`` receives
+    one line per step; ``config`` is a built-in name or a JSON file (default :data:`DEMO_CONFIG`;
+    tests pass a smaller one)."""
     log = progress or (lambda s: None)
     config = config or DEMO_CONFIG
-    out = Path(out) if out is not None else default_report_path()
-    check_out(out)
     cfg = load_config(config)
     log(f"demo: experiment {cfg.name} into {store.path}")
     run_experiment(cfg, store, log=log)
@@ -79,6 +69,4 @@ def run_demo(
                 "verdict": r.verdict,
             }
         )
-    log("demo: writing the report")
-    path = write_report(out, build_report(store, experiment=config, log=log))
-    return DemoResult(cfg.name, path, len(results.scores), verdicts)
+    return DemoResult(cfg.name, config, len(results.scores), verdicts)

@@ -17,10 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cola_core.app import html_parts as H
-from cola_core.app.calibration_trail import experiment_trails, model_on_disk
 from cola_core.app.compare import run_label
-from cola_core.app.runs_report import runs_sections
 from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import SHOWCASE_TOKENS
@@ -28,6 +25,9 @@ from cola_core.experiments.config import ExperimentConfig, compression_label, li
 from cola_core.experiments.plan import Plan, plan_runs
 from cola_core.experiments.report import dense_baselines, judge_claims, proxy_correlation, summarise
 from cola_core.experiments.results import ExperimentResults, load_results
+from cola_core.html_report import parts as H
+from cola_core.html_report.runs import runs_sections
+from cola_core.html_report.trail import experiment_trails, model_on_disk
 from cola_core.storage.atomic import atomic_write_text
 
 

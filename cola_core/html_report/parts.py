@@ -11,11 +11,11 @@ from html import escape
 
 import pandas as pd
 
-from cola_core.app.calibration_trail import SetTrail
 from cola_core.app.compare import layer_errors
-from cola_core.app.svg_charts import PALETTE, IntervalRow, interval_chart, line_chart, scatter_map
 from cola_core.curation.pipeline import describe_stages
 from cola_core.experiments.config import ExperimentConfig, compression_label
+from cola_core.html_report.svg_charts import PALETTE, IntervalRow, interval_chart, line_chart, scatter_map
+from cola_core.html_report.trail import SetTrail
 
 __all__ = ["IntervalRow", "interval_chart"]
 
