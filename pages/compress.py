@@ -82,7 +82,7 @@ if launch:
                 cs.name,
                 cs.records,
                 cfg,
-                seqlen=settings.seqlen,
+                seqlen=settings.curation.processing.seqlen,
                 limit=limit,
                 extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy},
             )

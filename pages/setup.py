@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 import torch
 
-from cola_core.app.workspace import PROBES, curate_config
+from cola_core.app.workspace import PROBES
 from cola_core.corpora import list_corpora, load_records
 from cola_core.corpora.selfgen import SelfGenConfig, cached_self_corpus
 from cola_core.corpora.uploads import UPLOAD_SUFFIXES, store_upload
@@ -138,7 +138,7 @@ if st.button("Score the corpora", key="score_stage1") and loaded is not None:
                 loaded,
                 state.get("corpora"),
                 PROBES,
-                curate_config(state.space_settings()),  # the settings the space will be built with
+                state.space_settings().curation,  # the settings the space will be built with
                 alpha,
                 per_corpus=CurateConfig.stage1_samples,
                 engine=state.engine(),
@@ -200,9 +200,9 @@ s2.selectbox(
     help="explicit: worked steps kept visible; plain: answers only",
 )
 s3.checkbox("Remove (near-)duplicates", key="dedupe")
-s4.slider("Drop the worst perplexity fraction", 0.0, 0.5, key="drop_worst", step=0.05)
+s4.slider("Drop the worst perplexity fraction", 0.0, 0.5, key="drop_worst_perplexity", step=0.05)
 s5.checkbox(
-    "Score perplexity", key="score_ppl", help="One extra forward pass over the pool; colours the map by perplexity"
+    "Score perplexity", key="score_perplexity", help="One extra forward pass over the pool; colours the map by perplexity"
 )
 st.caption("Applied when the space is built on the next page.")
 flow.link("pages/space.py", "Next: build the activation space →", ":material/scatter_plot:")

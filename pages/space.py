@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 from safetensors.torch import save as save_tensors
 
-from cola_core.app.workspace import curate_config, prepare_space, probe_positions, probes_of, stage_trail
+from cola_core.app.workspace import prepare_space, probe_positions, probes_of, stage_trail
+from cola_core.calibration.files import hf_dataset_zip, tokenize_calibration
 from cola_core.corpora import Record, list_corpora
-from cola_core.curation.export import hf_dataset_zip, tokenize_calibration
 from cola_core.curation.map2d import MapConfig, density_grid, umap_2d, warm_up_state
 from cola_core.curation.pipeline import measure, run_selection
-from cola_core.curation.selection import STRATEGIES, Selection
+from cola_core.curation.selection import BASELINE, REGISTRY, STRATEGIES, Selection, selection_strategy
 from cola_core.curation.space import cluster_table
 from cola_core.errors import ColaError
 from cola_core.models.loading import load_model_cached
@@ -86,16 +86,18 @@ for (stage, line), col in zip(stage_trail(space).items(), st.columns(2), strict=
 st.markdown("**Stage 3 · which samples**: pick a strategy; the map shows the pool and the chosen samples.")
 
 s1, s2, s3, s4 = st.columns([2, 1, 2, 1])
-strategy = s1.radio("Strategy", STRATEGIES, horizontal=True, key="strategy")
+STRATEGY_HELP = "\n".join(f"- **{s.name}**: {s.description}" for s in REGISTRY.values())
+strategy = s1.radio("Strategy", STRATEGIES, horizontal=True, key="strategy", help=STRATEGY_HELP)
+knobs = selection_strategy(strategy).knobs
 n = s2.number_input("n", 1, len(records), min(state.get("n"), len(records)), key="n")
-lam = s3.slider("λ: diversity ← → representativeness", 0.0, 1.0, key="lam", disabled=strategy != "tradeoff")
+lam = s3.slider("λ: diversity ← → representativeness", 0.0, 1.0, key="lam", disabled="lam" not in knobs)
 seed = s4.number_input("Seed", 0, 10_000, key="seed")
 
 include, exclude = state.get("include"), state.get("exclude")
 try:
-    picked_config = curate_config(settings, n=int(n), strategy=strategy, lam=lam, seed=int(seed))
+    picked_config = settings.selection(int(n), strategy, lam, int(seed))
     chosen_sel: Selection = run_selection(space.embedded, picked_config, include, exclude, space.index)
-    random_config = curate_config(settings, n=int(n), strategy="random", seed=int(seed))
+    random_config = settings.selection(int(n), BASELINE, seed=int(seed))
     baseline = run_selection(space.embedded, random_config, exclude=exclude)
 except ColaError as exc:
     st.error(str(exc))
@@ -164,7 +166,7 @@ if len(shown) < len(records):
         f"Drawing {len(shown)} of {len(records)} points (at most {cap} per corpus) over the shaded density of all."
     )
 hover = [f"[{r.corpus}] {r.text[:120]}".replace("\n", " ") for r in records]
-title = f"{strategy} · n={n}" + (f" · λ={lam:.2f}" if strategy == "tradeoff" else "")
+title = f"{strategy} · n={n}" + (f" · λ={lam:.2f}" if "lam" in knobs else "")
 slot = left.empty()
 
 
@@ -194,7 +196,7 @@ if layout == "UMAP":
     waiting = {"compiling": " (numba is still compiling UMAP in the background, started when the app opened)"}
     with st.spinner(f"UMAP layout{waiting.get(warm_up_state(), '')}; cached on disk afterwards …"):
         xy = umap_2d(
-            space.embedded.space, MapConfig(seed=settings.seed), space_key=space.embedded.fingerprint + str(settings)
+            space.embedded.space, MapConfig(seed=settings.curation.seed), space_key=space.embedded.fingerprint + str(settings)
         )
 fig = charts.space_map(
     xy, colour, hover, shown, chosen, title, density_of(xy), probes_on(xy if layout == "UMAP" else None)
@@ -258,7 +260,7 @@ buf = io.BytesIO()
 buf.write(
     save_tensors(
         tokenize_calibration(
-            chosen_records, load_model_cached(settings.model, settings.device).tokenizer, settings.seqlen
+            chosen_records, load_model_cached(settings.model, settings.device).tokenizer, settings.curation.processing.seqlen
         )
     )
 )

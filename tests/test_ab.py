@@ -199,7 +199,7 @@ def test_dashboard_sets_are_grouped_compared_over_items_and_placed(tiny_model_di
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
     queue = jobs.JobQueue(RunStore(tmp_path / "runs.sqlite"))
     monkeypatch.setattr(jobs, "_QUEUE", queue)
-    settings = SpaceSettings(model=tiny_model_dir("llama"), corpora=("math", "facts"), pool_size=60, seqlen=32)
+    settings = SpaceSettings.of(model=tiny_model_dir("llama"), corpora=("math", "facts"), pool_size=60, seqlen=32)
     space = prepare_space(settings)
     for cs in calibration_sets(space, ("tradeoff", "random"), (0,), n=8):
         extra = {"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy}

@@ -29,7 +29,7 @@ def world(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
     queue = jobs.JobQueue(RunStore(tmp_path / "runs.sqlite"))
     monkeypatch.setattr(jobs, "_QUEUE", queue)
-    settings = SpaceSettings(model=tiny_model_dir("llama"), corpora=("math", "facts"), pool_size=60, seqlen=32)
+    settings = SpaceSettings.of(model=tiny_model_dir("llama"), corpora=("math", "facts"), pool_size=60, seqlen=32)
     return queue, settings, prepare_space(settings)
 
 

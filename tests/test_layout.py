@@ -10,10 +10,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cola_core"
 
 # Lower layers never import higher ones (STYLE.md: dependencies run down the flow).
 LAYERS = [
-    {"errors", "paths"},
+    {"errors", "paths", "settings"},
     {"storage"},
     {"models", "engine"},
     {"corpora"},
+    {"calibration"},  # the calibration set's files: curation writes them, compress reads them
     {"curation"},
     {"compress"},
     {"evaluation"},
@@ -107,9 +108,39 @@ def test_dependencies_run_down_the_flow():
     assert not wrong, "\n".join(wrong)
 
 
+def curation_imports_in_compress(graph: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{m} imports {d}"
+        for m, deps in graph.items()
+        if m.startswith("cola_core.compress")
+        for d in deps
+        if d.startswith("cola_core.curation")
+    ]
+
+
+def test_compress_does_not_import_curation():
+    """Compression reads the calibration set through cola_core.calibration, never curation's modules."""
+    wrong = curation_imports_in_compress(import_graph())
+    assert not wrong, "\n".join(wrong)
+
+
+def test_curation_import_in_compress_is_found(tmp_path, monkeypatch):
+    pkg = tmp_path / "cola_core"
+    for sub in ("compress", "curation"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "curation" / "processing.py").write_text("SEQLEN = 1\n")
+    (pkg / "compress" / "run.py").write_text("def f():\n    from cola_core.curation.processing import SEQLEN\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    assert curation_imports_in_compress(import_graph()) == [
+        "cola_core.compress.run imports cola_core.curation.processing"
+    ]
+
+
 def test_top_level_is_a_handful_of_modules():
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert loose == ["__init__.py", "__main__.py", "errors.py", "paths.py"]
+    assert loose == ["__init__.py", "__main__.py", "errors.py", "paths.py", "settings.py"]
 
 
 def test_core_never_imports_streamlit():
@@ -118,3 +149,66 @@ def test_core_never_imports_streamlit():
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not any(n.split(".")[0] == "streamlit" for n in names), path
+
+
+# A choice is a registry entry (STYLE.md): only the registries name a strategy or a benchmark; every
+# other module reads an entry's traits instead of comparing its name to a string.
+REGISTRIES = {"cola_core/curation/selection.py", "cola_core/evaluation/benchmark_registry.py"}
+
+
+def _registered_names() -> set[str]:
+    from cola_core.curation.selection import STRATEGIES
+    from cola_core.evaluation.benchmark_registry import BENCHMARKS
+
+    return {*STRATEGIES, *BENCHMARKS}
+
+
+def _strings(node: ast.AST) -> set[str]:
+    """The string constants a comparison operand spells: one, or a tuple/list/set of them."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return set().union(*(_strings(e) for e in node.elts))
+    return set()
+
+
+def name_comparisons(root: Path, names: set[str]) -> list[str]:
+    """``path:line`` of every ==, !=, in, not in (or match case) outside the registries that tests
+    a registered strategy or benchmark name written as a literal."""
+    files = [*(root / "cola_core").rglob("*.py"), *(root / "pages").rglob("*.py"), *(root / "ui").rglob("*.py")]
+    found = []
+    for path in [*files, root / "app.py"]:
+        rel = path.relative_to(root).as_posix()
+        if rel in REGISTRIES or not path.is_file():
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(
+                isinstance(op, ast.Eq | ast.NotEq | ast.In | ast.NotIn) for op in node.ops
+            ):
+                spelled = set().union(*(_strings(x) for x in (node.left, *node.comparators)))
+            elif isinstance(node, ast.MatchValue):
+                spelled = _strings(node.value)
+            else:
+                continue
+            if spelled & names:
+                found.append(f"{rel}:{node.lineno} compares with {', '.join(sorted(spelled & names))}")
+    return found
+
+
+def test_only_the_registries_name_a_strategy_or_benchmark():
+    found = name_comparisons(PACKAGE.parent, _registered_names())
+    assert not found, "read the registry entry's traits instead:\n" + "\n".join(found)
+
+
+def test_name_comparison_check_can_fail(tmp_path):
+    (tmp_path / "cola_core" / "app").mkdir(parents=True)
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "cola_core" / "app" / "x.py").write_text("def f(s):\n    return s != 'random'\n")
+    (tmp_path / "pages" / "y.py").write_text("k = 1\nok = k in ('piqa', 'other')\nfine = k == 'lam'\n")
+    (tmp_path / "app.py").write_text("match 1:\n    case 'tradeoff':\n        pass\n")
+    found = name_comparisons(tmp_path, _registered_names())
+    assert found == [
+        "cola_core/app/x.py:2 compares with random",
+        "pages/y.py:2 compares with piqa",
+        "app.py:2 compares with tradeoff",
+    ]

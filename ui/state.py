@@ -7,16 +7,28 @@ from typing import Any
 import streamlit as st
 
 from cola_core.app.workspace import SpaceSettings
-from cola_core.curation.activations import ActivationConfig
 from cola_core.curation.pipeline import CurateConfig
-from cola_core.curation.processing import ProcessingConfig
 from cola_core.engine.config import EngineConfig
 from cola_core.models.loading import DEFAULT_MODEL
+from cola_core.settings import flat_defaults, selection_settings
 
-# Every pipeline setting's default is its config dataclass's own (tests/test_defaults.py checks).
-_C, _P, _A, _E = CurateConfig, ProcessingConfig, ActivationConfig, EngineConfig
+_E = EngineConfig
+
+# Every curation setting is a session key named like its field, holding the config's default until
+# a widget with that key changes it: a new setting with a widget needs no line here. Where the page
+# shows a setting in another form, the form has its own key (WIDGET_FORMS) and space_settings()
+# turns it back into the setting.
+WIDGET_FORMS = {"layers": "layers_text", "stage1": "mix_mode", "mix": "pool_mix"}
+CURATION = {k: v for k, v in flat_defaults(CurateConfig).items() if k not in WIDGET_FORMS}
+DASHBOARD_CHOICES = {  # where the dashboard's starting value differs from the library's, on purpose
+    "strategy": "tradeoff",  # the dashboard opens on the λ slider; CLI/library use the paper's cola
+    "target": "math",  # preselected for a targeted deployment (unused while general)
+    "fields": "",  # a text box: "" = texts as they are
+}
 
 DEFAULTS: dict[str, Any] = {
+    **CURATION,
+    **DASHBOARD_CHOICES,
     "model_name": DEFAULT_MODEL,  # the picker's value
     "model": DEFAULT_MODEL,  # the model in use: the picker's, or the typed path / hub id once it loaded
     "model_loaded": False,  # Setup loaded the model in this session (the landing page's stepper reads it)
@@ -24,29 +36,15 @@ DEFAULTS: dict[str, Any] = {
     "engine": _E.kind,  # local | ray (activation extraction)
     "ray_address": "",  # blank: a local Ray instance
     "ray_workers": _E.workers,
-    "corpora": list(_C.corpora),
+    "corpora": list(CURATION["corpora"]),  # a multiselect holds a list
     "custom_corpora": {},  # spec (stored upload, hf:…, self-generated file) → label shown
-    "deployment": _C.deployment,
-    "target": "math",
-    "seqlen": _P.seqlen,
-    "reasoning_format": _P.reasoning_format,
-    "dedupe": _P.dedupe,
-    "drop_worst": _P.drop_worst_perplexity,
-    "score_ppl": SpaceSettings.score_perplexity,
-    "alpha": _C.alpha,  # Stage 1: activation vs token similarity
+    "score_perplexity": SpaceSettings.score_perplexity,
     "mix_mode": "stage1",  # the pool's mix: stage1 (Stage 1 recommends) | equal | custom (pool_mix)
     "pool_mix": {},  # corpus → share, when mix_mode is custom
     "preset": "",  # "" or a key of cola_core.curation.presets.PRESETS
-    "fields": "",  # Q&A columns of files and datasets; "" = texts as they are
     "preview_corpus": "math",
-    "pool_size": _C.pool_size,
     "layers_text": "",
-    "pooling": _A.pooling,
     "space_ready": False,
-    "strategy": "tradeoff",  # on purpose: the dashboard opens on the λ slider; CLI/library use the paper's cola
-    "n": _C.n,
-    "lam": _C.lam,
-    "seed": _C.seed,
     "include": [],
     "exclude": [],
     "colour_by": "corpus",
@@ -83,30 +81,19 @@ def engine() -> EngineConfig:
 
 
 def space_settings() -> SpaceSettings:
-    """The space the current session asks for: its corpora, Stage 1 mix, Stage 2 and activation settings."""
-    layers = tuple(int(x) for x in get("layers_text").split(",") if x.strip()) or None
-    targeted = get("deployment") == "targeted"
+    """The space the current session asks for: every curation setting in the session (Stage 1 mix,
+    Stage 2, activations), Stage 3's left out, and the widget forms turned back into settings."""
+    curation = {k: get(k) for k in CURATION if k not in selection_settings(CurateConfig)}
     mix_mode = get("mix_mode")
     custom = tuple((c, float(w)) for c, w in get("pool_mix").items() if c in get("corpora"))
-    return SpaceSettings(
-        model=get("model"),
-        corpora=tuple(get("corpora")),
-        pool_size=int(get("pool_size")),
-        layers=layers,
-        pooling=get("pooling"),
-        seqlen=int(get("seqlen")),
-        device=get("device"),
-        reasoning_format=get("reasoning_format"),
-        dedupe=bool(get("dedupe")),
-        drop_worst_perplexity=float(get("drop_worst")),
-        score_perplexity=bool(get("score_ppl")),
-        stage1=mix_mode != "equal",
-        deployment=get("deployment"),
-        target=get("target") if targeted else None,
-        alpha=float(get("alpha")),
-        mix=custom if mix_mode == "custom" else (),
-        fields=get("fields").strip() or None,
-    )
+    curation |= {
+        "layers": tuple(int(x) for x in get("layers_text").split(",") if x.strip()) or None,
+        "stage1": mix_mode != "equal",
+        "mix": custom if mix_mode == "custom" else (),
+        "target": get("target") if get("deployment") == "targeted" else None,
+        "fields": (get("fields") or "").strip() or None,
+    }
+    return SpaceSettings.of(get("model"), get("device"), score_perplexity=bool(get("score_perplexity")), **curation)
 
 
 def apply_preset(max_positions: int | None) -> None:

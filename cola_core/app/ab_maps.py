@@ -19,10 +19,10 @@ import pandas as pd
 
 from cola_core.app.ab import ABComparison
 from cola_core.app.workspace import PreparedSpace, probes_of
-from cola_core.app.workspace import curate_config as workspace_curate_config
-from cola_core.curation.export import tokenize_calibration
+from cola_core.calibration.files import tokenize_calibration
 from cola_core.curation.map2d import pca_project
 from cola_core.curation.pipeline import CurateConfig, coverage_by_capability, run_selection
+from cola_core.curation.selection import selection_strategy
 from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
 from cola_core.experiments.cells import build_calibration
@@ -125,7 +125,8 @@ def _rebuild_experiment(run: dict, seed: int) -> _Rebuilt:
     loaded = load_model_cached(cfg.model)
     built = build_calibration(loaded, spec, cfg, seed)  # the grid's own builder
     space, chosen = built.space, list(built.selection.indices)
-    return _check(run, space.records, chosen, space.probes, space.embedded.space, loaded.tokenizer, cfg.seqlen)
+    seqlen = cfg.curate_config(spec, seed).processing.seqlen
+    return _check(run, space.records, chosen, space.probes, space.embedded.space, loaded.tokenizer, seqlen)
 
 
 def _rebuild_dashboard(run: dict, seed: int, prepared: PreparedSpace | None, lam: float, include, exclude) -> _Rebuilt:
@@ -133,10 +134,10 @@ def _rebuild_dashboard(run: dict, seed: int, prepared: PreparedSpace | None, lam
     if prepared is None or prepared.settings.model != run["model"]:
         return _Rebuilt("its samples are not stored with the run: open the space it was drawn from on the space page")
     strategy, n = settings.get("strategy", "cola"), int(report.get("calibration", {}).get("n", 0))
-    config = workspace_curate_config(prepared.settings, n=n, strategy=strategy, lam=lam, seed=seed)
-    forced = include if strategy != "random" else ()
-    chosen = list(run_selection(prepared.embedded, config, forced, exclude, prepared.index).indices)
-    tok, seqlen = load_model_cached(run["model"]).tokenizer, settings.get("seqlen", prepared.settings.seqlen)
+    config = prepared.settings.selection(n, strategy, lam, seed)
+    forced, excluded = selection_strategy(strategy).edits(include, exclude)
+    chosen = list(run_selection(prepared.embedded, config, forced, excluded, prepared.index).indices)
+    tok, seqlen = load_model_cached(run["model"]).tokenizer, settings.get("seqlen", prepared.settings.curation.processing.seqlen)
     built = _check(run, prepared.records, chosen, probes_of(prepared), prepared.embedded.space, tok, seqlen)
     if built.reason:
         built.reason = "not drawn from the space open on the space page (with its current edits): " + built.reason

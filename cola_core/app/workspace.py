@@ -8,12 +8,13 @@ cache. Preparing is serialised per key, so two sessions asking for the same spac
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from cola_core.corpora import Record
-from cola_core.curation.activations import ActivationConfig, Progress
+from cola_core.curation.activations import Progress
 from cola_core.curation.map2d import pca_2d, pca_project, place_outside
 from cola_core.curation.pipeline import (
     DEFAULT_CAPABILITIES,
@@ -26,38 +27,42 @@ from cola_core.curation.pipeline import (
     measure,
     run_selection,
 )
-from cola_core.curation.processing import ProcessingConfig
-from cola_core.curation.selection import TradeoffIndex, build_tradeoff_index
+from cola_core.curation.selection import TradeoffIndex, build_tradeoff_index, selection_strategy
 from cola_core.curation.space import Clusters, cluster_space
 from cola_core.engine.config import EngineConfig
 from cola_core.models.loading import DEFAULT_MODEL, load_model_cached
-
-_C, _P, _A = CurateConfig, ProcessingConfig, ActivationConfig  # the defaults below are theirs
+from cola_core.settings import build, selection_settings
 
 
 @dataclass(frozen=True)
 class SpaceSettings:
-    """What a prepared space depends on; every default is the pipeline config's own."""
+    """What a prepared space depends on: the model, the map's clusters, and the curation config the
+    pool is built with. Its Stage 3 settings (n, strategy, λ) stay at their defaults: they pick
+    samples from a built space, they do not change it (:meth:`selection`)."""
 
     model: str = DEFAULT_MODEL
     device: str = "auto"
-    corpora: tuple[str, ...] = _C.corpora
-    pool_size: int = _C.pool_size
-    seqlen: int = _P.seqlen
-    layers: tuple[int, ...] | None = _A.layers
-    pooling: str = _A.pooling
     clusters: int = 16
-    seed: int = _C.seed
-    reasoning_format: str = _P.reasoning_format  # Stage 2: keep | explicit | plain
-    dedupe: bool = _P.dedupe
-    drop_worst_perplexity: float = _P.drop_worst_perplexity
     score_perplexity: bool = True  # costs one forward pass over the pool; enables colouring by perplexity
-    stage1: bool = _C.stage1  # Stage 1 draws the pool in the recommended mix (False: equal shares)
-    deployment: str = _C.deployment
-    target: str | None = _C.target
-    alpha: float = _C.alpha
-    mix: tuple[tuple[str, float], ...] = _C.mix  # the user's own shares (override Stage 1)
-    fields: str | None = _C.fields  # Q&A columns of files and datasets (question=COL,answer=COL[,rationale=COL])
+    curation: CurateConfig = field(default_factory=CurateConfig)
+
+    @staticmethod
+    def of(
+        model: str = DEFAULT_MODEL,
+        device: str = "auto",
+        clusters: int = 16,
+        score_perplexity: bool = True,
+        **curation: Any,
+    ) -> SpaceSettings:
+        """The settings of a space from flat curation settings (``seqlen=64``, ``corpora=(...)``), as
+        :func:`cola_core.settings.build` reads them; Stage 3's are left out."""
+        space_only = {k: v for k, v in curation.items() if k not in selection_settings(CurateConfig)}
+        return SpaceSettings(model, device, clusters, score_perplexity, build(CurateConfig, space_only))
+
+    def selection(self, n: int, strategy: str, lam: float = CurateConfig.lam, seed: int | None = None) -> CurateConfig:
+        """The pipeline config of a selection drawn from this space."""
+        seed = self.curation.seed if seed is None else seed
+        return replace(self.curation, n=n, strategy=strategy, lam=lam, seed=seed)
 
 
 @dataclass
@@ -81,38 +86,6 @@ _KEY_LOCKS: dict[SpaceSettings, threading.Lock] = {}
 _PREPARED: dict[SpaceSettings, PreparedSpace] = {}
 
 
-def curate_config(
-    s: SpaceSettings,
-    n: int = CurateConfig.n,
-    strategy: str = CurateConfig.strategy,
-    lam: float = CurateConfig.lam,
-    seed: int | None = None,
-) -> CurateConfig:
-    """The pipeline config of a space's settings (and of a selection drawn from it)."""
-    processing = ProcessingConfig(
-        seqlen=s.seqlen,
-        reasoning_format=s.reasoning_format,
-        dedupe=s.dedupe,
-        drop_worst_perplexity=s.drop_worst_perplexity,
-    )
-    return CurateConfig(
-        corpora=s.corpora,
-        pool_size=s.pool_size,
-        n=n,
-        strategy=strategy,
-        lam=lam,
-        seed=s.seed if seed is None else seed,
-        stage1=s.stage1,
-        deployment=s.deployment,
-        target=s.target,
-        alpha=s.alpha,
-        mix=s.mix,
-        fields=s.fields,
-        activations=ActivationConfig(layers=s.layers, pooling=s.pooling),
-        processing=processing,
-    )
-
-
 def prepare_space(
     settings: SpaceSettings, progress: Progress | None = None, engine: EngineConfig | None = None
 ) -> PreparedSpace:
@@ -128,15 +101,16 @@ def prepare_space(
         loaded = load_model_cached(settings.model, settings.device)
         space = build_space(
             loaded,
-            curate_config(settings),
+            settings.curation,
             with_probes=False,  # computed on demand: probes_of
             score_perplexity=settings.score_perplexity,
             progress=progress,
             engine=engine,
         )
         embedded = space.embedded
-        clusters = cluster_space(embedded.space, min(settings.clusters, len(embedded.records)), settings.seed)
-        index = build_tradeoff_index(embedded.space, seed=settings.seed)
+        seed = settings.curation.seed
+        clusters = cluster_space(embedded.space, min(settings.clusters, len(embedded.records)), seed)
+        index = build_tradeoff_index(embedded.space, seed=seed)
         preview = pca_2d(embedded.space)
         prepared = PreparedSpace(settings, embedded, preview, clusters, index, engine, space.stage1, space.stage2)
         with _LOCK:
@@ -155,8 +129,7 @@ def probes_of(prepared: PreparedSpace) -> dict[str, np.ndarray]:
     with key_lock:
         if prepared.settings not in _PROBES:
             loaded = load_model_cached(prepared.settings.model, prepared.settings.device)
-            cfg = curate_config(prepared.settings)
-            _PROBES[prepared.settings] = embed_probes(loaded, cfg, prepared.engine)
+            _PROBES[prepared.settings] = embed_probes(loaded, prepared.settings.curation, prepared.engine)
         return _PROBES[prepared.settings]
 
 
@@ -193,22 +166,25 @@ def calibration_sets(
 ) -> list[CalibrationSet]:
     """One calibration set per strategy × seed from the prepared pool, each with its coverage proxy.
 
-    Include/exclude apply to every strategy (random baselines honour excludes only, as in the page)."""
+    Include/exclude apply where the strategy's entry honours them (the random baseline keeps its
+    uniform draw: excludes only, as in the page)."""
     probes = probes_of(prepared)
     sets = []
     for strategy in strategies:
         for seed in seeds:
-            forced = include if strategy != "random" else ()
-            config = curate_config(prepared.settings, n=n, strategy=strategy, lam=lam, seed=seed)
-            sel = run_selection(prepared.embedded, config, forced, exclude, prepared.index)
+            entry = selection_strategy(strategy)
+            forced, excluded = entry.edits(include, exclude)
+            config = prepared.settings.selection(n, strategy, lam, seed)
+            sel = run_selection(prepared.embedded, config, forced, excluded, prepared.index)
             metrics = measure(prepared.embedded, sel, probes, seed=seed)
             proxy = coverage_by_capability(metrics.capability_coverage)
             edits = ", ".join(
                 x
-                for x in (f"{len(forced)} forced in" if forced else "", f"{len(exclude)} excluded" if exclude else "")
+                for x in (f"{len(forced)} forced in" if forced else "", f"{len(excluded)} excluded" if excluded else "")
                 if x
             )
-            label = f"{strategy}{f' λ={lam:g}' if strategy == 'tradeoff' else ''} n={n} seed={seed}{f' ({edits})' if edits else ''}"
+            knob = f" λ={lam:g}" if "lam" in entry.knobs else ""
+            label = f"{strategy}{knob} n={n} seed={seed}{f' ({edits})' if edits else ''}"
             sets.append(CalibrationSet(label, [prepared.records[i] for i in sel.indices], strategy, seed, proxy))
     return sets
 

@@ -1,83 +1,14 @@
-"""From parsed flags to the config objects the library takes: lists, pairs, shares, the curation
-config, and a preset applied to the flags the user did not give."""
+"""Parsed flags that are not a config's settings: a preset applied to the flags the user did not
+give, NAME=PATH pairs. Configs are built from the flags by :func:`cola_core.settings.from_args`."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
-from typing import TypeVar
 
 from cola_core.errors import ColaError
+from cola_core.settings import csv_list, from_args
 
-T = TypeVar("T")
-
-
-def csv_list(text: str | None) -> tuple[str, ...]:
-    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
-
-
-def layers_of(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(x) for x in csv_list(text))
-    except ValueError:
-        raise ColaError(f"--layers takes comma-separated integers, got '{text}'") from None
-
-
-def shares_of(text: str | None, flag: str) -> tuple[tuple[str, float], ...]:
-    """``math=0.5,prose=0.5`` → (("math", 0.5), ("prose", 0.5)), for ``--mix`` and ``--weights``."""
-    shares = []
-    for item in csv_list(text):
-        corpus, sep, share = item.rpartition("=")
-        try:
-            shares.append((corpus.strip(), float(share)))
-        except ValueError:
-            sep = ""
-        if not sep or not corpus.strip():
-            raise ColaError(f"{flag} takes NAME=NUMBER pairs separated by commas, got '{item}'")
-    return tuple(shares)
-
-
-def curate_config(args: argparse.Namespace):
-    from cola_core.curation.activations import ActivationConfig
-    from cola_core.curation.pipeline import CurateConfig
-    from cola_core.curation.processing import ProcessingConfig
-
-    return CurateConfig(
-        corpora=csv_list(args.corpora),
-        pool_size=args.pool_size,
-        n=args.n,
-        strategy=args.strategy,
-        lam=args.lam,
-        seed=args.seed,
-        dim=args.dim,
-        capabilities=csv_list(args.capabilities),
-        text_field=args.text_field,
-        fields=args.fields,
-        stage1=not getattr(args, "no_stage1", False),
-        deployment=args.deployment,
-        target=args.target,
-        alpha=args.alpha,
-        stage1_samples=args.per_corpus,
-        mix=shares_of(getattr(args, "mix", None), "--mix"),
-        weights=shares_of(args.weights, "--weights"),
-        probe_size=args.probe_size,
-        activations=ActivationConfig(
-            layers=layers_of(args.layers),
-            pooling=args.pooling,
-            include_mlp=args.include_mlp,
-            batch_tokens=args.batch_tokens,
-        ),
-        processing=ProcessingConfig(
-            seqlen=args.seqlen,
-            min_tokens=args.min_tokens,
-            mode=args.length_mode,
-            reasoning_format=args.reasoning_format,
-            dedupe=not args.no_dedupe,
-            drop_worst_perplexity=args.drop_worst_ppl,
-        ),
-    )
+__all__ = ["apply_preset", "csv_list", "from_args", "given_flags", "pair_of"]
 
 
 def apply_preset(args: argparse.Namespace) -> set[str]:
@@ -106,9 +37,3 @@ def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
     command = next((w for w in argv if w in sub.choices), None)
     actions = sub.choices[command]._actions if command else []
     return {a.dest for a in actions if words & set(a.option_strings)}
-
-
-def from_args(cls: type[T], args: argparse.Namespace) -> T:
-    """A config dataclass built from the parsed flags named like its fields (the others keep the
-    dataclass's defaults, e.g. settings the CLI does not expose)."""
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})

@@ -104,14 +104,7 @@ def _load(args: argparse.Namespace):
 def _engine(args: argparse.Namespace):
     from cola_core.engine.config import EngineConfig
 
-    engine = EngineConfig(
-        kind=args.engine,
-        address=args.ray_address,
-        workers=args.ray_workers,
-        gpus_per_worker=args.ray_gpus_per_worker,
-        shard_size=args.shard_size,
-        local_cpus=args.ray_cpus,
-    )
+    engine = flags.from_args(EngineConfig, args)
     engine.validate()
     _log(f"engine: {engine.describe()}")
     return engine
@@ -124,8 +117,10 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.curation.presets import cap_seqlen
     from cola_core.models.loading import context_length
 
+    from cola_core.curation.pipeline import CurateConfig
+
     applied = flags.apply_preset(args)
-    config = flags.curate_config(args)
+    config = flags.from_args(CurateConfig, args)
     config.validate()
     engine = _engine(args)
     loaded = _load(args)
@@ -158,40 +153,28 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
-    from cola_core.curation.pipeline import recommend_mix, score_corpora
+    from cola_core.curation.pipeline import CurateConfig, recommend_mix, score_corpora
 
-    config = flags.curate_config(args)
+    config = flags.from_args(CurateConfig, args)
     config.validate()
     if not config.capabilities:
         raise ColaError("name at least one capability to score the corpora against (--capabilities)")
     engine = _engine(args)
-    corpora, capabilities = flags.csv_list(args.corpora), flags.csv_list(args.capabilities)
-    table = score_corpora(_load(args), corpora, capabilities, config, args.alpha, args.per_corpus, engine)
-    mix = recommend_mix(table, args.deployment, args.target, weights=dict(config.weights))
+    c = config
+    table = score_corpora(_load(args), c.corpora, c.capabilities, c, c.alpha, c.stage1_samples, engine)
+    mix = recommend_mix(table, c.deployment, c.target, weights=dict(c.weights))
     return {
         "table": table.to_dict(orient="records"),
         "mix": mix.round(4).to_dict(),
-        "alpha": args.alpha,
-        "deployment": args.deployment,
+        "alpha": c.alpha,
+        "deployment": c.deployment,
     }
 
 
 def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
 
-    config = SelfGenConfig(
-        n=args.n,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        prefix_corpus=args.prefix_corpus,
-        prefix_tokens=args.prefix_tokens,
-        prefixes=tuple(args.prefix or ()),
-        drop_worst_perplexity=args.drop_worst_ppl,
-        seed=args.seed,
-    )
+    config = flags.from_args(SelfGenConfig, args)
     loaded = _load(args)
     records = generate_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
     path = write_self_corpus(records, args.out)
@@ -200,21 +183,21 @@ def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
-    from cola_core.compress import CompressConfig, curated_seqlen
-    from cola_core.compress import compress_and_save as run
-    from cola_core.curation.processing import ProcessingConfig
+    from cola_core.compress import CompressConfig, compress_with_calibration
 
     config = flags.from_args(CompressConfig, args)
-    config.validate()
+    config.validate()  # before the model loads
     bar = _progress_bar("layers")
-    recorded = curated_seqlen(args.calib)
-    if args.seqlen is not None and recorded is not None and args.seqlen < recorded:
-        _log(f"--seqlen {args.seqlen} truncates the calibration set, curated at {recorded} tokens per sample")
-    elif args.seqlen is None and recorded is not None:
-        _log(f"calibration tokens per sample: {recorded} (the set's own length)")
-    elif args.seqlen is None and args.calib.endswith(".jsonl"):
-        _log(f"{args.calib} records no length: tokenised to {ProcessingConfig.seqlen} tokens (Stage 2's default)")
-    report = run(_load(args), args.calib, config, args.out, args.seqlen, lambda d, t, _r: bar(d, t), format=args.format)
+    report = compress_with_calibration(
+        _load(args),
+        args.calib,
+        config,
+        out=args.out,
+        format=args.format,
+        seqlen=args.seqlen,
+        progress=lambda d, t, _r: bar(d, t),
+        log=_log,
+    ).report
     layers = [
         {
             "layer": r["layer"],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from cola_core.compress.methods import compression_method, method_names
 from cola_core.errors import ColaError
 from cola_core.models.batching import BATCH_TOKENS
+from cola_core.settings import setting
 
 # The registry's methods, for menus (CLI, dashboard); validation asks the registry itself.
 PRUNING = method_names("pruning")
@@ -19,27 +20,44 @@ METHODS = method_names()
 
 @dataclass(frozen=True)
 class CompressConfig:
-    method: str = "wanda"  # a name in methods.REGISTRY
-    sparsity: float = 0.5  # unstructured target, pruning methods
-    pattern: str | None = None  # "N:M" semi-structured: keep N of every M consecutive input weights
-    bits: int = 4
-    group_size: int = 128  # 0 or -1: one group per output row
-    symmetric: bool = False
-    act_order: bool = False
-    blocksize: int = 128  # columns per block of the OBS sweep (obs.py), methods that need a Hessian
-    damp: float = 0.01  # fraction of mean(diag H) added to the diagonal
-    batch_tokens: int = BATCH_TOKENS  # padded calibration tokens per forward (models/batching.py)
-    device: str = "auto"
-    error_tokens: int = 4096  # tokens used to measure reconstruction error for methods without a Hessian
-    owl: bool = False  # per-layer sparsity by outlier ratio (OWL, Yin et al. 2024); unstructured pruning only
-    owl_lambda: float = 0.08  # per-layer sparsities spread over at most 2λ, mean at the target
-    owl_m: float = 5.0  # an outlier scores above M × the layer's mean Wanda score
-    awq_grid: int = 20  # AWQ: exponents α ∈ {0, 1/grid, …, (grid−1)/grid} searched per group of linears
-    awq_clip: bool = True  # AWQ: also search each (row, group)'s clipping range (the reference's auto_clip)
-    awq_quantizer: str = "rtn"  # AWQ: what rounds the scaled weights, "rtn" or "gptq"
-    awq_tokens: int = 4096  # AWQ: real calibration tokens the search reads per layer (whole sequences)
-    quantize: str | None = None  # a quantizer (rtn, gptq, awq) run after the pruning method, on each layer
-    keep_zeros: bool = False  # set on the quantization stage of ``quantize``: pruned weights stay exactly zero
+    """Every compression setting, its one default and its help; the CLI's flags, the dashboard's jobs
+    and the experiment configs' ``compression`` entries are built from these fields
+    (:func:`cola_core.settings.build`)."""
+
+    method: str = setting("wanda", "a method of the registry", choices=METHODS, required=True)
+    sparsity: float = setting(0.5, "unstructured target in [0, 1)")
+    pattern: str | None = setting(None, "N:M semi-structured, e.g. 2:4 (keeps N of every M)")
+    bits: int = setting(4, "2..8 (quantization)")
+    group_size: int = setting(128, "input columns per quantization group; -1 = per row")
+    symmetric: bool = setting(
+        False,
+        "symmetric quantization grid (no zero point); --asym: with a zero point",
+        flag="--sym",
+        also=("--symmetric",),
+        off_flag="--asym",
+    )
+    act_order: bool = setting(False, "GPTQ: columns by decreasing Hessian diagonal (static groups)")
+    blocksize: int = setting(128, "columns per block of the OBS sweep (obs.py)", cli=False)
+    damp: float = setting(0.01, "fraction of mean(diag H) added to the diagonal")
+    batch_tokens: int = setting(BATCH_TOKENS, "padded calibration tokens per forward pass")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps", cli=False)  # the model's --device
+    # tokens used to measure reconstruction error for methods without a Hessian
+    error_tokens: int = setting(4096, "tokens of the reconstruction-error measurement", cli=False)
+    owl: bool = setting(False, "per-layer sparsity by outlier ratio (OWL, Yin et al. 2024); mean = --sparsity")
+    owl_lambda: float = setting(0.08, "OWL: layer sparsities span ≤ 2λ, mean --sparsity")
+    owl_m: float = setting(5.0, "OWL: outlier threshold, M × mean score")
+    awq_grid: int = setting(20, "AWQ: scaling exponents α searched per group")  # α ∈ {0, 1/grid, …}
+    # AWQ also searches each (row, group)'s clipping range (the reference's auto_clip)
+    awq_clip: bool = setting(True, "AWQ: skip the clipping-range search (on by default)")
+    awq_quantizer: str = setting("rtn", "AWQ: what rounds the scaled weights", choices=("rtn", "gptq"))
+    awq_tokens: int = setting(4096, "AWQ: calibration tokens the search reads")  # per layer, whole sequences
+    quantize: str | None = setting(
+        None,
+        "after a pruning method, quantize each layer too (rtn, gptq, awq), keeping the pruned weights at zero",
+        choices=QUANTIZATION,
+    )
+    # set on the quantization stage of ``quantize``: pruned weights stay exactly zero
+    keep_zeros: bool = setting(False, "pruned weights stay exactly zero", cli=False)
 
     @property
     def nm(self) -> tuple[int, int] | None:

@@ -37,6 +37,7 @@ from cola_core.errors import ColaError
 from cola_core.models.architecture import input_device
 from cola_core.models.loading import context_length
 from cola_core.models.scoring import left_pad
+from cola_core.settings import setting
 
 PREFIX_POOL_LIMIT = 10_000  # records read from the prefix corpus: keeps a streamed hub dataset cheap
 
@@ -45,20 +46,28 @@ PREFIX_POOL_LIMIT = 10_000  # records read from the prefix corpus: keeps a strea
 class SelfGenConfig:
     """Settings of one self-generated corpus; sampling defaults as in Ji et al. (ICLR 2025)."""
 
-    n: int = 200  # texts sampled, before empty ones and the perplexity filter are dropped
-    prefix_corpus: str = "prose"  # corpus spec (built-in, file, hf:…) whose pool split gives the prompts
+    # texts sampled, before empty ones and the perplexity filter are dropped
+    n: int = setting(200, "texts to generate")
+    prefix_corpus: str = setting(
+        "prose",
+        "corpus whose documents' first tokens prompt the model: built-in name, file path or hf:NAME[:CONFIG[:SPLIT]]",
+    )
     # 8 tokens fix the domain and register, and leave ~97% of a 256-token sample to the model: about
     # the share a 64-token prefix (the length in Ji et al.'s released file names) takes of 2048 tokens.
-    prefix_tokens: int = 8
-    prefixes: tuple[str, ...] = ()  # explicit prompts, cycled, instead of the corpus; "" = BOS alone
-    max_new_tokens: int = 256  # = ProcessingConfig.seqlen: corpora/ may not import curation/ (a test checks)
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 0.95
-    repetition_penalty: float = 1.1
-    drop_worst_perplexity: float = 0.2  # Ji et al. keep texts below the 80th perplexity percentile
-    batch_size: int = 32
-    seed: int = 0
+    prefix_tokens: int = setting(8, "first tokens of a document per prompt")
+    prefixes: tuple[str, ...] = setting(
+        (), "explicit prompt (repeatable), instead of the prefix corpus; '' = BOS alone", flag="--prefix", repeat=True
+    )
+    # = ProcessingConfig.seqlen: corpora/ may not import curation/ (a test checks)
+    max_new_tokens: int = setting(256, "tokens generated per text (the calibration length)")
+    temperature: float = setting(0.7, "sampling temperature")
+    top_k: int = setting(50, "sample among the k likeliest tokens")
+    top_p: float = setting(0.95, "nucleus sampling mass")
+    repetition_penalty: float = setting(1.1, "> 1 discourages repeats")
+    # Ji et al. keep texts below the 80th perplexity percentile
+    drop_worst_perplexity: float = setting(0.2, "drop this highest-perplexity fraction", flag="--drop-worst-ppl")
+    batch_size: int = setting(32, "prompts per generation batch", cli=False)
+    seed: int = setting(0, "sampling seed")
 
     def validate(self) -> None:
         if self.n <= 0 or self.max_new_tokens <= 0:

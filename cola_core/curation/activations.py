@@ -20,6 +20,7 @@ from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers, hidden_of, input_device, mlp_output_projection
 from cola_core.models.batching import BATCH_TOKENS, length_batches
+from cola_core.settings import setting
 
 Progress = Callable[[int, int], None]
 
@@ -28,11 +29,14 @@ Progress = Callable[[int, int], None]
 class ActivationConfig:
     """What to extract. ``layers=None`` means every decoder layer; negative indices count from the end."""
 
-    layers: tuple[int, ...] | None = None
-    pooling: str = "mean"  # "mean" | "last"
-    include_mlp: bool = False
-    seqlen: int = ProcessingConfig.seqlen  # the pipeline passes Stage 2's (CurateConfig.extraction)
-    batch_tokens: int = BATCH_TOKENS  # padded tokens per forward (models/batching.py)
+    layers: tuple[int, ...] | None = setting(
+        None, "comma-separated layer indices (default: all; negative counts from the end)"
+    )
+    pooling: str = setting("mean", "mean or last", choices=("mean", "last"))
+    include_mlp: bool = setting(False, "also use MLP intermediate activations")
+    # the pipeline passes Stage 2's (CurateConfig.extraction): not a setting of its own there
+    seqlen: int = setting(ProcessingConfig.seqlen, "tokens per sample", flat=False)
+    batch_tokens: int = setting(BATCH_TOKENS, "activation extraction: tokens per forward batch")
 
     def resolve_layers(self, n_layers: int) -> tuple[int, ...]:
         if self.pooling not in ("mean", "last"):

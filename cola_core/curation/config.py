@@ -4,13 +4,14 @@ CLI flags, the dashboard's widgets and the experiment configs read their default
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from cola_core.corpora.fields import parse_fields
 from cola_core.curation.activations import ActivationConfig
 from cola_core.curation.processing import ProcessingConfig
 from cola_core.curation.selection import STRATEGIES
 from cola_core.errors import ColaError
+from cola_core.settings import setting
 
 DEFAULT_CAPABILITIES = ("prose", "code", "math", "facts")  # probe corpora; prose stands for the capability `lm`
 
@@ -22,30 +23,47 @@ def coverage_by_capability(capability_coverage: dict[str, float]) -> dict[str, f
 
 @dataclass(frozen=True)
 class CurateConfig:
-    """Every curation setting and its one default; the CLI flags and the dashboard's widgets read
-    their defaults from here (and from :class:`ProcessingConfig` / :class:`ActivationConfig`)."""
+    """Every curation setting, its one default and its help: the CLI's flags, the dashboard's session
+    defaults and the experiment configs' keys are derived from these fields and those of
+    :class:`ProcessingConfig` / :class:`ActivationConfig` (:mod:`cola_core.settings`)."""
 
-    corpora: tuple[str, ...] = ("prose", "code", "math", "facts")
-    pool_size: int = 1000
-    n: int = 128  # calibration samples (the paper's n = 128, §5)
-    strategy: str = "cola"
-    lam: float = 0.5
-    seed: int = 0
-    dim: int = 64  # random projection dimension (§4.3)
-    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
-    probe_size: int = 100
-    text_field: str = "text"
-    fields: str | None = None  # question=COL,answer=COL[,rationale=COL]: Q&A columns of files and datasets
+    corpora: tuple[str, ...] = setting(
+        ("prose", "code", "math", "facts"), "comma-separated: built-in names, file paths, hf:NAME[:CONFIG[:SPLIT]]"
+    )
+    pool_size: int = setting(1000, "candidate samples drawn from the corpora")
+    n: int = setting(128, "calibration samples to select", selection=True)  # the paper's n = 128, §5
+    strategy: str = setting("cola", "Stage 3 selection", choices=lambda: STRATEGIES, selection=True)
+    lam: float = setting(0.5, "tradeoff: 1 = representativeness, 0 = diversity", selection=True)
+    seed: int = setting(0, "projection and selection seed")
+    dim: int = setting(64, "random projection dimension")  # §4.3
+    capabilities: tuple[str, ...] = setting(
+        DEFAULT_CAPABILITIES, "probe sets: built-in names (held-out split) or corpus specs"
+    )
+    probe_size: int = setting(100, "held-out samples per capability probe set")
+    text_field: str = setting("text", "field/column holding the text (files, datasets)")
+    fields: str | None = setting(
+        None,
+        "Q&A columns of files and hf: datasets, question=COL,answer=COL[,rationale=COL]: rendered as "
+        "Question / Reasoning / Answer (GSM8K '#### N' answers parsed)",
+    )
     # Stage 1 (§4.1): score the corpora against the capability probes and draw the pool in that mix
-    stage1: bool = True  # False: an equal share of each corpus (the ablation "no Stage 1")
-    deployment: str = "general"  # general: every capability weighs the same; targeted: `target` weighs 3×
-    target: str | None = None
-    weights: tuple[tuple[str, float], ...] = ()  # capability weights; replace the deployment's when given
-    alpha: float = 0.5  # weight of activation vs token similarity in the correspondence score
-    stage1_samples: int = 100  # records per corpus and per probe set that Stage 1 scores
-    mix: tuple[tuple[str, float], ...] = ()  # the user's own pool shares; overrides Stage 1
-    activations: ActivationConfig = field(default_factory=ActivationConfig)
-    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    stage1: bool = setting(True, "equal shares of each corpus instead of Stage 1's mix (ablation)")
+    deployment: str = setting(
+        "general",
+        "Stage 1: general (every capability weighs the same) or targeted (--target weighs 3×)",
+        choices=("general", "targeted"),
+    )
+    target: str | None = setting(None, "Stage 1: the capability to keep first (targeted)")
+    weights: tuple[tuple[str, float], ...] = setting(
+        (), "Stage 1: capability weights, e.g. math=3,code=1 (replace --deployment)"
+    )
+    alpha: float = setting(0.5, "Stage 1: weight of activation vs token similarity")
+    stage1_samples: int = setting(100, "Stage 1: records per corpus and probe set scored", flag="--per-corpus")
+    mix: tuple[tuple[str, float], ...] = setting(
+        (), "your own pool shares, e.g. math=0.5,prose=0.5 (overrides Stage 1)"
+    )
+    activations: ActivationConfig = setting(default_factory=ActivationConfig)
+    processing: ProcessingConfig = setting(default_factory=ProcessingConfig)
 
     def validate(self) -> None:
         if not self.corpora:

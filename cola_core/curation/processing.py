@@ -17,23 +17,29 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from cola_core.calibration.files import DEFAULT_SEQLEN
 from cola_core.corpora import Record
 from cola_core.corpora.math_problems import render
 from cola_core.corpora.quality import drop_worst, score_perplexity
 from cola_core.errors import ColaError
 from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.loading import context_length
+from cola_core.settings import setting
 
 
 @dataclass(frozen=True)
 class ProcessingConfig:
-    seqlen: int = 256
-    min_tokens: int = 8
-    mode: str = "truncate"  # "truncate" | "pack"
-    reasoning_format: str = "keep"  # "keep" | "explicit" | "plain"
-    dedupe: bool = True
-    near_duplicate_jaccard: float = 0.9  # 1.0 disables near-duplicate removal
-    drop_worst_perplexity: float = 0.0  # fraction in [0, 1)
+    """Stage 2's settings (§4.2): length, reasoning format, quality."""
+
+    seqlen: int = setting(DEFAULT_SEQLEN, "tokens per sample (Stage 2 length)")
+    min_tokens: int = setting(8, "drop samples shorter than this")
+    mode: str = setting("truncate", "truncate or pack", flag="--length-mode", choices=("truncate", "pack"))
+    reasoning_format: str = setting("keep", "keep, explicit or plain", choices=("keep", "explicit", "plain"))
+    dedupe: bool = setting(True, "keep exact and near duplicates")  # the flag turns it off: --no-dedupe
+    near_duplicate_jaccard: float = setting(0.9, "1.0 disables near-duplicate removal", cli=False)
+    drop_worst_perplexity: float = setting(
+        0.0, "drop this fraction of highest-perplexity samples", flag="--drop-worst-ppl"
+    )
 
     def validate(self, max_positions: int | None = None) -> None:
         if self.seqlen <= 0:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cola_core.errors import ColaError
+from cola_core.settings import setting
 
 ENGINES = ("local", "ray")
 
@@ -20,13 +21,22 @@ class EngineConfig:
     CPUs; ``"auto"`` or ``"ray://host:10001"`` joins an existing cluster.
     ``gpus_per_worker=None`` gives each worker one GPU when the cluster has GPUs, else none."""
 
-    kind: str = "local"
-    address: str | None = None
-    workers: int = 2
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float | None = None
-    shard_size: int = 256
-    local_cpus: int | None = None
+    kind: str = setting(
+        "local",
+        "local: this process; ray: a Ray Data actor pool (pip install -r requirements-ray.txt)",
+        flag="--engine",
+        choices=ENGINES,
+    )
+    address: str | None = setting(
+        None, "join this Ray cluster (auto, or ray://HOST:10001); default: start a local instance", flag="--ray-address"
+    )
+    workers: int = setting(2, "actors, each holding one model replica", flag="--ray-workers")
+    cpus_per_worker: float = setting(1.0, "CPUs per actor", cli=False)
+    gpus_per_worker: float | None = setting(
+        None, "GPUs per actor (default: 1 when the cluster has GPUs, else 0)", flag="--ray-gpus-per-worker"
+    )
+    shard_size: int = setting(256, "samples per extraction shard (the unit of resume)")
+    local_cpus: int | None = setting(None, "CPUs of a local Ray instance (default: all)", flag="--ray-cpus")
 
     def validate(self) -> None:
         if self.kind not in ENGINES:

@@ -6,15 +6,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from cola_core.compress import CompressConfig, compress_model
+from cola_core.calibration.files import tokenize_calibration
+from cola_core.compress import CompressConfig, compress_with_calibration
 from cola_core.corpora.selfgen import generate_self_corpus
-from cola_core.curation.export import tokenize_calibration
 from cola_core.curation.metrics import SelectionMetrics, probe_coverage
 from cola_core.curation.pipeline import Space, build_space, coverage_by_capability, select_and_measure
 from cola_core.curation.selection import Selection
 from cola_core.evaluation.suite import answer_prompts, evaluate
 from cola_core.experiments.config import CalibrationSpec, ExperimentConfig
-from cola_core.experiments.plan import curate_config, selfgen_config
+from cola_core.experiments.plan import selfgen_config
 from cola_core.storage.fingerprints import calibration_fingerprint
 
 
@@ -34,14 +34,15 @@ def build_calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed
     it (the seed draws the pool from the whole pool split and drives the selection). The grid, the
     HTML report's trail and the Compare page's maps all build sets here, so a rebuilt set is the
     run's own exactly when its token fingerprint matches."""
-    curate_cfg = curate_config(spec, cfg, seed)
+    curate_cfg = cfg.curate_config(spec, seed)
     pool = None
     if spec.self_generated:
-        pool = generate_self_corpus(loaded.model, loaded.tokenizer, selfgen_config(cfg, seed))
-    space = build_space(loaded, curate_cfg, pool=pool, need=cfg.n)
+        pool = generate_self_corpus(loaded.model, loaded.tokenizer, selfgen_config(curate_cfg))
+    space = build_space(loaded, curate_cfg, pool=pool, need=curate_cfg.n)
     selection, metrics = select_and_measure(space, curate_cfg)
     chosen = [space.records[i] for i in selection.indices]
-    return BuiltSet(space, selection, metrics, tokenize_calibration(chosen, loaded.tokenizer, cfg.seqlen))
+    tensors = tokenize_calibration(chosen, loaded.tokenizer, curate_cfg.processing.seqlen)
+    return BuiltSet(space, selection, metrics, tensors)
 
 
 def _calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> tuple[dict, dict]:
@@ -93,9 +94,8 @@ def run_cell(loaded, dense_state: dict, cfg: ExperimentConfig, cell: dict, devic
         t0 = time.perf_counter()
         try:
             loaded.model.load_state_dict(dense_state)
-            result = compress_model(
-                loaded.model, tensors, CompressConfig(**run["settings"], device=device), keep_codes=False
-            )
+            config = CompressConfig(**run["settings"], device=device)
+            result = compress_with_calibration(loaded, tensors, config, keep_codes=False).result
             scores = evaluate(loaded.model, loaded.tokenizer, cfg.capabilities, cfg.limit)
             answers = answer_prompts(loaded.model, loaded.tokenizer)  # the weights are not kept: their answers are
         except Exception as exc:

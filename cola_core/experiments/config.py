@@ -1,21 +1,27 @@
 """Experiment configs: a model, calibration sets (corpora × strategy), compression settings, seeds and
-claims to judge; built-ins live as JSON in ``configs/``. Defaults are the pipeline's own. A config is
-validated when it is read: a claim naming a set, a compression or a score the config does not have is
-an error then, not a silent "inconclusive" in the report."""
+claims to judge; built-ins live as JSON in ``configs/``.
+
+Curation settings are not re-listed here: any flat setting of
+:class:`~cola_core.curation.config.CurateConfig` (``n``, ``seqlen``, ``mode``, ``dim`` …) may stand at
+the top level of a config (every set) or in a set (that set), and :meth:`ExperimentConfig.curate_config`
+builds each set's config from them with :func:`cola_core.settings.build`. Compression entries are
+:class:`~cola_core.compress.config.CompressConfig` settings. A config is validated when it is read: an
+unknown setting, or a claim naming a set, a compression or a score the config does not have, is an
+error then, not a silent "inconclusive" in the report."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from cola_core.compress import CompressConfig
-from cola_core.curation.pipeline import CurateConfig
-from cola_core.curation.processing import ProcessingConfig
+from cola_core.curation.pipeline import DEFAULT_CAPABILITIES, CurateConfig
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT
 from cola_core.models.loading import DEFAULT_MODEL
+from cola_core.settings import build, flat_fields
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "configs"
 # The scores evaluation.suite.evaluate reports per capability (a test checks this against a real run).
@@ -23,28 +29,47 @@ SCORES_OF = {"code": ("code", "code_next_token"), "math": ("math", "math_tier1",
 CLAIM_FIELDS = ("title", "better", "worse", "capability", "compression")
 
 
+# Where an experiment's curation differs from the CLI's: the grid compares fixed corpus mixes, so a
+# set opts into Stage 1's mix (He et al. §4.1) explicitly.
+EXPERIMENT_CURATION = {"stage1": False, "capabilities": DEFAULT_CAPABILITIES}
+
+
+def _curation(where: str, d: dict[str, Any], own: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """The flat curation settings among a config's (or a set's) keys; anything else is an error."""
+    settings = set(flat_fields(CurateConfig)) - {"seed"}  # the seed is the grid's, from ``seeds``
+    unknown = sorted(set(d) - settings - set(own))
+    if unknown:
+        raise ColaError(
+            f"{where}: unknown key '{unknown[0]}': use {', '.join(own)} or a curation setting ({', '.join(sorted(settings))})"
+        )
+    # a key of the experiment's own wins (``capabilities``: the evaluated ones, not Stage 1's probes)
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in settings and k not in own)
+
+
 @dataclass(frozen=True)
 class CalibrationSpec:
+    """One calibration set of the grid: a name, whether its pool is self-generated (Ji et al.), and
+    its own curation settings (e.g. ``corpora``, ``strategy``, ``lam``, ``stage1``) as flat pairs."""
+
     name: str
-    corpora: tuple[str, ...] = CurateConfig.corpora
-    strategy: str = CurateConfig.strategy
-    lam: float = CurateConfig.lam
-    # The grid compares fixed corpus mixes, so a set opts into Stage 1's mix (He et al. §4.1) explicitly.
-    stage1: bool = False
     self_generated: bool = False
+    curation: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> CalibrationSpec:
+        own = ("name", "self_generated")
+        where = f"calibration set {d.get('name', '(no name)')}"
+        return CalibrationSpec(d["name"], bool(d.get("self_generated", False)), _curation(where, d, own))
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """The grid. ``curation`` holds the curation settings every set shares (flat pairs; a set's own
+    win); with ``"mode": "pack"`` every sample is exactly ``seqlen`` real tokens, so all sets get the
+    same token budget (n × seqlen) whatever their domain's record lengths."""
+
     name: str
     model: str = DEFAULT_MODEL
-    n: int = CurateConfig.n
-    pool_size: int = CurateConfig.pool_size
-    seqlen: int = ProcessingConfig.seqlen
-    # "pack" fills every sample to exactly ``seqlen`` real tokens, so all sets get the same token
-    # budget (n × seqlen) whatever their domain's record lengths; "truncate" keeps records whole
-    # up to ``seqlen`` (budgets then differ by domain and the report shows them).
-    mode: str = ProcessingConfig.mode
     calibration_sets: tuple[CalibrationSpec, ...] = ()
     compression: tuple[dict, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -52,26 +77,42 @@ class ExperimentConfig:
     limit: int = DEFAULT_LIMIT
     claims: tuple[dict, ...] = ()
     description: str = ""
+    curation: tuple[tuple[str, Any], ...] = ()
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ExperimentConfig:
+        own = tuple(f.name for f in fields(ExperimentConfig) if f.name != "curation")
         try:
-            sets = tuple(
-                CalibrationSpec(**{**c, "corpora": tuple(c.get("corpora", CalibrationSpec.corpora))})
-                for c in d["calibration_sets"]
-            )
+            sets = tuple(CalibrationSpec.from_dict(c) for c in d["calibration_sets"])
             return ExperimentConfig(
                 **{
-                    **d,
+                    **{k: v for k, v in d.items() if k in own},
                     "calibration_sets": sets,
                     "compression": tuple(d["compression"]),
                     "seeds": tuple(d.get("seeds", (0,))),
                     "capabilities": tuple(d.get("capabilities", ExperimentConfig.capabilities)),
                     "claims": tuple(d.get("claims", ())),
+                    "curation": _curation(f"experiment {d.get('name', '(no name)')}", d, own),
                 }
             )
         except (KeyError, TypeError) as exc:
             raise ColaError(f"bad experiment config: {exc}") from None
+
+    def curate_config(self, spec: CalibrationSpec, seed: int) -> CurateConfig:
+        """One set's curation settings at one seed: the pipeline as the CLI runs it, with the
+        experiment's own defaults (:data:`EXPERIMENT_CURATION`), the shared settings, the set's, and
+        the seed. Packed samples keep only full windows (``min_tokens = seqlen``, unless given), so
+        every set holds n × seqlen real tokens."""
+        given = {**EXPERIMENT_CURATION, **dict(self.curation), **dict(spec.curation), "seed": seed}
+        config = build(CurateConfig, given)
+        if config.processing.mode == "pack" and "min_tokens" not in given:
+            config = build(CurateConfig, {**given, "min_tokens": config.processing.seqlen})
+        return config
+
+    @property
+    def shared(self) -> CurateConfig:
+        """The settings every set shares (n, pool size, seqlen, length mode), as a config, for reports."""
+        return build(CurateConfig, {**EXPERIMENT_CURATION, **dict(self.curation)})
 
     @property
     def scores(self) -> tuple[str, ...]:
@@ -85,10 +126,15 @@ class ExperimentConfig:
             raise ColaError(f"{self.name}: calibration sets need distinct names other than 'dense', got {names}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ColaError(f"{self.name}: seeds must be distinct and at least one, got {list(self.seeds)}")
-        if min(self.n, self.pool_size, self.seqlen, self.limit) <= 0:
-            raise ColaError(f"{self.name}: n, pool_size, seqlen and limit must be positive")
-        if self.mode not in ("truncate", "pack"):
-            raise ColaError(f"{self.name}: unknown length mode '{self.mode}': use truncate or pack")
+        if self.limit <= 0:
+            raise ColaError(f"{self.name}: limit must be positive")
+        for spec in self.calibration_sets:
+            try:
+                config = self.curate_config(spec, self.seeds[0])
+                config.validate()
+                config.processing.validate()
+            except ColaError as exc:
+                raise ColaError(f"{self.name}: calibration set {spec.name}: {exc}") from None
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
         if unknown:
             raise ColaError(f"{self.name}: unknown capability '{unknown[0]}': choose from {', '.join(CAPABILITIES)}")

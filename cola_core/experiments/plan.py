@@ -7,7 +7,7 @@ hash covers, as JSON:
 - the model name and its weights' fingerprint (:func:`model_fingerprint`);
 - the data's fingerprint: every record (id, text, meta) of the pool and held-out splits of the
   built-in corpora, and of any local file a calibration set names (:func:`data_fingerprint`);
-- the whole curation config the cell builds (:func:`curate_config`: corpora, pool size, n, seqlen,
+- the whole curation config the cell builds (:meth:`ExperimentConfig.curate_config`: corpora, pool size, n, seqlen,
   strategy, λ, seed, Stage 1 and Stage 2 settings, defaults included) and, for self-generated sets,
   the generation settings;
 - the whole compression config (defaults included) and the evaluation settings (capabilities,
@@ -30,9 +30,8 @@ from typing import Any
 from cola_core.compress import CompressConfig
 from cola_core.corpora import BUILTIN_CORPORA, load_records
 from cola_core.corpora.selfgen import SelfGenConfig
-from cola_core.curation.pipeline import DEFAULT_CAPABILITIES, CurateConfig
-from cola_core.curation.processing import ProcessingConfig
-from cola_core.experiments.config import CalibrationSpec, ExperimentConfig, compression_label
+from cola_core.curation.pipeline import CurateConfig
+from cola_core.experiments.config import ExperimentConfig, compression_label
 from cola_core.models.loading import load_model, resolve_model
 from cola_core.storage.fingerprints import fingerprint_directory, pool_fingerprint
 
@@ -40,28 +39,9 @@ EVALUATION_VERSION = 3  # bump when a code change alters what an experiment run 
 SPEED_ONLY = ("batch_tokens", "device", "batch_size")  # settings that change speed, not results
 
 
-def curate_config(spec: CalibrationSpec, cfg: ExperimentConfig, seed: int) -> CurateConfig:
-    """The curation settings of one calibration set and seed: the pipeline as the CLI runs it."""
-    return CurateConfig(
-        corpora=spec.corpora,
-        pool_size=cfg.pool_size,
-        n=cfg.n,
-        strategy=spec.strategy,
-        lam=spec.lam,
-        seed=seed,
-        capabilities=DEFAULT_CAPABILITIES,
-        stage1=spec.stage1,
-        processing=ProcessingConfig(
-            seqlen=cfg.seqlen,
-            mode=cfg.mode,
-            # packed: only full windows, so every set holds n × seqlen real tokens (a re-tokenized window may lose one)
-            min_tokens=cfg.seqlen if cfg.mode == "pack" else ProcessingConfig.min_tokens,
-        ),
-    )
-
-
-def selfgen_config(cfg: ExperimentConfig, seed: int) -> SelfGenConfig:
-    return SelfGenConfig(n=cfg.pool_size, max_new_tokens=cfg.seqlen, seed=seed)
+def selfgen_config(curate: CurateConfig) -> SelfGenConfig:
+    """A self-generated set's generation settings: a pool's worth of texts of the set's length."""
+    return SelfGenConfig(n=curate.pool_size, max_new_tokens=curate.processing.seqlen, seed=curate.seed)
 
 
 def model_fingerprint(name: str) -> str:
@@ -88,7 +68,8 @@ def data_fingerprint(cfg: ExperimentConfig) -> str:
         for c in BUILTIN_CORPORA
         for split in ("pool", "probe", "heldout")
     }
-    for spec in {c for s in cfg.calibration_sets if not s.self_generated for c in s.corpora}:
+    named = {c for s in cfg.calibration_sets if not s.self_generated for c in cfg.curate_config(s, 0).corpora}
+    for spec in named:
         if spec not in BUILTIN_CORPORA:
             parts[spec] = spec if spec.startswith("hf:") else _records_fingerprint(spec, "pool")
     return _digest(parts)
@@ -137,10 +118,11 @@ def plan_runs(cfg: ExperimentConfig, model_fp: str | None = None, data_fp: str |
     # every set compared on the same ones
     for seed in cfg.seeds:
         for spec in cfg.calibration_sets:
+            curate = cfg.curate_config(spec, seed)
             calibration = {
                 **base,
-                "curate": _results_only(asdict(curate_config(spec, cfg, seed))),
-                "selfgen": _results_only(asdict(selfgen_config(cfg, seed))) if spec.self_generated else None,
+                "curate": _results_only(asdict(curate)),
+                "selfgen": _results_only(asdict(selfgen_config(curate))) if spec.self_generated else None,
             }
             calibration_hash = _digest(calibration)
             for c in cfg.compression:

@@ -273,13 +273,14 @@ def _claims_section(claims: pd.DataFrame, seeds: int) -> list[str]:
 
 def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: str) -> str:
     """The report the docs carry: dense scores, claims, retention tables, the proxy's correlation."""
+    shared = cfg.shared
     lines = [
         f"# Experiment `{cfg.name}`",
         "",
         cfg.description,
         "",
-        f"Produced by `{command}`; model {cfg.model}, n = {cfg.n} × {cfg.seqlen} tokens ({_MODES[cfg.mode]}) "
-        f"from a pool of {cfg.pool_size} drawn afresh from the whole pool split by each seed, seeds "
+        f"Produced by `{command}`; model {cfg.model}, n = {shared.n} × {shared.processing.seqlen} tokens "
+        f"({_MODES[shared.processing.mode]}) from a pool of {shared.pool_size} drawn afresh from the whole pool split by each seed, seeds "
         f"{list(cfg.seeds)}, up to {cfg.limit} held-out items per capability (none of them in any pool or "
         f"probe set); {len(results.scores)} compressed runs and the dense run of this config (runs made under "
         "other settings are not read).",

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cola_core.app.compare import layer_errors
 from cola_core.curation.pipeline import describe_stages
+from cola_core.curation.selection import REGISTRY as STRATEGY_REGISTRY
 from cola_core.experiments.config import ExperimentConfig, compression_label
 from cola_core.html_report.svg_charts import PALETTE, IntervalRow, interval_chart, line_chart, scatter_map
 from cola_core.html_report.trail import SetTrail
@@ -150,11 +151,13 @@ def layer_errors_section(runs: pd.DataFrame, groups: Mapping[str, str] | None = 
 
 
 def _stage_cells(spec, cfg: ExperimentConfig, trail: SetTrail, budget: Mapping | None) -> list[str]:
-    stage1 = f"corpora: {', '.join(spec.corpora)}; " + (
-        "Stage 1 mix (corpus scores)" if spec.stage1 else "equal shares (Stage 1 mix off)"
+    c = cfg.curate_config(spec, trail.seed)
+    stage1 = f"corpora: {', '.join(c.corpora)}; " + (
+        "Stage 1 mix (corpus scores)" if c.stage1 else "equal shares (Stage 1 mix off)"
     )
-    stage2 = f"{cfg.seqlen} tokens per sample, {getattr(cfg, 'mode', 'truncate')}"
-    stage3 = f"{spec.strategy}" + (f" λ={spec.lam}" if spec.strategy == "tradeoff" else "") + f", n={cfg.n}"
+    stage2 = f"{c.processing.seqlen} tokens per sample, {c.processing.mode}"
+    entry = STRATEGY_REGISTRY.get(c.strategy)  # a config's sets are checked when they run, not here
+    stage3 = f"{c.strategy}" + (f" λ={c.lam}" if entry and "lam" in entry.knobs else "") + f", n={c.n}"
     if trail.verified and trail.stage1 is not None and trail.stage2 is not None:
         lines = describe_stages(trail.stage1, trail.stage2)
         stage1, stage2 = lines["Stage 1 · which data"], lines["Stage 2 · how it is shaped"]

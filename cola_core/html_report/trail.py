@@ -100,12 +100,12 @@ def experiment_trails(
             why = "a self-generated pool (generating it again is the slow part)"
         elif not fp:
             why = f"run #{run_id} stores no calibration fingerprint to check a rebuild against"
-        elif used + cfg.pool_size > budget:
+        elif used + cfg.curate_config(spec, seed).pool_size > budget:
             why = f"rebuilding more than {budget} pool samples would slow the report down"
         if why:
             trails[spec.name] = SetTrail(spec.name, seed, f"not rebuilt: {why}")
             continue
-        used += cfg.pool_size
+        used += cfg.curate_config(spec, seed).pool_size
         log(f"report: rebuilding calibration set {spec.name} (seed {seed}) to check its trail")
         try:
             loaded = load_model_cached(cfg.model, "cpu")
