@@ -26,7 +26,7 @@ from cola_core.app.compare import (
 from cola_core.app.jobs import dense_scores, job_queue
 from cola_core.app.workspace import prepare_space
 from cola_core.errors import ColaError
-from cola_core.evaluation.suite import SHOWCASE_PROMPTS
+from cola_core.evaluation.suite import DEFAULT_LIMIT, SHOWCASE_PROMPTS
 from ui import charts, flow, state
 
 state.init()
@@ -226,7 +226,7 @@ with st.spinner("Scoring the dense model on the same items (once) …"):
     dense_of = {  # an experiment's runs against its own dense run (the same held-out items)
         int(r["id"]): dense_run(store, int(r["id"]))
         if r["experiment"]
-        else dense_scores(model, json.loads(r["settings"]).get("limit", 100))
+        else dense_scores(model, json.loads(r["settings"]).get("limit", DEFAULT_LIMIT))
         for _, r in runs.iterrows()
     }
 table = retention_table(store, runs, dense_of)

@@ -61,6 +61,7 @@ def test_curate_runs_the_three_stages_and_says_what_each_did(tiny_model_dir, cac
     assert s2["samples_in"] == 80 and s2["samples_out"] <= 80 and s2["seqlen"] == out["seqlen"] == 64
     settings = json.loads((cache / "a.settings.json").read_text())
     assert settings["stage1"]["pool_mix"] == out["stage1"]["pool_mix"] and settings["seqlen"] == 64
+    assert "seqlen" not in settings["config"]["processing"]  # the set's length is recorded once
     ablation = _run(capsys, *common, "--no-stage1", "--out", str(cache / "b.jsonl"))
     assert ablation["stage1"]["pool_mix"] == {"math": 40, "facts": 40} and ablation["stage1"]["source"] == "equal"
 

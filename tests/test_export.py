@@ -3,9 +3,16 @@ import json
 import pytest
 import torch
 
+from cola_core.calibration.files import (
+    DEFAULT_SEQLEN,
+    calibration_seqlen,
+    export_all,
+    load_calibration,
+    load_token_tensor,
+)
 from cola_core.corpora import load_records
-from cola_core.corpora.jsonl import load_jsonl
-from cola_core.curation.export import export_all, load_token_tensor
+from cola_core.corpora.jsonl import load_jsonl, save_jsonl
+from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
 
 
@@ -49,10 +56,36 @@ def test_hf_dataset_zip_round_trips(tmp_path):
 
     import datasets
 
+    from cola_core.calibration.files import hf_dataset_zip
     from cola_core.corpora import load_records
-    from cola_core.curation.export import hf_dataset_zip
 
     records = load_records("math", "pool", limit=5)
     zipfile.ZipFile(io.BytesIO(hf_dataset_zip(records))).extractall(tmp_path)
     ds = datasets.load_from_disk(str(tmp_path / "calibration"))
     assert ds["id"] == [r.id for r in records] and ds["text"] == [r.text for r in records]
+
+
+def test_the_length_is_recorded_once_per_file_and_read_in_one_place(tmp_path, tiny_tokenizer):
+    records = load_records("math", "pool", limit=3)
+    paths = export_all(records, tiny_tokenizer, 24, tmp_path / "c.jsonl", {"strategy": "cola"})
+    assert json.loads((tmp_path / "c.settings.json").read_text()) == {"strategy": "cola", "seqlen": 24}
+    assert calibration_seqlen(paths["jsonl"]) == calibration_seqlen(paths["tensor"]) == 24
+    tensors, _ = load_calibration(paths["jsonl"], tiny_tokenizer)
+    assert tensors["input_ids"].shape == (3, 24)
+    lines = []
+    short, _ = load_calibration(paths["tensor"], tiny_tokenizer, seqlen=8, log=lines.append)
+    assert short["input_ids"].shape == (3, 8) and lines == [
+        "sequence length 8 truncates the calibration set, curated at 24 tokens per sample"
+    ]
+
+
+def test_old_sidecars_and_unrecorded_sets(tmp_path, tiny_tokenizer):
+    records = load_records("math", "pool", limit=2)
+    old = save_jsonl(records, tmp_path / "old.jsonl", {"config": {"processing": {"seqlen": 40}}})
+    assert calibration_seqlen(old) == 40
+    bare = save_jsonl(records, tmp_path / "bare.jsonl")
+    assert calibration_seqlen(bare) is None
+    lines = []
+    tensors, _ = load_calibration(bare, tiny_tokenizer, log=lines.append)
+    assert tensors["input_ids"].shape == (2, DEFAULT_SEQLEN) and "records no length" in lines[0]
+    assert ProcessingConfig.seqlen == DEFAULT_SEQLEN  # Stage 2's default is the reader's fallback

@@ -10,19 +10,17 @@ import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cola_core.compress import Cancelled, CompressConfig, compress_model, save_compressed
-from cola_core.compress.save import build_report
+from cola_core.calibration.files import tokenize_calibration
+from cola_core.compress import Cancelled, CompressConfig, compress_with_calibration
 from cola_core.corpora import Record
-from cola_core.curation.export import tokenize_calibration
 from cola_core.curation.processing import ProcessingConfig
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import DEFAULT_LIMIT, evaluate
 from cola_core.models.loading import load_model_cached, pick_device
 from cola_core.paths import cache_root
-from cola_core.storage.fingerprints import calibration_fingerprint
 
 
 @dataclass
@@ -112,21 +110,20 @@ class JobQueue:
         try:
             self._set(job, device=str(pick_device(job.config.device)))
             dense = load_model_cached(job.model, job.config.device)
-            model = copy.deepcopy(dense.model)  # the shared dense model stays untouched
-            tensors = tokenize_calibration(job.records, dense.tokenizer, job.seqlen)
-            result = compress_model(
-                model,
-                tensors,
+            loaded = replace(dense, model=copy.deepcopy(dense.model))  # the shared dense model stays untouched
+            out = cache_root() / "runs" / f"run-{job.run_id}"
+            report = compress_with_calibration(
+                loaded,
+                tokenize_calibration(job.records, dense.tokenizer, job.seqlen),
                 job.config,
+                out=out,  # saved atomically, dense (no integer codes held): it is evaluated in memory
                 progress=lambda d, t, _r: self._set(job, layers_done=d, layers_total=t),
                 should_cancel=job.cancel.is_set,
-                keep_codes=False,  # evaluated in memory, never written packed
-            )
+            ).report
+            report["out"] = str(out)
             self._set(job, message="evaluating")
-            scores = evaluate(model, dense.tokenizer, limit=job.limit)
-            fingerprint = calibration_fingerprint(tensors)
-            report = build_report(result, job.config, fingerprint, len(job.records), job.seqlen)
-            report["out"] = str(self._save(job.run_id, model, dense.tokenizer, result, report))
+            scores = evaluate(loaded.model, dense.tokenizer, limit=job.limit)
+            fingerprint = report["calibration"]["fingerprint"]
             self.store.finish(job.run_id, scores, report, calibration_fingerprint=fingerprint)
             self._set(job, status="done", message=f"{time.perf_counter() - t0:.0f}s")
         except Cancelled:
@@ -136,10 +133,6 @@ class JobQueue:
             self.store.fail(job.run_id, f"{type(exc).__name__}: {exc}")
             self._set(job, status="failed", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             traceback.print_exc()
-
-    @staticmethod
-    def _save(run_id: int, model, tokenizer, result, report: dict[str, Any]):
-        return save_compressed(model, tokenizer, result, report, cache_root() / "runs" / f"run-{run_id}")  # atomic
 
 
 _QUEUE: JobQueue | None = None
@@ -155,7 +148,7 @@ def job_queue() -> JobQueue:
         return _QUEUE
 
 
-def dense_scores(model: str, limit: int = 100) -> int:
+def dense_scores(model: str, limit: int = DEFAULT_LIMIT) -> int:
     """Run id of the dense model's evaluation in the store, evaluating once if missing."""
     store = job_queue().store
     key = f"dense/{model}/{load_model_cached(model).fingerprint}/{limit}"

@@ -5,7 +5,7 @@ dashboard all call these functions, so a setting means the same thing everywhere
       ──build_space: activations (pool and capability probes in one extraction, local or Ray)
         → random projection──▶ Space
       ──select_and_measure: Stage 3 selection + metrics──▶ (Selection, SelectionMetrics)
-      ──export_all──▶ calibration set files                       (all of it: :func:`curate`)
+      ──calibration.files.export_all──▶ calibration set files     (all of it: :func:`curate`)
 
 Stage 1 (:func:`score_corpora`, domain correspondence of candidate corpora to the capability probes)
 scores corpora before a pool is built; see :mod:`cola_core.curation.correspondence`.
@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from cola_core.calibration.files import export_all
 from cola_core.corpora import Record
 from cola_core.corpora.sampling import describe_sampling, sampling_summary
 from cola_core.curation.activations import Progress
 from cola_core.curation.config import DEFAULT_CAPABILITIES, CurateConfig, coverage_by_capability
 from cola_core.curation.correspondence import recommend_mix
 from cola_core.curation.embedding import Embedded, embed_probes, embed_sets, probe_records
-from cola_core.curation.export import export_all
 from cola_core.curation.metrics import SelectionMetrics, selection_metrics
 from cola_core.curation.processing import process_with_report
 from cola_core.curation.selection import Selection, TradeoffIndex, select
@@ -189,12 +189,13 @@ def curate(
     space = build_space(loaded, config, progress=progress, engine=engine, log=log, need=config.n)
     selection, metrics = select_and_measure(space, config)
     chosen = [space.records[i] for i in selection.indices]
+    recorded = asdict(config)
+    del recorded["processing"]["seqlen"]  # the set's length is recorded once, by the export (export_all)
     settings = {
         "model": loaded.name,
         "model_fingerprint": loaded.fingerprint,
         "fingerprint": space.embedded.fingerprint,
-        "config": asdict(config),
-        "seqlen": config.processing.seqlen,
+        "config": recorded,
         "stage1": space.stage1,
         "stage2": space.stage2,
         "metrics": metrics.to_dict(),
