@@ -5,7 +5,6 @@ by side, the run history, and the proxy against retention."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 
@@ -50,10 +49,6 @@ if done.empty:
 def report_download(experiment: str | None, run_ids: list[int]) -> None:
     """The HTML report (cola_core.html_report.document) of these runs and, when they all belong to one
     experiment, of that experiment; built when a button is clicked."""
-    if importlib.util.find_spec("cola_core.html_report.document") is None:
-        st.caption("The HTML report is not available in this version.")
-        return
-
     def builder(**which) -> Callable[[], str]:
         def build() -> str:
             from cola_core.html_report.document import build_report

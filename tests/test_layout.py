@@ -1,4 +1,5 @@
-"""The package's layout: imports run one way down the data flow, with no cycle (issue #16)."""
+"""The package's layout (docs/architecture.md): imports run one way down the data flow with no cycle, hand-offs
+have one owner, choices live in registries, package faces hold no code (issues #16, #28)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cola_core"
 
-# Lower layers never import higher ones (STYLE.md: dependencies run down the flow).
+# Lower layers never import higher ones: dependencies run down the data flow (docs/architecture.md, "Layers").
 LAYERS = [
     {"errors", "paths", "settings"},
     {"storage"},
@@ -30,6 +31,17 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of the file except those under ``if TYPE_CHECKING:``: an import for type hints only
+    never runs, so it makes no dependency (methods.py's functions are typed with the CompressConfig
+    that imports their registry)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module → the cola_core modules it imports (at any depth in the file, lazy imports included)."""
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
@@ -37,7 +49,7 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         deps = set()
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
@@ -151,7 +163,7 @@ def test_core_never_imports_streamlit():
         assert not any(n.split(".")[0] == "streamlit" for n in names), path
 
 
-# A choice is a registry entry (STYLE.md): only the registries name a strategy or a benchmark; every
+# A choice is a registry entry (docs/architecture.md, "How to add…"): only the registries name a strategy or a benchmark; every
 # other module reads an entry's traits instead of comparing its name to a string.
 REGISTRIES = {"cola_core/curation/selection.py", "cola_core/evaluation/benchmark_registry.py"}
 
@@ -212,3 +224,35 @@ def test_name_comparison_check_can_fail(tmp_path):
         "pages/y.py:2 compares with piqa",
         "app.py:2 compares with tradeoff",
     ]
+
+
+def _face_code(path: Path) -> list[str]:
+    """Statements of a package face other than its docstring, imports and ``__all__``."""
+    body = ast.parse(path.read_text()).body
+    extra = []
+    for i, node in enumerate(body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["__all__"]:
+            continue
+        extra.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {type(node).__name__}")
+    return extra
+
+
+def test_package_faces_hold_no_code():
+    found = [line for path in PACKAGE.rglob("__init__.py") for line in _face_code(path)]
+    assert not found, "package faces only hand names on:\n" + "\n".join(found)
+
+
+def test_face_check_can_fail(tmp_path):
+    face = tmp_path / "cola_core" / "x" / "__init__.py"
+    face.parent.mkdir(parents=True)
+    face.write_text('"""Doc."""\nfrom a import b\n__all__ = ["b"]\n\n\ndef helper():\n    return 1\n')
+    monkey = PACKAGE
+    try:
+        globals()["PACKAGE"] = tmp_path / "cola_core"
+        assert _face_code(face) == ["cola_core/x/__init__.py:6 FunctionDef"]
+    finally:
+        globals()["PACKAGE"] = monkey

@@ -41,7 +41,7 @@ from cola_core.compress.statistics import set_weight, weight_of
 from cola_core.models.architecture import hidden_of
 
 if TYPE_CHECKING:
-    from cola_core.compress.settings import Settings
+    from cola_core.compress.config import CompressConfig as Settings
 
 _CLIP_TOKENS = 512  # tokens the clipping search reads (the reference's n_sample_token)
 _CLIP_STEPS = 10  # max |w| shrunk by 0 %, 5 %, …, 45 % (the reference: a 20-step grid, at most 50 %)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 
@@ -35,9 +35,11 @@ from cola_core.compress.awq import prepare_awq
 from cola_core.compress.capture import LayerInputs
 from cola_core.compress.pruning import prune_magnitude, prune_sparsegpt, prune_wanda
 from cola_core.compress.quantization import QuantResult, quantize_gptq, quantize_rtn
-from cola_core.compress.settings import Settings
 from cola_core.compress.statistics import Stats
 from cola_core.errors import ColaError
+
+if TYPE_CHECKING:  # config.py validates settings from this registry, so it imports it, not the reverse
+    from cola_core.compress.config import CompressConfig as Settings
 
 Kind = Literal["pruning", "quantization"]
 # What a method reads of its linear's inputs X: nothing, the column norms Σ x_j² (``Stats.sq``), or
@@ -55,11 +57,11 @@ class Compressed(NamedTuple):
     info: dict
 
 
-CompressMatrix = Callable[[torch.Tensor, Stats, Settings], Compressed]
+CompressMatrix = Callable[[torch.Tensor, Stats, "Settings"], Compressed]
 # A layer-level step run once per decoder layer before its statistics are collected, on the compute
 # device, with the dense layer and its captured inputs: it may change the weights in place (AWQ folds
 # its scales) and returns what the layer's report shows of it (JSON-serialisable).
-PrepareLayer = Callable[[torch.nn.Module, LayerInputs, Settings], dict]
+PrepareLayer = Callable[[torch.nn.Module, LayerInputs, "Settings"], dict]
 
 
 @dataclass(frozen=True)

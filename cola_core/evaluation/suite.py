@@ -47,10 +47,6 @@ class Score:
     n: int
     items: list = field(default_factory=list, repr=False)  # per item: [nll, tokens] or [correct, total]
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric != "perplexity"
-
     def summary(self) -> dict:
         d = asdict(self)
         d.pop("items")
