@@ -3,11 +3,15 @@ import pytest
 
 from bench.oracles import plain_greedy, tradeoff_objective
 from cola_core.curation.selection import (
+    BASELINE,
+    REGISTRY,
+    STRATEGIES,
     build_tradeoff_index,
     select,
     select_cola,
     select_stratified,
     select_tradeoff,
+    selection_strategy,
 )
 from cola_core.curation.space import cluster_space
 from cola_core.errors import ColaError
@@ -23,7 +27,7 @@ def blobs():
     return np.concatenate([pts, outliers]).astype(np.float32)
 
 
-STRATS = ["random", "stratified", "cola", "tradeoff"]
+STRATS = list(STRATEGIES)
 
 
 def _groups(n):
@@ -178,3 +182,72 @@ def test_cluster_first_honours_forced_and_excluded_rows(big_pool):
     sel = select_tradeoff(big_pool, 20, lam=0.5, index=short, include=outside, exclude=banned)
     assert set(outside) <= set(sel.indices.tolist()) and not set(banned) & set(sel.indices.tolist())
     assert len(sel.indices) == 20
+
+
+# The strategy registry (a choice is a registry entry: STYLE.md).
+
+
+def test_registry_lookup_and_traits():
+    import inspect
+    from dataclasses import fields
+
+    from cola_core.curation.config import CurateConfig
+
+    assert STRATEGIES == tuple(REGISTRY) == ("random", "stratified", "cola", "tradeoff")
+    assert selection_strategy("cola") is REGISTRY["cola"] and BASELINE == "random"
+    with pytest.raises(ColaError, match="unknown strategy 'kmeans': choose one of random, stratified, cola, tradeoff"):
+        selection_strategy("kmeans")
+    settings = {f.name for f in fields(CurateConfig)}
+    for entry in REGISTRY.values():
+        takes = set(inspect.signature(entry.select).parameters)
+        assert {"seed", "include", "exclude"} <= takes, entry.name
+        assert set(entry.knobs) <= settings & takes and set(entry.inputs) <= takes, entry.name
+        assert entry.description and "\n" not in entry.description
+    assert [s.name for s in REGISTRY.values() if "lam" in s.knobs] == ["tradeoff"]
+    assert [s.name for s in REGISTRY.values() if not s.honours_includes] == ["random"]
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_entry_selects_n_distinct_indices_under_its_name(name):
+    space = np.random.default_rng(1).standard_normal((90, 6)).astype(np.float32)
+    sel = select(space, 11, name, seed=2, groups=_groups(90), lam=0.3)
+    assert sel.strategy == name  # the entry's function is the strategy it is named after
+    assert len(sel.indices) == 11 == len(set(sel.indices.tolist())) and sel.indices.max() < 90
+
+
+def test_the_dashboards_sets_honour_edits_exactly_as_each_entry_says(monkeypatch):
+    """calibration_sets forces the lasso's includes in for the strategies that honour them, and
+    leaves the random baseline a uniform draw (its excludes still apply)."""
+    from cola_core.app import workspace
+    from cola_core.corpora import Record
+    from cola_core.curation.embedding import Embedded
+
+    space = np.random.default_rng(4).standard_normal((60, 6)).astype(np.float32)
+    records = [Record(f"r{i}", f"text {i}", "ab"[i % 2], "d") for i in range(60)]
+    prepared = workspace.PreparedSpace(
+        settings=workspace.SpaceSettings(),
+        embedded=Embedded(records, space, "fingerprint"),
+        preview=np.zeros((60, 2)),
+        clusters=cluster_space(space, 4, 0),
+        index=build_tradeoff_index(space),
+    )
+    monkeypatch.setattr(workspace, "probes_of", lambda prepared: {})
+    drawn = set(select(space, 8, "random", seed=0, exclude=[3]).indices.tolist())
+    forced = next(i for i in range(60) if i not in drawn and i != 3)  # random would not pick it by itself
+    for name in STRATEGIES:
+        (cs,) = workspace.calibration_sets(prepared, (name,), (0,), n=8, include=(forced,), exclude=(3,))
+        chosen = {r.id for r in cs.records}
+        assert (f"r{forced}" in chosen) is REGISTRY[name].honours_includes, name
+        assert "r3" not in chosen and len(chosen) == 8, name
+        assert cs.name.endswith("(1 forced in, 1 excluded)" if REGISTRY[name].honours_includes else "(1 excluded)")
+        assert ("λ=" in cs.name) is ("lam" in REGISTRY[name].knobs)
+
+
+def test_docs_method_table_opens_each_row_with_the_entrys_description():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "method.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in text.splitlines() if "| `" in line}
+    for entry in REGISTRY.values():
+        assert entry.name in rows, f"docs/method.md has no row for strategy {entry.name}"
+        assert rows[entry.name].startswith(entry.description), entry.name

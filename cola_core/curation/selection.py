@@ -13,19 +13,22 @@ never (the dashboard's lasso edits).
   (a uniform sample of 1,024 pool points, or the whole pool when smaller) with a Gaussian kernel K; dispersion is the mean pairwise distance among the chosen. Lazy evaluation:
   coverage gains only shrink as S grows (submodular), so stale gains are upper bounds; dispersion
   gains are kept exact for every candidate with one vectorised update per pick.
+
+Each strategy is one entry of ``REGISTRY`` (:class:`Strategy`: its function, the settings it reads,
+its traits, one line); ``select`` dispatches through it and callers read traits, never names. A new
+strategy is a function of the shape above and one entry (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
 from cola_core.curation.space import cluster_space, nearest_to_centers
 from cola_core.errors import ColaError
-
-STRATEGIES = ("random", "stratified", "cola", "tradeoff")
 
 
 @dataclass(frozen=True)
@@ -319,17 +322,76 @@ def _lazy_greedy(index: TradeoffIndex, n: int, lam: float, inc: list[int], allow
     return chosen
 
 
+@dataclass(frozen=True)
+class Strategy:
+    """One selection strategy: its function and the traits callers read instead of comparing names."""
+
+    name: str
+    select: Callable[..., Selection]  # (space, n, *, seed, include, exclude, **knobs, **inputs) → Selection
+    description: str  # one line, with the paper where there is one (docs/method.md's table agrees)
+    knobs: tuple[str, ...] = ()  # the CurateConfig settings it reads besides n and seed (e.g. "lam")
+    inputs: tuple[str, ...] = ()  # other keywords it takes: the pool's groups, a precomputed index
+    # The dashboard's lasso edits applied to its sets: the random baseline stays a uniform draw, so
+    # forced-in samples are left out of it (``select_random`` still accepts ``include`` when given).
+    honours_includes: bool = True
+    honours_excludes: bool = True
+    baseline: bool = False  # the reference the others are measured against ("vs random")
+
+    def edits(self, include: Sequence[int], exclude: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The (include, exclude) edits that apply to this strategy's sets."""
+        return (tuple(include) if self.honours_includes else (), tuple(exclude) if self.honours_excludes else ())
+
+
+REGISTRY: Mapping[str, Strategy] = MappingProxyType(
+    {
+        s.name: s
+        for s in (
+            Strategy(
+                "random",
+                select_random,
+                "uniform from the pool (the practitioners' baseline)",
+                honours_includes=False,
+                baseline=True,
+            ),
+            Strategy(
+                "stratified",
+                select_stratified,
+                "uniform within each corpus, equal shares (largest remainder, capped by what a corpus has)",
+                inputs=("groups", "mix"),
+            ),
+            Strategy(
+                "cola",
+                select_cola,
+                "the paper's rule: k-means with k = n in the projected space, the sample nearest each centroid "
+                "(He et al., NeurIPS 2025, §5)",
+            ),
+            Strategy(
+                "tradeoff",
+                select_tradeoff,
+                "greedy max of λ·coverage + (1−λ)·dispersion (max-sum diversification, Borodin et al., PODS 2012)",
+                knobs=("lam",),
+                inputs=("index",),
+            ),
+        )
+    }
+)
+STRATEGIES = tuple(REGISTRY)  # the names, in the registry's order
+BASELINE = next(s.name for s in REGISTRY.values() if s.baseline)
+
+
+def selection_strategy(name: str) -> Strategy:
+    """The registry entry called ``name``; a ColaError naming the choices if there is none."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ColaError(f"unknown strategy '{name}': choose one of {', '.join(REGISTRY)}") from None
+
+
 def select(space: np.ndarray, n: int, strategy: str, **kwargs) -> Selection:
-    """Dispatch by name; ``kwargs`` go to the strategy (``groups``/``mix`` for stratified, ``lam``…)."""
-    if strategy == "random":
-        return select_random(space, n, **_only(kwargs, "seed", "include", "exclude"))
-    if strategy == "stratified":
-        return select_stratified(space, n, **_only(kwargs, "groups", "mix", "seed", "include", "exclude"))
-    if strategy == "cola":
-        return select_cola(space, n, **_only(kwargs, "seed", "include", "exclude"))
-    if strategy == "tradeoff":
-        return select_tradeoff(space, n, **_only(kwargs, "lam", "seed", "include", "exclude", "index"))
-    raise ColaError(f"unknown strategy '{strategy}': choose one of {', '.join(STRATEGIES)}")
+    """Dispatch by name through ``REGISTRY``; of ``kwargs`` each strategy gets the common ``seed``,
+    ``include`` and ``exclude`` and its own knobs and inputs (``lam``, ``groups``/``mix``, ``index``)."""
+    entry = selection_strategy(strategy)
+    return entry.select(space, n, **_only(kwargs, "seed", "include", "exclude", *entry.knobs, *entry.inputs))
 
 
 def _only(kwargs: dict, *names: str) -> dict:

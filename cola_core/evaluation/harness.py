@@ -3,7 +3,8 @@
 Wraps the in-memory model (dense or just compressed) in the harness's ``HFLM`` without a reload,
 runs ``simple_evaluate`` and turns its results into our :class:`~cola_core.evaluation.suite.Score`:
 accuracies get a Wilson interval from the harness's n, perplexities the harness's point value
-(it reports no interval for them, so the interval is the point).
+(it reports no interval for them, so the interval is the point). Which task and result key stand
+for each of our benchmarks is its record's (:mod:`cola_core.evaluation.benchmark_registry`).
 """
 
 from __future__ import annotations
@@ -11,28 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cola_core.errors import ColaError
+from cola_core.evaluation.benchmark_registry import BENCHMARKS
 from cola_core.evaluation.intervals import wilson
 from cola_core.evaluation.suite import Score
-
-# our name → (harness task, metric key in its results, our metric)
-TASKS = {
-    "wikitext2": ("wikitext", "word_perplexity,none", "perplexity"),
-    "gsm8k": ("gsm8k", "exact_match,strict-match", "accuracy"),
-    "piqa": ("piqa", "acc,none", "accuracy"),
-    "hellaswag": ("hellaswag", "acc_norm,none", "accuracy"),
-    "arc_easy": ("arc_easy", "acc_norm,none", "accuracy"),
-    "arc_challenge": ("arc_challenge", "acc_norm,none", "accuracy"),
-    "winogrande": ("winogrande", "acc,none", "accuracy"),
-    "mbpp": ("mbpp", "pass_at_1,none", "accuracy"),
-    "humaneval": ("humaneval", "pass@1,create_test", "accuracy"),
-}
 
 
 def to_scores(output: dict, names: Sequence[str]) -> dict[str, Score]:
     """Our scores from a ``simple_evaluate`` output (``results`` and ``n-samples`` per task)."""
     scores: dict[str, Score] = {}
     for name in names:
-        task, key, metric = TASKS[name]
+        bench = BENCHMARKS[name]
+        task, key, metric = bench.harness_task, bench.harness_key, bench.metric
         result = output["results"].get(task, {})
         if key not in result:
             raise ColaError(f"lm-eval returned no '{key}' for {task} (got {', '.join(result) or 'nothing'})")
@@ -51,9 +41,11 @@ def evaluate_with_harness(
     batch_size: int = 16,
     allow_code_execution: bool = False,
 ) -> dict[str, Score]:
-    unknown = [n for n in names if n not in TASKS]
+    unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        raise ColaError(f"unknown benchmark '{unknown[0]}' for the lm-eval backend: choose from {', '.join(TASKS)}")
+        raise ColaError(
+            f"unknown benchmark '{unknown[0]}' for the lm-eval backend: choose from {', '.join(BENCHMARKS)}"
+        )
     try:
         from lm_eval import simple_evaluate
         from lm_eval.models.huggingface import HFLM
@@ -63,6 +55,9 @@ def evaluate_with_harness(
         ) from None
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     output = simple_evaluate(
-        model=lm, tasks=[TASKS[n][0] for n in names], limit=limit, confirm_run_unsafe_code=allow_code_execution
+        model=lm,
+        tasks=[BENCHMARKS[n].harness_task for n in names],
+        limit=limit,
+        confirm_run_unsafe_code=allow_code_execution,
     )
     return to_scores(output, names)

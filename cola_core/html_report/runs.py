@@ -13,6 +13,7 @@ import pandas as pd
 
 from cola_core.app import ab
 from cola_core.app.compare import answers_side_by_side, run_label
+from cola_core.curation.selection import BASELINE
 from cola_core.errors import ColaError
 from cola_core.evaluation.retention import retention_rows
 from cola_core.evaluation.runstore import RunStore
@@ -152,7 +153,7 @@ def _comparisons(store: RunStore, picked: pd.DataFrame) -> tuple[list[ab.ABCompa
             if len(names) < 2:
                 continue
             try:
-                found.append(ab.compare_sets(store, names, comp, next((n for n in names if "random" in n), names[0])))
+                found.append(ab.compare_sets(store, names, comp, next((n for n in names if BASELINE in n), names[0])))
             except ColaError as exc:
                 refused.append(f"{comp}: {exc}")
     return found, refused
