@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sys
 import types
 
@@ -250,3 +251,59 @@ def test_cli_evaluate_with_benchmarks(tmp_path):
     assert bad.returncode == 2 and "unknown benchmark 'mmlu'" in bad.stderr
     bad = run_cli("evaluate", "--model", "cola-tiny", "--benchmark-data", "piqa")
     assert bad.returncode == 2 and "NAME=PATH" in bad.stderr
+
+
+# The benchmark registry: one record per benchmark, read by evaluation, the harness adapter and --help.
+
+
+def test_records_carry_what_each_kind_of_scoring_needs():
+    from typing import get_args
+
+    from cola_core.evaluation.benchmark_registry import BENCHMARKS, Kind, benchmark
+
+    assert set(bm.SCORERS) == set(get_args(Kind)) and bm.BENCHMARKS is BENCHMARKS
+    for b in BENCHMARKS.values():
+        assert (b.items is not None) is (b.kind == "choice") and (b.programs is not None) is (b.kind == "code")
+        assert b.description and "\n" not in b.description and b.harness_task and b.harness_key
+    assert [b.name for b in BENCHMARKS.values() if b.per_character] == ["hellaswag", "arc_easy", "arc_challenge"]
+    assert [b.name for b in BENCHMARKS.values() if b.runs_code] == ["mbpp", "humaneval"]
+    with pytest.raises(ColaError, match="unknown benchmark 'mmlu': choose from wikitext2, gsm8k, piqa"):
+        benchmark("mmlu")
+    with pytest.raises(ColaError, match="gsm8k is not a multiple-choice benchmark"):
+        bm.choice_items("gsm8k", {})
+
+
+def test_every_record_is_listed_in_the_help():
+    import argparse
+
+    from cola_core.cli.args import add_evaluate_args
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_args(parser)
+    (flag,) = [a for a in parser._actions if a.dest == "benchmarks"]
+    listed = re.findall(r"\w+", flag.help)
+    assert all(name in listed for name in bm.BENCHMARKS), flag.help
+    assert flag.help in " ".join(parser.format_help().split())
+
+
+def test_harness_tasks_come_from_the_records(monkeypatch):
+    from dataclasses import replace
+
+    from cola_core.evaluation import harness
+
+    pinned = {  # the lm-eval names these records have always mapped to
+        "wikitext2": ("wikitext", "word_perplexity,none", "perplexity"),
+        "gsm8k": ("gsm8k", "exact_match,strict-match", "accuracy"),
+        "piqa": ("piqa", "acc,none", "accuracy"),
+        "hellaswag": ("hellaswag", "acc_norm,none", "accuracy"),
+        "arc_easy": ("arc_easy", "acc_norm,none", "accuracy"),
+        "arc_challenge": ("arc_challenge", "acc_norm,none", "accuracy"),
+        "winogrande": ("winogrande", "acc,none", "accuracy"),
+        "mbpp": ("mbpp", "pass_at_1,none", "accuracy"),
+        "humaneval": ("humaneval", "pass@1,create_test", "accuracy"),
+    }
+    assert {n: (b.harness_task, b.harness_key, b.metric) for n, b in bm.BENCHMARKS.items()} == pinned
+    renamed = {**bm.BENCHMARKS, "piqa": replace(bm.BENCHMARKS["piqa"], harness_task="piqa_v2", harness_key="acc,x")}
+    monkeypatch.setattr(harness, "BENCHMARKS", renamed)
+    output = {"results": {"piqa_v2": {"acc,x": 0.5}}, "n-samples": {"piqa_v2": {"effective": 10}}}
+    assert harness.to_scores(output, ["piqa"])["piqa"].score == 0.5
