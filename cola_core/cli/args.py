@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from cola_core.cli.reporting import ARGS as REPORTING_ARGS
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.formats import DEFAULT_FORMAT, FORMATS
 from cola_core.corpora.selfgen import SelfGenConfig
@@ -134,32 +133,41 @@ def add_self_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="self.jsonl", help="output .jsonl")
 
 
-def add_command_args(name: str, p: argparse.ArgumentParser) -> None:
-    """The flags of one subcommand."""
-    if name in REPORTING_ARGS:
-        REPORTING_ARGS[name](p)
-    if name == "evaluate":
-        add_evaluate_args(p)
-    if name == "experiment":
-        p.add_argument("--config", default=None, help="experiment JSON file or built-in name")
-        p.add_argument("--list", action="store_true", help="list the built-in experiment configs")
-        p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
-        p.add_argument("--report", default=None, help="write the markdown report here")
-        add_engine_args(p)
-    if name == "runs":
-        p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
-        p.add_argument("--experiment", default=None, help="only this experiment's runs")
-    if name == "compress":
-        add_compress_args(p)
-    if name in ("curate", "corpus-scores"):
-        add_model_args(p)
-        add_curate_args(p, scores=name == "corpus-scores")
-    if name in ("curate", "corpus-scores"):
-        add_engine_args(p)
-    if name == "self-generate":
-        add_self_generate_args(p)
-    if name == "sample":
-        p.add_argument("--corpus", required=True, help="built-in name, file path or hf:NAME[:CONFIG[:SPLIT]]")
-        p.add_argument("--split", default="pool", help="train, pool or heldout (built-in corpora)")
-        p.add_argument("--n", type=int, default=5, help="how many records")
-        add_flags(p, CurateConfig, only=("text_field", "fields"))
+def curate_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    add_curate_args(p)
+    add_engine_args(p)
+
+
+def corpus_scores_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    add_curate_args(p, scores=True)
+    add_engine_args(p)
+
+
+def experiment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="experiment JSON file or built-in name")
+    p.add_argument("--list", action="store_true", help="list the built-in experiment configs")
+    add_store_arg(p)
+    p.add_argument("--report", default=None, help="write the markdown report here")
+    add_engine_args(p)
+
+
+def runs_args(p: argparse.ArgumentParser) -> None:
+    add_store_arg(p)
+    p.add_argument("--experiment", default=None, help="only this experiment's runs")
+
+
+def sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", required=True, help="built-in name, file path or hf:NAME[:CONFIG[:SPLIT]]")
+    p.add_argument("--split", default="pool", help="train, pool or heldout (built-in corpora)")
+    p.add_argument("--n", type=int, default=5, help="how many records")
+    add_flags(p, CurateConfig, only=("text_field", "fields"))
+
+
+def add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
+
+
+def no_args(p: argparse.ArgumentParser) -> None:
+    """A command with no flags of its own (besides --json)."""

@@ -1,26 +1,19 @@
 """The ``report`` and ``demo`` commands: the shareable HTML report of an experiment or of chosen runs
 (:mod:`cola_core.html_report.document`), and the preset demo comparison that ends in one
-(:mod:`cola_core.experiments.demo`). Registered in :mod:`cola_core.cli.main` through :data:`COMMANDS`."""
+(:mod:`cola_core.experiments.demo`). Registered in :data:`cola_core.cli.main.COMMANDS`."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from cola_core.cli.args import add_store_arg
+from cola_core.cli.handlers import _log
 from cola_core.errors import ColaError
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
-
-
 def add_report_args(p: argparse.ArgumentParser) -> None:
-    _store_arg(p)
+    add_store_arg(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--experiment", default=None, help="an experiment: built-in name or config JSON file")
     which.add_argument("--runs", default=None, help="comma-separated run ids (see `runs`), e.g. 1,2,3")
@@ -28,7 +21,7 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_demo_args(p: argparse.ArgumentParser) -> None:
-    _store_arg(p)
+    add_store_arg(p)
     p.add_argument("--out", default=None, help="the HTML report (default: cache/reports/demo.html)")
 
 
@@ -87,10 +80,3 @@ def demo_text(p: dict[str, Any]) -> str:
             f"report: {p['report']}",
         ]
     )
-
-
-COMMANDS = {
-    "report": (cmd_report, report_text, "a self-contained HTML report of an experiment or of chosen runs"),
-    "demo": (cmd_demo, demo_text, "run the preset COLA vs random vs domain-matched comparison, then its HTML report"),
-}
-ARGS = {"report": add_report_args, "demo": add_demo_args}

@@ -4,7 +4,7 @@ CLI flags, the dashboard's widgets and the experiment configs read their default
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cola_core.corpora.fields import parse_fields
 from cola_core.curation.activations import ActivationConfig
@@ -62,8 +62,8 @@ class CurateConfig:
     mix: tuple[tuple[str, float], ...] = setting(
         (), "your own pool shares, e.g. math=0.5,prose=0.5 (overrides Stage 1)"
     )
-    activations: ActivationConfig = setting(default_factory=ActivationConfig)
-    processing: ProcessingConfig = setting(default_factory=ProcessingConfig)
+    activations: ActivationConfig = field(default_factory=ActivationConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
 
     def validate(self) -> None:
         if not self.corpora:

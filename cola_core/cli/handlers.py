@@ -1,0 +1,291 @@
+"""What each ``python -m cola_core`` command does: parsed flags in, one JSON-able payload out (the
+table that names commands, their flags and their text output is :data:`cola_core.cli.main.COMMANDS`).
+Configs are built from the flags by :func:`cola_core.settings.from_args`; logs go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from cola_core.cli import flags
+from cola_core.errors import ColaError
+
+
+def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.models.loading import list_models
+
+    return {"models": [m.to_dict() for m in list_models()]}
+
+
+def cmd_corpora(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.corpora import list_corpora
+
+    return {"corpora": [c.to_dict() for c in list_corpora()]}
+
+
+def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.corpora import load_records
+
+    records = load_records(args.corpus, args.split, limit=args.n, text_field=args.text_field, fields=args.fields)
+    return {"records": [r.to_dict() for r in records]}
+
+
+OPEN_BARS: list[Any] = []  # progress bars still on screen; an error line must not land on one
+
+
+def _progress_bar(label: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
+            OPEN_BARS.append(bar)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            OPEN_BARS.remove(bar)
+
+    return update
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _load(args: argparse.Namespace):
+    from cola_core.models.loading import load_model
+
+    _log(f"loading model {args.model} …")
+    if args.trust_remote_code:
+        _log(
+            f"warning: --trust-remote-code runs Python code from {args.model}'s repository; use it only for code you trust"
+        )
+    return load_model(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        device_map=getattr(args, "device_map", None),
+    )
+
+
+def _engine(args: argparse.Namespace):
+    from cola_core.engine.config import EngineConfig
+
+    engine = flags.from_args(EngineConfig, args)
+    engine.validate()
+    _log(f"engine: {engine.describe()}")
+    return engine
+
+
+def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from cola_core.curation.pipeline import CurateConfig, curate
+    from cola_core.curation.presets import cap_seqlen
+    from cola_core.models.loading import context_length
+
+    applied = flags.apply_preset(args)
+    config = flags.from_args(CurateConfig, args)
+    config.validate()
+    engine = _engine(args)
+    loaded = _load(args)
+    if "seqlen" in applied:
+        seqlen = cap_seqlen(config.processing.seqlen, context_length(loaded.model))
+        if seqlen != config.processing.seqlen:
+            _log(f"preset {args.preset}: sequence length {config.processing.seqlen} capped at the model's {seqlen}")
+        config = replace(config, processing=replace(config.processing, seqlen=seqlen))
+    if applied:
+        _log(f"preset {args.preset}: " + ", ".join(f"--{d.replace('_', '-')}" for d in sorted(applied)))
+    result = curate(loaded, config, args.out, log=_log, progress=_progress_bar("activations"), engine=engine)
+    m = result.metrics
+    return {
+        "n": m.n,
+        "strategy": result.selection.strategy,
+        "representativeness": m.representativeness,
+        "diversity": m.diversity_mean,
+        "diversity_min": m.diversity_min,
+        "cluster_coverage": m.cluster_coverage,
+        "mix": m.mix,
+        "tokens": m.tokens,
+        "capability_coverage": m.capability_coverage,
+        "seqlen": config.processing.seqlen,
+        "stage1": result.stage1,
+        "stage2": result.stage2,
+        "seconds": round(result.seconds, 3),
+        "out": result.paths["jsonl"],
+        "files": result.paths,
+    }
+
+
+def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.curation.pipeline import CurateConfig, recommend_mix, score_corpora
+
+    config = flags.from_args(CurateConfig, args)
+    config.validate()
+    if not config.capabilities:
+        raise ColaError("name at least one capability to score the corpora against (--capabilities)")
+    engine = _engine(args)
+    c = config
+    table = score_corpora(_load(args), c.corpora, c.capabilities, c, c.alpha, c.stage1_samples, engine)
+    mix = recommend_mix(table, c.deployment, c.target, weights=dict(c.weights))
+    return {
+        "table": table.to_dict(orient="records"),
+        "mix": mix.round(4).to_dict(),
+        "alpha": c.alpha,
+        "deployment": c.deployment,
+    }
+
+
+def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
+
+    config = flags.from_args(SelfGenConfig, args)
+    loaded = _load(args)
+    records = generate_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
+    path = write_self_corpus(records, args.out)
+    ppl = [r.meta["perplexity"] for r in records]
+    return {"n": len(records), "out": str(path), "mean_perplexity": sum(ppl) / len(ppl)}
+
+
+def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.compress import CompressConfig, compress_with_calibration
+
+    config = flags.from_args(CompressConfig, args)
+    config.validate()  # before the model loads
+    bar = _progress_bar("layers")
+    report = compress_with_calibration(
+        _load(args),
+        args.calib,
+        config,
+        out=args.out,
+        format=args.format,
+        seqlen=args.seqlen,
+        progress=lambda d, t, _r: bar(d, t),
+        log=_log,
+    ).report
+    layers = [
+        {
+            "layer": r["layer"],
+            "seconds": round(r["seconds"], 3),
+            "sparsity": sum(v["sparsity"] for v in r["linears"].values()) / len(r["linears"]),
+            "relative_error": {k: v["relative_error"] for k, v in r["linears"].items()},
+        }
+        for r in report["layers"]
+    ]
+    return {
+        "method": "+".join(filter(None, (report["method"], report["quantize"]))),
+        "achieved_sparsity": report["achieved_sparsity"],
+        "bits": report["bits"],
+        "layers": layers,
+        "fallbacks": report["fallbacks"],
+        "device": report["device"],
+        "seqlen": report["calibration"]["seqlen"],
+        "calibration_fingerprint": report["calibration"]["fingerprint"],
+        "seconds": round(report["seconds"], 3),
+        "out": str(args.out),
+        "format": report["format"],
+        "size_bytes": report["size_bytes"],
+    }
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from cola_core.evaluation.suite import evaluate
+
+    t0 = time.perf_counter()
+    from cola_core.evaluation.benchmarks import BENCHMARKS
+
+    benchmarks = flags.csv_list(args.benchmarks)
+    sources = dict(flags.pair_of(x, "--benchmark-data") for x in args.benchmark_data)
+    for name in (*benchmarks, *sources):
+        if name not in BENCHMARKS:
+            raise ColaError(f"unknown benchmark '{name}': choose from {', '.join(BENCHMARKS)}")
+    if args.batch_tokens <= 0:
+        raise ColaError(f"--batch-tokens must be positive, got {args.batch_tokens}")
+    loaded = _load(args)
+    capabilities = flags.csv_list(args.capabilities)
+    scores = evaluate(
+        loaded.model, loaded.tokenizer, capabilities, limit=args.limit, seed=args.seed, batch_tokens=args.batch_tokens
+    )
+    skipped: dict[str, str] = {}
+    if benchmarks and args.backend == "lm-eval":
+        from cola_core.evaluation.harness import evaluate_with_harness
+
+        scores |= evaluate_with_harness(
+            loaded.model, loaded.tokenizer, benchmarks, limit=args.limit, allow_code_execution=args.allow_code_execution
+        )
+    elif benchmarks:
+        from cola_core.evaluation.benchmarks import run_benchmarks
+
+        found, skipped = run_benchmarks(
+            loaded.model,
+            loaded.tokenizer,
+            benchmarks,
+            limit=args.limit,
+            seed=args.seed,
+            sources=sources,
+            allow_code_execution=args.allow_code_execution,
+            shots=args.shots,
+            batch_tokens=args.batch_tokens,
+        )
+        scores |= found
+    return {
+        "model": args.model,
+        "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
+        "skipped": skipped,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.evaluation.runstore import RunStore
+
+    store = RunStore(args.store)
+    runs = store.runs(args.experiment)
+    cols = ["id", "experiment", "model", "calibration", "seed", "status", "created", "finished", "error"]
+    return {"runs": runs[cols].to_dict(orient="records"), "store": str(store.path)}
+
+
+def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.evaluation.runstore import RunStore
+    from cola_core.experiments.config import list_builtin, load_config
+    from cola_core.experiments.grid import run_experiment
+    from cola_core.experiments.plan import plan_runs
+    from cola_core.experiments.report import (
+        dense_baselines,
+        judge_claims,
+        markdown_report,
+        proxy_correlation,
+        summarise,
+    )
+    from cola_core.experiments.results import load_results
+
+    if args.list:
+        return {"builtin": list_builtin()}
+    if not args.config:
+        raise ColaError("name a config: --config FILE or a built-in name (see --list)")
+    cfg = load_config(args.config)
+    store = RunStore(args.store)
+    run_experiment(cfg, store, log=_log, engine=_engine(args))
+    results = load_results(plan_runs(cfg), store)
+    command = f"python -m cola_core experiment --config {args.config}"
+    report = markdown_report(cfg, results, command)
+    if args.report:
+        Path(args.report).write_text(report + "\n")
+    return {
+        "experiment": cfg.name,
+        "runs": len(results.scores),
+        "dense": dense_baselines(results).to_dict(orient="records"),
+        "claims": judge_claims(results, cfg.claims).to_dict(orient="records"),
+        "summary": summarise(results).to_dict(orient="records"),
+        "proxy_correlation": proxy_correlation(results).to_dict(orient="records"),
+        "report": args.report,
+        "markdown": report,
+    }
