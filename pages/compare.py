@@ -49,6 +49,7 @@ if done.empty:
 def report_download(experiment: str | None, run_ids: list[int]) -> None:
     """The HTML report (cola_core.html_report.document) of these runs and, when they all belong to one
     experiment, of that experiment; built when a button is clicked."""
+
     def builder(**which) -> Callable[[], str]:
         def build() -> str:
             from cola_core.html_report.document import build_report

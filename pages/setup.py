@@ -202,7 +202,9 @@ s2.selectbox(
 s3.checkbox("Remove (near-)duplicates", key="dedupe")
 s4.slider("Drop the worst perplexity fraction", 0.0, 0.5, key="drop_worst_perplexity", step=0.05)
 s5.checkbox(
-    "Score perplexity", key="score_perplexity", help="One extra forward pass over the pool; colours the map by perplexity"
+    "Score perplexity",
+    key="score_perplexity",
+    help="One extra forward pass over the pool; colours the map by perplexity",
 )
 st.caption("Applied when the space is built on the next page.")
 flow.link("pages/space.py", "Next: build the activation space →", ":material/scatter_plot:")

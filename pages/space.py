@@ -96,7 +96,8 @@ seed = s4.number_input("Seed", 0, 10_000, key="seed")
 include, exclude = state.get("include"), state.get("exclude")
 try:
     picked_config = settings.selection(int(n), strategy, lam, int(seed))
-    chosen_sel: Selection = run_selection(space.embedded, picked_config, include, exclude, space.index)
+    forced, excluded = selection_strategy(strategy).edits(include, exclude)  # as Compress's sets apply them
+    chosen_sel: Selection = run_selection(space.embedded, picked_config, forced, excluded, space.index)
     random_config = settings.selection(int(n), BASELINE, seed=int(seed))
     baseline = run_selection(space.embedded, random_config, exclude=exclude)
 except ColaError as exc:
@@ -196,7 +197,9 @@ if layout == "UMAP":
     waiting = {"compiling": " (numba is still compiling UMAP in the background, started when the app opened)"}
     with st.spinner(f"UMAP layout{waiting.get(warm_up_state(), '')}; cached on disk afterwards …"):
         xy = umap_2d(
-            space.embedded.space, MapConfig(seed=settings.curation.seed), space_key=space.embedded.fingerprint + str(settings)
+            space.embedded.space,
+            MapConfig(seed=settings.curation.seed),
+            space_key=space.embedded.fingerprint + str(settings),
         )
 fig = charts.space_map(
     xy, colour, hover, shown, chosen, title, density_of(xy), probes_on(xy if layout == "UMAP" else None)
@@ -260,7 +263,9 @@ buf = io.BytesIO()
 buf.write(
     save_tensors(
         tokenize_calibration(
-            chosen_records, load_model_cached(settings.model, settings.device).tokenizer, settings.curation.processing.seqlen
+            chosen_records,
+            load_model_cached(settings.model, settings.device).tokenizer,
+            settings.curation.processing.seqlen,
         )
     )
 )

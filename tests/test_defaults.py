@@ -147,7 +147,10 @@ def test_experiment_sets_are_built_from_the_curation_settings():
             "seqlen": 64,
             "mode": "pack",
             "dim": 32,
-            "calibration_sets": [{"name": "a", "corpora": ["math"], "strategy": "random", "stage1": True}, {"name": "b"}],
+            "calibration_sets": [
+                {"name": "a", "corpora": ["math"], "strategy": "random", "stage1": True},
+                {"name": "b"},
+            ],
             "compression": [{"method": "wanda"}],
         }
     )

@@ -137,7 +137,8 @@ def _rebuild_dashboard(run: dict, seed: int, prepared: PreparedSpace | None, lam
     config = prepared.settings.selection(n, strategy, lam, seed)
     forced, excluded = selection_strategy(strategy).edits(include, exclude)
     chosen = list(run_selection(prepared.embedded, config, forced, excluded, prepared.index).indices)
-    tok, seqlen = load_model_cached(run["model"]).tokenizer, settings.get("seqlen", prepared.settings.curation.processing.seqlen)
+    tok = load_model_cached(run["model"]).tokenizer
+    seqlen = settings.get("seqlen", prepared.settings.curation.processing.seqlen)
     built = _check(run, prepared.records, chosen, probes_of(prepared), prepared.embedded.space, tok, seqlen)
     if built.reason:
         built.reason = "not drawn from the space open on the space page (with its current edits): " + built.reason

@@ -14,7 +14,7 @@ from cola_core.corpora.selfgen import SelfGenConfig
 from cola_core.curation.pipeline import CurateConfig
 from cola_core.curation.presets import PRESETS
 from cola_core.engine.config import EngineConfig
-from cola_core.evaluation.benchmark_registry import benchmarks_help
+from cola_core.evaluation.benchmark_registry import benchmarks_help, names_of
 from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT
 from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.loading import DEFAULT_MODEL
@@ -99,11 +99,11 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
         help="local copy of a benchmark's data (dataset folder or .jsonl/.json/.parquet/.csv); repeatable",
     )
     p.add_argument("--backend", choices=("builtin", "lm-eval"), default="builtin", help="who runs the benchmarks")
-    p.add_argument("--shots", type=int, default=5, help="gsm8k: worked examples in the prompt")
+    p.add_argument("--shots", type=int, default=5, help=f"{names_of('generate')}: worked examples in the prompt")
     p.add_argument(
         "--allow-code-execution",
         action="store_true",
-        help="mbpp/humaneval: run generated code (in a subprocess with time and memory limits)",
+        help=f"{names_of('code')}: run generated code (in a subprocess with time and memory limits)",
     )
 
 

@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     for name, command in COMMANDS.items():
-        text = command.summary.replace("%", "%%")  # argparse %-formats help texts
-        p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+        text = command.summary.replace("%", "%%")  # argparse %-formats help texts, not descriptions
+        p = sub.add_parser(name, help=text, description=command.summary, formatter_class=HelpFormatter)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         command.add_args(p)
     return parser

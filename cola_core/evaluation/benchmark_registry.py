@@ -247,6 +247,11 @@ def code_programs(name: str, rows: Sequence[dict]) -> tuple[list[str], list[str]
     return bench.programs(rows)
 
 
+def names_of(kind: str) -> str:
+    """The benchmarks scored as ``kind``, for help texts (e.g. ``"mbpp/humaneval"`` for ``code``)."""
+    return "/".join(b.name for b in BENCHMARKS.values() if b.kind == kind)
+
+
 def benchmarks_help() -> str:
     """The ``--benchmarks`` help: every record's name, grouped by how it is scored."""
     kinds: dict[str, list[str]] = {}

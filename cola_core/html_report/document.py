@@ -62,10 +62,11 @@ def _plan(store: RunStore, cfg: ExperimentConfig) -> tuple[Plan, str]:
 
 
 def _overview(cfg: ExperimentConfig, results: ExperimentResults, plan: Plan, store: RunStore, model_note: str) -> str:
+    shared = cfg.shared
     settings = [
         ("model", model_note),
         ("calibration sets", ", ".join(s.name for s in cfg.calibration_sets)),
-        ("samples per set (n)", f"{cfg.shared.n} × {cfg.shared.processing.seqlen} tokens, from a pool of {cfg.shared.pool_size}"),
+        ("samples per set (n)", f"{shared.n} × {shared.processing.seqlen} tokens, from a pool of {shared.pool_size}"),
         ("length mode", getattr(cfg, "mode", "truncate")),
         ("compression", "; ".join(H.compression_text(c) for c in cfg.compression)),
         ("seeds", ", ".join(map(str, cfg.seeds))),
