@@ -13,8 +13,9 @@ from bench.oracles import tradeoff_objective
 from bench.scaling import exponent
 from bench.selection import _pool
 from cola_core.curation.map2d import MapConfig, umap_2d
-from cola_core.curation.selection import build_tradeoff_index, select
+from cola_core.curation.selection import select
 from cola_core.curation.space import cluster_space
+from cola_core.curation.tradeoff import build_tradeoff_index
 
 
 def _timed(fn) -> float:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cola_core.curation.selection import TradeoffIndex, _disp_scale, _sq_dists
+from cola_core.curation.tradeoff import TradeoffIndex, _disp_scale, _sq_dists
 
 
 def plain_greedy(index: TradeoffIndex, n: int, lam: float) -> list[int]:

@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from bench.oracles import plain_greedy, tradeoff_objective
-from cola_core.curation.selection import build_tradeoff_index, select
+from cola_core.curation.selection import select
+from cola_core.curation.tradeoff import build_tradeoff_index
 
 
 def _pool(kind: str, size: int, dim: int = 64, seed: int = 0) -> np.ndarray:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from safetensors.torch import save as save_tensors
 
-from cola_core.app.workspace import prepare_space, probe_positions, probes_of, stage_trail
+from cola_core.app.workspace import mix_table, prepare_space, probe_positions, probes_of, stage_trail
 from cola_core.calibration.files import hf_dataset_zip, tokenize_calibration
 from cola_core.corpora import Record, list_corpora
 from cola_core.curation.map2d import MapConfig, density_grid, umap_2d, warm_up_state
@@ -89,6 +89,7 @@ s1, s2, s3, s4 = st.columns([2, 1, 2, 1])
 STRATEGY_HELP = "\n".join(f"- **{s.name}**: {s.description}" for s in REGISTRY.values())
 strategy = s1.radio("Strategy", STRATEGIES, horizontal=True, key="strategy", help=STRATEGY_HELP)
 knobs = selection_strategy(strategy).knobs
+s1.caption(selection_strategy(strategy).description)
 n = s2.number_input("n", 1, len(records), min(state.get("n"), len(records)), key="n")
 lam = s3.slider("λ: diversity ← → representativeness", 0.0, 1.0, key="lam", disabled="lam" not in knobs)
 seed = s4.number_input("Seed", 0, 10_000, key="seed")
@@ -236,9 +237,16 @@ if include or exclude:
         st.rerun()
 
 st.subheader("Mix")
+st.caption("Samples per corpus: the pool Stage 3 drew from (after Stage 2), the selection, the random baseline.")
 st.dataframe(
-    pd.DataFrame({"selection": m_sel.mix, "random baseline": m_base.mix}).fillna(0).astype(int), width="content"
+    mix_table(space, m_sel.mix, m_base.mix),
+    column_config={c: st.column_config.NumberColumn(format="percent") for c in ("pool share", "selection share")},
+    width="content",
 )
+short = chosen_sel.params.get("shortfall")
+if short:
+    given = ", ".join(f"{c} {k}" for c, k in short.items())
+    st.caption(f"Quota not met for {given} (too few samples left): given to the other corpora by their shares.")
 
 st.subheader("Clusters")
 st.dataframe(

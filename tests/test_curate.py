@@ -138,3 +138,24 @@ def test_probes_are_cached_per_model_and_settings(tiny_model_dir, tmp_path, monk
     wide = CurateConfig(**{**cfg.__dict__, "activations": ActivationConfig(batch_tokens=64)})
     build_space(loaded, wide)
     assert calls == []
+
+
+def test_cli_cola_quota_keeps_the_pools_mix(tiny_model_dir, tmp_path):
+    """Issue #29: with Stage 1 targeting math, cola-quota selects every corpus within ±1 of n × its
+    share of the pool, and --json shows the selection's mix beside the pool's."""
+    argv = ["--model", tiny_model_dir("llama"), "--corpora", "math,facts,prose", "--pool-size", "90", "--n", "16"]
+    argv += ["--strategy", "cola-quota", "--deployment", "targeted", "--target", "math", "--per-corpus", "20"]
+    out = subprocess.run(
+        [sys.executable, "-m", "cola_core", "curate", *argv, "--out", str(tmp_path / "c.jsonl"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "COLA_CACHE_DIR": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    pool, mix = payload["pool_mix"], payload["mix"]
+    assert sum(mix.values()) == 16 and set(mix) <= set(pool)
+    total = sum(pool.values())
+    assert all(abs(mix.get(c, 0) - 16 * k / total) <= 1 for c, k in pool.items()), (mix, pool)
+    assert payload["selection"]["quota"] == {c: mix.get(c, 0) for c in pool} and payload["selection"]["shortfall"] == {}

@@ -56,6 +56,12 @@ def test_space_page_builds_selects_and_reacts_to_lambda(tiny_model_dir, tmp_path
     at.run()
     ids = [line.split('"id": "')[1].split('"')[0] for line in at.session_state["calibration_jsonl"].splitlines()]
     assert len(ids) == 8 and all(i.startswith("facts/") for i in ids)  # the first 40 pool samples are math
+    at.session_state["exclude"] = []
+    at.radio(key="strategy").set_value("cola-quota").run()
+    assert not at.exception
+    mix = next(df.value for df in at.dataframe if "pool share" in df.value.columns)
+    assert mix["pool"].to_dict() == {"facts": 40, "math": 40} and mix["selection"].to_dict() == {"facts": 4, "math": 4}
+    assert any("within each corpus" in c.value for c in at.caption)  # the strategy's one line, from the registry
 
 
 def test_compress_page_explains_the_empty_state():

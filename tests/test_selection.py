@@ -6,6 +6,7 @@ from cola_core.curation.selection import (
     BASELINE,
     REGISTRY,
     STRATEGIES,
+    apportion,
     build_tradeoff_index,
     select,
     select_cola,
@@ -153,7 +154,7 @@ def big_pool():
 
 
 def test_shortlist_keeps_every_cluster_and_its_extremes(big_pool):
-    from cola_core.curation.selection import shortlist
+    from cola_core.curation.tradeoff import shortlist
 
     rows = shortlist(big_pool, 800, seed=0)
     assert 700 <= len(rows) <= 1100 and len(set(rows.tolist())) == len(rows)
@@ -193,9 +194,11 @@ def test_registry_lookup_and_traits():
 
     from cola_core.curation.config import CurateConfig
 
-    assert STRATEGIES == tuple(REGISTRY) == ("random", "stratified", "cola", "tradeoff")
+    assert STRATEGIES == tuple(REGISTRY) == ("random", "stratified", "cola", "cola-quota", "tradeoff")
     assert selection_strategy("cola") is REGISTRY["cola"] and BASELINE == "random"
-    with pytest.raises(ColaError, match="unknown strategy 'kmeans': choose one of random, stratified, cola, tradeoff"):
+    with pytest.raises(
+        ColaError, match="unknown strategy 'kmeans': choose one of random, stratified, cola, cola-quota, tradeoff"
+    ):
         selection_strategy("kmeans")
     settings = {f.name for f in fields(CurateConfig)}
     for entry in REGISTRY.values():
@@ -251,3 +254,64 @@ def test_docs_method_table_opens_each_row_with_the_entrys_description():
     for entry in REGISTRY.values():
         assert entry.name in rows, f"docs/method.md has no row for strategy {entry.name}"
         assert rows[entry.name].startswith(entry.description), entry.name
+
+
+# cola-quota: COLA's rule within each corpus (issue #29).
+
+
+def _compact_and_spread(seed=0):
+    """A compact corpus (169 points near the origin) beside two spread ones (70 and 61): the shape that
+    makes global k-means starve the compact one."""
+    rng = np.random.default_rng(seed)
+    space = np.vstack([rng.normal(0, 0.05, (169, 8)), rng.normal(0, 3, (131, 8))]).astype(np.float32)
+    return space, ["math"] * 169 + ["prose"] * 70 + ["code"] * 61
+
+
+@pytest.mark.parametrize("n", [16, 32, 64])
+def test_cola_quota_keeps_every_corpus_within_one_of_its_share(n):
+    space, groups = _compact_and_spread()
+    shares = {g: groups.count(g) / len(groups) for g in set(groups)}
+    quota = select(space, n, "cola-quota", seed=0, groups=groups)
+    got = {g: sum(groups[i] == g for i in quota.indices) for g in shares}
+    assert len(set(quota.indices.tolist())) == n
+    assert all(abs(got[g] - n * shares[g]) <= 1 for g in shares), got
+    assert quota.params["quota"] == got and quota.params["shortfall"] == {}
+    glob = select(space, n, "cola", seed=0)
+    assert sum(groups[i] == "math" for i in glob.indices) < got["math"] - 1  # global k-means starves math here
+
+
+def test_cola_quota_takes_each_corpus_centroid_representatives():
+    space, groups = _compact_and_spread(1)
+    sel = select(space, 20, "cola-quota", seed=5, groups=groups)
+    math = [i for i in sel.indices if groups[i] == "math"]
+    rows = np.arange(169)
+    expected = select_cola(space[rows], len(math), seed=5).indices  # the paper's rule on math alone
+    assert sorted(math) == sorted(rows[expected].tolist())
+
+
+def test_cola_quota_redistributes_a_shortfall_and_says_so():
+    space, groups = _compact_and_spread()
+    excluded = [i for i, g in enumerate(groups) if g == "prose"][:68]  # two prose samples left
+    sel = select(space, 32, "cola-quota", seed=0, groups=groups, exclude=excluded, include=[0, 1])
+    chosen = sel.indices.tolist()
+    assert len(chosen) == 32 == len(set(chosen)) and {0, 1} <= set(chosen) and not set(chosen) & set(excluded)
+    assert sel.params["shortfall"] == {"prose": 5} and sel.params["quota"]["prose"] == 2
+    assert sum(sel.params["quota"].values()) == 32
+
+
+def test_apportion_is_largest_remainder_with_a_seat_each():
+    assert apportion(32, {"math": 169, "prose": 70, "code": 61}) == {"math": 18, "prose": 7, "code": 7}
+    assert apportion(10, {"a": 1, "b": 1, "c": 1}) == {"a": 4, "b": 3, "c": 3}
+    assert apportion(10, {"a": 0.96, "b": 0.02, "c": 0.02, "d": 0.0}) == {"a": 8, "b": 1, "c": 1, "d": 0}
+    assert apportion(2, {"a": 1, "b": 1, "c": 1}) == {"a": 1, "b": 1, "c": 0}  # fewer seats than corpora
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        weights = {g: float(w) for g, w in zip("abcde", rng.integers(1, 100, 5), strict=True)}
+        n = int(rng.integers(5, 200))
+        seats = apportion(n, weights)
+        assert sum(seats.values()) == n and min(seats.values()) >= 1
+        exact = {g: n * w / sum(weights.values()) for g, w in weights.items()}
+        if min(exact.values()) >= 1:  # no seat to find for a small corpus: pure largest remainder
+            assert all(abs(seats[g] - exact[g]) < 1 for g in weights), (seats, exact)
+        else:  # the seats given to small corpora come from those served most above their share
+            assert all(abs(seats[g] - exact[g]) < 1 + sum(e < 1 for e in exact.values()) for g in weights)

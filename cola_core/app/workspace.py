@@ -8,10 +8,12 @@ cache. Preparing is serialised per key, so two sessions asking for the same spac
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from cola_core.corpora import Record
 from cola_core.curation.activations import Progress
@@ -27,8 +29,9 @@ from cola_core.curation.pipeline import (
     measure,
     run_selection,
 )
-from cola_core.curation.selection import TradeoffIndex, build_tradeoff_index, selection_strategy
+from cola_core.curation.selection import selection_strategy
 from cola_core.curation.space import Clusters, cluster_space
+from cola_core.curation.tradeoff import TradeoffIndex, build_tradeoff_index
 from cola_core.engine.config import EngineConfig
 from cola_core.models.loading import DEFAULT_MODEL, load_model_cached
 from cola_core.settings import build, selection_settings
@@ -187,6 +190,24 @@ def calibration_sets(
             label = f"{strategy}{knob} n={n} seed={seed}{f' ({edits})' if edits else ''}"
             sets.append(CalibrationSet(label, [prepared.records[i] for i in sel.indices], strategy, seed, proxy))
     return sets
+
+
+def mix_table(prepared: PreparedSpace, selected: dict[str, int], baseline: dict[str, int]) -> pd.DataFrame:
+    """Samples per corpus in the pool (after Stage 2), in the selection and in the random baseline,
+    with the pool's and the selection's shares: where Stage 3 kept or undid Stage 1's mix."""
+    pool = Counter(r.corpus for r in prepared.records)
+    n = max(sum(selected.values()), 1)
+    rows = {
+        c: {
+            "pool": pool[c],
+            "pool share": pool[c] / len(prepared.records),
+            "selection": selected.get(c, 0),
+            "selection share": selected.get(c, 0) / n,
+            "random baseline": baseline.get(c, 0),
+        }
+        for c in sorted(pool)
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def stage_trail(prepared: PreparedSpace) -> dict[str, str]:

@@ -24,7 +24,11 @@ def sample_text(p: dict[str, Any]) -> str:
 
 
 def curate_text(p: dict[str, Any]) -> str:
-    mix = ", ".join(f"{k} {v}" for k, v in p["mix"].items())
+    pool = p.get("pool_mix", {})
+    mix = ", ".join(f"{k} {v} (pool {pool[k]})" if k in pool else f"{k} {v}" for k, v in p["mix"].items())
+    short = p.get("selection", {}).get("shortfall")
+    if short:
+        mix += "; quota short by " + ", ".join(f"{k} {v}" for k, v in short.items()) + " (given to the other corpora)"
     stages = "".join(f"{stage}: {line}\n" for stage, line in describe_stages(p["stage1"], p["stage2"]).items())
     return (
         stages + f"Stage 3 · selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"

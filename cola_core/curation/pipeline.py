@@ -14,6 +14,7 @@ scores corpora before a pool is built; see :mod:`cola_core.curation.corresponden
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,9 +31,10 @@ from cola_core.curation.correspondence import recommend_mix
 from cola_core.curation.embedding import Embedded, embed_probes, embed_sets, probe_records
 from cola_core.curation.metrics import SelectionMetrics, selection_metrics
 from cola_core.curation.processing import process_with_report
-from cola_core.curation.selection import Selection, TradeoffIndex, select
+from cola_core.curation.selection import Selection, select
 from cola_core.curation.space import cluster_space
 from cola_core.curation.stage1 import build_pool, pool_counts, pool_plan, score_corpora
+from cola_core.curation.tradeoff import TradeoffIndex
 from cola_core.engine.config import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.models.loading import LoadedModel, context_length
@@ -174,6 +176,11 @@ class CurationResult:
     def chosen(self) -> list[Record]:
         return [self.embedded.records[i] for i in self.selection.indices]
 
+    @property
+    def pool_mix(self) -> dict[str, int]:
+        """Samples per corpus in the pool Stage 3 drew from (after Stage 2)."""
+        return dict(Counter(r.corpus for r in self.embedded.records))
+
 
 def curate(
     loaded: LoadedModel,
@@ -199,6 +206,7 @@ def curate(
         "stage1": space.stage1,
         "stage2": space.stage2,
         "metrics": metrics.to_dict(),
+        "selection": selection.params,
     }
     paths = export_all(chosen, loaded.tokenizer, config.processing.seqlen, out, settings)
     seconds = time.perf_counter() - t0

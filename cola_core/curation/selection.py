@@ -5,14 +5,12 @@ Every strategy has the same shape (scikit-learn style): ``(space, n, *, seed, in
 never (the dashboard's lasso edits).
 
 - ``random`` / ``stratified``: the practitioners' baselines (uniform; uniform within a corpus mix).
-- ``cola``: COLA's rule (He et al., NeurIPS 2025, §5): k-means with k = n, take the sample nearest
-  each centroid.
-- ``tradeoff``: one knob λ between representativeness and diversity. Greedy maximisation of
-  λ·coverage + (1−λ)·dispersion, the max-sum diversification objective of Borodin et al. (PODS 2012):
-  coverage is facility location of the pool, f(S) = mean_m max_{j∈S} K(m, j), over anchor points m
-  (a uniform sample of 1,024 pool points, or the whole pool when smaller) with a Gaussian kernel K; dispersion is the mean pairwise distance among the chosen. Lazy evaluation:
-  coverage gains only shrink as S grows (submodular), so stale gains are upper bounds; dispersion
-  gains are kept exact for every candidate with one vectorised update per pick.
+- ``cola``: COLA's rule (He et al., NeurIPS 2025, §5): k-means with k = n over the whole pool, take
+  the sample nearest each centroid (the authors' published code clusters the whole pool too).
+- ``cola-quota``: the same rule run within each corpus of the pool, k per corpus from the pool's
+  shares. Global k-means places its centroids where the variance is, so a compact corpus (math on
+  cola-tiny) gets fewer samples than its share of the pool: Stage 3 undoes the mix Stage 1 chose.
+- ``tradeoff``: one knob λ between representativeness and diversity (:mod:`cola_core.curation.tradeoff`).
 
 Each strategy is one entry of ``REGISTRY`` (:class:`Strategy`: its function, the settings it reads,
 its traits, one line); ``select`` dispatches through it and callers read traits, never names. A new
@@ -28,6 +26,7 @@ from types import MappingProxyType
 import numpy as np
 
 from cola_core.curation.space import cluster_space, nearest_to_centers
+from cola_core.curation.tradeoff import TradeoffIndex, build_tradeoff_index, lazy_greedy, with_rows
 from cola_core.errors import ColaError
 
 
@@ -134,106 +133,6 @@ def select_cola(
     return Selection(np.array([*inc, *reps], dtype=np.int64), "cola", {"seed": seed})
 
 
-@dataclass(frozen=True)
-class TradeoffIndex:
-    """What ``tradeoff`` precomputes once per pool, so every λ / n move only runs the greedy.
-
-    Pools above ``max_candidates`` are shortlisted cluster-first: ``rows`` names the pool rows the
-    greedy may pick from (``None``: all of them), while coverage is still measured on anchors drawn
-    from the whole pool."""
-
-    space: np.ndarray  # (candidates, dim)
-    kernel: np.ndarray  # (candidates, anchors) K(anchor, candidate), transposed for row access per candidate
-    weights: np.ndarray  # (anchors,) pool share of each anchor
-    coverage0: np.ndarray  # (candidates,) each candidate's coverage gain with nothing chosen yet
-    bandwidth: float  # kernel width: median distance to the (pool/share)-th nearest neighbour
-    centers: np.ndarray | None = None  # (anchors, dim): to add kernel rows for forced-in samples
-    rows: np.ndarray | None = None  # pool row of each candidate; None when every pool row is one
-
-
-def shortlist(space: np.ndarray, size: int, seed: int = 0, clusters: int = 1024) -> np.ndarray:
-    """Cluster first (mini-batch k-means), then keep about ``size`` pool rows: every cluster gets a
-    share proportional to its size (at least two rows), taken at evenly spaced ranks of distance to
-    its centroid — the most central member, the farthest, and the spread between — plus the
-    pool's edge (the eighth of ``size`` farthest from the pool's mean, where dispersion picks first),
-    so both representativeness and diversity keep their best candidates. Linear in the pool."""
-    from sklearn.cluster import MiniBatchKMeans
-
-    if len(space) <= size:
-        return np.arange(len(space))
-    k = min(clusters, max(1, size // 8))
-    km = MiniBatchKMeans(n_clusters=k, n_init=1, random_state=seed, batch_size=4096).fit(space)
-    labels = km.labels_
-    dist = np.linalg.norm(space - km.cluster_centers_[labels], axis=1)
-    order = np.lexsort((dist, labels))  # rows grouped by cluster, each group by distance to its centroid
-    sizes = np.bincount(labels, minlength=k)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    quota = np.minimum(sizes, np.maximum(2, np.floor(sizes * (size - size // 8) / len(space)).astype(np.int64)))
-    edge = np.linalg.norm(space - space.mean(0), axis=1)
-    keep = [np.argpartition(-edge, size // 8)[: size // 8]]
-    for start, count, q in zip(starts, sizes, quota, strict=True):
-        if count:
-            keep.append(order[start + np.unique(np.linspace(0, count - 1, q).round().astype(np.int64))])
-    return np.unique(np.concatenate(keep))
-
-
-def build_tradeoff_index(
-    space: np.ndarray, anchors: int = 1024, share: int = 128, seed: int = 0, max_candidates: int = 65_536
-) -> TradeoffIndex:
-    space = np.ascontiguousarray(space, dtype=np.float32)
-    rows = shortlist(space, max_candidates, seed) if len(space) > max_candidates else None
-    rng = np.random.default_rng(seed)
-    sample = space[rng.choice(len(space), size=min(len(space), 2000), replace=False)]
-    d = np.sqrt(_sq_dists(sample, sample))
-    # Kernel width: the distance within which a chosen sample "represents" its share of the pool,
-    # i.e. the median distance to the (1/share)-th nearest neighbour. A global width (median of all
-    # pairs) would make every sample cover every other a little, and coverage meaningless.
-    k = int(np.clip(len(sample) // share, 1, len(sample) - 1)) if len(sample) > 1 else 0
-    bandwidth = float(np.median(np.sort(d, axis=1)[:, k])) if k else 1.0
-    bandwidth = bandwidth or 1.0
-    # Coverage of the pool is estimated on a uniform sample of anchors (the whole pool when small).
-    centers = space if len(space) <= anchors else space[np.sort(rng.choice(len(space), anchors, replace=False))]
-    weights = np.full(len(centers), 1.0 / len(centers), dtype=np.float32)
-    candidates = space if rows is None else space[rows]
-    kernel = _kernel_rows(candidates, centers, bandwidth)
-    return TradeoffIndex(
-        space=candidates,
-        kernel=kernel,
-        weights=weights,
-        bandwidth=bandwidth,
-        coverage0=(kernel @ weights).astype(np.float64),
-        centers=centers,
-        rows=rows,
-    )
-
-
-def _kernel_rows(points: np.ndarray, centers: np.ndarray, bandwidth: float) -> np.ndarray:
-    kernel = np.empty((len(points), len(centers)), dtype=np.float32)
-    for start in range(0, len(points), 65_536):  # temporaries bounded per chunk (pools of millions)
-        rows = slice(start, start + 65_536)
-        kernel[rows] = np.exp(-_sq_dists(points[rows], centers) / (2 * bandwidth**2))
-    return kernel
-
-
-def _with_rows(index: TradeoffIndex, space: np.ndarray, extra: Sequence[int]) -> TradeoffIndex:
-    """A shortlisted index with pool rows (forced-in samples) added to its candidates."""
-    pts = np.ascontiguousarray(space[list(extra)], dtype=np.float32)
-    kernel = _kernel_rows(pts, index.centers, index.bandwidth)  # type: ignore[arg-type]
-    return TradeoffIndex(
-        space=np.concatenate([index.space, pts]),
-        kernel=np.concatenate([index.kernel, kernel]),
-        weights=index.weights,
-        bandwidth=index.bandwidth,
-        coverage0=np.concatenate([index.coverage0, (kernel @ index.weights).astype(np.float64)]),
-        centers=index.centers,
-        rows=np.concatenate([index.rows, np.asarray(extra, dtype=np.int64)]),
-    )
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.maximum((a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :], 0)
-
-
 def select_tradeoff(
     space: np.ndarray,
     n: int,
@@ -250,11 +149,11 @@ def select_tradeoff(
     inc, allowed = _validate(space, n, include, exclude)
     index = index or build_tradeoff_index(space, seed=seed)
     if index.rows is None:
-        chosen = _lazy_greedy(index, n, lam, inc, allowed)
+        chosen = lazy_greedy(index, n, lam, inc, allowed)
         return Selection(np.array(chosen, dtype=np.int64), "tradeoff", {"lam": lam, "seed": seed})
     missing = sorted(set(inc) - set(index.rows.tolist()))
     if missing:
-        index = _with_rows(index, space, missing)
+        index = with_rows(index, space, missing)
     position = {int(r): p for p, r in enumerate(index.rows)}  # type: ignore[union-attr]
     allowed_rows = allowed[index.rows]
     if n - len(inc) > int(allowed_rows.sum()):
@@ -262,64 +161,87 @@ def select_tradeoff(
             f"cannot select {n} samples: the cluster-first shortlist of {len(index.rows)} has only "
             f"{int(allowed_rows.sum())} that are not excluded"
         )
-    chosen = _lazy_greedy(index, n, lam, [position[i] for i in inc], allowed_rows)
+    chosen = lazy_greedy(index, n, lam, [position[i] for i in inc], allowed_rows)
     return Selection(index.rows[chosen], "tradeoff", {"lam": lam, "seed": seed, "shortlist": len(index.rows)})
 
 
-def _disp_scale(n: int, bandwidth: float) -> float:
-    # Dispersion = mean pairwise distance / bandwidth: each new pair adds d / (bandwidth · pairs).
-    return 1.0 / (bandwidth * max(n * (n - 1) / 2, 1))
+def apportion(n: int, weights: dict[str, float]) -> dict[str, int]:
+    """n seats over groups in proportion to ``weights`` by largest remainder (Hamilton), each group
+    with a positive weight getting at least one seat when n allows: every group then holds
+    ⌊n·share⌋ or ⌈n·share⌉ seats, or one where its share is under one seat."""
+    total = sum(w for w in weights.values() if w > 0)
+    if n <= 0 or total <= 0:
+        return dict.fromkeys(weights, 0)
+    exact = {g: n * max(w, 0.0) / total for g, w in weights.items()}
+    seats = {g: int(e) for g, e in exact.items()}
+    by_remainder = sorted(weights, key=lambda g: (-(exact[g] - seats[g]), g))
+    for g in by_remainder[: n - sum(seats.values())]:
+        seats[g] += 1
+    starved = sorted(g for g in weights if weights[g] > 0 and seats[g] == 0)
+    if len([g for g in weights if weights[g] > 0]) <= n:
+        for g in starved:  # a seat from the group served most above its exact share
+            donor = max((h for h in seats if seats[h] > 1), key=lambda h: (seats[h] - exact[h], h))
+            seats[donor] -= 1
+            seats[g] += 1
+    return seats
 
 
-def _lazy_greedy(index: TradeoffIndex, n: int, lam: float, inc: list[int], allowed: np.ndarray) -> list[int]:
-    """Exact greedy with lazy coverage gains, re-evaluated in blocks of the most promising candidates."""
-    space, kernel, w = index.space, index.kernel, index.weights
-    sq_norms = (space * space).sum(1)
-    cur = np.zeros(kernel.shape[1], dtype=np.float32)  # best kernel value of each anchor so far
-    disp = np.zeros(len(space), dtype=np.float64)  # Σ distance to the chosen, per candidate
-    dscale = (1.0 - lam) * _disp_scale(n, index.bandwidth)
-    cov = lam * index.coverage0 if lam > 0 else np.zeros(len(space))  # exact at S = ∅
-    fresh = np.ones(len(space), dtype=bool)
-    chosen: list[int] = []
-    available = allowed.copy()
+def select_cola_quota(
+    space: np.ndarray,
+    n: int,
+    *,
+    groups: Sequence[str],
+    seed: int = 0,
+    include: Sequence[int] = (),
+    exclude: Sequence[int] = (),
+) -> Selection:
+    """COLA's rule within each corpus: corpus c gets k_c of the n samples by :func:`apportion` over the
+    pool's shares (forced-in samples count toward their corpus), then k-means with k = k_c on that
+    corpus's allowed samples and the sample nearest each centroid, in the same projected space.
 
-    def take(c: int) -> None:
-        chosen.append(c)
-        available[c] = False
-        np.maximum(cur, kernel[c], out=cur)
-        if dscale:  # at λ = 1 dispersion has no weight: skip its O(pool) update
-            disp[:] += np.sqrt(np.maximum(sq_norms - 2 * (space @ space[c]) + sq_norms[c], 0))
-        fresh[:] = False
+    A corpus with fewer allowed samples than its k_c (excludes) gives what it has; the shortfall goes
+    to the other corpora in proportion to their shares, and ``params["shortfall"]`` says how many
+    each corpus could not give. ``params`` also holds the pool's counts and each corpus's quota."""
+    inc, allowed = _validate(space, n, include, exclude)
+    groups = np.asarray(groups)
+    names = sorted(set(groups.tolist()))
+    pool = {g: int((groups == g).sum()) for g in names}
+    planned = apportion(n, pool)
+    forced = {g: int((groups[inc] == g).sum()) if inc else 0 for g in names}
+    avail = {g: np.flatnonzero(allowed & (groups == g)) for g in names}
+    wanted = {g: max(planned[g] - forced[g], 0) for g in names}
+    take = {g: min(wanted[g], len(avail[g])) for g in names}
+    shortfall = {g: wanted[g] - take[g] for g in names if wanted[g] > take[g]}
+    spare = n - len(inc) - sum(take.values())  # from shortfalls, or forced-in samples over a quota
+    if spare > 0:
+        room = {g: len(avail[g]) - take[g] for g in names}
+        extra = _quotas(spare, {g: float(pool[g]) for g in names}, room)
+        take = {g: take[g] + extra[g] for g in names}
+    elif spare < 0:  # more forced in than planned: trim the corpora served most above their share
+        for _ in range(-spare):
+            g = max(
+                (h for h in names if take[h] > 0), key=lambda h: (take[h] + forced[h] - n * pool[h] / len(groups), h)
+            )
+            take[g] -= 1
+    picks = [*inc]
+    for g in names:
+        if take[g]:
+            picks += _nearest_per_cluster(space, avail[g], take[g], seed)
+    quota = {g: take[g] + forced[g] for g in names}
+    params = {"seed": seed, "pool": pool, "quota": quota, "shortfall": shortfall}
+    return Selection(np.array(picks, dtype=np.int64), "cola-quota", params)
 
-    for c in inc:
-        take(c)
-    if not chosen and lam == 0.0:  # pure dispersion has no first gain: start from the farthest outlier
-        far = np.where(available, ((space - space.mean(0)) ** 2).sum(1), -np.inf)
-        take(int(np.argmax(far)))
-    while len(chosen) < n:
-        bound = np.where(available, cov + dscale * disp, -np.inf)
-        if lam == 0.0:  # dispersion gains are exact already
-            take(int(np.argmax(bound)))
-            continue
-        block = 32
-        while True:
-            k = min(block, int(available.sum()))
-            top = np.argpartition(-bound, k - 1)[:k] if k < len(bound) else np.arange(len(bound))
-            stale = top[~fresh[top]]
-            if len(stale):  # re-evaluate the stale upper bounds of the block in one product
-                cov[stale] = lam * (np.maximum(kernel[stale] - cur, 0) @ w)
-                fresh[stale] = True
-                bound[stale] = np.where(available[stale], cov[stale] + dscale * disp[stale], -np.inf)
-            best = top[np.argmax(bound[top])]
-            inside = bound[top].copy()
-            bound[top] = -np.inf
-            outside = bound.max()
-            bound[top] = inside
-            if bound[best] >= outside:  # no stale bound outside the block can beat it
-                break
-            block *= 2
-        take(int(best))
-    return chosen
+
+def _nearest_per_cluster(space: np.ndarray, rows: np.ndarray, k: int, seed: int) -> list[int]:
+    """k-means with k clusters on ``rows``; each cluster's member nearest its centroid. Should a
+    cluster come out empty (duplicate points), the rows nearest any centroid fill the set to k."""
+    clusters = cluster_space(space[rows], k, seed)
+    reps = [int(rows[p[0]]) for p in nearest_to_centers(space[rows], clusters) if p]
+    if len(reps) < k:
+        d = np.linalg.norm(space[rows][:, None, :] - clusters.centers[None], axis=2).min(1)
+        rest = [int(r) for r in rows[np.argsort(d, kind="stable")] if int(r) not in set(reps)]
+        reps += rest[: k - len(reps)]
+    return reps
 
 
 @dataclass(frozen=True)
@@ -364,6 +286,13 @@ REGISTRY: Mapping[str, Strategy] = MappingProxyType(
                 select_cola,
                 "the paper's rule: k-means with k = n in the projected space, the sample nearest each centroid "
                 "(He et al., NeurIPS 2025, §5)",
+            ),
+            Strategy(
+                "cola-quota",
+                select_cola_quota,
+                "the paper's rule within each corpus: k per corpus from the pool's shares (largest remainder, "
+                "≥ 1 each), the sample nearest each centroid, so a compact corpus keeps its share",
+                inputs=("groups",),
             ),
             Strategy(
                 "tradeoff",
