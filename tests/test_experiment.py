@@ -203,3 +203,18 @@ def test_cli_refuses_a_bad_claim_in_one_line(tmp_path):
 def test_unknown_config():
     with pytest.raises(ColaError, match="no experiment config"):
         load_config("nope-not-here")
+
+
+def test_set_budgets_average_a_corpus_over_every_seed():
+    """Issue #29: a set with no math at one seed holds 3.5 math windows on average over seeds 7 and 0,
+    not 7 (the mean over the seeds where math appears)."""
+    from cola_core.experiments.results import set_budgets
+
+    sets = [
+        {"calibration": "cola", "seed": 0, "tokens": 100, "math": 7, "prose": 9},
+        {"calibration": "cola", "seed": 1, "tokens": 120, "prose": 16},
+        {"calibration": "random", "seed": 0, "tokens": 110, "math": 4, "prose": 12},
+    ]
+    b = set_budgets(sets)
+    assert b.loc["cola", "math"] == 3.5 and b.loc["cola", "prose"] == 12.5 and b.loc["cola", "tokens"] == 110
+    assert b.loc["random", "math"] == 4

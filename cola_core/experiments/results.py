@@ -84,10 +84,22 @@ def load_results(plan: Plan, store: RunStore) -> ExperimentResults:
                     "coverage": proxy.get(capability.split("_")[0], np.nan),
                 }
             )
-    budgets = pd.DataFrame(sets).drop_duplicates(["calibration", "seed"]).drop(columns="seed")
-    budgets = budgets.groupby("calibration", sort=False).mean().fillna(0.0) if not budgets.empty else budgets
+    budgets = set_budgets(sets)
     span = float(done["finished"].max() - done["started"].min())
     return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores, missing, seconds, budgets, span)
+
+
+def set_budgets(sets: list[dict]) -> pd.DataFrame:
+    """Per calibration set, the mean over its seeds of the real tokens and of the samples per corpus
+    (one row per set and seed in ``sets``). A corpus absent from one seed's set counts 0 there, so
+    the mean is over every seed of the set, not only those where the corpus appears."""
+    budgets = pd.DataFrame(sets)
+    if budgets.empty:
+        return budgets
+    budgets = budgets.drop_duplicates(["calibration", "seed"]).drop(columns="seed")
+    corpora = [c for c in budgets.columns if c not in ("calibration", "tokens")]
+    budgets[corpora] = budgets[corpora].fillna(0.0)
+    return budgets.groupby("calibration", sort=False).mean().fillna(0.0)
 
 
 def retention_table(plan: Plan, store: RunStore) -> pd.DataFrame:

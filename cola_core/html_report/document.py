@@ -115,7 +115,8 @@ def _claims(claims: pd.DataFrame, cfg: ExperimentConfig) -> str:
         f"<p>Each claim: the retention of the <em>better</em> set minus the <em>worse</em> one, paired by seed over "
         f"{seeds} seeds; p from a two-sided paired t-test, Holm-adjusted across the claims (α = 0.05). "
         "<b>supported</b> / <b>contradicted</b>: significant in / against the claimed direction; "
-        "<b>inconclusive</b>: not significant; <b>untestable</b>: both sets at the floor or the ceiling of "
+        "<b>inconclusive</b>: not significant after Holm, or significant by the t-test but with the seeds × items "
+        "bootstrap interval reaching 0 (a verdict must survive item sampling too); <b>untestable</b>: both sets at the floor or the ceiling of "
         "retention, where no difference can show (left out of Holm's family).</p>"
     )
     svg = H.interval_chart(
