@@ -218,3 +218,15 @@ def test_set_budgets_average_a_corpus_over_every_seed():
     b = set_budgets(sets)
     assert b.loc["cola", "math"] == 3.5 and b.loc["cola", "prose"] == 12.5 and b.loc["cola", "tokens"] == 110
     assert b.loc["random", "math"] == 4
+
+
+def test_a_choice_capability_floors_at_chance():
+    """Issue #29: facts is 4-way multiple choice, so retention at chance / dense accuracy is a floor
+    where no calibration set can differ."""
+    from cola_core.evaluation.suite import Score
+    from cola_core.experiments.report import FLOOR, floor_of, separation_limit
+
+    dense = Score("facts", "accuracy", 0.8, 0.7, 0.9, 40)
+    assert floor_of("facts", dense) == 0.25 / 0.8 and floor_of("math", dense) == FLOOR
+    assert "floor" in separation_limit([0.3, 0.31], floor_of("facts", dense))
+    assert separation_limit([0.3, 0.31]) == ""  # above the generic floor

@@ -31,6 +31,7 @@ from cola_core.evaluation.suite import Score
 from cola_core.experiments.config import compression_label
 from cola_core.experiments.report import (
     BOOTSTRAP_ROUNDS,
+    floor_of,
     judge_claim,
     percentile_interval,
     separation_limit,
@@ -235,7 +236,7 @@ def _item_paired(results: ExperimentResults, group: str, reference: str, capabil
     lo, hi = percentile_interval(reps[:, 0] - reps[:, 1])
     sign = -1.0 if dense.metric == "perplexity" else 1.0
     t = paired_t(sign * (a[:, 0] - b[:, 0]))
-    limit = separation_limit(list(point))
+    limit = separation_limit(list(point), floor_of(capability, dense))
     seeds = max(len(results.seeds(g, comp)) for g in (group, reference))
     notes = [t.note.replace("seed", "item"), limit, "each set's seeds averaged item by item" if seeds > 1 else ""]
     return {

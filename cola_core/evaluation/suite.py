@@ -26,6 +26,9 @@ from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.scoring import generate, per_text_nll
 
 CAPABILITIES = ("lm", "code", "math", "facts")
+# Accuracy a model reaches by guessing, per capability scored as a choice: facts picks one of four
+# values (tasks.facts_choices). Retention at or below chance / dense is a floor where no set can differ.
+CHANCE = {"facts": 0.25}
 # One prompt per kind of capability, answered by every model a report shows side by side.
 SHOWCASE_PROMPTS = (
     "Question: What is 3 plus 4?",

@@ -28,7 +28,7 @@ from cola_core.evaluation.significance import (
     spearman_permutation,
     verdict,
 )
-from cola_core.evaluation.suite import CAPABILITIES
+from cola_core.evaluation.suite import CAPABILITIES, CHANCE, Score
 from cola_core.experiments.config import ExperimentConfig
 from cola_core.experiments.results import ExperimentResults
 
@@ -87,10 +87,20 @@ def summarise(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def separation_limit(means: Sequence[float]) -> str:
-    """Why a comparison cannot separate two sets, or "": both at the floor or both at the ceiling."""
-    if means and max(means) <= FLOOR:
-        return f"both sets at the floor (retention ≤ {FLOOR}): the setting destroys the capability whatever the data"
+def floor_of(capability: str, dense: Score) -> float:
+    """The retention floor of a capability: :data:`FLOOR`, or chance accuracy over the dense score
+    where the capability is a choice among a few answers (facts: 0.25 / dense accuracy)."""
+    chance = CHANCE.get(capability.split("_")[0], 0.0)
+    return max(FLOOR, chance / dense.score) if chance and dense.score > 0 else FLOOR
+
+
+def separation_limit(means: Sequence[float], floor: float = FLOOR) -> str:
+    """Why a comparison cannot separate two sets, or "": both at the floor (retention ≤ ``floor``,
+    e.g. chance level, :func:`floor_of`) or both at the ceiling."""
+    if means and max(means) <= floor:
+        return (
+            f"both sets at the floor (retention ≤ {floor:.2f}): the setting destroys the capability whatever the data"
+        )
     if means and min(means) >= CEILING:
         return f"both sets at the ceiling (retention ≥ {CEILING}): the setting leaves no room to differ"
     return ""
@@ -122,7 +132,7 @@ def judge_claim(results: ExperimentResults, claim: dict) -> dict:
     t = paired_t((per_seed[claim["better"]] - per_seed[claim["worse"]]).to_numpy())
     diff = reps[:, 0] - reps[:, 1]
     lo, hi = percentile_interval(diff)
-    limit = separation_limit(list(point))
+    limit = separation_limit(list(point), floor_of(capability, results.dense[capability]))
     fields = _test_fields(t)
     note = t.note
     if t.sd == 0 and t.mean != 0:  # no seed-to-seed variation (few seeds, coarse scores): a t-test has
@@ -244,7 +254,8 @@ def _claims_section(claims: pd.DataFrame, seeds: int) -> list[str]:
         f"Holm-significant in / against the claimed direction, with the seeds × items bootstrap interval on the same "
         f"side of 0 (the t-test holds the items fixed; the bootstrap does not); **inconclusive**: otherwise; "
         f"**untestable**: both "
-        f"sets at the floor (≤ {FLOOR}) or the ceiling (≥ {CEILING}) of retention, left out of the family. "
+        f"sets at the floor (≤ {FLOOR}, or chance level over the dense accuracy for facts) or the ceiling "
+        f"(≥ {CEILING}) of retention, left out of the family. "
         f"Detectable: the smallest true difference found with {POWER:.0%} power given the measured seed-to-seed SD, "
         f"at Holm's most lenient threshold (α) – its strictest (α/{max(m, 1)}).",
         "",
