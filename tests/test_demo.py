@@ -46,12 +46,14 @@ SMALL = {
 
 def test_the_builtin_demo_is_cola_vs_random_vs_domain_matched():
     cfg = load_config("demo")
-    cola = [s for s in cfg.calibration_sets if s.strategy == "cola"]
+    sets = [(s, cfg.curate_config(s, 0)) for s in cfg.calibration_sets]
+    cola = [c for s, c in sets if c.strategy == "cola"]
     assert len(cola) == 1
-    random = [s for s in cfg.calibration_sets if s.strategy == "random" and s.corpora == cola[0].corpora]
+    random = [s for s, c in sets if c.strategy == "random" and c.corpora == cola[0].corpora]
     assert len(random) == 1  # the same pool, selected two ways
-    matched = [s for s in cfg.calibration_sets if s.strategy == "random" and len(s.corpora) == 1]
-    assert len(matched) == 1 and matched[0].corpora[0] in cola[0].corpora
+    matched = [(s, c) for s, c in sets if c.strategy == "random" and len(c.corpora) == 1]
+    assert len(matched) == 1 and matched[0][1].corpora[0] in cola[0].corpora
+    matched = [s for s, _ in matched]
     assert len(cfg.seeds) == 3
     pruning = [CompressConfig(**c).is_pruning for c in cfg.compression]
     assert sorted(pruning) == [False, True]  # one pruning and one quantization setting

@@ -87,7 +87,9 @@ def test_runs_are_recorded_resumed_and_reported(finished, store):
     assert "## Dense model" in report and "| math-only |" in report and "p (Holm)" in report
     assert "not supported" not in report
     # packed sets: on the smoke config every set gives the compressor exactly n × seqlen real tokens
-    assert cfg.mode == "pack" and set(results.budgets["tokens"]) == {cfg.n * cfg.seqlen}
+    shared = cfg.shared
+    assert shared.processing.mode == "pack"
+    assert set(results.budgets["tokens"]) == {shared.n * shared.processing.seqlen}
     assert set(results.budgets.index) == {"random", "math-only", "cola"} and results.seconds > 0
     assert f"Compute: {results.seconds / 60:.1f} min" in report and "real tokens" in report
     stored = store.runs(keys=plan_runs(cfg).keys)

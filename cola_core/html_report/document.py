@@ -67,7 +67,7 @@ def _overview(cfg: ExperimentConfig, results: ExperimentResults, plan: Plan, sto
         ("model", model_note),
         ("calibration sets", ", ".join(s.name for s in cfg.calibration_sets)),
         ("samples per set (n)", f"{shared.n} × {shared.processing.seqlen} tokens, from a pool of {shared.pool_size}"),
-        ("length mode", getattr(cfg, "mode", "truncate")),
+        ("length mode", shared.processing.mode),
         ("compression", "; ".join(H.compression_text(c) for c in cfg.compression)),
         ("seeds", ", ".join(map(str, cfg.seeds))),
         ("evaluation", f"{', '.join(cfg.capabilities)}; {cfg.limit} held-out items per capability"),
