@@ -17,7 +17,7 @@ from cola_core.curation.pipeline import CurateConfig
 from cola_core.engine.config import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT, evaluate
-from cola_core.experiments.config import EXPERIMENT_CURATION, CalibrationSpec, ExperimentConfig
+from cola_core.experiments.config import EXPERIMENT_CURATION, CalibrationSpec, ExperimentConfig, load_config
 from cola_core.settings import add_flags, build, flat_defaults, flat_fields, from_args, setting
 
 # command → the configs whose settings it takes as flags
@@ -166,6 +166,10 @@ def test_experiment_sets_are_built_from_the_curation_settings():
     assert cfg.curate_config(b, 0).stage1 is False and cfg.curate_config(b, 0).corpora == CurateConfig.corpora
     assert (ExperimentConfig(name="x").limit, ExperimentConfig(name="x").capabilities) == (DEFAULT_LIMIT, CAPABILITIES)
     assert CalibrationSpec(name="s").curation == ()
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg  # what Ray workers receive
+    for name in ("paper-claims", "demo"):
+        shipped = load_config(name)
+        assert ExperimentConfig.from_dict(shipped.to_dict()) == shipped
     with pytest.raises(ColaError, match="unknown key 'sequence_length'"):
         ExperimentConfig.from_dict({"name": "x", "sequence_length": 3, "calibration_sets": [], "compression": []})
     with pytest.raises(ColaError, match="unknown key 'seed'"):

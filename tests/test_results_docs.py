@@ -39,5 +39,5 @@ def test_the_docs_carry_the_reports_claims_table_verbatim(name):
 def test_the_confirmation_is_the_same_experiment_on_other_seeds():
     main, confirm = load_config("paper-claims"), load_config("paper-claims-confirm")
     assert not set(main.seeds) & set(confirm.seeds) and len(confirm.seeds) == len(main.seeds)
-    same = ("n", "pool_size", "seqlen", "mode", "limit", "capabilities", "calibration_sets", "compression", "claims")
+    same = ("curation", "limit", "capabilities", "calibration_sets", "compression", "claims")
     assert all(getattr(main, f) == getattr(confirm, f) for f in same)

@@ -54,7 +54,6 @@ class CompressConfig:
     quantize: str | None = setting(
         None,
         "after a pruning method, quantize each layer too (rtn, gptq, awq), keeping the pruned weights at zero",
-        choices=QUANTIZATION,
     )
     # set on the quantization stage of ``quantize``: pruned weights stay exactly zero
     keep_zeros: bool = setting(False, "pruned weights stay exactly zero", cli=False)

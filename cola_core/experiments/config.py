@@ -98,6 +98,12 @@ class ExperimentConfig:
         except (KeyError, TypeError) as exc:
             raise ColaError(f"bad experiment config: {exc}") from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The config as its JSON file would hold it (flat curation keys): :meth:`from_dict` reads it back."""
+        sets = [{"name": s.name, "self_generated": s.self_generated, **dict(s.curation)} for s in self.calibration_sets]
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("curation", "calibration_sets")}
+        return {**own, **dict(self.curation), "calibration_sets": sets}
+
     def curate_config(self, spec: CalibrationSpec, seed: int) -> CurateConfig:
         """One set's curation settings at one seed: the pipeline as the CLI runs it, with the
         experiment's own defaults (:data:`EXPERIMENT_CURATION`), the shared settings, the set's, and

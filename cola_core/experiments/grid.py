@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 
 import pandas as pd
 
@@ -97,7 +96,7 @@ def run_experiment(
         if engine.kind == "ray":
             from cola_core.experiments.ray_grid import ray_cells
 
-            results = ray_cells(asdict(cfg), cells, engine)
+            results = ray_cells(cfg.to_dict(), cells, engine)
         else:
             results = _local_cells(cfg, cells, plan.model_fingerprint)
         for key, result in results:
