@@ -36,14 +36,15 @@ EXPERIMENT_CURATION = {"stage1": False, "capabilities": DEFAULT_CAPABILITIES}
 
 def _curation(where: str, d: dict[str, Any], own: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
     """The flat curation settings among a config's (or a set's) keys; anything else is an error."""
-    settings = set(flat_fields(CurateConfig)) - {"seed"}  # the seed is the grid's, from ``seeds``
+    # the seed is the grid's (``seeds``); a key of the experiment's own wins (``capabilities``: the
+    # evaluated ones, not Stage 1's probes)
+    settings = set(flat_fields(CurateConfig)) - {"seed", *own}
     unknown = sorted(set(d) - settings - set(own))
     if unknown:
         raise ColaError(
             f"{where}: unknown key '{unknown[0]}': use {', '.join(own)} or a curation setting ({', '.join(sorted(settings))})"
         )
-    # a key of the experiment's own wins (``capabilities``: the evaluated ones, not Stage 1's probes)
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in settings and k not in own)
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in settings)
 
 
 @dataclass(frozen=True)
