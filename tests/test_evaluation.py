@@ -54,3 +54,6 @@ def test_evaluate_on_a_tiny_model_is_deterministic(tiny_model_dir):
         assert a[k].ci_low <= a[k].score <= a[k].ci_high
     assert a["math"].n == 12 and a["facts"].n == 12
     assert a["lm"].score > 50  # an untrained model is close to uniform over its 300 tokens
+    from cola_core.evaluation.suite import item_clusters
+
+    assert all(len(item_clusters(k, 12)) == len(a[k].items) for k in a)  # a cluster label for every item

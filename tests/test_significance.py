@@ -133,6 +133,40 @@ def test_shared_items_carry_the_item_variance_that_nested_draws_average_away():
     assert np.std(nested) < 0.5 * np.std(shared)  # ≈ 1/√8 of it
 
 
+def test_cluster_bootstrap_widens_the_interval_of_correlated_items():
+    """Issue #29: 20 towns × 5 questions where a town is known or not as a whole: resampling questions
+    as if independent understates the spread by about √5; resampling towns does not."""
+    rng = np.random.default_rng(2)
+    known = rng.random(20) < 0.6
+    hits = np.repeat(known, 5)
+    towns = [f"town{i}" for i in range(20) for _ in range(5)]
+    dense, arm = _acc("facts", np.ones(100)), [_acc("facts", hits)] * 4
+    _, items = bootstrap_seeds_and_items(dense, [arm], rounds=3000)
+    _, clustered = bootstrap_seeds_and_items(dense, [arm], rounds=3000, clusters=towns)
+    assert np.std(clustered) == pytest.approx(np.sqrt(5) * np.std(items), rel=0.2)
+    one = bootstrap_seeds_and_items(dense, [arm], rounds=50, clusters=["all"] * 100)[1]
+    assert np.all(one == hits.mean())  # one cluster: no item variance left
+    singletons = bootstrap_seeds_and_items(dense, [arm], rounds=3000, clusters=[str(i) for i in range(100)])[1]
+    assert np.std(singletons) == pytest.approx(np.std(items), rel=0.1)  # one item per cluster: the item bootstrap
+    with pytest.raises(Exception, match="one label per item"):
+        bootstrap_seeds_and_items(dense, [arm], clusters=towns[:10])
+
+
+def test_item_clusters_follow_the_evaluated_items():
+    from cola_core.corpora import load_records
+    from cola_core.evaluation.suite import item_clusters
+
+    assert item_clusters("facts", 10) == [r.meta["town"] for r in load_records("facts", "heldout", limit=10)]
+    assert len(set(item_clusters("facts", 200))) == 40  # 40 evaluated towns, five questions each
+    math = item_clusters("math", 60)
+    assert len(math) == 60 and set(math) <= {f"tier1:{f}" for f in ("gets", "gives away", "in a box", "on a table")} | {
+        "tier2",
+        "tier3",
+    }
+    assert len(item_clusters("math_tier2", 60)) == 20 and set(item_clusters("math_tier2", 60)) == {"tier2"}
+    assert item_clusters("code_next_token", 30) == item_clusters("code", 30) and len(set(item_clusters("lm", 300))) > 10
+
+
 def test_paired_arms_and_zero_variance():
     dense = _acc("math", [1] * 10)
     same = [_acc("math", [1] * 5 + [0] * 5)] * 3

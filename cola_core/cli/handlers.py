@@ -285,7 +285,7 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
         "experiment": cfg.name,
         "runs": len(results.scores),
         "dense": dense_baselines(results).to_dict(orient="records"),
-        "claims": judge_claims(results, cfg.claims).to_dict(orient="records"),
+        "claims": judge_claims(results, cfg.claims, clusters=cfg.item_clusters()).to_dict(orient="records"),
         "summary": summarise(results).to_dict(orient="records"),
         "proxy_correlation": proxy_correlation(results).to_dict(orient="records"),
         "report": args.report,

@@ -76,6 +76,7 @@ def bootstrap_seeds_and_items(
     rounds: int = 2000,
     seed: int = 0,
     items: Literal["shared", "per_seed"] = "shared",
+    clusters: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hierarchical bootstrap of mean-over-seeds retention. ``arms[a][s]`` is calibration set a's
     score at seed s (the same seeds, in the same order, for every arm; all on the dense run's items).
@@ -87,6 +88,11 @@ def bootstrap_seeds_and_items(
     design; Owen 2007, *Ann. Appl. Stat.* 1, "the pigeonhole bootstrap"); ``"per_seed"`` draws them
     anew inside each drawn seed (nested data; Davison & Hinkley 1997, §3.8), which would understate
     the item variance of a crossed design.
+
+    ``clusters`` (one label per item, with ``items="shared"``): items are drawn as whole clusters —
+    every item of a drawn cluster, as often as the cluster is drawn (the cluster bootstrap; Davison &
+    Hinkley 1997, §3.8) — for items that are not independent: facts asked of one town, prose and code
+    from one source module, math problems of one template (:func:`cola_core.evaluation.suite.item_clusters`).
 
     Returns (point, replicates): each arm's mean retention over seeds on all items (arms,), and the
     bootstrap replicates (rounds × arms); differences between arms are paired by round."""
@@ -106,8 +112,15 @@ def bootstrap_seeds_and_items(
     point = _retention_of(_metric(x[..., 0].sum(-1), x[..., 1].sum(-1), metric), point_dense, metric).mean(-1)
     rng = np.random.default_rng(seed)
     drawn = rng.integers(0, s_count, size=(rounds, s_count))  # rounds × seed slots
-    if items == "shared":
+    if clusters is not None and (items != "shared" or len(clusters) != n_items):
+        raise ColaError(f"cluster labels need items='shared' and one label per item ({n_items}), got {len(clusters)}")
+    if items == "shared" and clusters is not None:
+        labels, of_item = np.unique(np.asarray(clusters), return_inverse=True)
+        k = len(labels)
+        w = rng.multinomial(k, np.full(k, 1 / k), size=rounds).astype(np.float64)[:, of_item]  # rounds × items
+    elif items == "shared":
         w = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=rounds).astype(np.float64)
+    if items == "shared":
         dense_value = _metric(w @ d[:, 0], w @ d[:, 1], metric)  # rounds
         num, den = np.einsum("ri,asi->ras", w, x[..., 0]), np.einsum("ri,asi->ras", w, x[..., 1])
         ret = _retention_of(_metric(num, den, metric), dense_value[:, None, None], metric)  # rounds × arms × seeds

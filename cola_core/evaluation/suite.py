@@ -112,6 +112,34 @@ def evaluate(
     return scores
 
 
+_TIER1_FORMS = ("gets", "gives away", "in a box", "on a table")  # math_problems._tier1's four templates
+
+
+def _math_template(meta: dict) -> str:
+    if meta["tier"] != 1:
+        return f"tier{meta['tier']}"  # tiers 2 and 3 have one template each
+    return "tier1:" + next((f for f in _TIER1_FORMS if f in meta["question"]), "other")
+
+
+def item_clusters(score: str, limit: int = DEFAULT_LIMIT) -> list[str]:
+    """The cluster of each item a score of :func:`evaluate` holds, in its order: items of one cluster
+    are not independent draws, so a bootstrap resamples whole clusters
+    (:func:`cola_core.evaluation.retention.bootstrap_seeds_and_items`). ``lm`` and ``code``: the
+    source module a text comes from; ``facts``: the town asked about (five questions each); ``math``:
+    the problem's template (tier 1 has four, tiers 2 and 3 one each)."""
+    capability = score.split("_")[0]
+    if capability in ("lm", "code"):
+        records = load_records("prose" if capability == "lm" else "code", "heldout", limit=limit)
+        return [r.meta["source"].split(":")[0] for r in records]
+    if capability == "facts":
+        return [r.meta["town"] for r in load_records("facts", "heldout", limit=limit)]
+    if capability == "math":
+        records = load_records("math", "heldout", limit=limit)
+        tier = int(score.removeprefix("math_tier")) if score.startswith("math_tier") else None
+        return [_math_template(r.meta) for r in records if tier is None or r.meta["tier"] == tier]
+    raise ColaError(f"no item clusters for score {score!r}")
+
+
 def answer_prompts(
     model, tokenizer, prompts: Sequence[str] = SHOWCASE_PROMPTS, max_new_tokens: int = SHOWCASE_TOKENS
 ) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 from cola_core.compress import CompressConfig
 from cola_core.curation.pipeline import DEFAULT_CAPABILITIES, CurateConfig
 from cola_core.errors import ColaError
-from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT
+from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT, item_clusters
 from cola_core.models.loading import DEFAULT_MODEL
 from cola_core.settings import build, flat_fields
 
@@ -78,6 +78,9 @@ class ExperimentConfig:
     limit: int = DEFAULT_LIMIT
     claims: tuple[dict, ...] = ()
     description: str = ""
+    # The bootstrap resamples whole item clusters (facts by town, prose/code by source module, math
+    # by template: evaluation.suite.item_clusters) rather than single items
+    cluster_items: bool = False
     curation: tuple[tuple[str, Any], ...] = ()
 
     @staticmethod
@@ -98,6 +101,12 @@ class ExperimentConfig:
             )
         except (KeyError, TypeError) as exc:
             raise ColaError(f"bad experiment config: {exc}") from None
+
+    def item_clusters(self) -> dict[str, list[str]] | None:
+        """Each score's item clusters when the config asks for the cluster bootstrap, else None."""
+        if not self.cluster_items:
+            return None
+        return {score: item_clusters(score, self.limit) for score in self.scores}
 
     def to_dict(self) -> dict[str, Any]:
         """The config as its JSON file would hold it (flat curation keys): :meth:`from_dict` reads it back."""
@@ -163,7 +172,9 @@ def _check_claim(i: int, claim: dict, sets: list[str], labels: list[str], scores
     missing = [f for f in CLAIM_FIELDS if f not in claim]
     if missing:
         raise ColaError(f"{where}: missing {', '.join(missing)}; a claim has {', '.join(CLAIM_FIELDS)}")
-    for field, valid in (("better", sets), ("worse", sets), ("compression", labels), ("capability", scores)):
+    # "mean": the mean retention over the capabilities (experiments/endpoints.py)
+    endpoints = (*scores, "mean")
+    for field, valid in (("better", sets), ("worse", sets), ("compression", labels), ("capability", endpoints)):
         if claim[field] not in valid:
             raise ColaError(f"{where}: unknown {field} '{claim[field]}': the config has {', '.join(valid)}")
     if claim["better"] == claim["worse"]:

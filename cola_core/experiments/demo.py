@@ -54,7 +54,7 @@ def run_demo(
     log(f"demo: experiment {cfg.name} into {store.path}")
     run_experiment(cfg, store, log=log)
     results = load_results(plan_runs(cfg), store)
-    claims = judge_claims(results, cfg.claims) if cfg.claims else None
+    claims = judge_claims(results, cfg.claims, clusters=cfg.item_clusters()) if cfg.claims else None
     verdicts = []
     for r in claims.itertuples() if claims is not None else ():
         verdicts.append(

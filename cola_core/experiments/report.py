@@ -9,7 +9,7 @@ retention, with a permutation p-value and a bootstrap interval. The statistics l
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from cola_core.evaluation.significance import (
 )
 from cola_core.evaluation.suite import CAPABILITIES, CHANCE, Score
 from cola_core.experiments.config import ExperimentConfig
+from cola_core.experiments.endpoints import MEAN, endpoint_bootstrap, per_seed_retention, sign_table
 from cola_core.experiments.results import ExperimentResults
 
 BOOTSTRAP_ROUNDS = 2000
@@ -106,8 +107,9 @@ def separation_limit(means: Sequence[float], floor: float = FLOOR) -> str:
     return ""
 
 
-def judge_claim(results: ExperimentResults, claim: dict) -> dict:
-    """One claim ``{"better": set A, "worse": set B, "capability", "compression"}`` on the seeds
+def judge_claim(results: ExperimentResults, claim: dict, clusters: Mapping[str, Sequence[str]] | None = None) -> dict:
+    """One claim ``{"better": set A, "worse": set B, "capability", "compression"}`` (``capability``:
+    a score, or ``"mean"``, the mean retention over the capabilities: endpoints.py) on the seeds
     both sets share: the mean paired difference of retention (A − B) with its t-interval and
     two-sided paired t-test p-value, a hierarchical bootstrap interval (seeds, then items) and the
     seed-to-seed SD of the difference. Verdicts need every claim (:func:`judge_claims`)."""
@@ -124,15 +126,14 @@ def judge_claim(results: ExperimentResults, claim: dict) -> dict:
             "untestable": True,
             "note": t.note,
         }
-    arms = [results.arm(claim[side], comp, capability, seeds) for side in ("better", "worse")]
-    point, reps = bootstrap_seeds_and_items(results.dense[capability], arms, BOOTSTRAP_ROUNDS)
-    table = results.table[(results.table["capability"] == capability) & (results.table["compression"] == comp)]
     sides = [claim["better"], claim["worse"]]  # NaN retention (dense accuracy 0) stays NaN, not dropped
-    per_seed = table.groupby(["seed", "calibration"])["retention"].mean().unstack().reindex(index=seeds, columns=sides)
+    point, reps = endpoint_bootstrap(results, sides, comp, capability, seeds, BOOTSTRAP_ROUNDS, clusters)
+    per_seed = per_seed_retention(results, sides, comp, capability, seeds)
     t = paired_t((per_seed[claim["better"]] - per_seed[claim["worse"]]).to_numpy())
     diff = reps[:, 0] - reps[:, 1]
     lo, hi = percentile_interval(diff)
-    limit = separation_limit(list(point), floor_of(capability, results.dense[capability]))
+    floor = FLOOR if capability == MEAN else floor_of(capability, results.dense[capability])
+    limit = separation_limit(list(point), floor)
     fields = _test_fields(t)
     note = t.note
     if t.sd == 0 and t.mean != 0:  # no seed-to-seed variation (few seeds, coarse scores): a t-test has
@@ -149,13 +150,18 @@ def _test_fields(t: PairedTest) -> dict:
     return {"difference": t.mean, "ci_low": t.ci_low, "ci_high": t.ci_high, "sd": t.sd, "p": t.p}
 
 
-def judge_claims(results: ExperimentResults, claims: Sequence[dict], alpha: float = ALPHA) -> pd.DataFrame:
+def judge_claims(
+    results: ExperimentResults,
+    claims: Sequence[dict],
+    alpha: float = ALPHA,
+    clusters: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
     """Every claim judged together: raw p, Holm-adjusted p across the testable claims (family-wise
     α), the verdict (supported / contradicted / inconclusive, or **untestable** when both sets sit at
     the floor or the ceiling, or share no seed — such a claim is left out of Holm's family) and the
     minimum detectable difference at 80% power — at Holm's most lenient threshold α (the last step)
     and at its strictest, α/m (the first step) — from the measured seed-to-seed SD and the seeds."""
-    judged = [judge_claim(results, c) for c in claims]
+    judged = [judge_claim(results, c, clusters) for c in claims]
     tested = [j for j in judged if not j["untestable"]]
     adjusted = iter(holm([j["p"] for j in tested]))
     m = sum(math.isfinite(j["p"]) for j in tested)
@@ -282,6 +288,22 @@ def _claims_section(claims: pd.DataFrame, seeds: int) -> list[str]:
     return lines
 
 
+def _sign_section(results: ExperimentResults, claims: Sequence[dict]) -> list[str]:
+    """One sign table per compared pair: which capabilities a set gains or gives up, per setting."""
+    lines = []
+    for better, worse in dict.fromkeys((c["better"], c["worse"]) for c in claims):
+        signs = sign_table(results, better, worse)
+        if not signs.empty:
+            lines += [f"**{better} − {worse}**", "", to_markdown(signs), ""]
+    if not lines:
+        return []
+    intro = (
+        "Sign of the mean retention difference over the seeds both sets share, per setting and "
+        "capability (no test: a trade-off at a glance; the claims above carry the tests)."
+    )
+    return ["## Trade-offs", "", intro, "", *lines]
+
+
 def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: str) -> str:
     """The report the docs carry: dense scores, claims, retention tables, the proxy's correlation."""
     shared = cfg.shared
@@ -321,7 +343,9 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
             "",
         ]
     if cfg.claims:
-        lines += [*_claims_section(judge_claims(results, cfg.claims), len(cfg.seeds)), ""]
+        claims = judge_claims(results, cfg.claims, clusters=cfg.item_clusters())
+        lines += [*_claims_section(claims, len(cfg.seeds)), ""]
+        lines += _sign_section(results, cfg.claims)
     summary = summarise(results)
     if not summary.empty:
         lines += [

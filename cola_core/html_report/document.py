@@ -262,7 +262,7 @@ def _experiment_report(store: RunStore, name: str, log: Callable[[str], None]) -
             f"no finished runs of experiment '{cfg.name}' under its current config in {store.path}: "
             f"run `python -m cola_core experiment --config {name}` first"
         )
-    claims = judge_claims(results, cfg.claims) if cfg.claims else pd.DataFrame()
+    claims = judge_claims(results, cfg.claims, clusters=cfg.item_clusters()) if cfg.claims else pd.DataFrame()
     trails = experiment_trails(cfg, _stored_fingerprints(plan, store), log=log)
     budgets = getattr(results, "budgets", None)
     sections = [
