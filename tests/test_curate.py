@@ -54,36 +54,22 @@ def test_stage1_scores_and_mix(tiny_model_dir, tmp_path, monkeypatch):
     assert recommend_mix(table)["math"] > 0.5
 
 
-def test_cli_curate_json_contract(tiny_model_dir, tmp_path):
+def _curate_json(tmp_path, *argv: str) -> dict:
+    """``curate ARGV --out … --json`` in a subprocess, as a user runs it; its one JSON object."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cola_core",
-            "curate",
-            "--model",
-            tiny_model_dir("llama"),
-            "--corpora",
-            "math,facts",
-            "--pool-size",
-            "80",
-            "--n",
-            "8",
-            "--strategy",
-            "cola",
-            "--capabilities",
-            "math",
-            "--out",
-            str(tmp_path / "c.jsonl"),
-            "--json",
-        ],
+        [sys.executable, "-m", "cola_core", "curate", *argv, "--out", str(tmp_path / "c.jsonl"), "--json"],
         capture_output=True,
         text=True,
         timeout=600,
         env={**__import__("os").environ, "COLA_CACHE_DIR": str(tmp_path)},
     )
     assert out.returncode == 0, out.stderr
-    payload = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def test_cli_curate_json_contract(tiny_model_dir, tmp_path):
+    argv = ["--model", tiny_model_dir("llama"), "--corpora", "math,facts", "--pool-size", "80", "--n", "8"]
+    payload = _curate_json(tmp_path, *argv, "--strategy", "cola", "--capabilities", "math")
     assert {
         "n",
         "strategy",
@@ -145,15 +131,7 @@ def test_cli_cola_quota_keeps_the_pools_mix(tiny_model_dir, tmp_path):
     share of the pool, and --json shows the selection's mix beside the pool's."""
     argv = ["--model", tiny_model_dir("llama"), "--corpora", "math,facts,prose", "--pool-size", "90", "--n", "16"]
     argv += ["--strategy", "cola-quota", "--deployment", "targeted", "--target", "math", "--per-corpus", "20"]
-    out = subprocess.run(
-        [sys.executable, "-m", "cola_core", "curate", *argv, "--out", str(tmp_path / "c.jsonl"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**__import__("os").environ, "COLA_CACHE_DIR": str(tmp_path)},
-    )
-    assert out.returncode == 0, out.stderr
-    payload = json.loads(out.stdout)
+    payload = _curate_json(tmp_path, *argv)
     pool, mix = payload["pool_mix"], payload["mix"]
     assert sum(mix.values()) == 16 and set(mix) <= set(pool)
     total = sum(pool.values())
