@@ -141,24 +141,6 @@ def build(cls: type[T], overrides: Mapping[str, Any] | None = None, **more: Any)
     return cls(**top)
 
 
-def overrides_of(config: Any) -> dict[str, Any]:
-    """The flat settings of ``config`` that differ from its class's defaults."""
-    defaults = flat_defaults(type(config))
-    values = flat_values(config)
-    return {k: v for k, v in values.items() if v != defaults[k]}
-
-
-def flat_values(config: Any) -> dict[str, Any]:
-    """Every flat setting of ``config`` and its value."""
-    out = {}
-    for name, (path, _, _) in flat_fields(type(config)).items():
-        obj = config
-        for attr in path:
-            obj = getattr(obj, attr)
-        out[name] = getattr(obj, name)
-    return out
-
-
 # --- command-line flags -------------------------------------------------------------------------
 
 
