@@ -228,8 +228,13 @@ def add_flags(
         if off:
             group = parser.add_mutually_exclusive_group()
             group.add_argument(*names, **kw)
+            note = " (the default)" if _default(f) is False else ""
             group.add_argument(
-                off, dest=name, action="store_false", default=argparse.SUPPRESS, help=f"turn {names[0]} off"
+                off,
+                dest=name,
+                action="store_false",
+                default=argparse.SUPPRESS,
+                help=f"the opposite of {names[0]}{note}",
             )
         else:
             parser.add_argument(*names, **kw)

@@ -24,14 +24,16 @@ class CompressConfig:
     and the experiment configs' ``compression`` entries are built from these fields
     (:func:`cola_core.settings.build`)."""
 
-    method: str = setting("wanda", "a method of the registry", choices=METHODS, required=True)
+    method: str = setting(
+        "wanda", "the compression method (one entry each in compress/methods.py)", choices=METHODS, required=True
+    )
     sparsity: float = setting(0.5, "unstructured target in [0, 1)")
     pattern: str | None = setting(None, "N:M semi-structured, e.g. 2:4 (keeps N of every M)")
     bits: int = setting(4, "2..8 (quantization)")
     group_size: int = setting(128, "input columns per quantization group; -1 = per row")
     symmetric: bool = setting(
         False,
-        "symmetric quantization grid (no zero point); --asym: with a zero point",
+        "symmetric quantization grid (no zero point); --asym: a zero point per group",
         flag="--sym",
         also=("--symmetric",),
         off_flag="--asym",
