@@ -209,6 +209,8 @@ def _argument(name: str, f: dataclasses.Field, tp: Any) -> tuple[list[str], dict
         kw |= {"type": base, "default": default}
     if choices is not None:
         kw["choices"] = tuple(choices)
+    if meta.get("flag") and tp is not bool and choices is None:  # shown as the flag's name, not the field's
+        kw["metavar"] = flag.lstrip("-").replace("-", "_").upper()
     if meta.get("required"):
         kw |= {"required": True, "default": None}
     return [flag, *meta.get("also", ())], kw
