@@ -181,7 +181,7 @@ def test_a_changed_calibration_set_reruns_its_finished_runs(tiny_model_dir, stor
     [
         ("compression", "method=wanda-sparsity=0.7", "method=wanda-sparsity=0.5"),
         ("better", "math-onyl", "random, math-only, cola"),
-        ("capability", "facts", "lm, math, math_tier1, math_tier2, math_tier3"),
+        ("capability", "facts", "lm, math, math_tier1, math_tier2, math_tier3, mean"),
     ],
 )
 def test_unknown_labels_in_claims_are_errors(field, value, valid):
