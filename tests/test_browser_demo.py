@@ -33,6 +33,24 @@ def small_demo(tmp_path, monkeypatch):
     return path
 
 
+def _download(page, button: str, tries: int = 20):
+    """Click a download button and return the download. The sets' maps are rebuilt after the verdicts
+    show, and the page reruns when they are done, which can detach the button under a click: a click
+    that times out is tried again on the rerun page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries - 1):
+        try:
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_role("button", name=button).first.click(timeout=15_000)
+            return download
+        except PlaywrightTimeout:
+            continue  # the page reran under the click: try the button it drew anew
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name=button).first.click(timeout=15_000)
+    return download
+
+
 def test_landing_demo_verdicts_download_and_offline_report(small_demo, server, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -51,8 +69,7 @@ def test_landing_demo_verdicts_download_and_offline_report(small_demo, server, t
             timeout=120_000,
         )
         _shot(page, "demo-2-compare", height=2600)
-        with page.expect_download(timeout=120_000) as download:
-            page.get_by_role("button", name="Download report").first.click()
+        download = _download(page, "Download report")
         report = tmp_path / "report.html"
         download.value.save_as(report)
         html = report.read_text(encoding="utf-8")
