@@ -173,10 +173,7 @@ def apportion(n: int, weights: dict[str, float]) -> dict[str, int]:
     if n <= 0 or total <= 0:
         return dict.fromkeys(weights, 0)
     exact = {g: n * max(w, 0.0) / total for g, w in weights.items()}
-    seats = {g: int(e) for g, e in exact.items()}
-    by_remainder = sorted(weights, key=lambda g: (-(exact[g] - seats[g]), g))
-    for g in by_remainder[: n - sum(seats.values())]:
-        seats[g] += 1
+    seats = _quotas(n, weights, dict.fromkeys(weights, n))  # largest remainder, nothing capped
     starved = sorted(g for g in weights if weights[g] > 0 and seats[g] == 0)
     if len([g for g in weights if weights[g] > 0]) <= n:
         for g in starved:  # a seat from the group served most above its exact share
