@@ -51,6 +51,22 @@ def _download(page, button: str, tries: int = 20):
     return download
 
 
+def _switch_off(page, label: str, tries: int = 20) -> None:
+    """Switch a toggle off, however often the page reruns under the click: each try re-finds the toggle
+    and reads its state, so a click lost to a rerun is tried again and a click that landed is not undone."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    toggle = page.locator("label").filter(has_text=label).locator("input").first
+    for _ in range(tries):
+        try:
+            if not toggle.is_checked(timeout=15_000):
+                return
+            page.get_by_text(label).first.click(timeout=15_000)
+        except PlaywrightTimeout:
+            continue
+    assert not toggle.is_checked(timeout=15_000), f"the toggle {label!r} stayed on through {tries} clicks"
+
+
 def test_landing_demo_verdicts_download_and_offline_report(small_demo, server, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -71,7 +87,7 @@ def test_landing_demo_verdicts_download_and_offline_report(small_demo, server, t
         _shot(page, "demo-2-compare", height=2600)
         # the maps are not this test's subject (tests/test_ab.py draws them): switching them off stops
         # their rebuild, whose end reruns the page under the click, so the report's button draws at once
-        page.get_by_text("Draw each set's map").first.click()
+        _switch_off(page, "Draw each set's map")
         download = _download(page, "Download report")
         report = tmp_path / "report.html"
         download.value.save_as(report)

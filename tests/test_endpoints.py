@@ -26,13 +26,13 @@ def _ppl(name, nll):
     return Score(name, "perplexity", float(np.exp(np.mean(nll))), 0, 1, len(nll), [[float(x), 1] for x in nll])
 
 
-def _results() -> ExperimentResults:
+def _results(seed: int = 0, quota_math: float = 0.9) -> ExperimentResults:
     """'quota' keeps math (0.9 of dense) and gives up lm a little; 'cola' the other way round."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     dense = {"math": _acc("math", np.ones(200)), "lm": _ppl("lm", np.full(100, 2.0))}
     scores, rows = {}, []
     for seed in SEEDS:
-        for name, math_rate, lm_nll in (("quota", 0.9, 2.15), ("cola", 0.7, 2.05)):
+        for name, math_rate, lm_nll in (("quota", quota_math, 2.15), ("cola", 0.7, 2.05)):
             s = {
                 "math": _acc("math", rng.random(200) < math_rate),
                 "lm": _ppl("lm", lm_nll + rng.normal(0, 0.05, 100)),
@@ -134,3 +134,76 @@ def test_an_experiment_can_resample_item_clusters():
     clustered = judge_claims(results, [claim], clusters=blocks).iloc[0]
     assert clustered["difference"] == pytest.approx(plain["difference"])  # same point, another interval
     assert (clustered["boot_low"], clustered["boot_high"]) != (plain["boot_low"], plain["boot_high"])
+
+
+def test_primaries_and_their_secondaries_are_separate_holm_families():
+    """Issue #29: each primary claim on the mean brings its per-capability differences as a family of
+    their own; adding them leaves the primaries' Holm adjustment as it was."""
+    from cola_core.experiments.claims import PRIMARY, with_secondaries
+
+    results = _results()
+    primaries = [
+        {"title": "q", "better": "quota", "worse": "cola", "capability": MEAN, "compression": "w50"},
+        {"title": "c", "better": "cola", "worse": "quota", "capability": "lm", "compression": "w50"},
+    ]
+    claims = with_secondaries(primaries, ["lm", "math"])
+    assert [(c["capability"], c.get("family", PRIMARY)) for c in claims][:3] == [
+        (MEAN, PRIMARY),
+        ("lm", "secondary to quota vs cola, w50"),
+        ("math", "secondary to quota vs cola, w50"),
+    ]
+    judged = judge_claims(results, claims)
+    alone = judge_claims(results, primaries)
+    mine = judged[judged["family"] == PRIMARY]
+    assert mine["p_holm"].tolist() == pytest.approx(alone["p_holm"].tolist())
+    assert set(judged["m"]) == {2} and len(judged) == 4
+    secondary = judged[judged["family"] != PRIMARY].set_index("capability")
+    assert secondary.loc["math", "verdict"] == "supported" and secondary.loc["lm", "verdict"] == "contradicted"
+
+
+def test_claims_pooled_over_models_resample_the_models():
+    """Issue #29: the model as a random effect. Pooled over three models the point is the models'
+    mean, the test has models − 1 degrees of freedom, and models that disagree widen the interval."""
+    claim = {"title": "m", "better": "quota", "worse": "cola", "capability": "math", "compression": "w50"}
+    alike = [_results(seed) for seed in (0, 1, 2)]
+    apart = [_results(0, 0.95), _results(1, 0.72), _results(2, 0.9)]  # the models disagree on the effect
+    each = [judge_claims(r, [claim]).iloc[0] for r in alike]
+    pooled = judge_claims(alike, [claim]).iloc[0]
+    assert pooled["models"] == 3 and pooled["difference"] == pytest.approx(np.mean([e["difference"] for e in each]))
+    assert pooled["verdict"] == "supported"
+    spread = judge_claims(apart, [claim]).iloc[0]
+    assert spread["se"] > 2 * pooled["se"] and spread["verdict"] == "inconclusive"
+
+
+def test_a_config_on_model_variants_runs_once_per_model():
+    from cola_core.errors import ColaError
+    from cola_core.experiments.config import ExperimentConfig, load_config
+
+    d = {"name": "x", "calibration_sets": [{"name": "a"}], "compression": [{"method": "wanda"}]}
+    cfg = ExperimentConfig.from_dict({**d, "models": ["cola-tiny", "cola-tiny-s1"]}).validate()
+    assert [(p.name, p.model, p.models) for p in cfg.per_model()] == [
+        ("x@cola-tiny", "cola-tiny", ()),
+        ("x@cola-tiny-s1", "cola-tiny-s1", ()),
+    ]
+    assert ExperimentConfig.from_dict(d).per_model()[0].name == "x"
+    with pytest.raises(ColaError, match="model or models, not both"):
+        ExperimentConfig.from_dict({**d, "model": "m", "models": ["a", "b"]})
+    with pytest.raises(ColaError, match="two or more distinct"):
+        ExperimentConfig.from_dict({**d, "models": ["a", "a"]}).validate()
+    part = load_config("paper-claims-models@cola-tiny-s2")
+    assert part.model == "cola-tiny-s2" and part.name == "paper-claims-models@cola-tiny-s2"
+    with pytest.raises(ColaError, match="runs no model 'gpt2'"):
+        load_config("paper-claims-models@gpt2")
+
+
+def test_a_claims_family_is_a_name_and_other_keys_are_errors():
+    from cola_core.errors import ColaError
+    from cola_core.experiments.config import ExperimentConfig
+
+    claim = {"title": "t", "better": "a", "worse": "b", "capability": "mean", "compression": "method=wanda"}
+    d = {"name": "x", "calibration_sets": [{"name": "a"}, {"name": "b"}], "compression": [{"method": "wanda"}]}
+    ExperimentConfig.from_dict({**d, "claims": [{**claim, "family": "domain"}]}).validate()
+    with pytest.raises(ColaError, match="family must be a name"):
+        ExperimentConfig.from_dict({**d, "claims": [{**claim, "family": 3}]}).validate()
+    with pytest.raises(ColaError, match="unknown key 'famly'"):
+        ExperimentConfig.from_dict({**d, "claims": [{**claim, "famly": "x"}]}).validate()

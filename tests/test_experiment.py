@@ -119,20 +119,23 @@ def test_a_claim_on_a_capability_the_dense_model_lacks_is_untestable(finished, s
     assert math_claim["verdict"] == "untestable" and "dense model scores 0" in math_claim["note"]
 
 
-def test_a_difference_equal_in_every_seed_takes_its_p_from_the_bootstrap(finished, store):
+def test_one_rule_interval_p_and_verdict_agree(finished, store):
+    """Issue #29: the interval, p and verdict of a claim come from one bootstrap standard error on
+    Student's t with seeds − 1 degrees of freedom: p ≤ 0.05 exactly where the interval excludes 0, and
+    the verdict is the Holm-adjusted p with the sign."""
+    from scipy import stats
+
     cfg, _, _, _ = finished
     results = load_results(plan_runs(cfg), store)
-    claim = next(c for c in cfg.claims if c["capability"] == "lm")
-    table = results.table
-    worse = table[table["calibration"] == claim["worse"]].set_index(["compression", "seed", "capability"])
-    better = table["calibration"] == claim["better"]
-    keys = list(
-        zip(table.loc[better, "compression"], table.loc[better, "seed"], table.loc[better, "capability"], strict=True)
-    )
-    table.loc[better, "retention"] = [worse.loc[k, "retention"] + 0.1 for k in keys]  # +0.1 in every seed
-    judged = judge_claims(results, [claim]).iloc[0]
-    assert judged["sd"] == 0 and abs(judged["difference"] - 0.1) < 1e-9
-    assert "bootstrap" in judged["note"] and 0 < judged["p"] <= 1  # not the t-test's p = 0
+    judged = judge_claims(results, cfg.claims)
+    for r in judged[~judged["untestable"]].itertuples():
+        df = r.seeds - 1
+        half = stats.t.ppf(0.975, df) * r.se
+        assert r.boot_low == pytest.approx(r.difference - half) and r.boot_high == pytest.approx(r.difference + half)
+        assert r.p == pytest.approx(2 * stats.t.sf(abs(r.difference) / r.se, df))
+        assert (r.p <= 0.05) == (r.boot_low > 0 or r.boot_high < 0)
+        expected = "inconclusive" if r.p_holm > 0.05 else "supported" if r.difference > 0 else "contradicted"
+        assert r.verdict == expected
 
 
 def test_a_changed_setting_recomputes_and_old_runs_stay_out_of_the_report(finished, tiny_model_dir, store):
@@ -226,7 +229,7 @@ def test_a_choice_capability_floors_at_chance():
     """Issue #29: facts is 4-way multiple choice, so retention at chance / dense accuracy is a floor
     where no calibration set can differ."""
     from cola_core.evaluation.suite import Score
-    from cola_core.experiments.report import FLOOR, floor_of, separation_limit
+    from cola_core.experiments.claims import FLOOR, floor_of, separation_limit
 
     dense = Score("facts", "accuracy", 0.8, 0.7, 0.9, 40)
     assert floor_of("facts", dense) == 0.25 / 0.8 and floor_of("math", dense) == FLOOR

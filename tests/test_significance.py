@@ -196,3 +196,28 @@ def test_a_verdict_must_survive_item_sampling_too():
     assert verdict(-0.02, 0.001, interval=(-0.03, -0.01)) == "contradicted"
     assert verdict(0.02, 0.001, interval=(-0.03, -0.01)) == "inconclusive"  # sides disagree
     assert verdict(0.02, 0.2, interval=(0.01, 0.03)) == "inconclusive"  # not Holm-significant over seeds
+
+
+def test_bootstrap_t_refers_the_bootstrap_error_to_students_t():
+    """Issue #29's one rule: se from the replicates, interval and p on t with units − 1 df, so the two
+    agree; with few seeds it is more cautious than the percentile bootstrap's p, and its detectable
+    difference has the stated power under the same t reference."""
+    from cola_core.evaluation.significance import bootstrap_p, bootstrap_t
+
+    rng = np.random.default_rng(1)
+    reps = rng.normal(0.03, 0.01, 4000)
+    test = bootstrap_t(0.03, reps, units=4)
+    se = reps.std(ddof=1)
+    assert test.se == pytest.approx(se) and test.df == 3
+    assert test.p == pytest.approx(2 * stats.t.sf(0.03 / se, 3))
+    assert test.ci_low == pytest.approx(0.03 - stats.t.ppf(0.975, 3) * se)
+    assert test.p > bootstrap_p(reps)  # normal tails (the percentile p) overstate the evidence of 4 seeds
+    wide = bootstrap_t(0.03, reps, units=40)
+    assert wide.p < test.p and wide.ci_high - wide.ci_low < test.ci_high - test.ci_low
+    delta = test.detectable(0.05, 0.8)  # a true difference of delta is found 80% of the time
+    t_c = stats.t.ppf(0.975, 3)
+    power = stats.nct.sf(t_c, 3, delta / se) + stats.nct.cdf(-t_c, 3, delta / se)
+    assert power == pytest.approx(0.8, abs=1e-6) and test.detectable(0.05 / 10) > delta
+    flat = bootstrap_t(0.1, np.full(100, 0.1), units=10)
+    assert np.isnan(flat.p) and "no variation" in flat.note
+    assert np.isnan(bootstrap_t(0.1, reps, units=1).p)

@@ -5,7 +5,7 @@ a reference set with a Holm-adjusted verdict, and each set's mix, token budget a
 A *set* is the runs that share a calibration set across seeds: an experiment's named set
 (``smoke/cola``) or dashboard runs with the same calibration label up to the seed
 (``dashboard/cola n=16``). The statistics are the experiment report's own
-(:func:`~cola_core.experiments.report.summarise`, :func:`~cola_core.experiments.report.judge_claim`,
+(:func:`~cola_core.experiments.report.summarise`, :func:`~cola_core.experiments.claims.judge_claim`,
 :mod:`cola_core.evaluation.significance`): with two or more shared seeds the difference is paired by
 seed; with fewer it is paired over the evaluated items (a paired t-test on the per-item differences
 of the score's summed quantity), which says nothing about seed-to-seed variation."""
@@ -28,15 +28,15 @@ from cola_core.evaluation.retention import bootstrap_seeds_and_items, retention
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.significance import ALPHA, POWER, holm, min_detectable_effect, paired_t, verdict
 from cola_core.evaluation.suite import Score
-from cola_core.experiments.config import compression_label
-from cola_core.experiments.report import (
+from cola_core.experiments.claims import (
     BOOTSTRAP_ROUNDS,
     floor_of,
     judge_claim,
     percentile_interval,
     separation_limit,
-    summarise,
 )
+from cola_core.experiments.config import compression_label
+from cola_core.experiments.report import summarise
 from cola_core.experiments.results import TABLE_COLUMNS, ExperimentResults
 
 DASHBOARD = "dashboard"  # the group prefix of runs launched from the dashboard's Compress page

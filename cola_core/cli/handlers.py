@@ -262,8 +262,9 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.experiments.plan import plan_runs
     from cola_core.experiments.report import (
         dense_baselines,
-        judge_claims,
+        judged_claims,
         markdown_report,
+        models_report,
         proxy_correlation,
         summarise,
     )
@@ -275,19 +276,34 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
         raise ColaError("name a config: --config FILE or a built-in name (see --list)")
     cfg = load_config(args.config)
     store = RunStore(args.store)
-    run_experiment(cfg, store, log=_log, engine=_engine(args))
-    results = load_results(plan_runs(cfg), store)
+    results = []
+    for part in cfg.per_model():  # the grid once per model variant (one part without ``models``)
+        run_experiment(part, store, log=_log, engine=_engine(args))
+        results.append(load_results(plan_runs(part), store))
     command = f"python -m cola_core experiment --config {args.config}"
-    report = markdown_report(cfg, results, command)
+    if cfg.models:
+        report = models_report(cfg, results, command)
+    else:
+        report = markdown_report(cfg, results[0], command)
     if args.report:
         Path(args.report).write_text(report + "\n")
+
+    def about(part, result) -> dict[str, Any]:
+        return {
+            "dense": dense_baselines(result).to_dict(orient="records"),
+            "claims": judged_claims(part, result).to_dict(orient="records"),
+            "summary": summarise(result).to_dict(orient="records"),
+            "proxy_correlation": proxy_correlation(result).to_dict(orient="records"),
+        }
+
+    out = {"experiment": cfg.name, "runs": sum(len(r.scores) for r in results)}
+    if cfg.models:  # the claims pooled over the models, and each model's own numbers
+        out["claims"] = judged_claims(cfg, results).to_dict(orient="records")
+        out["per_model"] = {part.model: about(part, r) for part, r in zip(cfg.per_model(), results, strict=True)}
+    else:
+        out.update(about(cfg, results[0]))
     return {
-        "experiment": cfg.name,
-        "runs": len(results.scores),
-        "dense": dense_baselines(results).to_dict(orient="records"),
-        "claims": judge_claims(results, cfg.claims, clusters=cfg.item_clusters()).to_dict(orient="records"),
-        "summary": summarise(results).to_dict(orient="records"),
-        "proxy_correlation": proxy_correlation(results).to_dict(orient="records"),
+        **out,
         "report": args.report,
         "markdown": report,
     }

@@ -12,7 +12,7 @@ error then, not a silent "inconclusive" in the report."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "configs"
 # The scores evaluation.suite.evaluate reports per capability (a test checks this against a real run).
 SCORES_OF = {"code": ("code", "code_next_token"), "math": ("math", "math_tier1", "math_tier2", "math_tier3")}
 CLAIM_FIELDS = ("title", "better", "worse", "capability", "compression")
+# optional: the claim's Holm family (experiments/claims.py; default "primary")
+CLAIM_OPTIONAL = ("family",)
 
 
 # Where an experiment's curation differs from the CLI's: the grid compares fixed corpus mixes, so a
@@ -81,11 +83,16 @@ class ExperimentConfig:
     # The bootstrap resamples whole item clusters (facts by town, prose/code by source module, math
     # by template: evaluation.suite.item_clusters) rather than single items
     cluster_items: bool = False
+    # Model variants (the model as a random effect): the grid runs once per model, as the experiment
+    # "name@model"; the report judges each model and the models pooled (experiments/claims.py)
+    models: tuple[str, ...] = ()
     curation: tuple[tuple[str, Any], ...] = ()
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ExperimentConfig:
         own = tuple(f.name for f in fields(ExperimentConfig) if f.name != "curation")
+        if "model" in d and "models" in d:
+            raise ColaError(f"experiment {d.get('name', '(no name)')}: give model or models, not both")
         try:
             sets = tuple(CalibrationSpec.from_dict(c) for c in d["calibration_sets"])
             return ExperimentConfig(
@@ -96,11 +103,18 @@ class ExperimentConfig:
                     "seeds": tuple(d.get("seeds", (0,))),
                     "capabilities": tuple(d.get("capabilities", ExperimentConfig.capabilities)),
                     "claims": tuple(d.get("claims", ())),
+                    "models": tuple(d.get("models", ())),
                     "curation": _curation(f"experiment {d.get('name', '(no name)')}", d, own),
                 }
             )
         except (KeyError, TypeError) as exc:
             raise ColaError(f"bad experiment config: {exc}") from None
+
+    def per_model(self) -> tuple[ExperimentConfig, ...]:
+        """The experiment once per model of ``models`` (named ``name@model``), or itself alone."""
+        if not self.models:
+            return (self,)
+        return tuple(replace(self, name=f"{self.name}@{m}", model=m, models=()) for m in self.models)
 
     def item_clusters(self) -> dict[str, list[str]] | None:
         """Each score's item clusters when the config asks for the cluster bootstrap, else None."""
@@ -144,6 +158,8 @@ class ExperimentConfig:
             raise ColaError(f"{self.name}: seeds must be distinct and at least one, got {list(self.seeds)}")
         if self.limit <= 0:
             raise ColaError(f"{self.name}: limit must be positive")
+        if len(set(self.models)) != len(self.models) or len(self.models) == 1:
+            raise ColaError(f"{self.name}: models must be two or more distinct names, got {list(self.models)}")
         for spec in self.calibration_sets:
             try:
                 config = self.curate_config(spec, self.seeds[0])
@@ -172,6 +188,11 @@ def _check_claim(i: int, claim: dict, sets: list[str], labels: list[str], scores
     missing = [f for f in CLAIM_FIELDS if f not in claim]
     if missing:
         raise ColaError(f"{where}: missing {', '.join(missing)}; a claim has {', '.join(CLAIM_FIELDS)}")
+    unknown = sorted(set(claim) - set(CLAIM_FIELDS) - set(CLAIM_OPTIONAL))
+    if unknown:
+        raise ColaError(f"{where}: unknown key '{unknown[0]}'; a claim has {', '.join(CLAIM_FIELDS + CLAIM_OPTIONAL)}")
+    if not isinstance(claim.get("family", ""), str):
+        raise ColaError(f"{where}: family must be a name (a string), got {claim['family']!r}")
     # "mean": the mean retention over the capabilities (experiments/endpoints.py)
     endpoints = (*scores, "mean")
     for field, valid in (("better", sets), ("worse", sets), ("compression", labels), ("capability", endpoints)):
@@ -186,7 +207,14 @@ def list_builtin() -> list[str]:
 
 
 def load_config(name_or_path: str) -> ExperimentConfig:
+    """A built-in name or a JSON file; ``name@model`` is one model's part of a config with ``models``."""
     path = Path(name_or_path)
+    if not path.is_file() and "@" in name_or_path:
+        base, model = name_or_path.rsplit("@", 1)
+        cfg = load_config(base)
+        if model not in cfg.models:
+            raise ColaError(f"experiment '{base}' runs no model '{model}': its models are {list(cfg.models)}")
+        return cfg.per_model()[cfg.models.index(model)]
     if not path.is_file():
         path = BUILTIN_DIR / f"{name_or_path}.json"
     if not path.is_file():

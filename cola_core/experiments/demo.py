@@ -15,7 +15,7 @@ from cola_core.evaluation.runstore import RunStore
 from cola_core.experiments.config import load_config
 from cola_core.experiments.grid import run_experiment
 from cola_core.experiments.plan import plan_runs
-from cola_core.experiments.report import judge_claims
+from cola_core.experiments.report import judged_claims
 from cola_core.experiments.results import load_results
 
 DEMO_CONFIG = "demo"  # cola_core/experiments/configs/demo.json
@@ -54,7 +54,7 @@ def run_demo(
     log(f"demo: experiment {cfg.name} into {store.path}")
     run_experiment(cfg, store, log=log)
     results = load_results(plan_runs(cfg), store)
-    claims = judge_claims(results, cfg.claims, clusters=cfg.item_clusters()) if cfg.claims else None
+    claims = judged_claims(cfg, results) if cfg.claims else None
     verdicts = []
     for r in claims.itertuples() if claims is not None else ():
         verdicts.append(
@@ -63,8 +63,8 @@ def run_demo(
                 "capability": r.capability,
                 "compression": r.compression,
                 "difference": _finite(r.difference),
-                "ci_low": _finite(r.ci_low),
-                "ci_high": _finite(r.ci_high),
+                "ci_low": _finite(r.boot_low),
+                "ci_high": _finite(r.boot_high),
                 "p_holm": _finite(r.p_holm),
                 "verdict": r.verdict,
             }

@@ -1,17 +1,17 @@
 """An experiment's report (``python -m cola_core experiment``), from the runs of the current config
 only (results.py): the dense model's scores; mean retention over seeds with a hierarchical bootstrap
-interval over seeds and items; each claim judged on seed-paired differences with Holm's correction
-across the experiment's claims and a power statement; the proxy's rank correlation with measured
-retention, with a permutation p-value and a bootstrap interval. The statistics live in
-:mod:`cola_core.evaluation.significance` and :func:`cola_core.evaluation.retention.bootstrap_seeds_and_items`.
+interval over seeds and items; each claim judged by the one rule of :mod:`cola_core.experiments.claims`
+(seeds × item-cluster bootstrap, Holm within each family, power from the same resampling) with a sign
+table per compared pair; the proxy's rank correlation with measured retention, with a permutation
+p-value and a bootstrap interval. The statistics live in :mod:`cola_core.evaluation.significance` and
+:func:`cola_core.evaluation.retention.bootstrap_seeds_and_items`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from cola_core.evaluation.retention import bootstrap_seeds_and_items
@@ -19,35 +19,30 @@ from cola_core.evaluation.significance import (
     ALPHA,
     BOOTSTRAP_MIN_POINTS,
     POWER,
-    PairedTest,
-    bootstrap_p,
     holm,
-    min_detectable_effect,
     paired_t,
     spearman_bootstrap_ci,
     spearman_permutation,
-    verdict,
 )
-from cola_core.evaluation.suite import CAPABILITIES, CHANCE, Score
+from cola_core.evaluation.suite import CAPABILITIES
+from cola_core.experiments.claims import (
+    BOOTSTRAP_ROUNDS,
+    CEILING,
+    FLOOR,
+    PRIMARY,
+    SECONDARY,
+    judge_claims,
+    percentile_interval,
+    with_secondaries,
+)
 from cola_core.experiments.config import ExperimentConfig
-from cola_core.experiments.endpoints import MEAN, endpoint_bootstrap, per_seed_retention, sign_table
+from cola_core.experiments.endpoints import sign_table
 from cola_core.experiments.results import ExperimentResults
 
-BOOTSTRAP_ROUNDS = 2000
 _MODES = {
     "pack": "packed into n full windows of seqlen tokens; real tokens per set below",
     "truncate": "records truncated",
 }
-FLOOR, CEILING = 0.05, 0.99  # mean retention at or beyond which a comparison cannot separate sets
-
-
-def percentile_interval(x: np.ndarray) -> tuple[float, float]:
-    """95% percentile interval of the defined replicates (retention.py: NaN where the dense score is 0)."""
-    finite = x[np.isfinite(x)]
-    if len(finite) == 0:
-        return math.nan, math.nan
-    lo, hi = np.percentile(finite, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def dense_baselines(results: ExperimentResults) -> pd.DataFrame:
@@ -83,100 +78,6 @@ def summarise(results: ExperimentResults) -> pd.DataFrame:
                 "t_high": t.ci_high,
                 "seeds": len(seeds),
                 "coverage": float(g["coverage"].mean()),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def floor_of(capability: str, dense: Score) -> float:
-    """The retention floor of a capability: :data:`FLOOR`, or chance accuracy over the dense score
-    where the capability is a choice among a few answers (facts: 0.25 / dense accuracy)."""
-    chance = CHANCE.get(capability.split("_")[0], 0.0)
-    return max(FLOOR, chance / dense.score) if chance and dense.score > 0 else FLOOR
-
-
-def separation_limit(means: Sequence[float], floor: float = FLOOR) -> str:
-    """Why a comparison cannot separate two sets, or "": both at the floor (retention ≤ ``floor``,
-    e.g. chance level, :func:`floor_of`) or both at the ceiling."""
-    if means and max(means) <= floor:
-        return (
-            f"both sets at the floor (retention ≤ {floor:.2f}): the setting destroys the capability whatever the data"
-        )
-    if means and min(means) >= CEILING:
-        return f"both sets at the ceiling (retention ≥ {CEILING}): the setting leaves no room to differ"
-    return ""
-
-
-def judge_claim(results: ExperimentResults, claim: dict, clusters: Mapping[str, Sequence[str]] | None = None) -> dict:
-    """One claim ``{"better": set A, "worse": set B, "capability", "compression"}`` (``capability``:
-    a score, or ``"mean"``, the mean retention over the capabilities: endpoints.py) on the seeds
-    both sets share: the mean paired difference of retention (A − B) with its t-interval and
-    two-sided paired t-test p-value, a hierarchical bootstrap interval (seeds, then items) and the
-    seed-to-seed SD of the difference. Verdicts need every claim (:func:`judge_claims`)."""
-    comp, capability = claim["compression"], claim["capability"]
-    seeds = sorted(set(results.seeds(claim["better"], comp)) & set(results.seeds(claim["worse"], comp)))
-    out = {**claim, "seeds": len(seeds)}
-    if not seeds:
-        t = paired_t([])
-        return {
-            **out,
-            **_test_fields(t),
-            "boot_low": math.nan,
-            "boot_high": math.nan,
-            "untestable": True,
-            "note": t.note,
-        }
-    sides = [claim["better"], claim["worse"]]  # NaN retention (dense accuracy 0) stays NaN, not dropped
-    point, reps = endpoint_bootstrap(results, sides, comp, capability, seeds, BOOTSTRAP_ROUNDS, clusters)
-    per_seed = per_seed_retention(results, sides, comp, capability, seeds)
-    t = paired_t((per_seed[claim["better"]] - per_seed[claim["worse"]]).to_numpy())
-    diff = reps[:, 0] - reps[:, 1]
-    lo, hi = percentile_interval(diff)
-    floor = FLOOR if capability == MEAN else floor_of(capability, results.dense[capability])
-    limit = separation_limit(list(point), floor)
-    fields = _test_fields(t)
-    note = t.note
-    if t.sd == 0 and t.mean != 0:  # no seed-to-seed variation (few seeds, coarse scores): a t-test has
-        fields["p"] = bootstrap_p(diff)  # nothing to divide by, so p comes from the seeds × items bootstrap
-        note = f"{note}; p from the seeds × items bootstrap"
-    if not np.isfinite(point).all():
-        limit = "retention undefined: the dense model scores 0 on these items"
-    note = "; ".join(x for x in (note, limit) if x)
-    untestable = bool(limit) or not math.isfinite(fields["p"])  # nothing to test: no verdict, out of Holm
-    return {**out, **fields, "boot_low": lo, "boot_high": hi, "untestable": untestable, "note": note}
-
-
-def _test_fields(t: PairedTest) -> dict:
-    return {"difference": t.mean, "ci_low": t.ci_low, "ci_high": t.ci_high, "sd": t.sd, "p": t.p}
-
-
-def judge_claims(
-    results: ExperimentResults,
-    claims: Sequence[dict],
-    alpha: float = ALPHA,
-    clusters: Mapping[str, Sequence[str]] | None = None,
-) -> pd.DataFrame:
-    """Every claim judged together: raw p, Holm-adjusted p across the testable claims (family-wise
-    α), the verdict (supported / contradicted / inconclusive, or **untestable** when both sets sit at
-    the floor or the ceiling, or share no seed — such a claim is left out of Holm's family) and the
-    minimum detectable difference at 80% power — at Holm's most lenient threshold α (the last step)
-    and at its strictest, α/m (the first step) — from the measured seed-to-seed SD and the seeds."""
-    judged = [judge_claim(results, c, clusters) for c in claims]
-    tested = [j for j in judged if not j["untestable"]]
-    adjusted = iter(holm([j["p"] for j in tested]))
-    m = sum(math.isfinite(j["p"]) for j in tested)
-    rows = []
-    for j in judged:
-        p_holm = math.nan if j["untestable"] else next(adjusted)
-        rows.append(
-            {
-                **j,
-                "p_holm": p_holm,
-                "verdict": "untestable"
-                if j["untestable"]
-                else verdict(j["difference"], p_holm, alpha, (j["boot_low"], j["boot_high"])),
-                "mde_lenient": min_detectable_effect(j["sd"], j["seeds"], alpha, POWER),
-                "mde_strict": min_detectable_effect(j["sd"], j["seeds"], alpha / max(m, 1), POWER),
             }
         )
     return pd.DataFrame(rows)
@@ -250,42 +151,87 @@ def _range(lo: float, hi: float) -> str:
     return f"{lo:.3f}" if f"{lo:.3f}" == f"{hi:.3f}" else f"{lo:.3f} – {hi:.3f}"
 
 
-def _claims_section(claims: pd.DataFrame, seeds: int) -> list[str]:
-    m = int((claims["p"].map(math.isfinite) & ~claims["untestable"]).sum())
+def judged_claims(cfg: ExperimentConfig, results: ExperimentResults | Sequence[ExperimentResults]) -> pd.DataFrame:
+    """The config's claims and, for each claim on the mean, its per-capability secondaries, judged
+    (on several models' results: pooled over the models, :func:`~cola_core.experiments.claims.judge_claim`)."""
+    claims = with_secondaries(cfg.claims, [c for c in CAPABILITIES if c in cfg.capabilities])
+    return judge_claims(results, claims, clusters=cfg.item_clusters())
+
+
+def _claims_section(claims: pd.DataFrame, seeds: int, clustered: bool, models: int = 1) -> list[str]:
+    units = "item clusters" if clustered else "items"
+    top = (
+        f"the {models} models, then within each model the seeds both sets share and the evaluated {units}"
+        if models > 1
+        else f"the seeds both sets share and, within them, the evaluated {units}"
+    )
+    df = "models − 1" if models > 1 else "seeds − 1"
+    over = f"{models} models × {seeds} seeds" if models > 1 else f"{seeds} seeds"
     lines = [
         "## Claims",
         "",
-        f"Retention difference (better − worse), paired by seed over {seeds} seeds. p: two-sided paired t-test; "
-        f"p (Holm): adjusted over the {m} tested claim(s) (family-wise α = {ALPHA}). **supported** / **contradicted**: "
-        f"Holm-significant in / against the claimed direction, with the seeds × items bootstrap interval on the same "
-        f"side of 0 (the t-test holds the items fixed; the bootstrap does not); **inconclusive**: otherwise; "
-        f"**untestable**: both "
-        f"sets at the floor (≤ {FLOOR}, or chance level over the dense accuracy for facts) or the ceiling "
-        f"(≥ {CEILING}) of retention, left out of the family. "
-        f"Detectable: the smallest true difference found with {POWER:.0%} power given the measured seed-to-seed SD, "
-        f"at Holm's most lenient threshold (α) – its strictest (α/{max(m, 1)}).",
-        "",
-        "| claim | capability | compression | difference | 95% t-interval (seeds) | 95% bootstrap (seeds × items) "
-        "| p | p (Holm) | verdict | detectable (80% power) | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Retention difference (better − worse) over {over}, judged by one rule: a bootstrap that resamples "
+        f"{top} (the same draws for both sets) gives the difference its standard error; the difference over that "
+        f"error on Student's t with {df} degrees of freedom gives the 95% interval and the two-sided p; p (Holm) "
+        "is adjusted within the claim's family "
+        f"(family-wise α = {ALPHA}). **supported** / **contradicted**: Holm-significant in / against the claimed "
+        f"direction; **inconclusive**: otherwise; **untestable**: both sets at the floor (≤ {FLOOR}, or chance "
+        f"level over the dense accuracy for facts) or the ceiling (≥ {CEILING}) of retention, left out of the "
+        f"family. Detectable: the smallest true difference found with {POWER:.0%} power from the same standard "
+        "error, at Holm's most lenient threshold (α) – its strictest (α/m). Each primary claim on the mean "
+        "retention is followed by its per-capability secondaries (a family of their own).",
     ]
-    for r in claims.itertuples():
-        lines.append(
-            f"| {r.title} ({r.better} vs {r.worse}) | {r.capability} | {r.compression} | {_num(r.difference)} | "
-            f"{_interval(r.ci_low, r.ci_high)} | {_interval(r.boot_low, r.boot_high)} | {_p(r.p)} | {_p(r.p_holm)} | "
-            f"**{r.verdict}** | {_range(r.mde_lenient, r.mde_strict)} | {r.note} |"
-        )
+    header = [
+        "| claim | capability | compression | difference | 95% interval | p | p (Holm) | verdict "
+        "| detectable (80% power) | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    secondary = claims["family"].str.startswith(SECONDARY)
+    for family, rows in claims[~secondary].groupby("family", sort=False):
+        m = int(rows["m"].iloc[0])
+        kind = "Primary family" if family == PRIMARY else f"Family *{family}*"
+        lines += ["", f"**{kind}** (Holm over {m} tested claim{'s' if m != 1 else ''})", "", *header]
+        for r in rows.itertuples():
+            lines.append(
+                f"| {r.title} ({r.better} vs {r.worse}) | {r.capability} | {r.compression} | {_num(r.difference)} | "
+                f"{_interval(r.boot_low, r.boot_high)} | {_p(r.p)} | {_p(r.p_holm)} | **{r.verdict}** | "
+                f"{_range(r.mde_lenient, r.mde_strict)} | {r.note} |"
+            )
+    if secondary.any():
+        lines += ["", *_secondary_table(claims[secondary])]
     finite = claims["mde_lenient"][claims["mde_lenient"].map(math.isfinite)]
     if not finite.empty:
         lines += [
             "",
-            f"Power: with {seeds} seeds this experiment could detect, with {POWER:.0%} power, retention differences "
+            f"Power: with {over} this experiment could detect, with {POWER:.0%} power, retention differences "
             f"of {_range(finite.min(), finite.max())} (median {finite.median():.3f}) at the most lenient "
             "threshold, and only larger ones at the stricter Holm steps; smaller true effects, such as the "
-            "1–2 points the COLA paper reports on 7–8B models, may go undetected. The SDs are estimated from "
-            "the same seeds, so these numbers are estimates too.",
+            "1–2 points the COLA paper reports on 7–8B models, may go undetected. The standard errors are "
+            "estimated from the same seeds, so these numbers are estimates too.",
         ]
     return lines
+
+
+def _secondary_table(rows: pd.DataFrame) -> list[str]:
+    """Each primary's per-capability differences on one line: difference, interval and verdict per
+    capability, Holm-adjusted within the line (its own family)."""
+    caps = list(dict.fromkeys(rows["capability"]))
+    out = [
+        "**Secondary families**: each primary claim's per-capability differences, Holm-adjusted within the "
+        "row (its own family).",
+        "",
+        f"| comparison | compression | {' | '.join(caps)} |",
+        "|---|---|" + "---|" * len(caps),
+    ]
+    for (better, worse, comp), g in rows.groupby(["better", "worse", "compression"], sort=False):
+        by_cap = g.set_index("capability")
+        cells = [
+            f"{_num(r.difference)} {_interval(r.boot_low, r.boot_high)} **{r.verdict}**"
+            + (f" ({r.note.split(';')[0].split(':')[0]})" if r.verdict == "untestable" else "")
+            for r in (by_cap.loc[c] for c in caps)
+        ]
+        out.append(f"| {better} vs {worse} | {comp} | {' | '.join(cells)} |")
+    return out
 
 
 def _sign_section(results: ExperimentResults, claims: Sequence[dict]) -> list[str]:
@@ -343,8 +289,8 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
             "",
         ]
     if cfg.claims:
-        claims = judge_claims(results, cfg.claims, clusters=cfg.item_clusters())
-        lines += [*_claims_section(claims, len(cfg.seeds)), ""]
+        claims = judged_claims(cfg, results)
+        lines += [*_claims_section(claims, len(cfg.seeds), cfg.cluster_items), ""]
         lines += _sign_section(results, cfg.claims)
     summary = summarise(results)
     if not summary.empty:
@@ -379,6 +325,32 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
             *rows,
             "",
         ]
+    return "\n".join(lines)
+
+
+def models_report(cfg: ExperimentConfig, results: Sequence[ExperimentResults], command: str) -> str:
+    """A config run on model variants (``models``): the claims pooled over the models (the models
+    resampled at the top of the bootstrap), then each model's own report."""
+    parts = cfg.per_model()
+    seeds = len(cfg.seeds)
+    seconds = sum(r.seconds for r in results)
+    lines = [
+        f"# Experiment `{cfg.name}` on {len(parts)} models",
+        "",
+        cfg.description,
+        "",
+        f"Produced by `{command}`; models {', '.join(cfg.models)} (each run as the experiment `{cfg.name}@model`); "
+        f"{sum(len(r.scores) for r in results)} compressed runs and one dense run per model. Compute: "
+        f"{seconds / 60:.1f} min, the sum of the stored runs' own times.",
+        "",
+    ]
+    if cfg.claims:
+        pooled = judged_claims(cfg, results)
+        section = _claims_section(pooled, seeds, cfg.cluster_items, models=len(parts))
+        lines += ["## Claims pooled over the models", *section[1:], ""]
+    for part, result in zip(parts, results, strict=True):
+        own = markdown_report(part, result, command).split("\n")[1:]  # its title becomes a section
+        lines += [f"## Model {part.model}", *("#" + x if x.startswith("#") else x for x in own), ""]
     return "\n".join(lines)
 
 

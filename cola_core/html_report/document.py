@@ -21,9 +21,10 @@ from cola_core.app.compare import run_label
 from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import SHOWCASE_TOKENS
+from cola_core.experiments.claims import PRIMARY
 from cola_core.experiments.config import ExperimentConfig, compression_label, list_builtin, load_config
 from cola_core.experiments.plan import Plan, plan_runs
-from cola_core.experiments.report import dense_baselines, judge_claims, proxy_correlation, summarise
+from cola_core.experiments.report import dense_baselines, judged_claims, proxy_correlation, summarise
 from cola_core.experiments.results import ExperimentResults, load_results
 from cola_core.html_report import parts as H
 from cola_core.html_report.runs import runs_sections
@@ -93,8 +94,8 @@ def _claims(claims: pd.DataFrame, cfg: ExperimentConfig) -> str:
                 escape(label),
                 escape(r.capability),
                 escape(short.get(r.compression, r.compression)),
+                escape("primary" if r.family == PRIMARY else r.family),
                 H.num(r.difference, "+.3f"),
-                H.interval(r.ci_low, r.ci_high, "+.3f"),
                 H.interval(r.boot_low, r.boot_high, "+.3f"),
                 H.p_value(r.p),
                 H.p_value(r.p_holm),
@@ -112,17 +113,19 @@ def _claims(claims: pd.DataFrame, cfg: ExperimentConfig) -> str:
             )
         )
     text = (
-        f"<p>Each claim: the retention of the <em>better</em> set minus the <em>worse</em> one, paired by seed over "
-        f"{seeds} seeds; p from a two-sided paired t-test, Holm-adjusted across the claims (α = 0.05). "
-        "<b>supported</b> / <b>contradicted</b>: significant in / against the claimed direction; "
-        "<b>inconclusive</b>: not significant after Holm, or significant by the t-test but with the seeds × items "
-        "bootstrap interval reaching 0 (a verdict must survive item sampling too); <b>untestable</b>: both sets at the floor or the ceiling of "
-        "retention, where no difference can show (left out of Holm's family).</p>"
+        f"<p>Each claim: the retention of the <em>better</em> set minus the <em>worse</em> one over {seeds} seeds, "
+        "judged by one rule: a bootstrap resampling the seeds and, within them, the evaluated items (whole item "
+        "clusters where the experiment asks) gives the difference its standard error, and that on Student's t "
+        "(seeds − 1 degrees of freedom) gives the 95% interval and p; p is Holm-adjusted within the claim's family "
+        "(α = 0.05). <b>supported</b> / <b>contradicted</b>: significant in / against the claimed direction; "
+        "<b>inconclusive</b>: not significant after Holm; <b>untestable</b>: both sets at the floor or the ceiling "
+        "of retention, where no difference can show (left out of the family). A claim on the mean retention is "
+        "followed by its per-capability secondaries, a family of their own.</p>"
     )
     svg = H.interval_chart(
-        chart, title="Retention difference (better − worse), 95% bootstrap", x_label="difference", reference=0.0
+        chart, title="Retention difference (better − worse), 95% interval", x_label="difference", reference=0.0
     )
-    head = ["claim", "capability", "compression", "difference", "95% t (seeds)", "95% bootstrap", "p", "p (Holm)"]
+    head = ["claim", "capability", "compression", "family", "difference", "95% interval", "p", "p (Holm)"]
     return H.section("Verdicts", text + H.figure(svg) + H.table([*head, "verdict", "note"], rows), "verdicts")
 
 
@@ -262,7 +265,7 @@ def _experiment_report(store: RunStore, name: str, log: Callable[[str], None]) -
             f"no finished runs of experiment '{cfg.name}' under its current config in {store.path}: "
             f"run `python -m cola_core experiment --config {name}` first"
         )
-    claims = judge_claims(results, cfg.claims, clusters=cfg.item_clusters()) if cfg.claims else pd.DataFrame()
+    claims = judged_claims(cfg, results) if cfg.claims else pd.DataFrame()
     trails = experiment_trails(cfg, _stored_fingerprints(plan, store), log=log)
     budgets = getattr(results, "budgets", None)
     sections = [

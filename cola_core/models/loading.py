@@ -27,7 +27,10 @@ from cola_core.storage.fingerprints import fingerprint_directory, fingerprint_mo
 from cola_core.storage.processes import pid_alive
 
 DEFAULT_MODEL = "cola-tiny"  # the built-in model every entry point starts from
-BUILTIN_MODELS = {DEFAULT_MODEL: ZOO_DIR / DEFAULT_MODEL}
+# cola-tiny's variants: the same recipe (cola_core/zoo/train.py) from other initialisation seeds, so an
+# experiment can treat the model as a random effect (the paper-claims-models config)
+VARIANTS = ("cola-tiny-s1", "cola-tiny-s2")
+BUILTIN_MODELS = {name: ZOO_DIR / name for name in (DEFAULT_MODEL, *VARIANTS)}
 
 
 @dataclass(frozen=True)
