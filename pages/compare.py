@@ -42,7 +42,7 @@ st.dataframe(
 )
 if done.empty:
     st.info(f"No finished compression runs of **{model}** yet: launch one on **Compress**; it appears here when done.")
-    flow.link("pages/compress.py", "Go to Compress →", ":material/compress:")
+    flow.link("pages/compress.py", "Go to Compress →")
     st.stop()
 
 
@@ -67,7 +67,6 @@ def report_download(experiment: str | None, run_ids: list[int]) -> None:
         builder(run_ids=run_ids),
         file_name="compared-sets-report.html",
         mime="text/html",
-        icon=":material/download:",
         help="These sets' runs: retention, the sets side by side, their maps (HTML, opens offline)",
     )
     if experiment:
@@ -76,7 +75,6 @@ def report_download(experiment: str | None, run_ids: list[int]) -> None:
             builder(experiment=experiment),
             file_name=f"{experiment}-report.html",
             mime="text/html",
-            icon=":material/download:",
             help="Every set, claim and verdict of the experiment (HTML, opens offline)",
         )
 
@@ -218,13 +216,17 @@ picked = st.multiselect("Runs", list(labels), default=list(labels)[-4:], format_
 runs = done[done["id"].isin(picked)]
 if runs.empty:
     st.stop()
-with st.spinner("Scoring the dense model on the same items (once) …"):
-    dense_of = {  # an experiment's runs against its own dense run (the same held-out items)
-        int(r["id"]): dense_run(store, int(r["id"]))
-        if r["experiment"]
-        else dense_scores(model, json.loads(r["settings"]).get("limit", DEFAULT_LIMIT))
-        for _, r in runs.iterrows()
-    }
+try:
+    with st.spinner("Scoring the dense model on the same items (once) …"):
+        dense_of = {  # an experiment's runs against its own dense run (the same held-out items)
+            int(r["id"]): dense_run(store, int(r["id"]))
+            if r["experiment"]
+            else dense_scores(model, json.loads(r["settings"]).get("limit", DEFAULT_LIMIT))
+            for _, r in runs.iterrows()
+        }
+except ColaError as exc:
+    st.error(f"{exc}.")
+    st.stop()
 table = retention_table(store, runs, dense_of)
 
 st.subheader("Retention (compressed ÷ dense, higher is better)")
@@ -288,7 +290,11 @@ default_prompts = "\n".join(SHOWCASE_PROMPTS)
 prompts_text = st.text_area("One prompt per line", default_prompts, height=110)
 if st.button("Answer with every model"):
     prompts = [p for p in prompts_text.splitlines() if p.strip()]
-    refs = {"dense": model} | {labels[int(r["id"])]: json.loads(r["report"]).get("out", "") for _, r in runs.iterrows()}
+    saved = {labels[int(r["id"])]: json.loads(r["report"]).get("out") for _, r in runs.iterrows()}
+    missing = [label for label, out in saved.items() if not out]
+    if missing:  # experiment runs keep their scores and answers, not their weights
+        st.caption(f"Not on disk (experiment runs keep scores, not weights): {', '.join(missing)}.")
+    refs = {"dense": model} | {label: out for label, out in saved.items() if out}
     try:
         with st.spinner("Generating …"):
             st.table(answers_side_by_side(refs, prompts))

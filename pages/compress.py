@@ -24,7 +24,7 @@ if settings is None:
     st.info(
         "Build a space and choose a selection on **Activation space & selection** first: its calibration set is compressed here."
     )
-    flow.link("pages/space.py", "Go to Activation space & selection →", ":material/scatter_plot:")
+    flow.link("pages/space.py", "Go to Activation space & selection →")
     st.stop()
 space = prepare_space(settings)  # already prepared on the space page: instant
 strategy, n, lam, seed = state.get("strategy"), int(state.get("n")), float(state.get("lam")), int(state.get("seed"))
@@ -107,7 +107,7 @@ def jobs_panel(polling: bool) -> None:
         if j["status"] in ("queued", "running") and st.button(f"Cancel run {j['run_id']}", key=f"cancel-{j['run_id']}"):
             job_queue().cancel(j["run_id"])
     if any(j["status"] == "done" for j in jobs):
-        st.page_link("pages/compare.py", label="Compare finished runs →", icon=":material/compare:")
+        st.page_link("pages/compare.py", label="Compare finished runs →")
 
 
 st.subheader("Jobs")

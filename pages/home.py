@@ -66,7 +66,7 @@ def demo_progress() -> None:
 
 
 shown = runner.snapshot()
-if shown.status != "running" and st.button("Run the demo", icon=":material/play_arrow:", key="run_demo"):
+if shown.status != "running" and st.button("Run the demo", key="run_demo"):
     runner.start()
     st.session_state["demo_landed"] = False
     shown = runner.snapshot()
@@ -83,4 +83,4 @@ elif shown.status == "done" and shown.result is not None:
     st.success(f"The demo finished: {result.runs} compressed runs. Compare shows its verdicts and offers its report.")
     columns = ["claim", "capability", "compression", "difference", "ci_low", "ci_high", "verdict"]
     st.dataframe(pd.DataFrame(result.verdicts, columns=columns), hide_index=True)
-    flow.link("pages/compare.py", "See the comparison on Compare →", ":material/compare:")
+    flow.link("pages/compare.py", "See the comparison on Compare →")

@@ -207,4 +207,4 @@ s5.checkbox(
     help="One extra forward pass over the pool; colours the map by perplexity",
 )
 st.caption("Applied when the space is built on the next page.")
-flow.link("pages/space.py", "Next: build the activation space →", ":material/scatter_plot:")
+flow.link("pages/space.py", "Next: build the activation space →")

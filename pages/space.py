@@ -278,4 +278,4 @@ buf.write(
     )
 )
 d2.download_button("Download token tensor (.safetensors)", buf.getvalue(), file_name="calib.safetensors")
-flow.link("pages/compress.py", "Next: compress the model with this calibration set →", ":material/compress:")
+flow.link("pages/compress.py", "Next: compress the model with this calibration set →")

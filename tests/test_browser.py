@@ -117,6 +117,8 @@ def test_default_path_in_a_real_browser(server):
             ],
         )
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        requests: list[str] = []  # offline for real (issue #30): no request to any host but the server
+        page.on("request", lambda r: requests.append(r.url))
         page.goto(url)  # the landing page comes first: three stages, the stepper, the way to Setup
         expect(page.get_by_role("heading", name="COLA Studio")).to_be_visible(timeout=120_000)
         expect(page.get_by_text("Stage 3 · which samples.")).to_be_visible()
@@ -166,6 +168,8 @@ def test_default_path_in_a_real_browser(server):
         expect(page.locator("table").filter(has_text="Question: What is 3 plus 4?")).to_be_visible(timeout=120_000)
         _shot(page, "4-compare")
         browser.close()
+    local = (url, "data:", "blob:", "about:")
+    assert [r for r in requests if not r.startswith(local)] == [], "requests left the server"
 
 
 def test_two_sessions_at_once_keep_their_own_state_and_queue_jobs(server):

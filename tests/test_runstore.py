@@ -120,3 +120,15 @@ def test_settings_hash_is_kept_and_runs_are_read_by_key(tmp_path):
     picked = store.runs(keys=["exp/a/0/2222", "exp/missing"])
     assert list(picked["key"]) == ["exp/a/0/2222"] and list(picked["settings_hash"]) == ["2222"]
     assert len(store.runs("exp")) == 2
+
+
+def test_a_run_without_experiment_reads_as_none_not_nan(tmp_path):
+    """Issue #30: a dashboard run has no experiment; pandas read it as NaN, which is truthy, and the
+    Compare page looked for an experiment's dense run that does not exist."""
+    store = RunStore(tmp_path / "runs.sqlite")
+    store.create("cola-tiny", seed=0)
+    store.create("cola-tiny", key="exp/a/w/0/abc", experiment="exp", seed=0)
+    runs = store.runs()
+    assert runs["experiment"].iloc[0] is None and not runs["experiment"].iloc[0]
+    assert runs["experiment"].iloc[1] == "exp" and runs["seed"].iloc[0] == 0
+    assert all(not r["experiment"] for _, r in runs.head(1).iterrows())

@@ -24,7 +24,7 @@ STEPS = (
     ("Compress", "pages/compress.py", "prune or quantize", "Next: compress with your calibration set"),
     ("Compare", "pages/compare.py", "retention per capability", "Next: compare the compressed models"),
 )
-ICONS = {"done": ":material/check_circle:", "next": ":material/arrow_circle_right:", "later": ":material/circle:"}
+ICONS = {"done": "✅", "next": "➡️", "later": "⚪"}  # emoji: no icon font to fetch (offline, issue #30)
 COLOURS = {"done": "green", "next": "blue", "later": "gray"}
 
 

@@ -244,6 +244,8 @@ class RunStore:
             query, args = query + " WHERE experiment=?", (experiment,)
         with self._connect() as db:
             frame = pd.read_sql_query(query + " ORDER BY id", db, params=args)
+        # a dashboard run has no experiment: None, never NaN (NaN is truthy, issue #30)
+        frame["experiment"] = frame["experiment"].astype(object).where(frame["experiment"].notna(), None)
         return frame if keys is None else frame[frame["key"].isin(keys)].reset_index(drop=True)
 
     def scores(self, run_ids: list[int] | None = None) -> pd.DataFrame:
