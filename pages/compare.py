@@ -21,11 +21,13 @@ from cola_core.app.compare import (
     proxy_vs_retention,
     retention_table,
     run_label,
+    setting_name,
 )
 from cola_core.app.jobs import dense_scores, job_queue
 from cola_core.app.workspace import prepare_space
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import DEFAULT_LIMIT, SHOWCASE_PROMPTS
+from cola_core.experiments.config import compression_name
 from ui import charts, flow, state
 
 state.init()
@@ -35,11 +37,6 @@ settings = st.session_state.get("space_settings")
 model = settings.model if settings else state.get("model")
 done = finished_runs(store, model)
 
-st.subheader("Run history")
-history = store.runs()
-st.dataframe(
-    history[["id", "model", "calibration", "seed", "status", "error"]].iloc[::-1], hide_index=True, width="stretch"
-)
 if done.empty:
     st.info(f"No finished compression runs of **{model}** yet: launch one on **Compress**; it appears here when done.")
     flow.link("pages/compress.py", "Go to Compress →")
@@ -97,7 +94,9 @@ def ab_section() -> None:
     left, middle, right = st.columns([1.4, 3, 1.2])
     if state.get("ab_compression") not in counts.index:
         st.session_state["ab_compression"] = counts.index[0]
-    compression = left.selectbox("Compression setting", list(counts.index), key="ab_compression")
+    compression = left.selectbox(
+        "Compression setting", list(counts.index), key="ab_compression", format_func=compression_name
+    )
     options = groups[groups["compression"] == compression]
     if state.get("ab_chosen_for") != compression:  # a new setting: preselect its newest experiment's sets
         st.session_state["ab_sets"], st.session_state["ab_reference"] = default_choice(groups, compression)
@@ -145,6 +144,16 @@ def ab_section() -> None:
     with st.expander("Retention table"):
         st.dataframe(comparison.retention.round(4), hide_index=True, width="stretch")
 
+    experiments = {s.removeprefix("experiment ") for s in comparison.sets["source"] if s.startswith("experiment ")}
+    run_ids = [i for g in chosen for i in comparison.run_ids[g]]
+    report_download(experiments.pop() if len(experiments) == 1 else None, run_ids)
+    sets_section(comparison, chosen)
+
+
+@st.fragment
+def sets_section(comparison, chosen: list[str]) -> None:
+    """What each set holds and, on request, its map: a fragment, so switching the maps on or off (their
+    rebuild takes seconds to minutes) reruns this part only, not the verdicts above it."""
     st.markdown("**What each set holds: samples, real tokens, corpus mix**")
     toggle_col, seed_col = st.columns([1, 1])
     show_maps = toggle_col.toggle(
@@ -203,9 +212,6 @@ def ab_section() -> None:
                     charts.calibration_set_map(m.xy, m.corpus, m.chosen, m.probes, m.covered, title, ranges, corpora),
                     key=f"ab_map_{group}",
                 )
-    experiments = {s.removeprefix("experiment ") for s in comparison.sets["source"] if s.startswith("experiment ")}
-    run_ids = [i for g in chosen for i in comparison.run_ids[g]]
-    report_download(experiments.pop() if len(experiments) == 1 else None, run_ids)
 
 
 ab_section()
@@ -300,3 +306,9 @@ if st.button("Answer with every model"):
             st.table(answers_side_by_side(refs, prompts))
     except ColaError as exc:
         st.error(f"{exc} (a run's saved model may have been deleted from cache/runs/)")
+
+with st.expander("Run history (every run in the store, newest first)"):
+    history = store.runs()
+    history.insert(2, "setting", [setting_name(json.loads(x or "{}")) for x in history["settings"]])
+    columns = ["id", "model", "setting", "experiment", "calibration", "seed", "status", "error"]
+    st.dataframe(history[columns].iloc[::-1], hide_index=True, width="stretch")

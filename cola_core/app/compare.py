@@ -6,18 +6,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 
 import pandas as pd
 
+from cola_core.compress import CompressConfig
+from cola_core.errors import ColaError
 from cola_core.evaluation.retention import retention_rows, spearman
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import answer_prompts
 from cola_core.models.loading import load_model_cached
 
 
+def setting_name(settings: Mapping) -> str:
+    """A run's compression setting as people write it ("Wanda 50%", "GPTQ 3-bit g32"); "dense" for the
+    dense evaluation, whose settings name no compression."""
+    known = {f.name for f in fields(CompressConfig)}
+    try:
+        return CompressConfig(**{k: v for k, v in settings.items() if k in known}).short_name
+    except (TypeError, ColaError):
+        return str(settings.get("method", "?"))
+
+
 def run_label(row: Mapping) -> str:
     settings = json.loads(row["settings"] or "{}")
-    return f"#{row['id']} {settings.get('method', '?')} · {row['calibration']}"
+    return f"#{row['id']} {setting_name(settings)} · {row['calibration']}"
 
 
 def finished_runs(store: RunStore, model: str) -> pd.DataFrame:

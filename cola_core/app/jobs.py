@@ -61,7 +61,8 @@ class JobQueue:
         """Queue one run; ``extra`` (e.g. the selection's strategy, seed and coverage proxy) is kept in its settings."""
         config.validate()
         settings = {**config.__dict__, "limit": limit, "seqlen": seqlen, **(extra or {})}
-        run_id = self.store.create(model, calibration=calibration_name, settings=settings)
+        seed = (extra or {}).get("seed")  # the run history's seed column: the selection's seed, as given
+        run_id = self.store.create(model, calibration=calibration_name, settings=settings, seed=seed)
         job = Job(run_id, model, calibration_name, list(records), config, seqlen, limit)
         with self._lock:
             self.jobs[run_id] = job

@@ -71,6 +71,17 @@ class CompressConfig:
         return n, m
 
     @property
+    def short_name(self) -> str:
+        """The setting as people write it: "Wanda 50%", "Wanda 2:4", "GPTQ 3-bit g32", "AWQ 4-bit
+        per-row", "SparseGPT 50% + GPTQ 4-bit g128"; OWL and a symmetric grid are named when on."""
+        title = compression_method(self.method).title or self.method
+        if self.is_pruning:
+            name = f"{title} {self.pattern or f'{self.sparsity:.0%}'}" + (" OWL" if self.owl else "")
+            return f"{name} + {self.quantizer().short_name}" if self.quantize else name
+        groups = "per-row" if self.group_size == -1 else f"g{self.group_size}"
+        return f"{title} {self.bits}-bit {groups}" + (" sym" if self.symmetric else "")
+
+    @property
     def is_pruning(self) -> bool:
         return self.method in method_names("pruning")
 

@@ -74,6 +74,7 @@ class CompressionMethod:
     patterns: tuple[str, ...] = ()  # pruning: the layouts it prunes to, "unstructured" and/or "N:M"
     bits: range = range(0)  # quantization: the bit widths it accepts
     prepare: PrepareLayer | None = None  # runs on each dense layer first; its report goes under ``name``
+    title: str = ""  # as people write it ("SparseGPT"), for readable setting names; default: the name
 
     def statistic(self, settings: Settings) -> Statistic:
         """The statistic the engine collects for this method under ``settings``."""
@@ -127,6 +128,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 _magnitude,
                 "drop the smallest |W| in each output row (Han et al., NeurIPS 2015)",
                 patterns=_PRUNING_PATTERNS,
+                title="Magnitude",
             ),
             CompressionMethod(
                 "wanda",
@@ -135,6 +137,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 _wanda,
                 "Wanda: drop the lowest |W_ij|·‖X_j‖₂ in each output row (Sun et al., ICLR 2024)",
                 patterns=_PRUNING_PATTERNS,
+                title="Wanda",
             ),
             CompressionMethod(
                 "sparsegpt",
@@ -143,6 +146,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 _sparsegpt,
                 "SparseGPT: prune column by column, updating the rest through H⁻¹ (Frantar & Alistarh, ICML 2023)",
                 patterns=_PRUNING_PATTERNS,
+                title="SparseGPT",
             ),
             CompressionMethod(
                 "rtn",
@@ -151,6 +155,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 _rtn,
                 "RTN: round every weight to the nearest point of its group's grid, no calibration data",
                 bits=_BITS,
+                title="RTN",
             ),
             CompressionMethod(
                 "gptq",
@@ -159,6 +164,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 _gptq,
                 "GPTQ: quantize column by column, spreading each error through H⁻¹ (Frantar et al., ICLR 2023)",
                 bits=_BITS,
+                title="GPTQ",
             ),
             CompressionMethod(
                 "awq",
@@ -168,6 +174,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 "AWQ: scale salient input channels by mean|x|^α before rounding (Lin et al., MLSys 2024)",
                 bits=_BITS,
                 prepare=prepare_awq,
+                title="AWQ",
             ),
         )
     }

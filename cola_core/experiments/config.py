@@ -12,6 +12,7 @@ error then, not a silent "inconclusive" in the report."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,30 @@ def load_config(name_or_path: str) -> ExperimentConfig:
 def compression_label(c: dict) -> str:
     """A compression setting's name in claims and reports: its keys sorted, ``key=value`` joined by ``-``."""
     return "-".join(f"{k}={v}" for k, v in sorted(c.items()))
+
+
+_LABEL_PART = re.compile(r"-(?=[a-z_]+=)")  # a "-" that starts the next key (a value may hold "-1")
+
+
+def compression_name(label: str) -> str:
+    """A compression label (:func:`compression_label`) as people write the setting: "Wanda 50%",
+    "GPTQ 3-bit g32" (:attr:`CompressConfig.short_name`); the label itself where it is not one."""
+    settings: dict[str, Any] = {}
+    for part in _LABEL_PART.split(label):
+        key, _, value = part.partition("=")
+        settings[key] = _value(value)
+    try:
+        return CompressConfig(**settings).short_name
+    except (TypeError, ColaError, ValueError):
+        return label
+
+
+def _value(text: str) -> Any:
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text

@@ -21,7 +21,7 @@ from cola_core.app.compare import run_label
 from cola_core.errors import ColaError
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import SHOWCASE_TOKENS
-from cola_core.experiments.claims import PRIMARY
+from cola_core.experiments.claims import PRIMARY, SECONDARY
 from cola_core.experiments.config import ExperimentConfig, compression_label, list_builtin, load_config
 from cola_core.experiments.plan import Plan, plan_runs
 from cola_core.experiments.report import dense_baselines, judged_claims, proxy_correlation, summarise
@@ -86,6 +86,8 @@ def _claims(claims: pd.DataFrame, cfg: ExperimentConfig) -> str:
     short, seeds = H.compression_names(cfg), len(cfg.seeds)
     if claims.empty:
         return H.section("Verdicts", "<p>This experiment states no claims.</p>", "verdicts")
+    secondary = claims["family"].str.startswith(SECONDARY)
+    claims, secondaries = claims[~secondary], claims[secondary]
     rows, chart = [], []
     for r in claims.itertuples():
         label = f"{r.title}: {r.better} vs {r.worse}"
@@ -126,7 +128,24 @@ def _claims(claims: pd.DataFrame, cfg: ExperimentConfig) -> str:
         chart, title="Retention difference (better − worse), 95% interval", x_label="difference", reference=0.0
     )
     head = ["claim", "capability", "compression", "family", "difference", "95% interval", "p", "p (Holm)"]
-    return H.section("Verdicts", text + H.figure(svg) + H.table([*head, "verdict", "note"], rows), "verdicts")
+    body = text + H.figure(svg) + H.table([*head, "verdict", "note"], rows)
+    return H.section("Verdicts", body + _secondaries(secondaries, short), "verdicts")
+
+
+def _secondaries(rows: pd.DataFrame, short: dict[str, str]) -> str:
+    """Each primary's per-capability differences on one row (Holm within the row)."""
+    if rows.empty:
+        return ""
+    caps = list(dict.fromkeys(rows["capability"]))
+    lines = []
+    for (better, worse, comp), g in rows.groupby(["better", "worse", "compression"], sort=False):
+        cells = [
+            f"{H.num(r.difference, '+.3f')} {H.interval(r.boot_low, r.boot_high, '+.3f')} {H.verdict(r.verdict)}"
+            for r in (g.set_index("capability").loc[c] for c in caps)
+        ]
+        lines.append([escape(f"{better} vs {worse}"), escape(short.get(comp, comp)), *cells])
+    intro = "<p>Secondary families: each primary claim's per-capability differences, Holm within the row.</p>"
+    return intro + H.table(["comparison", "compression", *caps], lines)
 
 
 def _retention(summary: pd.DataFrame, cfg: ExperimentConfig) -> str:

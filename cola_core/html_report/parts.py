@@ -14,7 +14,7 @@ import pandas as pd
 from cola_core.app.compare import layer_errors
 from cola_core.curation.pipeline import describe_stages
 from cola_core.curation.selection import REGISTRY as STRATEGY_REGISTRY
-from cola_core.experiments.config import ExperimentConfig, compression_label
+from cola_core.experiments.config import ExperimentConfig, compression_label, compression_name
 from cola_core.html_report.svg_charts import PALETTE, IntervalRow, interval_chart, line_chart, scatter_map
 from cola_core.html_report.trail import SetTrail
 
@@ -109,13 +109,9 @@ def compression_text(settings: Mapping) -> str:
 
 
 def compression_names(cfg: ExperimentConfig) -> dict[str, str]:
-    """Each compression label of a config (as claims name it) → a short name: the method, then the
-    other settings, e.g. ``method=wanda-sparsity=0.5`` → ``wanda sparsity=0.5``."""
-    names = {}
-    for c in cfg.compression:
-        rest = " ".join(f"{k}={v}" for k, v in c.items() if k != "method")
-        names[compression_label(c)] = f"{c.get('method', '?')} {rest}".strip()
-    return names
+    """Each compression label of a config (as claims name it) → the setting as people write it:
+    ``method=wanda-sparsity=0.5`` → "Wanda 50%" (:func:`~cola_core.experiments.config.compression_name`)."""
+    return {compression_label(c): compression_name(compression_label(c)) for c in cfg.compression}
 
 
 def has_layer_errors(report_json: str | None) -> bool:
