@@ -8,11 +8,11 @@ warm_up()  # numba compiles UMAP in the background while the user reads the firs
 st.set_page_config(page_title="COLA Studio", layout="wide")
 nav = st.navigation(
     [
-        st.Page("pages/home.py", title="Start", icon="🏠", default=True),
-        st.Page("pages/setup.py", title="Setup", icon="🎛️"),
-        st.Page("pages/space.py", title="Activation space & selection", icon="🗺️"),
-        st.Page("pages/compress.py", title="Compress", icon="🗜️"),
-        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+        st.Page("pages/home.py", title="Start", default=True),
+        st.Page("pages/setup.py", title="Setup"),
+        st.Page("pages/space.py", title="Activation space & selection"),
+        st.Page("pages/compress.py", title="Compress"),
+        st.Page("pages/compare.py", title="Compare"),
     ]
 )
 nav.run()

@@ -77,7 +77,7 @@ if launch:
             space, (strategy, *baselines), seeds, n, lam, tuple(state.get("include")), tuple(state.get("exclude"))
         )
         for cs in sets:
-            job_queue().submit(
+            run_id = job_queue().submit(
                 settings.model,
                 cs.name,
                 cs.records,
@@ -86,6 +86,7 @@ if launch:
                 limit=limit,
                 extra={"strategy": cs.strategy, "seed": cs.seed, "proxy": cs.proxy},
             )
+            st.session_state["launched"] = [*state.get("launched"), run_id]  # this session's (the stepper)
         st.toast(f"Queued {len(sets)} {method} run(s)")
     except ValueError:
         st.error(f"Seeds must be comma-separated integers, got '{seeds_text}'")

@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from cola_core.app.compare import finished_runs
+from cola_core.app.demo_job import demo_runner
 from cola_core.app.jobs import job_queue
 from ui import state
 
@@ -24,7 +25,8 @@ STEPS = (
     ("Compress", "pages/compress.py", "prune or quantize", "Next: compress with your calibration set"),
     ("Compare", "pages/compare.py", "retention per capability", "Next: compare the compressed models"),
 )
-ICONS = {"done": "✅", "next": "➡️", "later": "⚪"}  # emoji: no icon font to fetch (offline, issue #30)
+# plain symbols every text font has: no icon font fetched from Google (offline, issue #30), no emoji font needed
+ICONS = {"done": "✔", "next": "→", "later": "○"}
 COLOURS = {"done": "green", "next": "blue", "later": "gray"}
 
 
@@ -54,13 +56,16 @@ def steps(model_loaded: bool, space_built: bool, runs_finished: int, runs_active
 
 
 def session_steps() -> list[Step]:
-    """This session's steps: the model Setup loaded, the space built, and the current model's runs in
-    the store (finished in any session) and in the job queue (this process)."""
+    """This session's steps, not the server's: the model Setup loaded, the space built, and the runs
+    this session launched (or the demo it ran) that finished, or are still queued or running."""
     settings = st.session_state.get("space_settings")
     model = settings.model if settings else state.get("model")
-    queue = job_queue()
-    active = sum(j["status"] in ("queued", "running") for j in queue.snapshot())
-    return steps(bool(state.get("model_loaded")), settings is not None, len(finished_runs(queue.store, model)), active)
+    mine = set(state.get("launched"))
+    if state.get("demo_landed") is not None:  # the demo this session started counts as its runs
+        mine |= set(demo_runner(job_queue().store).run_ids())
+    runs = finished_runs(job_queue().store, model)
+    active = sum(j["status"] in ("queued", "running") and j["run_id"] in mine for j in job_queue().snapshot())
+    return steps(bool(state.get("model_loaded")), settings is not None, int(runs["id"].isin(mine).sum()), active)
 
 
 def link(page: str, label: str, icon: str | None = None, where=st) -> None:
@@ -73,11 +78,11 @@ def link(page: str, label: str, icon: str | None = None, where=st) -> None:
 
 
 def draw_stepper(flow: list[Step]) -> None:
-    """One card per step: its number and name (a link to its page), what happens there, and its status
-    (done, next or later) in its own icon and colour."""
+    """One card per step: its status symbol, number and name (a link to its page), what happens there,
+    and its status (done, next or later) in its own colour."""
     for number, (step, col) in enumerate(zip(flow, st.columns(len(flow)), strict=True), 1):
         box = col.container(border=True)
-        link(step.page, f"{number}. {step.name}", ICONS[step.status], where=box)
+        link(step.page, f"{ICONS[step.status]} {number}. {step.name}", where=box)
         box.caption(f":{COLOURS[step.status]}[**{step.status}**] · {step.what}")
 
 

@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "colour_by": "corpus",
     "layout": "PCA (instant)",
     "show_probes": True,  # the held-out capability probes drawn on the space page's map
+    "launched": [],  # run ids this session queued (Compress) or ran (the demo): the stepper reads them
     "demo_landed": None,  # None: this session never started the demo; False: started, not yet shown on Compare
     # Compare's A/B of calibration sets (cola_core/app/ab.py)
     "ab_compression": "",  # the compression setting the sets are compared under

@@ -41,6 +41,13 @@ class DemoRunner:
         self._lock = threading.Lock()
         self._state = DemoState()
 
+    def run_ids(self) -> list[int]:
+        """The demo experiment's runs in the store (finished or not)."""
+        from cola_core.experiments.config import load_config
+        from cola_core.experiments.demo import DEMO_CONFIG
+
+        return self.store.runs(experiment=load_config(self.config or DEMO_CONFIG).name)["id"].tolist()
+
     def snapshot(self) -> DemoState:
         with self._lock:
             return self._state
