@@ -11,7 +11,15 @@ from collections.abc import Callable
 import plotly.express as px
 import streamlit as st
 
-from cola_core.app.ab import compare_sets, default_choice, dense_run, pairing_note, set_groups, verdict_table
+from cola_core.app.ab import (
+    compare_sets,
+    default_choice,
+    dense_run,
+    headlines,
+    pairing_note,
+    set_groups,
+    verdict_table,
+)
 from cola_core.app.ab_maps import budget_table, set_maps, shared_ranges
 from cola_core.app.compare import (
     answers_side_by_side,
@@ -125,6 +133,8 @@ def ab_section() -> None:
         st.error(str(exc))
         return
 
+    for line in headlines(comparison) or ["No set differs from the reference after Holm's correction (table below)."]:
+        st.markdown(f"#### {line}")
     st.markdown("**Does a set retain more than the reference?**")
     st.plotly_chart(charts.differences_forest(comparison.differences, reference), key="ab_forest")
     st.dataframe(

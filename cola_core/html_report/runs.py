@@ -13,11 +13,11 @@ import pandas as pd
 
 from cola_core.app import ab
 from cola_core.app.compare import answers_side_by_side, run_label
-from cola_core.curation.selection import BASELINE
 from cola_core.errors import ColaError
 from cola_core.evaluation.retention import retention_rows
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.suite import SHOWCASE_PROMPTS, SHOWCASE_TOKENS
+from cola_core.experiments.config import compression_name
 from cola_core.html_report import parts as H
 from cola_core.html_report.svg_charts import scatter_map
 
@@ -153,10 +153,16 @@ def _comparisons(store: RunStore, picked: pd.DataFrame) -> tuple[list[ab.ABCompa
             if len(names) < 2:
                 continue
             try:
-                found.append(ab.compare_sets(store, names, comp, next((n for n in names if BASELINE in n), names[0])))
+                found.append(ab.compare_sets(store, names, comp, ab.default_reference(names)))
             except ColaError as exc:
                 refused.append(f"{comp}: {exc}")
     return found, refused
+
+
+def _bold(markdown: str) -> str:
+    """``**x**`` → ``<b>x</b>`` in an escaped line (the headlines mark set names in bold)."""
+    parts = escape(markdown).split("**")
+    return "".join(f"<b>{x}</b>" if i % 2 else x for i, x in enumerate(parts))
 
 
 def _ab(comparisons: list[ab.ABComparison], refused: list[str]) -> str:
@@ -170,19 +176,22 @@ def _ab(comparisons: list[ab.ABComparison], refused: list[str]) -> str:
                 H.interval(d.ci_low, d.ci_high, "+.3f"),
                 H.p_value(d.p_holm),
                 H.verdict(d.verdict),
-                escape(f"{d.pairs} {d.paired_over}"),
+                escape(f"{d.pairs} items, {d.seeds} seed(s) averaged"),
                 escape(d.note or ""),
             ]
             for d in c.differences.itertuples()
         ]
         head = ["set", "capability", f"− {c.reference}", "95% interval", "p (Holm)", "verdict", "paired over", "note"]
-        parts.append(f"<h3>{escape(c.compression)}</h3>" + H.table(head, rows))
+        lines = "".join(f"<li>{_bold(line)}</li>" for line in ab.headlines(c))
+        summary = f"<ul>{lines}</ul>" if lines else "<p>No difference is significant after Holm.</p>"
+        parts.append(f"<h3>{escape(compression_name(c.compression))}</h3>" + summary + H.table(head, rows))
     if not comparisons:
         parts.append("<p>The runs belong to one calibration set per compression setting: nothing to compare.</p>")
         return H.section("A/B", "".join(parts), "ab")
     text = (
-        "<p>Every finished seed of the sets these runs belong to, each set against the reference; the verdict "
-        "judges «the set retains more than the reference» (Holm-adjusted across the rows of a table).</p>"
+        "<p>Every finished seed of the sets these runs belong to, each set against the reference, paired over the "
+        "held-out items (each set's seeds averaged item by item); the verdict judges «the set retains more than "
+        "the reference on these items» (Holm-adjusted across the rows of a table).</p>"
     )
     return H.section("A/B", text + "".join(parts), "ab")
 
