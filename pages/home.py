@@ -8,6 +8,7 @@ import streamlit as st
 
 from cola_core.app.demo_job import demo_runner
 from cola_core.app.jobs import job_queue
+from cola_core.experiments.demo import describe
 from ui import flow, state
 from ui.diagram import stages_svg
 
@@ -46,11 +47,10 @@ if st.button(f"{upcoming.action} →", type="primary", key="next_step"):
 
 st.subheader("Or see the point in a few minutes")
 st.markdown(
-    "**The demo** compresses the built-in model with three calibration sets of the same size — COLA's selection, "
-    "random samples from the same pool, and math-only data — three seeds each, under one pruning (Wanda 50%) and "
-    "one quantization (GPTQ 3-bit) setting, scores every compressed model, and says for each claim whether the "
-    "evidence **supports**, **contradicts** or is **inconclusive** about it. Same as `python -m cola_core demo`; "
-    "finished runs are reused."
+    f"**The demo** {describe(demo_runner(job_queue().store).config)}, and says for each claim whether these sets "
+    "differ on those items — **supported**, **contradicted** or **inconclusive** — leading with the robust finding "
+    "(the calibration domain decides which capability survives). Same as `python -m cola_core demo`; finished runs "
+    "are reused."
 )
 runner = demo_runner(job_queue().store)
 

@@ -44,20 +44,25 @@ SMALL = {
 }
 
 
-def test_the_builtin_demo_is_cola_vs_random_vs_domain_matched():
+def test_the_builtin_demo_leads_with_the_domain_and_sets_cola_beside_it():
+    """Issue #30: the headline is the robust finding (math-only vs generic text on math, a family of
+    its own), with COLA, COLA-quota and random selected from one pool beside it; the claims ask about
+    these items (seeds averaged item by item), one quantization setting, three seeds."""
     cfg = load_config("demo")
-    sets = [(s, cfg.curate_config(s, 0)) for s in cfg.calibration_sets]
-    cola = [c for s, c in sets if c.strategy == "cola"]
-    assert len(cola) == 1
-    random = [s for s, c in sets if c.strategy == "random" and c.corpora == cola[0].corpora]
-    assert len(random) == 1  # the same pool, selected two ways
-    matched = [(s, c) for s, c in sets if c.strategy == "random" and len(c.corpora) == 1]
-    assert len(matched) == 1 and matched[0][1].corpora[0] in cola[0].corpora
-    matched = [s for s, _ in matched]
-    assert len(cfg.seeds) == 3
-    pruning = [CompressConfig(**c).is_pruning for c in cfg.compression]
-    assert sorted(pruning) == [False, True]  # one pruning and one quantization setting
-    assert cfg.claims and {c["better"] for c in cfg.claims} >= {"cola", matched[0].name}
+    sets = {s.name: cfg.curate_config(s, 0) for s in cfg.calibration_sets}
+    pool = sets["random"].corpora
+    assert sets["cola"].corpora == pool == sets["cola-quota"].corpora and len(pool) == 2
+    assert (sets["cola"].strategy, sets["cola-quota"].strategy, sets["random"].strategy) == (
+        "cola",
+        "cola-quota",
+        "random",
+    )
+    assert sets["math-only"].corpora == ("math",) and sets["generic"].corpora == ("prose",)
+    assert len(cfg.seeds) == 3 and cfg.claims_over == "items"
+    assert [CompressConfig(**c).is_pruning for c in cfg.compression] == [False]
+    headline = [c for c in cfg.claims if c.get("family") == "headline"]
+    assert [(c["better"], c["worse"], c["capability"]) for c in headline] == [("math-only", "generic", "math")]
+    assert {c["better"] for c in cfg.claims} >= {"cola", "cola-quota"}
 
 
 @pytest.mark.slow

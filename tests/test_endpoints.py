@@ -207,3 +207,23 @@ def test_a_claims_family_is_a_name_and_other_keys_are_errors():
         ExperimentConfig.from_dict({**d, "claims": [{**claim, "family": 3}]}).validate()
     with pytest.raises(ColaError, match="unknown key 'famly'"):
         ExperimentConfig.from_dict({**d, "claims": [{**claim, "famly": "x"}]}).validate()
+
+
+def test_claims_over_items_ask_about_these_items_and_name_one_score():
+    """Issue #30: a config may ask its claims of the held-out items (the demo's question): p from a
+    paired t-test over items with the seeds averaged; the mean endpoint belongs to the seeds rule."""
+    from cola_core.errors import ColaError
+    from cola_core.experiments.config import ExperimentConfig
+
+    results = _results()
+    claim = {"title": "m", "better": "quota", "worse": "cola", "capability": "math", "compression": "w50"}
+    items = judge_claims(results, [claim], over="items").iloc[0]
+    seeds = judge_claims(results, [claim]).iloc[0]
+    assert items["pairs"] == 200 and items["seeds"] == len(SEEDS) and items["verdict"] == "supported"
+    assert items["difference"] == pytest.approx(seeds["difference"], abs=1e-9)  # accuracy: the same point
+    d = {"name": "x", "calibration_sets": [{"name": "a"}, {"name": "b"}], "compression": [{"method": "wanda"}]}
+    mean = {"title": "t", "better": "a", "worse": "b", "capability": "mean", "compression": "method=wanda"}
+    with pytest.raises(ColaError, match="not the mean"):
+        ExperimentConfig.from_dict({**d, "claims_over": "items", "claims": [mean]}).validate()
+    with pytest.raises(ColaError, match="seeds or items"):
+        ExperimentConfig.from_dict({**d, "claims_over": "runs"}).validate()

@@ -27,11 +27,11 @@ import pandas as pd
 
 from cola_core.compress import CompressConfig
 from cola_core.errors import ColaError
-from cola_core.evaluation.retention import bootstrap_seeds_and_items, retention
+from cola_core.evaluation.retention import retention
 from cola_core.evaluation.runstore import RunStore
-from cola_core.evaluation.significance import ALPHA, holm, paired_t, verdict
+from cola_core.evaluation.significance import ALPHA, holm, verdict
 from cola_core.evaluation.suite import Score
-from cola_core.experiments.claims import BOOTSTRAP_ROUNDS, floor_of, percentile_interval, separation_limit
+from cola_core.experiments.claims import judge_on_items
 from cola_core.experiments.config import compression_label
 from cola_core.experiments.report import summarise
 from cola_core.experiments.results import TABLE_COLUMNS, ExperimentResults
@@ -223,39 +223,13 @@ def _results(store: RunStore, picked: pd.DataFrame, dense_id: int) -> Experiment
     return ExperimentResults(pd.DataFrame(rows, columns=TABLE_COLUMNS), dense, scores)
 
 
-def _pooled(arm: list[Score]) -> Score:
-    """One score whose items are the seeds' items averaged (the set's mean over seeds, item by item)."""
-    items = np.mean([np.asarray(s.items, dtype=np.float64) for s in arm], axis=0)
-    return Score(arm[0].capability, arm[0].metric, math.nan, math.nan, math.nan, len(items), items.tolist())
-
-
 def _item_paired(results: ExperimentResults, group: str, reference: str, capability: str, comp: str) -> dict:
-    """Difference of retention paired over items: the bootstrap over items (same draws for both sets)
-    for the interval; a paired t-test on the per-item differences of the summed quantity (correct
-    answers, or negative log-likelihood with the sign flipped) for p."""
-    dense = results.dense[capability]
-    arms = [_pooled(results.arm(g, comp, capability, results.seeds(g, comp))) for g in (group, reference)]
-    a, b = (np.asarray(s.items, dtype=np.float64) for s in arms)
-    if not np.allclose(a[:, 1], b[:, 1]):
-        raise ColaError(f"{group} and {reference} scored {capability} on different items")
-    point, reps = bootstrap_seeds_and_items(dense, [[arms[0]], [arms[1]]], BOOTSTRAP_ROUNDS)
-    lo, hi = percentile_interval(reps[:, 0] - reps[:, 1])
-    sign = -1.0 if dense.metric == "perplexity" else 1.0
-    t = paired_t(sign * (a[:, 0] - b[:, 0]))
-    limit = separation_limit(list(point), floor_of(capability, dense))
-    if not np.isfinite(point).all():
-        limit = "retention undefined: the dense model scores 0 on these items"
-    seeds = max(len(results.seeds(g, comp)) for g in (group, reference))
-    notes = [limit, t.note.replace("seed", "item")]
+    claim = {"better": group, "worse": reference, "capability": capability, "compression": comp}
+    j = judge_on_items(results, claim)
     return {
-        "difference": float(point[0] - point[1]),
-        "ci_low": float(lo),
-        "ci_high": float(hi),
-        "p": t.p,
-        "pairs": t.n,
-        "seeds": seeds,
-        "untestable": bool(limit) or not math.isfinite(t.p),
-        "note": "; ".join(x for x in notes if x),
+        **{k: j[k] for k in ("difference", "p", "pairs", "seeds", "untestable", "note")},
+        "ci_low": j["boot_low"],
+        "ci_high": j["boot_high"],
     }
 
 

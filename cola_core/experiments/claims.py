@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cola_core.errors import ColaError
+from cola_core.evaluation.retention import bootstrap_seeds_and_items
 from cola_core.evaluation.significance import ALPHA, POWER, bootstrap_t, holm, paired_t, verdict
 from cola_core.evaluation.suite import CHANCE, Score
 from cola_core.experiments.endpoints import MEAN, endpoint_bootstrap, per_seed_retention
@@ -155,18 +157,63 @@ def judge_claim(
     }
 
 
+def _pooled(arm: list[Score]) -> Score:
+    """One score whose items are the seeds' items averaged (the set's mean over seeds, item by item)."""
+    items = np.mean([np.asarray(s.items, dtype=np.float64) for s in arm], axis=0)
+    return Score(arm[0].capability, arm[0].metric, math.nan, math.nan, math.nan, len(items), items.tolist())
+
+
+def judge_on_items(results: ExperimentResults, claim: dict) -> dict:
+    """A claim asked of these held-out items, for this model (``"claims_over": "items"``; Compare's
+    A/B): each set's seeds averaged item by item (the seeds are clusters of one set's observations),
+    the difference of retention with a bootstrap interval over the items (the same draws for both
+    sets), and p from a paired t-test on the per-item differences of the summed quantity (correct
+    answers, or negative log-likelihood with its sign flipped). It says nothing about another draw of
+    the calibration sets: that is :func:`judge_claim`'s question."""
+    better, worse, comp, capability = claim["better"], claim["worse"], claim["compression"], claim["capability"]
+    dense = results.dense[capability]
+    arms = [_pooled(results.arm(g, comp, capability, results.seeds(g, comp))) for g in (better, worse)]
+    a, b = (np.asarray(s.items, dtype=np.float64) for s in arms)
+    if not np.allclose(a[:, 1], b[:, 1]):
+        raise ColaError(f"{better} and {worse} scored {capability} on different items")
+    point, reps = bootstrap_seeds_and_items(dense, [[arms[0]], [arms[1]]], BOOTSTRAP_ROUNDS)
+    lo, hi = percentile_interval(reps[:, 0] - reps[:, 1])
+    t = paired_t((-1.0 if dense.metric == "perplexity" else 1.0) * (a[:, 0] - b[:, 0]))
+    limit = separation_limit(list(point), floor_of(capability, dense))
+    if not np.isfinite(point).all():
+        limit = "retention undefined: the dense model scores 0 on these items"
+    seeds = max(len(results.seeds(g, comp)) for g in (better, worse))
+    return {
+        **claim,
+        "family": family_of(claim),
+        "difference": float(point[0] - point[1]),
+        "boot_low": float(lo),
+        "boot_high": float(hi),
+        "p": t.p,
+        "pairs": t.n,
+        "seeds": seeds,
+        "untestable": bool(limit) or not math.isfinite(t.p),
+        "note": "; ".join(x for x in (limit, t.note.replace("seed", "item")) if x),
+    }
+
+
 def judge_claims(
     results: ExperimentResults | Sequence[ExperimentResults],
     claims: Sequence[dict],
     alpha: float = ALPHA,
     clusters: Mapping[str, Sequence[str]] | None = None,
+    over: str = "seeds",
 ) -> pd.DataFrame:
     """Every claim judged with its family: Holm-adjusted p within the family's testable claims, the
     verdict from it, and the smallest difference detectable with 80% power at Holm's most lenient
     threshold α (``mde_lenient``) and its strictest α/m (``mde_strict``), both from the same
     bootstrap standard error. Rows keep the claims' order; ``family`` names each claim's family.
-    ``results``: one experiment's, or several models' (pooled: :func:`judge_claim`)."""
-    judged = [judge_claim(results, c, clusters) for c in claims]
+    ``results``: one experiment's, or several models' (pooled: :func:`judge_claim`). ``over="items"``:
+    each claim asked of these items instead (:func:`judge_on_items`; no power statement)."""
+    if over == "items":
+        judged = [{**judge_on_items(results, c), "test": None} for c in claims]
+    else:
+        judged = [judge_claim(results, c, clusters) for c in claims]
     if not judged:
         return pd.DataFrame(columns=["family", "difference", "p", "p_holm", "verdict", "mde_lenient", "mde_strict"])
     frame = pd.DataFrame(judged)

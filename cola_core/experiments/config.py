@@ -87,6 +87,10 @@ class ExperimentConfig:
     # Model variants (the model as a random effect): the grid runs once per model, as the experiment
     # "name@model"; the report judges each model and the models pooled (experiments/claims.py)
     models: tuple[str, ...] = ()
+    # What a claim asks (experiments/claims.py): "seeds" — would another draw of the calibration sets
+    # do the same (seeds resampled; the experiment's question) — or "items": do these sets differ on
+    # these held-out items, for this model (seeds averaged item by item; the demo's question)
+    claims_over: str = "seeds"
     curation: tuple[tuple[str, Any], ...] = ()
 
     @staticmethod
@@ -179,8 +183,12 @@ class ExperimentConfig:
         labels = [compression_label(c) for c in self.compression]
         if not labels or len(set(labels)) != len(labels):
             raise ColaError(f"{self.name}: compression settings must be distinct and at least one")
+        if self.claims_over not in ("seeds", "items"):
+            raise ColaError(f"{self.name}: claims_over must be seeds or items, got '{self.claims_over}'")
         for i, claim in enumerate(self.claims, 1):
             _check_claim(i, claim, names, labels, self.scores)
+            if self.claims_over == "items" and claim["capability"] == "mean":
+                raise ColaError(f"{self.name}: claim {i}: claims over items name one score, not the mean")
         return self
 
 

@@ -1,6 +1,7 @@
-"""The demo: a preset comparison (the built-in ``demo`` experiment: COLA vs random vs a domain-matched
-set, three seeds, one pruning and one quantization setting on cola-tiny) run into the run store with
-the experiment machinery, and its claims judged. ``python -m cola_core demo`` (which then writes the
+"""The demo: a preset comparison (the built-in ``demo`` experiment: generic text, math-only text, and
+random, COLA and COLA-quota selections from one math + prose pool, three seeds, GPTQ 3-bit on
+cola-tiny) run into the run store with the experiment machinery, and its claims judged on the held-out
+items (``"claims_over": "items"``). ``python -m cola_core demo`` (which then writes the
 shareable HTML report, :mod:`cola_core.html_report`) and the dashboard's landing page both call
 :func:`run_demo`; a second call reuses the finished runs."""
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cola_core.evaluation.runstore import RunStore
-from cola_core.experiments.config import load_config
+from cola_core.experiments.config import compression_label, compression_name, load_config
 from cola_core.experiments.grid import run_experiment
 from cola_core.experiments.plan import plan_runs
 from cola_core.experiments.report import judged_claims
@@ -33,6 +34,19 @@ class DemoResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "config": self.config, "runs": self.runs, "verdicts": self.verdicts}
+
+
+def describe(config: str | None = None) -> str:
+    """The demo in one sentence, from its config (the landing page shows it): its sets, seeds, settings."""
+    cfg = load_config(config or DEMO_CONFIG)
+    sets = ", ".join(f"**{s.name}**" for s in cfg.calibration_sets)
+    settings = " and ".join(compression_name(compression_label(c)) for c in cfg.compression)
+    shared = cfg.shared
+    return (
+        f"compresses {cfg.model} with {len(cfg.calibration_sets)} calibration sets of {shared.n} × "
+        f"{shared.processing.seqlen} tokens — {sets} — {len(cfg.seeds)} seeds each, under {settings}, scores "
+        f"every compressed model on {cfg.limit} held-out items per capability ({', '.join(cfg.capabilities)})"
+    )
 
 
 def _finite(x: float) -> float | None:

@@ -155,10 +155,12 @@ def judged_claims(cfg: ExperimentConfig, results: ExperimentResults | Sequence[E
     """The config's claims and, for each claim on the mean, its per-capability secondaries, judged
     (on several models' results: pooled over the models, :func:`~cola_core.experiments.claims.judge_claim`)."""
     claims = with_secondaries(cfg.claims, [c for c in CAPABILITIES if c in cfg.capabilities])
-    return judge_claims(results, claims, clusters=cfg.item_clusters())
+    return judge_claims(results, claims, clusters=cfg.item_clusters(), over=cfg.claims_over)
 
 
-def _claims_section(claims: pd.DataFrame, seeds: int, clustered: bool, models: int = 1) -> list[str]:
+def _claims_section(
+    claims: pd.DataFrame, seeds: int, clustered: bool, models: int = 1, over: str = "seeds"
+) -> list[str]:
     units = "item clusters" if clustered else "items"
     top = (
         f"the {models} models, then within each model the seeds both sets share and the evaluated {units}"
@@ -166,14 +168,23 @@ def _claims_section(claims: pd.DataFrame, seeds: int, clustered: bool, models: i
         else f"the seeds both sets share and, within them, the evaluated {units}"
     )
     df = "models − 1" if models > 1 else "seeds − 1"
-    over = f"{models} models × {seeds} seeds" if models > 1 else f"{seeds} seeds"
+    over_ = f"{models} models × {seeds} seeds" if models > 1 else f"{seeds} seeds"
+    rule = (
+        f"Retention difference (better − worse) over {over_}, judged by one rule: a bootstrap that resamples "
+        f"{top} (the same draws for both sets) gives the difference its standard error; the difference over that "
+        f"error on Student's t with {df} degrees of freedom gives the 95% interval and the two-sided p"
+    )
+    if over == "items":
+        rule = (
+            f"Retention difference (better − worse) on these held-out items, each set's {seeds} seeds averaged item "
+            "by item: p from a paired t-test over the items, the 95% interval from a bootstrap over them (the same "
+            "draws for both sets). This asks whether these sets differ on these items for this model, not whether "
+            "another draw of the calibration data would (that is the experiments' seeds-resampled rule)"
+        )
     lines = [
         "## Claims",
         "",
-        f"Retention difference (better − worse) over {over}, judged by one rule: a bootstrap that resamples "
-        f"{top} (the same draws for both sets) gives the difference its standard error; the difference over that "
-        f"error on Student's t with {df} degrees of freedom gives the 95% interval and the two-sided p; p (Holm) "
-        "is adjusted within the claim's family "
+        f"{rule}; p (Holm) is adjusted within the claim's family "
         f"(family-wise α = {ALPHA}). **supported** / **contradicted**: Holm-significant in / against the claimed "
         f"direction; **inconclusive**: otherwise; **untestable**: both sets at the floor (≤ {FLOOR}, or chance "
         f"level over the dense accuracy for facts) or the ceiling (≥ {CEILING}) of retention, left out of the "
@@ -203,7 +214,7 @@ def _claims_section(claims: pd.DataFrame, seeds: int, clustered: bool, models: i
     if not finite.empty:
         lines += [
             "",
-            f"Power: with {over} this experiment could detect, with {POWER:.0%} power, retention differences "
+            f"Power: with {over_} this experiment could detect, with {POWER:.0%} power, retention differences "
             f"of {_range(finite.min(), finite.max())} (median {finite.median():.3f}) at the most lenient "
             "threshold, and only larger ones at the stricter Holm steps; smaller true effects, such as the "
             "1–2 points the COLA paper reports on 7–8B models, may go undetected. The standard errors are "
@@ -290,7 +301,7 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
         ]
     if cfg.claims:
         claims = judged_claims(cfg, results)
-        lines += [*_claims_section(claims, len(cfg.seeds), cfg.cluster_items), ""]
+        lines += [*_claims_section(claims, len(cfg.seeds), cfg.cluster_items, over=cfg.claims_over), ""]
         lines += _sign_section(results, cfg.claims)
     summary = summarise(results)
     if not summary.empty:

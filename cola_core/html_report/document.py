@@ -124,6 +124,14 @@ def _claims(claims: pd.DataFrame, cfg: ExperimentConfig) -> str:
         "of retention, where no difference can show (left out of the family). A claim on the mean retention is "
         "followed by its per-capability secondaries, a family of their own.</p>"
     )
+    if cfg.claims_over == "items":
+        text = (
+            "<p>Each claim: the retention of the <em>better</em> set minus the <em>worse</em> one on these held-out "
+            f"items, each set's {seeds} seeds averaged item by item; p from a paired t-test over the items, the 95% "
+            "interval from a bootstrap over them, Holm-adjusted within the claim's family (α = 0.05). It asks "
+            "whether these sets differ on these items for this model, not whether another draw of the calibration "
+            "data would: that is the experiments' question, with the seeds resampled.</p>"
+        )
     svg = H.interval_chart(
         chart, title="Retention difference (better − worse), 95% interval", x_label="difference", reference=0.0
     )
