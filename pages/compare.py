@@ -41,7 +41,7 @@ from ui import charts, flow, state
 state.init()
 st.title("Compare")
 store = job_queue().store
-settings = st.session_state.get("space_settings")
+settings = state.built_space()
 model = settings.model if settings else state.get("model")
 done = finished_runs(store, model)
 

@@ -19,12 +19,39 @@ state.init()
 _Q = CompressConfig  # the widgets' defaults are the config's own
 GROUP_SIZES = [32, 64, 128, -1]
 st.title("Compress")
-settings = st.session_state.get("space_settings")
+
+
+def jobs_panel(polling: bool) -> None:
+    jobs = job_queue().snapshot()
+    if polling and not any(j["status"] in ("queued", "running") for j in jobs):
+        st.rerun()  # all finished: a full rerun draws the panel once more, without polling
+    if not jobs:
+        st.caption(
+            "No jobs yet in this server process. Launch one above; it runs in the background and survives page switches."
+        )
+        return
+    st.dataframe(pd.DataFrame(jobs), hide_index=True, width="stretch")
+    for j in jobs:
+        if j["status"] in ("queued", "running") and st.button(f"Cancel run {j['run_id']}", key=f"cancel-{j['run_id']}"):
+            job_queue().cancel(j["run_id"])
+    if any(j["status"] == "done" for j in jobs):
+        st.page_link("pages/compare.py", label="Compare finished runs →")
+
+
+def show_jobs() -> None:
+    """The jobs of this server process: always shown, with or without a space open (a reload keeps them)."""
+    st.subheader("Jobs")
+    active = any(j["status"] in ("queued", "running") for j in job_queue().snapshot())
+    st.fragment(jobs_panel, run_every=1.0 if active else None)(active)  # poll only while something runs
+
+
+settings = state.built_space()
 if settings is None:
     st.info(
         "Build a space and choose a selection on **Activation space & selection** first: its calibration set is compressed here."
     )
     flow.link("pages/space.py", "Go to Activation space & selection →")
+    show_jobs()
     st.stop()
 space = prepare_space(settings)  # already prepared on the space page: instant
 strategy, n, lam, seed = state.get("strategy"), int(state.get("n")), float(state.get("lam")), int(state.get("seed"))
@@ -94,23 +121,4 @@ if launch:
         st.error(str(exc))
 
 
-def jobs_panel(polling: bool) -> None:
-    jobs = job_queue().snapshot()
-    if polling and not any(j["status"] in ("queued", "running") for j in jobs):
-        st.rerun()  # all finished: a full rerun draws the panel once more, without polling
-    if not jobs:
-        st.caption(
-            "No jobs yet in this server process. Launch one above; it runs in the background and survives page switches."
-        )
-        return
-    st.dataframe(pd.DataFrame(jobs), hide_index=True, width="stretch")
-    for j in jobs:
-        if j["status"] in ("queued", "running") and st.button(f"Cancel run {j['run_id']}", key=f"cancel-{j['run_id']}"):
-            job_queue().cancel(j["run_id"])
-    if any(j["status"] == "done" for j in jobs):
-        st.page_link("pages/compare.py", label="Compare finished runs →")
-
-
-st.subheader("Jobs")
-active = any(j["status"] in ("queued", "running") for j in job_queue().snapshot())
-st.fragment(jobs_panel, run_every=1.0 if active else None)(active)  # poll only while something runs
+show_jobs()

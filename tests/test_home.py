@@ -119,7 +119,7 @@ def test_run_the_demo_runs_in_the_background_and_lands_on_the_verdicts(app, tmp_
         time.sleep(0.5)
     final = runner.snapshot()
     assert final.status == "done", final.error
-    assert final.runs_done == final.runs_total == 1 + 3 * 2  # dense + 3 sets × 2 seeds × 1 setting
+    assert final.runs_done == final.runs_total == 1 + 5 * 2  # dense + 5 sets × 2 seeds × 1 setting
     assert {v["verdict"] for v in final.result.verdicts} <= VERDICTS
     at.run()  # the progress fragment sees it finished and switches to Compare
     assert not at.exception

@@ -58,7 +58,7 @@ def steps(model_loaded: bool, space_built: bool, runs_finished: int, runs_active
 def session_steps() -> list[Step]:
     """This session's steps, not the server's: the model Setup loaded, the space built, and the runs
     this session launched (or the demo it ran) that finished, or are still queued or running."""
-    settings = st.session_state.get("space_settings")
+    settings = state.built_space()
     model = settings.model if settings else state.get("model")
     mine = set(state.get("launched"))
     if state.get("demo_landed") is not None:  # the demo this session started counts as its runs

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -10,7 +14,9 @@ from cola_core.app.workspace import SpaceSettings
 from cola_core.curation.pipeline import CurateConfig
 from cola_core.engine.config import EngineConfig
 from cola_core.models.loading import DEFAULT_MODEL
+from cola_core.paths import cache_root
 from cola_core.settings import flat_defaults, selection_settings
+from cola_core.storage.atomic import atomic_write_text
 
 _E = EngineConfig
 
@@ -64,9 +70,50 @@ DEFAULTS: dict[str, Any] = {
 
 def init() -> None:
     """Defaults for missing keys; re-assigning the present ones keeps widget-bound values (e.g. Stage 2
-    settings on Setup) alive when the page that draws the widget is not shown."""
+    settings on Setup) alive when the page that draws the widget is not shown. Then the session's
+    state is restored from, or saved to, the server (:func:`_persist`)."""
     for key, value in DEFAULTS.items():
         st.session_state[key] = st.session_state.get(key, value)
+    _persist()
+
+
+# State that survives a reload and travels with a link (issue #30), as Nomic Atlas keeps a view in its
+# URL: the URL holds ?session=<id>; the server keeps the session's settings under cache/sessions/<id>.json
+# (the model, corpora, every curation setting, λ, n, the strategy, lasso edits, Compare's choice of sets).
+SESSION_PARAM = "session"
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")
+PERSISTED = tuple(k for k, v in DEFAULTS.items() if isinstance(v, str | int | float | bool | list | tuple | dict))
+
+
+def _session_file(session: str) -> Path:
+    return cache_root() / "sessions" / f"{session}.json"
+
+
+def _persist() -> None:
+    """The first run of a browser session with ``?session=<id>`` restores what that id saved; every
+    later run saves what changed. A new session gets a fresh id in its URL; a malformed id is replaced
+    (it names a file)."""
+    session = st.session_state.get("_session") or st.query_params.get(SESSION_PARAM, "")
+    if not _SESSION_ID.fullmatch(session):
+        session = uuid.uuid4().hex
+    if st.query_params.get(SESSION_PARAM) != session:
+        st.query_params[SESSION_PARAM] = session  # put back after a page switch drops it
+    path = _session_file(session)
+    if st.session_state.get("_session") != session:  # this browser session's first run
+        st.session_state["_session"] = session
+        try:
+            saved = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            saved = {}  # an unreadable save restores nothing; the next change rewrites it
+        for key, value in saved.items():
+            if key in PERSISTED:
+                st.session_state[key] = tuple(value) if isinstance(DEFAULTS[key], tuple) else value
+        st.session_state["_saved"] = {k: st.session_state[k] for k in PERSISTED}
+        return
+    now = {k: st.session_state[k] for k in PERSISTED}
+    if now != st.session_state.get("_saved"):
+        atomic_write_text(path, json.dumps(now, default=list))
+        st.session_state["_saved"] = now
 
 
 def get(key: str) -> Any:
@@ -95,6 +142,15 @@ def space_settings() -> SpaceSettings:
         "fields": (get("fields") or "").strip() or None,
     }
     return SpaceSettings.of(get("model"), get("device"), score_perplexity=bool(get("score_perplexity")), **curation)
+
+
+def built_space() -> SpaceSettings | None:
+    """The space this session built, or None: after a reload the space page has not run yet, so the
+    settings are those the restored session asks for (the space itself comes from the caches)."""
+    settings = st.session_state.get("space_settings")
+    if settings is None and get("space_ready"):
+        settings = st.session_state["space_settings"] = space_settings()
+    return settings
 
 
 def apply_preset(max_positions: int | None) -> None:
