@@ -60,21 +60,27 @@ st.caption(
     f"jobs run on **{pick_device(settings.device)}**, one at a time"
 )
 
+m1, m2 = st.columns(2)  # outside the form: they decide which settings below apply
+method = m1.selectbox("Method", METHODS, index=METHODS.index(_Q.method))
+pruning = CompressConfig(method=method).is_pruning
+then = m2.selectbox(
+    "Then quantize (after pruning)",
+    ["no", *QUANTIZATION],
+    disabled=not pruning,
+    help="Prune, then quantize each layer with the bits and group size below, keeping the pruned weights at zero",
+)
+quantizing = not pruning or then != "no"
 with st.form("compress"):
-    c1, c2, c3, c4 = st.columns(4)
-    method = c1.selectbox("Method", METHODS, index=METHODS.index(_Q.method))
-    sparsity = c2.slider("Sparsity (pruning)", 0.0, 0.9, _Q.sparsity, 0.05)
-    bits = c3.slider("Bits (quantization)", 2, 8, _Q.bits)
-    group = c4.selectbox("Group size", GROUP_SIZES, index=GROUP_SIZES.index(_Q.group_size))
-    c5, c6, c7, c8 = st.columns(4)
-    pattern = c5.selectbox("Pattern (pruning)", ["unstructured", "2:4", "4:8"])
-    then = c6.selectbox(
-        "Then quantize (after pruning)",
-        ["no", *QUANTIZATION],
-        help="Prune, then quantize each layer with the bits and group size above, keeping the pruned weights at zero",
+    c2, c3, c4 = st.columns(3)
+    sparsity = c2.slider("Sparsity (pruning)", 0.0, 0.9, _Q.sparsity, 0.05, disabled=not pruning)
+    bits = c3.slider("Bits (quantization)", 2, 8, _Q.bits, disabled=not quantizing)
+    group = c4.selectbox("Group size", GROUP_SIZES, index=GROUP_SIZES.index(_Q.group_size), disabled=not quantizing)
+    c5, c7, c8 = st.columns(3)
+    pattern = c5.selectbox("Pattern (pruning)", ["unstructured", "2:4", "4:8"], disabled=not pruning)
+    grid = c7.radio("Grid (quantization)", ["asymmetric", "symmetric"], horizontal=True, disabled=not quantizing)
+    owl = c8.checkbox(
+        "OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less", disabled=not pruning
     )
-    grid = c7.radio("Grid (quantization)", ["asymmetric", "symmetric"], horizontal=True)
-    owl = c8.checkbox("OWL layer-wise sparsity", help="Yin et al. 2024: layers with more outliers pruned less")
     limit = st.slider("Held-out items per capability", 20, 300, DEFAULT_LIMIT, 10)
     b1, b2 = st.columns(2)
     baselines = b1.multiselect(
@@ -94,7 +100,7 @@ if launch:
             bits=bits,
             group_size=group,
             symmetric=grid == "symmetric",
-            quantize=None if then == "no" else then,
+            quantize=then if pruning and then != "no" else None,
             owl=owl,
             device=settings.device,
             pattern=None if pattern == "unstructured" else pattern,

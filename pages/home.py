@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cola_core.app.demo_job import demo_runner
+from cola_core.app.demo_job import demo_runner, readable
 from cola_core.app.jobs import job_queue
 from cola_core.experiments.demo import describe
 from ui import flow, state
@@ -62,7 +62,9 @@ def demo_progress() -> None:
     if now.status != "running":
         st.rerun()
     label = f"{now.runs_done} of {now.runs_total} runs" if now.runs_total else "planning"
-    st.progress(now.fraction, text=f"Running the demo: {label} · {now.last[:120]}")
+    left = now.remaining()
+    eta = f" · about {left / 60:.0f} min left" if left and left >= 90 else f" · about {left:.0f} s left" if left else ""
+    st.progress(now.fraction, text=f"Running the demo: {label}{eta} · {readable(now.last)[:120]}")
 
 
 shown = runner.snapshot()

@@ -77,7 +77,8 @@ def _dataset_zip(jsonl_text: str) -> bytes:
 
 records = space.records
 st.caption(
-    f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · {len(space.clusters.centers)} clusters · "
+    f"{len(records)} samples · {space.embedded.space.shape[1]}-d projected space · "
+    f"{len(space.clusters.centers)} map clusters (for colouring and the cluster table; Stage 3's k-means uses k = n) · "
     f"model {settings.model} · engine: {(space.engine or engine).describe()}"
 )
 

@@ -86,3 +86,15 @@ def test_demo_writes_the_report_prints_verdicts_and_resumes(tmp_path, monkeypatc
     after = RunStore(store_path).runs()[["id", "key", "status", "started", "finished"]]
     assert after.equals(before)  # nothing was run again
     assert "skip random seed 0: done" in lines and not any(line.startswith("done ") for line in lines)
+
+
+def test_the_demos_progress_reads_as_words_with_a_time_left():
+    """Issue #30: progress names the set, setting and seed, not hashes, and estimates the time left."""
+    from cola_core.app.demo_job import DemoState, readable
+
+    line = "done demo/cola-quota/bits=3-group_size=32-method=gptq/2/9ec80dc1339a0ebb in 3s"
+    assert readable(line) == "cola-quota · GPTQ 3-bit g32 · seed 2 finished (3 s)"
+    assert readable("demo: experiment demo into x") == "demo: experiment demo into x"
+    state = DemoState(status="running", runs_total=16, runs_done=5, first_done=100.0)
+    assert state.remaining(now=120.0) == pytest.approx(5.0 * 11)  # 4 runs in 20 s, 11 to go
+    assert DemoState(runs_total=16, runs_done=1, first_done=100.0).remaining(now=200.0) is None

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field, replace
 
 from cola_core.evaluation.runstore import RunStore
+from cola_core.experiments.config import compression_name
 from cola_core.experiments.demo import DemoResult, run_demo
 
 
@@ -23,10 +25,34 @@ class DemoState:
     error: str = ""
     result: DemoResult | None = None
     log: tuple[str, ...] = field(default_factory=tuple)
+    started: float = 0.0  # time.monotonic() at the start
+    first_done: float = 0.0  # when the first run finished (the dense run and loading come before it)
 
     @property
     def fraction(self) -> float:
         return self.runs_done / self.runs_total if self.runs_total else 0.0
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left, from the pace of the runs finished since the first (None until two have)."""
+        now = time.monotonic() if now is None else now
+        if self.runs_done < 2 or not self.runs_total:
+            return None
+        pace = (now - self.first_done) / (self.runs_done - 1)
+        return pace * (self.runs_total - self.runs_done)
+
+
+_DONE = re.compile(r"^done [^/]+/(?P<set>[^/]+)/(?:(?P<label>[^/]+)/(?P<seed>-?\d+)/)?[0-9a-f]+ in (?P<s>\d+)s")
+
+
+def readable(line: str) -> str:
+    """A progress line for people: ``done demo/cola/bits=3-…/1/9ec8… in 12s`` → ``cola · GPTQ 3-bit g32 ·
+    seed 1 finished (12 s)``; other lines as they are."""
+    m = _DONE.match(line)
+    if not m:
+        return line
+    if not m["label"]:
+        return f"the dense model scored ({m['s']} s)"
+    return f"{m['set']} · {compression_name(m['label'])} · seed {m['seed']} finished ({m['s']} s)"
 
 
 _PLANNED = re.compile(r"^(\d+) runs in \d+ cells")
@@ -57,7 +83,7 @@ class DemoRunner:
         with self._lock:
             if self._state.status == "running":
                 return False
-            self._state = DemoState(status="running", last="planning the runs")
+            self._state = DemoState(status="running", last="planning the runs", started=time.monotonic())
         threading.Thread(target=self._run, daemon=True, name="cola-demo").start()
         return True
 
@@ -71,6 +97,7 @@ class DemoRunner:
                 log=(*s.log, line)[-50:],
                 runs_total=int(planned.group(1)) if planned else s.runs_total,
                 runs_done=s.runs_done + line.startswith("done "),
+                first_done=s.first_done or (time.monotonic() if line.startswith("done ") else 0.0),
             )
 
     def _run(self) -> None:
