@@ -193,6 +193,7 @@ if layout == "UMAP":
             f"PCA preview while UMAP computes · {title}",
             density_of(xy),
             probes_on(),
+            excluded=set(exclude),
         ),
         key="map_preview",
     )
@@ -204,7 +205,15 @@ if layout == "UMAP":
             space_key=space.embedded.fingerprint + str(settings),
         )
 fig = charts.space_map(
-    xy, colour, hover, shown, chosen, title, density_of(xy), probes_on(xy if layout == "UMAP" else None)
+    xy,
+    colour,
+    hover,
+    shown,
+    chosen,
+    title,
+    density_of(xy),
+    probes_on(xy if layout == "UMAP" else None),
+    excluded=set(exclude),
 )
 event = slot.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map")
 

@@ -226,3 +226,23 @@ def _length(values) -> int:
 
         return len(base64.b64decode(values["bdata"])) // int(values["dtype"][1:])
     return len(values)
+
+
+def test_a_corpus_has_one_hue_for_its_samples_and_its_probes_and_the_legend_says_what_marks_mean():
+    """Issue #30: math probes were red like the facts pool; chosen and excluded had no legend."""
+    import numpy as np
+
+    from ui import charts
+
+    xy = np.random.default_rng(0).normal(size=(6, 2))
+    corpus = ["math", "math", "facts", "facts", "prose", "prose"]
+    fig = charts.space_map(
+        xy, corpus, [""] * 6, np.arange(6), {0, 2}, "t", probes={"math": xy[:2], "facts": xy[2:4]}, excluded={5}
+    )
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["math"].marker.color == by_name[f"{charts.PROBE_PREFIX}math"].marker.color
+    assert by_name["facts"].marker.color == by_name[f"{charts.PROBE_PREFIX}facts"].marker.color
+    assert by_name["math"].marker.color != by_name["facts"].marker.color
+    assert "chosen (large, ringed)" in by_name and list(by_name["excluded by you (×)"].x) == [xy[5, 0]]
+    again = charts.colours_of(["cluster 1", "math"])  # the same hue whatever else is on the map
+    assert again["math"] == charts.colours_of(["math", "code", "facts"])["math"] == charts.CORPUS_COLOURS["math"]

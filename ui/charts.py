@@ -10,16 +10,23 @@ import plotly.graph_objects as go
 from cola_core.curation.map2d import Density
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"]
-# Held-out capability probes: a shape and a dark colour each, so they read apart from the pool's dots.
-PROBE_MARKERS = [
-    ("diamond", "#111827"),
-    ("cross", "#b45309"),
-    ("triangle-up", "#be123c"),
-    ("square", "#0f766e"),
-    ("x", "#4c1d95"),
-    ("star", "#1e3a8a"),
-]
+# One hue per built-in corpus on every map of every page, for its pool samples and its held-out probes
+# alike (a probe set is named after its corpus); other values (clusters, uploads, bands) take the rest.
+CORPUS_COLOURS = {"prose": "#2563eb", "code": "#ea580c", "math": "#16a34a", "facts": "#9333ea"}
+# Held-out capability probes: a shape each (pool samples are dots), in their corpus's hue.
+PROBE_SHAPES = ["diamond", "cross", "triangle-up", "square", "x", "star"]
 PROBE_PREFIX = "held-out probe: "  # the probe traces' names start with it
+
+
+def colours_of(values) -> dict[str, str]:
+    """A stable colour per value: a built-in corpus always its own hue (:data:`CORPUS_COLOURS`), any
+    other value the next palette colour no corpus uses, in sorted order."""
+    free = [c for c in PALETTE if c not in CORPUS_COLOURS.values()]
+    others = sorted(v for v in set(values) if v not in CORPUS_COLOURS)
+    return {
+        **{v: c for v, c in CORPUS_COLOURS.items() if v in set(values)},
+        **{v: free[k % len(free)] for k, v in enumerate(others)},
+    }
 
 
 def capped_indices(groups: list[str], cap: int, seed: int = 0) -> np.ndarray:
@@ -42,11 +49,14 @@ def space_map(
     title: str,
     density: Density | None = None,
     probes: Mapping[str, np.ndarray] | None = None,
+    excluded: set[int] | None = None,
 ) -> go.Figure:
-    """WebGL scatter, one trace per colour value; customdata carries the global sample id, since
-    point indices count within a trace. Chosen samples are drawn large and ringed; when a selection
-    exists, the others are greyed (never hidden). ``density`` (all points, when only some are drawn)
-    is shaded underneath; ``probes`` (capability → 2-D positions on this map) are drawn on top."""
+    """WebGL scatter, one trace per colour value (a corpus always in its own hue); customdata carries
+    the global sample id, since point indices count within a trace. Chosen samples are drawn large and
+    ringed; when a selection exists, the others are greyed (never hidden). ``density`` (all points,
+    when only some are drawn) is shaded underneath; ``probes`` (capability → 2-D positions on this
+    map) are drawn on top in their corpus's hue; ``excluded`` samples are crossed out. The legend names
+    what the rings and crosses mean."""
     fig = go.Figure()
     if density is not None:
         fig.add_trace(
@@ -63,7 +73,8 @@ def space_map(
             )
         )
     colour_arr, hover_arr = np.asarray(colour), np.asarray(hover)
-    for k, value in enumerate(sorted(set(colour_arr[shown].tolist()))):
+    hues = colours_of(colour_arr[shown].tolist())
+    for value in sorted(set(colour_arr[shown].tolist())):
         idx = shown[colour_arr[shown] == value]
         is_chosen = np.array([i in chosen for i in idx])
         opacity = np.where(is_chosen, 1.0, 0.25 if chosen else 0.7)
@@ -77,11 +88,33 @@ def space_map(
                 text=hover_arr[idx],
                 hovertemplate="%{text}<extra>#%{customdata}</extra>",
                 marker={
-                    "color": PALETTE[k % len(PALETTE)],
+                    "color": hues[value],
                     "size": np.where(is_chosen, 10, 5),
                     "opacity": opacity,
                     "line": {"width": np.where(is_chosen, 1.5, 0), "color": "black"},
                 },
+            )
+        )
+    if excluded:
+        out = np.asarray(sorted(excluded), dtype=int)
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[out, 0],
+                y=xy[out, 1],
+                mode="markers",
+                name="excluded by you (×)",
+                hoverinfo="skip",
+                marker={"symbol": "x-thin", "size": 9, "line": {"width": 2, "color": "#111827"}},
+            )
+        )
+    if chosen:  # a legend entry for the rings (the traces above are per colour value)
+        fig.add_trace(
+            go.Scattergl(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="chosen (large, ringed)",
+                marker={"color": "white", "size": 10, "line": {"width": 1.5, "color": "black"}},
             )
         )
     for capability, xy_probe in (probes or {}).items():
@@ -99,10 +132,10 @@ def space_map(
 
 
 def add_probe_trace(fig: go.Figure, capability: str, xy: np.ndarray) -> None:
-    """One capability's held-out probe points, in the next shape and colour no probe trace of ``fig``
-    uses yet. They carry no customdata, so a lasso over them selects no pool sample."""
+    """One capability's held-out probe points, in the next shape no probe trace of ``fig`` uses yet and
+    in their corpus's hue. They carry no customdata, so a lasso over them selects no pool sample."""
     k = sum(t.name.startswith(PROBE_PREFIX) for t in fig.data if t.name)
-    symbol, colour = PROBE_MARKERS[k % len(PROBE_MARKERS)]
+    symbol, colour = PROBE_SHAPES[k % len(PROBE_SHAPES)], colours_of([capability])[capability]
     fig.add_trace(
         go.Scattergl(
             x=xy[:, 0],
@@ -221,9 +254,9 @@ def calibration_set_map(
     corpus_order: list[str] | None = None,
 ) -> go.Figure:
     """One calibration set on the comparison's shared map: its pool in grey, its samples coloured by
-    corpus, and each capability's held-out probes in their own shape — filled where the set covers
-    the probe, hollow where it misses it. ``ranges`` gives every map of a comparison the same axes,
-    ``corpus_order`` the same colour to a corpus on every map."""
+    corpus, and each capability's held-out probes in their own shape and their corpus's hue — filled
+    where the set covers the probe, hollow where it misses it. ``ranges`` gives every map of a
+    comparison the same axes; a corpus has the same hue on every map (:func:`colours_of`)."""
     fig = go.Figure()
     fig.add_trace(
         go.Scattergl(
@@ -238,20 +271,21 @@ def calibration_set_map(
     corpora = np.asarray(corpus)
     picked = np.asarray(chosen, dtype=int)
     order = corpus_order or sorted(set(corpora.tolist()))
+    hues = colours_of([*order, *probes])
     for name in sorted(set(corpora[picked].tolist()), key=order.index):
-        k, idx = order.index(name), picked[corpora[picked] == name]
+        idx = picked[corpora[picked] == name]
         fig.add_trace(
             go.Scatter(
                 x=xy[idx, 0],
                 y=xy[idx, 1],
                 mode="markers",
                 name=f"chosen: {name}",
-                marker={"color": PALETTE[k % len(PALETTE)], "size": 12, "line": {"width": 1.5, "color": "black"}},
+                marker={"color": hues[name], "size": 12, "line": {"width": 1.5, "color": "black"}},
                 hovertemplate=f"chosen {name} sample<extra></extra>",
             )
         )
     for k, (capability, points) in enumerate(probes.items()):
-        symbol, colour = PROBE_MARKERS[k % len(PROBE_MARKERS)]
+        symbol, colour = PROBE_SHAPES[k % len(PROBE_SHAPES)], hues[capability]
         hit = np.asarray(covered.get(capability, np.zeros(len(points), bool)))
         for mask, word, shape in ((hit, "covered", symbol), (~hit, "missed", f"{symbol}-open")):
             fig.add_trace(
