@@ -101,7 +101,8 @@ try:
     forced, excluded = selection_strategy(strategy).edits(include, exclude)  # as Compress's sets apply them
     chosen_sel: Selection = run_selection(space.embedded, picked_config, forced, excluded, space.index)
     random_config = settings.selection(int(n), BASELINE, seed=int(seed))
-    baseline = run_selection(space.embedded, random_config, exclude=exclude)
+    # fixed by the space, n and the seed: the user's edits move the selection, never the yardstick (issue #30)
+    baseline = run_selection(space.embedded, random_config)
 except ColaError as exc:
     st.error(str(exc))
     st.stop()
@@ -247,7 +248,10 @@ if include or exclude:
         st.rerun()
 
 st.subheader("Mix")
-st.caption("Samples per corpus: the pool Stage 3 drew from (after Stage 2), the selection, the random baseline.")
+st.caption(
+    "Samples per corpus: the pool Stage 3 drew from (after Stage 2), the selection, and the random baseline "
+    "(n random samples of the whole pool at this seed: your inclusions and exclusions never move it)."
+)
 st.dataframe(
     mix_table(space, m_sel.mix, m_base.mix),
     column_config={c: st.column_config.NumberColumn(format="percent") for c in ("pool share", "selection share")},
