@@ -154,7 +154,8 @@ def test_space_page_shades_the_density_of_points_it_does_not_draw(tiny_model_dir
     assert not at.exception
     assert any("Drawing 200 of 240 points" in c.value and "density" in c.value for c in at.caption)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    pool = [t for t in spec["data"] if not t["name"].startswith(PROBE_PREFIX)]  # the probes are drawn on top
+    legend_only = ("chosen (large, ringed)", "excluded by you (×)")  # entries that say what the marks mean
+    pool = [t for t in spec["data"] if not t["name"].startswith(PROBE_PREFIX) and t["name"] not in legend_only]
     kinds = [t["type"] for t in pool]
     assert kinds[0] == "heatmap" and kinds.count("scattergl") == 2
     drawn = sum(_length(t["x"]) for t in pool if t["type"] == "scattergl")
