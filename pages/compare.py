@@ -261,7 +261,7 @@ st.plotly_chart(fig)
 st.dataframe(table.drop(columns=["run_id"]).round(4), hide_index=True, width="stretch")
 
 left, right = st.columns(2)
-errors = layer_errors(runs[runs["experiment"].isna()])  # experiment reports keep per-layer seconds only
+errors = layer_errors(runs)  # dashboard and experiment runs both keep each linear's relative error
 left.subheader("Per-layer reconstruction error")
 if errors.empty:
     left.caption("These runs' reports carry no per-layer error.")

@@ -245,5 +245,7 @@ def test_a_corpus_has_one_hue_for_its_samples_and_its_probes_and_the_legend_says
     assert by_name["facts"].marker.color == by_name[f"{charts.PROBE_PREFIX}facts"].marker.color
     assert by_name["math"].marker.color != by_name["facts"].marker.color
     assert "chosen (large, ringed)" in by_name and list(by_name["excluded by you (×)"].x) == [xy[5, 0]]
-    again = charts.colours_of(["cluster 1", "math"])  # the same hue whatever else is on the map
-    assert again["math"] == charts.colours_of(["math", "code", "facts"])["math"] == charts.CORPUS_COLOURS["math"]
+    from cola_core.app.palette import CORPUS_COLOURS, colours_of
+
+    again = colours_of(["cluster 1", "math"])  # the same hue whatever else is on the map
+    assert again["math"] == colours_of(["math", "code", "facts"])["math"] == CORPUS_COLOURS["math"]

@@ -7,26 +7,12 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
+from cola_core.app.palette import PALETTE, colours_of
 from cola_core.curation.map2d import Density
 
-PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"]
-# One hue per built-in corpus on every map of every page, for its pool samples and its held-out probes
-# alike (a probe set is named after its corpus); other values (clusters, uploads, bands) take the rest.
-CORPUS_COLOURS = {"prose": "#2563eb", "code": "#ea580c", "math": "#16a34a", "facts": "#9333ea"}
 # Held-out capability probes: a shape each (pool samples are dots), in their corpus's hue.
 PROBE_SHAPES = ["diamond", "cross", "triangle-up", "square", "x", "star"]
 PROBE_PREFIX = "held-out probe: "  # the probe traces' names start with it
-
-
-def colours_of(values) -> dict[str, str]:
-    """A stable colour per value: a built-in corpus always its own hue (:data:`CORPUS_COLOURS`), any
-    other value the next palette colour no corpus uses, in sorted order."""
-    free = [c for c in PALETTE if c not in CORPUS_COLOURS.values()]
-    others = sorted(v for v in set(values) if v not in CORPUS_COLOURS)
-    return {
-        **{v: c for v, c in CORPUS_COLOURS.items() if v in set(values)},
-        **{v: free[k % len(free)] for k, v in enumerate(others)},
-    }
 
 
 def capped_indices(groups: list[str], cap: int, seed: int = 0) -> np.ndarray:

@@ -215,8 +215,15 @@ def _maps(store: RunStore, comparisons: list[ab.ABComparison]) -> str:
             chosen = set(m.chosen)
             selected = [i in chosen for i in range(len(m.xy))]
             xy = [(float(x), float(y)) for x, y in m.xy]
-            figures.append(H.figure(scatter_map(xy, m.corpus, selected, title=f"{group} · seed {m.seed} (PCA)")))
-    text = "<p>Each set's pool on one PCA plane shared by the compared sets; the selected samples are ringed.</p>"
+            probes = {k: [(float(a), float(b)) for a, b in v] for k, v in m.probes.items()}
+            covered = {k: [bool(x) for x in v] for k, v in m.covered.items()}
+            title = f"{group} · seed {m.seed} (PCA)"
+            figures.append(H.figure(scatter_map(xy, m.corpus, selected, title=title, probes=probes, covered=covered)))
+    text = (
+        "<p>Each set's pool on one PCA plane shared by the compared sets, in the dashboard's corpus hues; the "
+        "selected samples are ringed; each capability's held-out probes are diamonds, filled where the set covers "
+        "them (one of its samples among the probe's nearest neighbours), hollow where it misses them.</p>"
+    )
     body = (text + f'<div class="maps">{"".join(figures)}</div>') if figures else ""
     if not comparisons:
         missing.append("not stored: a run keeps its calibration set's fingerprint, not the map")

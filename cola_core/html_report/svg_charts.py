@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from cola_core.app.palette import colours_of
+
 PALETTE = ("#1f6fb4", "#e0702b", "#2c9c55", "#c23b3b", "#7d5cb8", "#8c6239", "#d05fa8", "#6f7782")
 CHAR_WIDTH = 7.0  # px per character of 12 px system-ui text, generously (labels are right-aligned)
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"'
@@ -154,14 +156,20 @@ def scatter_map(
     *,
     title: str,
     size: int = 300,
+    probes: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    covered: Mapping[str, Sequence[bool]] | None = None,
 ) -> str:
-    """The 2-D map: every pool sample as a small faint dot coloured by its corpus, the selected ones
-    as larger dots with a dark ring; a legend of corpora below."""
+    """The 2-D map: every pool sample as a small faint dot coloured by its corpus (the dashboard's
+    hues, :mod:`cola_core.app.palette`), the selected ones as larger dots with a dark ring, and each
+    capability's held-out probes as diamonds in their corpus's hue — filled where the set covers the
+    probe, hollow where it misses it; a legend below."""
     pad, top = 12, 26
+    probes = {k: list(v) for k, v in (probes or {}).items()}
     names = sorted(set(groups))
-    colour = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(names)}
-    width, height = size + 2 * pad, top + size + pad + 18 * (len(names) + 1)
-    xs, ys = [p[0] for p in xy], [p[1] for p in xy]
+    colour = colours_of([*names, *probes])
+    width, height = size + 2 * pad, top + size + pad + 18 * (len(names) + len(probes) + 1)
+    every = [*xy, *(p for points in probes.values() for p in points)]
+    xs, ys = [p[0] for p in every], [p[1] for p in every]
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
     y_lo, y_hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
     span = max(x_hi - x_lo, y_hi - y_lo) or 1.0
@@ -172,6 +180,10 @@ def scatter_map(
         cx = pad + margin + ((x - x_lo) + (span - (x_hi - x_lo)) / 2) / span * inner
         cy = top + margin + inner - ((y - y_lo) + (span - (y_hi - y_lo)) / 2) / span * inner
         return cx, cy
+
+    def diamond(cx: float, cy: float, fill: str, stroke: str, r: float = 3.6) -> str:
+        points = f"{cx:.1f},{cy - r:.1f} {cx + r:.1f},{cy:.1f} {cx:.1f},{cy + r:.1f} {cx - r:.1f},{cy:.1f}"
+        return f'<polygon points="{points}" fill="{fill}" stroke="{stroke}" stroke-width="1.1"/>'
 
     body = [
         f'<text x="4" y="16" font-weight="600" fill="#222">{escape(title)}</text>',
@@ -186,10 +198,20 @@ def scatter_map(
             )
         else:
             body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.2" fill="{colour[groups[i]]}" fill-opacity="0.35"/>')
+    hits = {k: list((covered or {}).get(k, [False] * len(v))) for k, v in probes.items()}
+    for capability, points in probes.items():
+        for (x, y), hit in zip(points, hits[capability], strict=True):
+            body.append(diamond(*at(x, y), colour[capability] if hit else "#fff", colour[capability]))
     y = top + size + pad + 12
     for g in names:
         body.append(f'<circle cx="{pad + 6}" cy="{y - 4}" r="4" fill="{colour[g]}"/>')
         body.append(f'<text x="{pad + 16}" y="{y}" fill="#222">{escape(g)}</text>')
+        y += 18
+    for capability in probes:
+        body.append(diamond(pad + 6, y - 4, colour[capability], colour[capability]))
+        n_hit = sum(map(bool, hits[capability]))
+        text = f"{capability} probes: {n_hit} of {len(hits[capability])} covered (filled), the rest hollow"
+        body.append(f'<text x="{pad + 16}" y="{y}" fill="#222">{escape(text)}</text>')
         y += 18
     body.append(f'<circle cx="{pad + 6}" cy="{y - 4}" r="4.2" fill="#fff" stroke="#111" stroke-width="1.2"/>')
     body.append(f'<text x="{pad + 16}" y="{y}" fill="#222">selected ({sum(map(bool, selected))} of {len(xy)})</text>')
