@@ -6,7 +6,6 @@ by side, the run history, and the proxy against retention."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import plotly.express as px
 import streamlit as st
@@ -52,35 +51,28 @@ if done.empty:
 
 
 def report_download(experiment: str | None, run_ids: list[int]) -> None:
-    """The HTML report (cola_core.html_report.document) of these runs and, when they all belong to one
-    experiment, of that experiment; built when a button is clicked."""
+    """One download: the HTML report of these sets' runs (cola_core.html_report), this view's twin —
+    the same sentences, tests, retention, maps and per-layer errors; built when the button is clicked."""
 
-    def builder(**which) -> Callable[[], str]:
-        def build() -> str:
-            from cola_core.html_report.document import build_report
+    def build() -> str:
+        from cola_core.html_report.document import build_report
 
-            try:
-                return build_report(store, **which)
-            except ColaError as exc:  # the file then says why, instead of an empty download
-                return f"<!doctype html><title>COLA report</title><p>The report could not be built: {exc}</p>"
+        try:
+            return build_report(store, run_ids=run_ids)
+        except ColaError as exc:  # the file then says why, instead of an empty download
+            return f"<!doctype html><title>COLA report</title><p>The report could not be built: {exc}</p>"
 
-        return build
-
-    left, right = st.columns(2)
-    left.download_button(
+    st.download_button(
         "Download report",
-        builder(run_ids=run_ids),
+        build,
         file_name="compared-sets-report.html",
         mime="text/html",
-        help="These sets' runs: retention, the sets side by side, their maps (HTML, opens offline)",
+        help="This view as one HTML file that opens offline: the verdicts, the sets side by side, their maps",
     )
     if experiment:
-        right.download_button(
-            f"Download the report of experiment {experiment}",
-            builder(experiment=experiment),
-            file_name=f"{experiment}-report.html",
-            mime="text/html",
-            help="Every set, claim and verdict of the experiment (HTML, opens offline)",
+        st.caption(
+            f"The whole experiment's report (every set, claim and verdict by the experiment's rule): "
+            f"`python -m cola_core report --experiment {experiment} --out {experiment}.html`."
         )
 
 

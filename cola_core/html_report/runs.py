@@ -165,6 +165,24 @@ def _bold(markdown: str) -> str:
     return "".join(f"<b>{x}</b>" if i % 2 else x for i, x in enumerate(parts))
 
 
+def _summary(comparisons: list[ab.ABComparison], picked: pd.DataFrame) -> str:
+    """The verdicts in one sentence each, as Compare's first screen says them."""
+    lines = [
+        f"<li>{escape(compression_name(c.compression))}: {_bold(line)}</li>"
+        for c in comparisons
+        for line in ab.headlines(c)
+    ]
+    if lines:
+        body = f"<ul>{''.join(lines)}</ul>"
+    elif comparisons:
+        body = "<p>No set differs from its reference after Holm's correction (the A/B tables below).</p>"
+    else:
+        body = (
+            f"<p>{len(picked)} run(s) of one calibration set per setting: retention against the dense model below.</p>"
+        )
+    return H.section("Summary", body, "summary")
+
+
 def _ab(comparisons: list[ab.ABComparison], refused: list[str]) -> str:
     parts = [f'<p class="warn">{escape(line)}</p>' for line in refused]
     for c in comparisons:
@@ -289,13 +307,14 @@ def runs_sections(store: RunStore, run_ids: list[int]) -> tuple[str, list[str]]:
         if not with_errors.empty
         else H.section("Per-layer errors", "<p>Not stored with these runs.</p>", "layers")
     )
-    sections = [
-        _overview(picked, notes, store),
-        _retention(store, runs, picked),
+    sections = [  # the dashboard's order: the verdicts in words, their evidence, then the runs themselves
+        _summary(comparisons, picked),
         _ab(comparisons, refused),
-        _trail(picked),
+        _retention(store, runs, picked),
         _maps(store, comparisons),
         layers,
         _answers(picked),
+        _trail(picked),
+        _overview(picked, notes, store),
     ]
     return f"Runs {', '.join(f'#{i}' for i in picked['id'])}", sections
