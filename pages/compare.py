@@ -76,8 +76,9 @@ def report_download(experiment: str | None, run_ids: list[int]) -> None:
         )
 
 
-def ab_section() -> None:
-    """Two or more calibration sets under one compression setting, each against a reference set."""
+def ab_section() -> list[int]:
+    """Two or more calibration sets under one compression setting, each against a reference set; returns
+    each chosen set's run at its first seed (the runs the dense section then preselects)."""
     st.subheader("Calibration sets side by side")
     groups = set_groups(store, model)
     counts = groups.groupby("compression")["group"].nunique().sort_values(ascending=False)
@@ -86,7 +87,7 @@ def ab_section() -> None:
             "Comparing calibration sets needs two of them compressed the same way: launch baselines on "
             "**Compress**, or run an experiment (`python -m cola_core experiment --config smoke`)."
         )
-        return
+        return []
     st.caption(
         "A set is the runs that share one calibration set across seeds: an experiment's named set, or dashboard "
         "runs with the same label. Each set is compared with the reference on the same held-out items."
@@ -114,7 +115,7 @@ def ab_section() -> None:
     reference = right.selectbox("Reference (compared against)", chosen or [""], key="ab_reference")
     if len(chosen) < 2:
         st.info("Pick two or more calibration sets to compare them.")
-        return
+        return []
     limits = options[options["group"].isin(chosen)]["limit"].dropna().unique()
     try:
         with st.spinner("Comparing the sets (the dense model is scored once per number of items) …"):
@@ -123,7 +124,7 @@ def ab_section() -> None:
             comparison = compare_sets(store, chosen, compression, reference)
     except ColaError as exc:
         st.error(str(exc))
-        return
+        return []
 
     for line in headlines(comparison) or ["No set differs from the reference after Holm's correction (table below)."]:
         st.markdown(f"#### {line}")
@@ -150,6 +151,7 @@ def ab_section() -> None:
     run_ids = [i for g in chosen for i in comparison.run_ids[g]]
     report_download(experiments.pop() if len(experiments) == 1 else None, run_ids)
     sets_section(comparison, chosen)
+    return [comparison.run_ids[g][0] for g in chosen if comparison.run_ids[g]]
 
 
 @st.fragment
@@ -216,11 +218,12 @@ def sets_section(comparison, chosen: list[str]) -> None:
                 )
 
 
-ab_section()
+compared = ab_section()
 
 st.subheader("Each run against the dense model")
 labels = {int(r["id"]): run_label(r) for _, r in done.iterrows()}
-picked = st.multiselect("Runs", list(labels), default=list(labels)[-4:], format_func=labels.get)
+preselected = [i for i in compared if i in labels] or list(labels)[-4:]  # the sets above, at their first seed
+picked = st.multiselect("Runs", list(labels), default=preselected, format_func=labels.get)
 runs = done[done["id"].isin(picked)]
 if runs.empty:
     st.stop()
@@ -250,7 +253,12 @@ fig = px.bar(
 fig.add_hline(y=1.0, line_dash="dot")
 fig.update_layout(height=400, legend_title_text="")
 st.plotly_chart(fig)
-st.dataframe(table.drop(columns=["run_id"]).round(4), hide_index=True, width="stretch")
+for metric, part in table.groupby("metric", sort=False):  # one table per unit: perplexity apart from accuracy
+    named = {"dense": f"dense {metric}", "compressed": f"compressed {metric}"}
+    st.markdown(f"**Scores: {metric}**")
+    st.dataframe(
+        part.drop(columns=["run_id", "metric"]).rename(columns=named).round(4), hide_index=True, width="stretch"
+    )
 
 left, right = st.columns(2)
 errors = layer_errors(runs)  # dashboard and experiment runs both keep each linear's relative error

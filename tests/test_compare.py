@@ -128,5 +128,5 @@ def test_awq_table_lists_each_group_of_awq_runs_only(tiny_model_dir, calib):
     )
     table = awq_groups(runs)
     groups = sum(len(layer["awq"]["groups"]) for layer in report["layers"])
-    assert len(table) == groups > 0 and set(table["run"]) == {"#1 awq · cola"}
+    assert len(table) == groups > 0 and set(table["run"]) == {"#1 AWQ 4-bit g128 · cola"}
     assert (table["error AWQ"] <= table["error RTN"] + 1e-9).all()

@@ -94,7 +94,8 @@ def test_the_demos_progress_reads_as_words_with_a_time_left():
 
     line = "done demo/cola-quota/bits=3-group_size=32-method=gptq/2/9ec80dc1339a0ebb in 3s"
     assert readable(line) == "cola-quota · GPTQ 3-bit g32 · seed 2 finished (3 s)"
-    assert readable("demo: experiment demo into x") == "demo: experiment demo into x"
+    assert readable("demo: experiment demo into /srv/cache/runs.sqlite") == "planning the runs"  # no server path
+    assert readable("skip cola seed 0: done") == "skip cola seed 0: done"
     state = DemoState(status="running", runs_total=16, runs_done=5, first_done=100.0)
     assert state.remaining(now=120.0) == pytest.approx(5.0 * 11)  # 4 runs in 20 s, 11 to go
     assert DemoState(runs_total=16, runs_done=1, first_done=100.0).remaining(now=200.0) is None

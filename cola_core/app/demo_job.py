@@ -47,6 +47,8 @@ _DONE = re.compile(r"^done [^/]+/(?P<set>[^/]+)/(?:(?P<label>[^/]+)/(?P<seed>-?\
 def readable(line: str) -> str:
     """A progress line for people: ``done demo/cola/bits=3-…/1/9ec8… in 12s`` → ``cola · GPTQ 3-bit g32 ·
     seed 1 finished (12 s)``; other lines as they are."""
+    if line.startswith("demo: experiment "):  # names the store's path on the server: not for the page
+        return "planning the runs"
     m = _DONE.match(line)
     if not m:
         return line

@@ -148,6 +148,7 @@ def retention_rows(store: RunStore, run_id: int, dense_run_id: int) -> list[dict
         rows.append(
             {
                 "capability": capability,
+                "metric": s.metric,
                 "dense": dense[capability].score,
                 "compressed": s.score,
                 "ci_low": s.ci_low,
