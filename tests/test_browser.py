@@ -36,6 +36,7 @@ def _free_port() -> int:
 def server(tmp_path):
     port = _free_port()
     env = {**os.environ, "COLA_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    log = (tmp_path / "server.log").open("w")  # the server's output: a test reads it for tracebacks
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -52,8 +53,8 @@ def server(tmp_path):
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -66,6 +67,7 @@ def server(tmp_path):
     yield url, tmp_path / "cache"
     proc.terminate()
     proc.wait(timeout=30)
+    log.close()
 
 
 def _shot(page, name: str, height: int | None = None) -> None:
