@@ -169,9 +169,11 @@ def test_default_path_in_a_real_browser(server):
         page.get_by_role("button", name="Answer with every model").click()
         expect(page.locator("table").filter(has_text="Question: What is 3 plus 4?")).to_be_visible(timeout=120_000)
         _shot(page, "4-compare")
+        assert page.locator("[data-testid='stException']").count() == 0
         browser.close()
     local = (url, "data:", "blob:", "about:")
     assert [r for r in requests if not r.startswith(local)] == [], "requests left the server"
+    assert "Traceback" not in (cache.parent / "server.log").read_text()
 
 
 def test_two_sessions_at_once_keep_their_own_state_and_queue_jobs(server):
