@@ -227,3 +227,12 @@ def test_claims_over_items_ask_about_these_items_and_name_one_score():
         ExperimentConfig.from_dict({**d, "claims_over": "items", "claims": [mean]}).validate()
     with pytest.raises(ColaError, match="seeds or items"):
         ExperimentConfig.from_dict({**d, "claims_over": "runs"}).validate()
+
+
+def test_the_html_report_of_a_models_config_names_its_parts(tmp_path):
+    from cola_core.errors import ColaError
+    from cola_core.evaluation.runstore import RunStore
+    from cola_core.html_report.document import build_report
+
+    with pytest.raises(ColaError, match="runs on 3 models: report one of paper-claims-models@cola-tiny"):
+        build_report(RunStore(tmp_path / "runs.sqlite"), experiment="paper-claims-models")

@@ -285,6 +285,9 @@ def _experiment_answers(plan: Plan, store: RunStore, cfg: ExperimentConfig) -> s
 
 def _experiment_report(store: RunStore, name: str, log: Callable[[str], None]) -> tuple[str, list[str]]:
     cfg = _experiment_config(store, name)
+    if cfg.models:  # one report per model; the pooled claims are the markdown report's (experiment --report)
+        parts = ", ".join(f"{cfg.name}@{m}" for m in cfg.models)
+        raise ColaError(f"experiment '{cfg.name}' runs on {len(cfg.models)} models: report one of {parts}")
     plan, model_note = _plan(store, cfg)
     results = load_results(plan, store)
     if not results.scores:
