@@ -149,3 +149,17 @@ def test_hf_dataset_sampling_and_fields_from_local_directory(tmp_path):
     assert qa.text == "Question: q0?\nReasoning: 0 + 1 = 1\nAnswer: 1"
     with pytest.raises(ColaError, match=r"row 0 has no 'rationale' column"):
         load_records(spec, limit=1, fields="question=q,answer=a,rationale=rationale")
+
+
+def test_the_pool_counts_a_file_corpus_by_the_spec_it_was_given(tmp_path):
+    """Issue #32: a file's records carry its stem as their corpus name, so counting them by the path
+    on the command line found 0 and warned of a false shortfall."""
+    import json
+
+    from cola_core.curation.stage1 import build_pool
+
+    path = tmp_path / "gsm_mine.jsonl"
+    path.write_text("".join(json.dumps({"text": f"question {i} answer {i}"}) + "\n" for i in range(30)))
+    pool, got = build_pool({str(path): 50, "math": 20}, seed=0)
+    assert got == {str(path): 30, "math": 20} and len(pool) == 50
+    assert {r.corpus for r in pool[:30]} == {"gsm_mine"}  # the name the records carry is not the spec

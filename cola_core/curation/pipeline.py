@@ -78,8 +78,7 @@ def build_space(
     stage1: dict[str, Any] = {"source": "given", "why": "a pool given by the caller (e.g. self-generated)"}
     if pool is None:
         counts, stage1 = pool_plan(loaded, config, engine)
-        pool = build_pool(counts, text_field=config.text_field, seed=config.seed, fields=config.fields)
-        built = {c: sum(r.corpus == c for r in pool) for c in counts}
+        pool, built = build_pool(counts, text_field=config.text_field, seed=config.seed, fields=config.fields)
         if built != counts:  # a corpus had fewer records than its share asked for
             short = ", ".join(f"{c} {built[c]} of {n}" for c, n in counts.items() if built[c] < n)
             stage1["shortfall"] = short
@@ -87,7 +86,7 @@ def build_space(
         stage1["planned"], stage1["pool_mix"] = counts, built
         stage1["sampling"] = sampling_summary(pool)
         log(f"stage 1: {stage1['why']}; {describe_sampling(pool)}")
-        log(f"pool: {len(pool)} records: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
+        log(f"pool: {len(pool)} records: " + ", ".join(f"{c} {n}" for c, n in built.items()))
     needs_model = score_perplexity or config.processing.drop_worst_perplexity > 0
     model = loaded.model if needs_model else None
     samples, stage2 = process_with_report(

@@ -36,18 +36,22 @@ def build_pool(
     text_field: str = "text",
     seed: int | None = None,
     fields: str | None = None,
-) -> list[Record]:
-    """The pool: ``corpora`` as a {corpus: records} plan, or a list drawn in equal shares of
-    ``pool_size``. Built-in corpora give their pool split; files and datasets a uniform sample fixed
-    by ``seed`` (the head when None), their Q&A columns mapped by ``fields``."""
+) -> tuple[list[Record], dict[str, int]]:
+    """The pool and the records each corpus spec gave: ``corpora`` as a {spec: records} plan, or a
+    list drawn in equal shares of ``pool_size``. Built-in corpora give their pool split; files and
+    datasets a uniform sample fixed by ``seed`` (the head when None), their Q&A columns mapped by
+    ``fields``. Counts are kept per spec as given (a file's records carry its stem as their corpus
+    name, not the path on the command line, issue #32)."""
     plan = corpora if isinstance(corpora, dict) else dict.fromkeys(corpora, math.ceil(pool_size / len(corpora)))
     pool: list[Record] = []
+    got: dict[str, int] = {}
     for spec, count in plan.items():
         records = load_records(spec, "pool", limit=count, text_field=text_field, fields=fields, seed=seed)
         if not records:
             raise ColaError(f"corpus '{spec}' is empty")
         pool += records
-    return pool
+        got[spec] = len(records)
+    return pool, got
 
 
 def pool_plan(
