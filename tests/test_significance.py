@@ -198,26 +198,31 @@ def test_a_verdict_must_survive_item_sampling_too():
     assert verdict(0.02, 0.2, interval=(0.01, 0.03)) == "inconclusive"  # not Holm-significant over seeds
 
 
-def test_bootstrap_t_refers_the_bootstrap_error_to_students_t():
-    """Issue #29's one rule: se from the replicates, interval and p on t with units − 1 df, so the two
-    agree; with few seeds it is more cautious than the percentile bootstrap's p, and its detectable
-    difference has the stated power under the same t reference."""
-    from cola_core.evaluation.significance import bootstrap_p, bootstrap_t
+def test_components_t_sums_corrected_components_on_satterthwaite_df():
+    """Issue #29's one rule: each variance component from a bootstrap of its own level, corrected by
+    n / (n − 1); se the root of their sum, p and interval on Student's t with the Welch–Satterthwaite
+    degrees of freedom, so the two agree; the detectable difference has the stated power."""
+    from cola_core.evaluation.significance import bootstrap_p, component_variance, components_t
 
     rng = np.random.default_rng(1)
-    reps = rng.normal(0.03, 0.01, 4000)
-    test = bootstrap_t(0.03, reps, units=4)
-    se = reps.std(ddof=1)
-    assert test.se == pytest.approx(se) and test.df == 3
-    assert test.p == pytest.approx(2 * stats.t.sf(0.03 / se, 3))
-    assert test.ci_low == pytest.approx(0.03 - stats.t.ppf(0.975, 3) * se)
-    assert test.p > bootstrap_p(reps)  # normal tails (the percentile p) overstate the evidence of 4 seeds
-    wide = bootstrap_t(0.03, reps, units=40)
-    assert wide.p < test.p and wide.ci_high - wide.ci_low < test.ci_high - test.ci_low
+    seeds = rng.normal(0.0, 0.01, 4000)  # replicates resampling 10 seeds
+    items = rng.normal(0.0, 0.01, 4000)  # replicates resampling 6 item clusters
+    v_s, df_s = component_variance(seeds, 10)
+    v_i, df_i = component_variance(items, 6)
+    assert v_s == pytest.approx(seeds.var(ddof=1) * 10 / 9) and (df_s, df_i) == (9.0, 5.0)
+    test = components_t(0.05, [(v_s, df_s), (v_i, df_i)])
+    se = np.sqrt(v_s + v_i)
+    df = (v_s + v_i) ** 2 / (v_s**2 / 9 + v_i**2 / 5)
+    assert test.se == pytest.approx(se) and test.df == pytest.approx(df) and 5 < test.df < 14
+    assert test.p == pytest.approx(2 * stats.t.sf(0.05 / se, df))
+    assert test.ci_low == pytest.approx(0.05 - stats.t.ppf(0.975, df) * se)
+    assert (test.p <= 0.05) == (test.ci_low > 0)
+    shifted = seeds + 0.05  # the percentile bootstrap of one joint level overstates the evidence of few seeds
+    assert components_t(0.05, [component_variance(shifted, 4)]).p > bootstrap_p(shifted)
     delta = test.detectable(0.05, 0.8)  # a true difference of delta is found 80% of the time
-    t_c = stats.t.ppf(0.975, 3)
-    power = stats.nct.sf(t_c, 3, delta / se) + stats.nct.cdf(-t_c, 3, delta / se)
+    t_c = stats.t.ppf(0.975, df)
+    power = stats.nct.sf(t_c, df, delta / se) + stats.nct.cdf(-t_c, df, delta / se)
     assert power == pytest.approx(0.8, abs=1e-6) and test.detectable(0.05 / 10) > delta
-    flat = bootstrap_t(0.1, np.full(100, 0.1), units=10)
+    flat = components_t(0.1, [(0.0, 9.0), (0.0, 5.0)])
     assert np.isnan(flat.p) and "no variation" in flat.note
-    assert np.isnan(bootstrap_t(0.1, reps, units=1).p)
+    assert np.isnan(components_t(0.1, [component_variance(seeds, 1)]).p)  # one seed: nothing to test

@@ -8,8 +8,8 @@ A *set* is the runs that share a calibration set across seeds: an experiment's n
 (:func:`~cola_core.experiments.report.summarise`, :mod:`cola_core.evaluation.significance`). The
 question here is "does set A keep more than set B on these held-out items, for this model" (issue
 #30): each set's seeds are averaged item by item (the seeds are clusters of one set's observations)
-and the difference is paired over the items — a paired t-test on the per-item differences of the
-score's summed quantity, with a bootstrap interval over items. Whether another draw of the calibration
+and the difference's variance comes from a bootstrap over the items, the same draws for both sets
+(:func:`~cola_core.experiments.claims.judge_on_items`). Whether another draw of the calibration
 sets would do the same is a question about the distribution of sets, which the experiment answers
 (:mod:`cola_core.experiments.claims`, seeds resampled)."""
 
@@ -350,11 +350,12 @@ def pairing_note(comparison: ABComparison) -> str:
     """Which test, in one paragraph: what is paired, what the verdict says and what it does not."""
     tested = int(comparison.differences["p_holm"].map(math.isfinite).sum())
     return (
-        f"Difference = set − {comparison.reference} in retention. Test: a paired t-test over the held-out items "
-        "(each set's seeds averaged item by item; interval: a bootstrap over the items, the same draws for both "
-        f"sets), Holm-adjusted over the {tested} comparisons shown (α = {comparison.alpha}). It answers «does this "
-        "set keep more than the reference on these items, for this model»: **supported** / **contradicted** when "
-        "Holm-significant for / against it, **inconclusive** otherwise, **untestable** when both sit at the floor "
-        "or ceiling of retention. Whether another draw of the calibration data would do the same is the "
+        f"Difference = set − {comparison.reference} in retention. Test: each set's seeds averaged item by item; "
+        "the difference's variance from a bootstrap over the held-out items (the same draws for both sets), on "
+        f"Student's t with items − 1 degrees of freedom; Holm-adjusted over the {tested} comparisons shown "
+        f"(α = {comparison.alpha}). It answers «do these calibration sets keep more than the reference on items "
+        "like these, for this model»: **supported** / **contradicted** when Holm-significant for / against it, "
+        "**inconclusive** otherwise, **untestable** when both sit at the floor or ceiling of retention or do not "
+        "differ at all. Whether another draw of the calibration data would do the same is the "
         "experiment's question (`python -m cola_core experiment`: seeds resampled, one rule per claim)."
     )

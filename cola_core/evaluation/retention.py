@@ -77,6 +77,8 @@ def bootstrap_seeds_and_items(
     seed: int = 0,
     items: Literal["shared", "per_seed"] = "shared",
     clusters: Sequence[str] | None = None,
+    resample: Literal["both", "seeds", "items"] = "both",
+    item_stream: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hierarchical bootstrap of mean-over-seeds retention. ``arms[a][s]`` is calibration set a's
     score at seed s (the same seeds, in the same order, for every arm; all on the dense run's items).
@@ -93,6 +95,13 @@ def bootstrap_seeds_and_items(
     every item of a drawn cluster, as often as the cluster is drawn (the cluster bootstrap; Davison &
     Hinkley 1997, §3.8) — for items that are not independent: facts asked of one town, prose and code
     from one source module, math problems of one template (:func:`cola_core.evaluation.suite.item_clusters`).
+
+    ``resample="seeds"`` keeps every item once (only the seeds vary), ``"items"`` keeps every seed
+    once (only the items vary): the two components of the variance, which a claim's test combines
+    (:func:`cola_core.evaluation.significance.components_t`). ``item_stream``: item draws come from
+    their own generator (``[seed, item_stream]``), so calls that share ``seed`` draw the same seeds and,
+    with the same ``item_stream`` and items, the same items — one capability's items drawn alike for
+    every model, different capabilities' items drawn independently.
 
     Returns (point, replicates): each arm's mean retention over seeds on all items (arms,), and the
     bootstrap replicates (rounds × arms); differences between arms are paired by round."""
@@ -112,21 +121,28 @@ def bootstrap_seeds_and_items(
     point = _retention_of(_metric(x[..., 0].sum(-1), x[..., 1].sum(-1), metric), point_dense, metric).mean(-1)
     rng = np.random.default_rng(seed)
     drawn = rng.integers(0, s_count, size=(rounds, s_count))  # rounds × seed slots
+    if resample == "items":
+        drawn = np.tile(np.arange(s_count), (rounds, 1))
+    item_rng = rng if item_stream is None else np.random.default_rng([seed, item_stream])
     if clusters is not None and (items != "shared" or len(clusters) != n_items):
         raise ColaError(f"cluster labels need items='shared' and one label per item ({n_items}), got {len(clusters)}")
-    if items == "shared" and clusters is not None:
+    if resample == "seeds":
+        if items != "shared":
+            raise ColaError("resample='seeds' keeps the items fixed: use items='shared'")
+        w = np.ones((rounds, n_items))
+    elif items == "shared" and clusters is not None:
         labels, of_item = np.unique(np.asarray(clusters), return_inverse=True)
         k = len(labels)
-        w = rng.multinomial(k, np.full(k, 1 / k), size=rounds).astype(np.float64)[:, of_item]  # rounds × items
+        w = item_rng.multinomial(k, np.full(k, 1 / k), size=rounds).astype(np.float64)[:, of_item]  # rounds × items
     elif items == "shared":
-        w = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=rounds).astype(np.float64)
+        w = item_rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=rounds).astype(np.float64)
     if items == "shared":
         dense_value = _metric(w @ d[:, 0], w @ d[:, 1], metric)  # rounds
         num, den = np.einsum("ri,asi->ras", w, x[..., 0]), np.einsum("ri,asi->ras", w, x[..., 1])
         ret = _retention_of(_metric(num, den, metric), dense_value[:, None, None], metric)  # rounds × arms × seeds
         picked = np.take_along_axis(ret, drawn[:, None, :], axis=2)  # rounds × arms × slots
     elif items == "per_seed":
-        w = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=(rounds, s_count)).astype(np.float64)
+        w = item_rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=(rounds, s_count)).astype(np.float64)
         dense_value = _metric(w @ d[:, 0], w @ d[:, 1], metric)  # rounds × slots
         num, den = np.einsum("rki,asi->rkas", w, x[..., 0]), np.einsum("rki,asi->rkas", w, x[..., 1])
         ret = _retention_of(

@@ -7,15 +7,18 @@ mean over the capabilities) under one compression setting. Every claim is judged
    both sets share and, within them, the evaluated items — whole item clusters where the config asks
    (``cluster_items``: facts by town, prose and code by source module, math by template) — with the
    same draws for both sets, so each replicate is one paired difference;
-2. :func:`~cola_core.evaluation.significance.bootstrap_t` turns the replicates into the standard error,
-   the 95% interval, the two-sided p-value (Student's t on seeds − 1 degrees of freedom) and the
-   smallest difference detectable with 80% power;
+2. the variance is split into its components — seed to seed and item (cluster) to item, each from
+   a bootstrap that resamples only that level, corrected by units / (units − 1) — and
+   :func:`~cola_core.evaluation.significance.components_t` turns them into the standard error, the
+   95% interval and the two-sided p-value (Student's t, Welch–Satterthwaite degrees of freedom) and
+   the smallest difference detectable with 80% power;
 3. Holm's adjustment runs within each claim's **family** (``"family"`` in the config, default
    ``"primary"``): a pre-registered primary family, and for every primary claim on the mean its
    per-capability differences as a secondary family of their own (:func:`with_secondaries`);
 4. the verdict is that adjusted p and the sign: **supported** / **contradicted** at family-wise
-   α = 0.05, **inconclusive** otherwise, **untestable** where both sets sit at the floor (chance level
-   for multiple choice) or the ceiling, or nothing varies — left out of the family.
+   α = 0.05 within the claim's family, **inconclusive** otherwise, **untestable** where both sets sit
+   at the floor (chance level for multiple choice) or the ceiling, or nothing varies — such a claim
+   keeps its place in the family (p = 1), so the data cannot shrink the family.
 
 The seeds-only paired t-interval is kept in the output (``ci_low``/``ci_high``, ``sd``) for the
 dashboard's seed-paired view; no verdict reads it.
@@ -31,9 +34,17 @@ import pandas as pd
 
 from cola_core.errors import ColaError
 from cola_core.evaluation.retention import bootstrap_seeds_and_items
-from cola_core.evaluation.significance import ALPHA, POWER, bootstrap_t, holm, paired_t, verdict
+from cola_core.evaluation.significance import (
+    ALPHA,
+    POWER,
+    component_variance,
+    components_t,
+    holm,
+    paired_t,
+    verdict,
+)
 from cola_core.evaluation.suite import CHANCE, Score
-from cola_core.experiments.endpoints import MEAN, endpoint_bootstrap, per_seed_retention
+from cola_core.experiments.endpoints import MEAN, endpoint_bootstrap, item_units, per_seed_retention
 from cola_core.experiments.results import ExperimentResults
 
 BOOTSTRAP_ROUNDS = 2000
@@ -88,14 +99,18 @@ def with_secondaries(claims: Sequence[dict], capabilities: Sequence[str]) -> lis
     return out
 
 
-def _endpoint(results: ExperimentResults, claim: dict, clusters) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """The seeds both sets share, and each side's point and paired bootstrap replicates there."""
-    comp = claim["compression"]
+def _components(results: ExperimentResults, claim: dict, clusters) -> tuple[list[int], np.ndarray, dict]:
+    """The seeds both sets share, each side's point there, and the difference's replicates with only
+    the seeds resampled and with only the items (or item clusters) resampled."""
+    comp, capability = claim["compression"], claim["capability"]
     seeds = sorted(set(results.seeds(claim["better"], comp)) & set(results.seeds(claim["worse"], comp)))
     if not seeds:
-        return seeds, np.full(2, np.nan), np.full((1, 2), np.nan)
+        return seeds, np.full(2, np.nan), {}
     sides = [claim["better"], claim["worse"]]  # NaN retention (dense accuracy 0) stays NaN, not dropped
-    point, reps = endpoint_bootstrap(results, sides, comp, claim["capability"], seeds, BOOTSTRAP_ROUNDS, clusters)
+    reps = {}
+    for part in ("seeds", "items"):
+        point, r = endpoint_bootstrap(results, sides, comp, capability, seeds, BOOTSTRAP_ROUNDS, clusters, part)
+        reps[part] = r[:, 0] - r[:, 1]
     return seeds, point, reps
 
 
@@ -105,35 +120,38 @@ def judge_claim(
     clusters: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
     """One claim ``{"better": A, "worse": B, "capability", "compression"}`` on the seeds both sets
-    share: the difference A − B of mean retention, its bootstrap standard error (``se``), interval
-    (``boot_low``/``boot_high``) and p (:func:`~cola_core.evaluation.significance.bootstrap_t`), and
+    share: the difference A − B of mean retention, its standard error (``se``), 95% interval
+    (``boot_low``/``boot_high``) and p by :func:`~cola_core.evaluation.significance.components_t`, and
     whether the claim is untestable. Verdicts need the claim's family (:func:`judge_claims`).
 
-    Given several models' results (the same config run on model variants), the models are the top
-    level of the bootstrap: each round draws the models with replacement and averages their own
-    round's replicates (seeds and items resampled within each model), so the interval and p speak
-    for the population of models the variants stand for, on models − 1 degrees of freedom."""
+    The variance has two components, each from its own bootstrap and corrected for the units it
+    resamples: seed to seed (seeds − 1 degrees of freedom) and item to item (item clusters − 1; for
+    the mean, the fewest of any capability). Given several models' results (the same config on model
+    variants), the components are model to model — the spread of the models' own differences, which
+    carries each model's seed noise with it, over the models (models − 1) — and the items every model
+    shares, drawn alike for all of them; the interval and p then speak for the population of models
+    the variants stand for (Satterthwaite's degrees of freedom, at most models − 1 plus the items')."""
     many = [results] if isinstance(results, ExperimentResults) else list(results)
-    ends = [_endpoint(r, claim, clusters) for r in many]
-    seeds = min(len(s) for s, _, _ in ends)
+    parts = [_components(r, claim, clusters) for r in many]
+    seeds = min(len(s) for s, _, _ in parts)
     out = {**claim, "family": family_of(claim), "seeds": seeds, "models": len(many)}
     if not seeds:
         nan = math.nan
         blank = dict.fromkeys(("difference", "se", "boot_low", "boot_high", "p", "ci_low", "ci_high", "sd"), nan)
         return {**out, **blank, "test": None, "untestable": True, "note": "the two sets share no seed"}
+    capability = claim["capability"]
+    units = item_units(many[0], capability, clusters)
+    point = np.mean([p for _, p, _ in parts], axis=0)
+    items = np.mean([r["items"] for _, _, r in parts], axis=0)  # the items all models share, drawn alike
     if len(many) == 1:
-        _, point, reps = ends[0]
-        units = seeds
+        between = component_variance(parts[0][2]["seeds"], seeds)
     else:
-        rng = np.random.default_rng(0)
-        per_model = np.stack([r for _, _, r in ends])  # models × rounds × sides
-        draws = rng.integers(0, len(many), size=(per_model.shape[1], len(many)))
-        reps = per_model[draws, np.arange(per_model.shape[1])[:, None]].mean(axis=1)
-        point, units = np.mean([p for _, p, _ in ends], axis=0), len(many)
-    test = bootstrap_t(float(point[0] - point[1]), reps[:, 0] - reps[:, 1], units)
-    sides, comp, capability = [claim["better"], claim["worse"]], claim["compression"], claim["capability"]
+        d = np.array([p[0] - p[1] for _, p, _ in parts])
+        between = (float(d.var(ddof=1)) / len(d), float(len(d) - 1))
+    test = components_t(float(point[0] - point[1]), [between, component_variance(items, units)])
+    sides, comp = [claim["better"], claim["worse"]], claim["compression"]
     if len(many) == 1:  # the seeds-only t-interval, for the dashboard's seed-paired view
-        per_seed = per_seed_retention(many[0], sides, comp, capability, ends[0][0])
+        per_seed = per_seed_retention(many[0], sides, comp, capability, parts[0][0])
         t = paired_t((per_seed[claim["better"]] - per_seed[claim["worse"]]).to_numpy())
         described = {"ci_low": t.ci_low, "ci_high": t.ci_high, "sd": t.sd}
     else:
@@ -147,12 +165,13 @@ def judge_claim(
         **out,
         "difference": test.difference,
         "se": test.se,
+        "df": test.df,
         "boot_low": test.ci_low,
         "boot_high": test.ci_high,
         "p": test.p,
         **described,
         "test": test,
-        "untestable": bool(limit) or not math.isfinite(test.p),  # nothing to test: no verdict, out of Holm
+        "untestable": bool(limit) or not math.isfinite(test.p),  # nothing to test: no verdict
         "note": note,
     }
 
@@ -163,22 +182,26 @@ def _pooled(arm: list[Score]) -> Score:
     return Score(arm[0].capability, arm[0].metric, math.nan, math.nan, math.nan, len(items), items.tolist())
 
 
-def judge_on_items(results: ExperimentResults, claim: dict) -> dict:
-    """A claim asked of these held-out items, for this model (``"claims_over": "items"``; Compare's
-    A/B): each set's seeds averaged item by item (the seeds are clusters of one set's observations),
-    the difference of retention with a bootstrap interval over the items (the same draws for both
-    sets), and p from a paired t-test on the per-item differences of the summed quantity (correct
-    answers, or negative log-likelihood with its sign flipped). It says nothing about another draw of
-    the calibration sets: that is :func:`judge_claim`'s question."""
+def judge_on_items(
+    results: ExperimentResults, claim: dict, clusters: Mapping[str, Sequence[str]] | None = None
+) -> dict:
+    """A claim asked of these calibration sets on items like the held-out ones, for this model
+    (``"claims_over": "items"``; Compare's A/B): each set's seeds averaged item by item (the seeds are
+    clusters of one set's observations), the difference of retention, and its variance from a
+    bootstrap over the items — whole item clusters where ``clusters`` has them — corrected by units /
+    (units − 1), on Student's t with units − 1 degrees of freedom (:func:`components_t`, so p and
+    the interval agree). The calibration draws are held fixed: whether another draw of the sets would
+    do the same is :func:`judge_claim`'s question."""
     better, worse, comp, capability = claim["better"], claim["worse"], claim["compression"], claim["capability"]
     dense = results.dense[capability]
     arms = [_pooled(results.arm(g, comp, capability, results.seeds(g, comp))) for g in (better, worse)]
     a, b = (np.asarray(s.items, dtype=np.float64) for s in arms)
     if not np.allclose(a[:, 1], b[:, 1]):
         raise ColaError(f"{better} and {worse} scored {capability} on different items")
-    point, reps = bootstrap_seeds_and_items(dense, [[arms[0]], [arms[1]]], BOOTSTRAP_ROUNDS)
-    lo, hi = percentile_interval(reps[:, 0] - reps[:, 1])
-    t = paired_t((-1.0 if dense.metric == "perplexity" else 1.0) * (a[:, 0] - b[:, 0]))
+    labels = clusters.get(capability) if clusters else None
+    point, reps = bootstrap_seeds_and_items(dense, [[arms[0]], [arms[1]]], BOOTSTRAP_ROUNDS, clusters=labels)
+    units = len(set(labels)) if labels is not None else len(a)
+    test = components_t(float(point[0] - point[1]), [component_variance(reps[:, 0] - reps[:, 1], units)])
     limit = separation_limit(list(point), floor_of(capability, dense))
     if not np.isfinite(point).all():
         limit = "retention undefined: the dense model scores 0 on these items"
@@ -186,14 +209,16 @@ def judge_on_items(results: ExperimentResults, claim: dict) -> dict:
     return {
         **claim,
         "family": family_of(claim),
-        "difference": float(point[0] - point[1]),
-        "boot_low": float(lo),
-        "boot_high": float(hi),
-        "p": t.p,
-        "pairs": t.n,
+        "difference": test.difference,
+        "se": test.se,
+        "df": test.df,
+        "boot_low": test.ci_low,
+        "boot_high": test.ci_high,
+        "p": test.p,
+        "pairs": units,
         "seeds": seeds,
-        "untestable": bool(limit) or not math.isfinite(t.p),
-        "note": "; ".join(x for x in (limit, t.note.replace("seed", "item")) if x),
+        "untestable": bool(limit) or not math.isfinite(test.p),
+        "note": "; ".join(x for x in (limit, test.note) if x),
     }
 
 
@@ -204,14 +229,14 @@ def judge_claims(
     clusters: Mapping[str, Sequence[str]] | None = None,
     over: str = "seeds",
 ) -> pd.DataFrame:
-    """Every claim judged with its family: Holm-adjusted p within the family's testable claims, the
-    verdict from it, and the smallest difference detectable with 80% power at Holm's most lenient
-    threshold α (``mde_lenient``) and its strictest α/m (``mde_strict``), both from the same
-    bootstrap standard error. Rows keep the claims' order; ``family`` names each claim's family.
+    """Every claim judged with its family: Holm-adjusted p within the family (an untestable claim
+    counts in it with p = 1 and gets no verdict), the verdict from it, and the smallest difference
+    detectable with 80% power at Holm's most lenient threshold α (``mde_lenient``) and its strictest
+    α/m (``mde_strict``), both from the claim's own standard error. Rows keep the claims' order; ``family`` names each claim's family.
     ``results``: one experiment's, or several models' (pooled: :func:`judge_claim`). ``over="items"``:
     each claim asked of these items instead (:func:`judge_on_items`; no power statement)."""
     if over == "items":
-        judged = [{**judge_on_items(results, c), "test": None} for c in claims]
+        judged = [{**judge_on_items(results, c, clusters), "test": None} for c in claims]
     else:
         judged = [judge_claim(results, c, clusters) for c in claims]
     if not judged:
@@ -220,9 +245,14 @@ def judge_claims(
     frame["p_holm"] = math.nan
     frame["m"] = 0
     for _, rows in frame.groupby("family", sort=False):
-        tested = rows.index[~rows["untestable"]]
-        frame.loc[tested, "p_holm"] = holm(frame.loc[tested, "p"].tolist())
-        frame.loc[rows.index, "m"] = len(tested)
+        # an untestable claim keeps its place in the family with p = 1: whether a claim is testable is
+        # read from the data (floor, ceiling), so dropping it would let the data shrink the family
+        held = [1.0 if u else p for p, u in zip(rows["p"], rows["untestable"], strict=True)]
+        adjusted = holm(held)
+        frame.loc[rows.index, "p_holm"] = [
+            math.nan if u else a for a, u in zip(adjusted, rows["untestable"], strict=True)
+        ]
+        frame.loc[rows.index, "m"] = len(rows)
     frame["verdict"] = [
         "untestable" if u else verdict(d, p, alpha)
         for d, p, u in zip(frame["difference"], frame["p_holm"], frame["untestable"], strict=True)

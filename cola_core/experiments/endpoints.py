@@ -5,8 +5,8 @@
   *every* capability rather than buy one with another — the primary endpoint of a pre-registered
   comparison (issue #29), with the per-capability differences as its secondary ones.
 - :func:`endpoint_bootstrap`: each arm's point retention and bootstrap replicates for an endpoint.
-  For :data:`MEAN` every capability is resampled on its own items with the same seed draws (the
-  generator's first draw), so a round's mean over capabilities is one replicate of the mean.
+  For :data:`MEAN` every capability is resampled on its own items (an item stream of its own) with
+  the same seed draws, so a round's mean over capabilities is one replicate of the mean.
 - :func:`sign_table`: the sign of (better − worse) per compression setting × capability, so a
   comparison that wins one capability and loses another is visible at a glance.
 """
@@ -25,6 +25,17 @@ from cola_core.experiments.results import ExperimentResults
 MEAN = "mean"  # the claim capability that stands for mean retention over the capabilities
 
 
+def item_units(results: ExperimentResults, capability: str, clusters: Mapping[str, Sequence[str]] | None) -> int:
+    """The independent item units behind an endpoint's item variance: its item clusters, or its items;
+    for :data:`MEAN` the fewest of any capability it averages (the component's degrees of freedom are
+    then conservative)."""
+    counts = []
+    for cap in capabilities_of(results, capability):
+        labels = clusters.get(cap) if clusters else None
+        counts.append(len(set(labels)) if labels is not None else len(results.dense[cap].items))
+    return min(counts) if counts else 0
+
+
 def capabilities_of(results: ExperimentResults, capability: str) -> list[str]:
     """The scores an endpoint averages: the capabilities themselves for :data:`MEAN` (not their
     sub-scores, which would count a capability twice), else the one score."""
@@ -41,15 +52,22 @@ def endpoint_bootstrap(
     seeds: list[int],
     rounds: int,
     clusters: Mapping[str, Sequence[str]] | None = None,
+    resample: str = "both",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(point, replicates) of each side's mean-over-seeds retention on ``capability`` (or the mean over
     the capabilities): shapes (arms,) and (rounds × arms), paired by round. ``clusters``: each score's
-    item clusters (an experiment with ``cluster_items``), resampled whole."""
+    item clusters (an experiment with ``cluster_items``), resampled whole. ``resample``: "both", or
+    only the "seeds" or only the "items" (the variance components of a claim's test). Every
+    capability's seeds are drawn alike in a round; its items from a stream of its own, the same for
+    every model that scored them (so models share their item draws by construction)."""
     points, reps = [], []
     for cap in capabilities_of(results, capability):
         arms = [results.arm(side, compression, cap, seeds) for side in sides]
         labels = clusters.get(cap) if clusters else None
-        point, rep = bootstrap_seeds_and_items(results.dense[cap], arms, rounds, clusters=labels)
+        stream = int.from_bytes(cap.encode(), "little") % 2**31  # the capability's own item stream
+        point, rep = bootstrap_seeds_and_items(
+            results.dense[cap], arms, rounds, clusters=labels, resample=resample, item_stream=stream
+        )
         points.append(point)
         reps.append(rep)
     return np.mean(points, axis=0), np.mean(reps, axis=0)

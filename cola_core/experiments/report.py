@@ -163,23 +163,25 @@ def _claims_section(
 ) -> list[str]:
     units = "item clusters" if clustered else "items"
     top = (
-        f"the {models} models, then within each model the seeds both sets share and the evaluated {units}"
+        f"a model-to-model part (the spread of the {models} models' own differences, each over the seeds both sets "
+        f"share) and an item-to-item part (the evaluated {units}, drawn alike for every model)"
         if models > 1
-        else f"the seeds both sets share and, within them, the evaluated {units}"
+        else f"a seed-to-seed part (the seeds both sets share) and an item-to-item part (the evaluated {units})"
     )
-    df = "models − 1" if models > 1 else "seeds − 1"
     over_ = f"{models} models × {seeds} seeds" if models > 1 else f"{seeds} seeds"
     rule = (
-        f"Retention difference (better − worse) over {over_}, judged by one rule: a bootstrap that resamples "
-        f"{top} (the same draws for both sets) gives the difference its standard error; the difference over that "
-        f"error on Student's t with {df} degrees of freedom gives the 95% interval and the two-sided p"
+        f"Retention difference (better − worse) over {over_}, judged by one rule: its variance is the sum of "
+        f"{top}, each from a bootstrap that resamples that level alone (the same draws for both sets) and is "
+        "corrected by units ÷ (units − 1); the difference over its standard error on Student's t with "
+        "Welch–Satterthwaite degrees of freedom gives the 95% interval and the two-sided p"
     )
     if over == "items":
         rule = (
             f"Retention difference (better − worse) on these held-out items, each set's {seeds} seeds averaged item "
-            "by item: p from a paired t-test over the items, the 95% interval from a bootstrap over them (the same "
-            "draws for both sets). This asks whether these sets differ on these items for this model, not whether "
-            "another draw of the calibration data would (that is the experiments' seeds-resampled rule)"
+            "by item; the difference's variance from a bootstrap over the items (the same draws for both sets), on "
+            "Student's t, gives the 95% interval and p. This asks whether these calibration sets differ on items "
+            "like these for this model, not whether another draw of the calibration data would (that is the "
+            "experiments' seeds-resampled rule)"
         )
     lines = [
         "## Claims",
@@ -187,8 +189,8 @@ def _claims_section(
         f"{rule}; p (Holm) is adjusted within the claim's family "
         f"(family-wise α = {ALPHA}). **supported** / **contradicted**: Holm-significant in / against the claimed "
         f"direction; **inconclusive**: otherwise; **untestable**: both sets at the floor (≤ {FLOOR}, or chance "
-        f"level over the dense accuracy for facts) or the ceiling (≥ {CEILING}) of retention, left out of the "
-        f"family. Detectable: the smallest true difference found with {POWER:.0%} power from the same standard "
+        f"level over the dense accuracy for facts) or the ceiling (≥ {CEILING}) of retention, kept in the "
+        f"family with p = 1 (whether a claim can be tested is read from the data). Detectable: the smallest true difference found with {POWER:.0%} power from the same standard "
         "error, at Holm's most lenient threshold (α) – its strictest (α/m). Each primary claim on the mean "
         "retention is followed by its per-capability secondaries (a family of their own).",
     ]

@@ -116,21 +116,23 @@ def _claims(claims: pd.DataFrame, cfg: ExperimentConfig) -> str:
         )
     text = (
         f"<p>Each claim: the retention of the <em>better</em> set minus the <em>worse</em> one over {seeds} seeds, "
-        "judged by one rule: a bootstrap resampling the seeds and, within them, the evaluated items (whole item "
-        "clusters where the experiment asks) gives the difference its standard error, and that on Student's t "
-        "(seeds − 1 degrees of freedom) gives the 95% interval and p; p is Holm-adjusted within the claim's family "
-        "(α = 0.05). <b>supported</b> / <b>contradicted</b>: significant in / against the claimed direction; "
-        "<b>inconclusive</b>: not significant after Holm; <b>untestable</b>: both sets at the floor or the ceiling "
-        "of retention, where no difference can show (left out of the family). A claim on the mean retention is "
-        "followed by its per-capability secondaries, a family of their own.</p>"
+        "judged by one rule: the difference's variance is the sum of a seed-to-seed and an item-to-item part, each "
+        "from a bootstrap that resamples only the seeds or only the items (whole item clusters where the experiment "
+        "asks), corrected by units ÷ (units − 1); the difference over its standard error on Student's t "
+        "(Welch–Satterthwaite degrees of freedom) gives the 95% interval and p; p is Holm-adjusted within the "
+        "claim's family (α = 0.05). <b>supported</b> / <b>contradicted</b>: significant in / against the claimed "
+        "direction; <b>inconclusive</b>: not significant after Holm; <b>untestable</b>: both sets at the floor or "
+        "the ceiling of retention, where no difference can show (kept in the family with p = 1). A claim on the "
+        "mean retention is followed by its per-capability secondaries, a family of their own.</p>"
     )
     if cfg.claims_over == "items":
         text = (
             "<p>Each claim: the retention of the <em>better</em> set minus the <em>worse</em> one on these held-out "
-            f"items, each set's {seeds} seeds averaged item by item; p from a paired t-test over the items, the 95% "
-            "interval from a bootstrap over them, Holm-adjusted within the claim's family (α = 0.05). It asks "
-            "whether these sets differ on these items for this model, not whether another draw of the calibration "
-            "data would: that is the experiments' question, with the seeds resampled.</p>"
+            f"items, each set's {seeds} seeds averaged item by item; the difference's variance from a bootstrap over "
+            "the items (whole item clusters where the experiment asks), on Student's t, gives the 95% interval and "
+            "p, Holm-adjusted within the claim's family (α = 0.05). It asks whether these calibration sets differ "
+            "on items like these for this model, not whether another draw of the calibration data would: that is "
+            "the experiments' question, with the seeds resampled.</p>"
         )
     svg = H.interval_chart(
         chart, title="Retention difference (better − worse), 95% interval", x_label="difference", reference=0.0
