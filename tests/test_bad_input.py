@@ -149,6 +149,11 @@ def _cases():
             "NaN",
         ),
         ("OWL with an N:M pattern", [*compress, "--method", "wanda", "--owl", "--pattern", "2:4"], "OWL"),
+        # outputs that cannot be written are found before any work (issue #32)
+        ("curate --out under a file", [*curate, "--out", "{d}/out.jsonl/c.jsonl"], "is a file, not a folder"),
+        ("curate --out a folder", [*curate, "--out", "{d}/outdir"], "it is a folder"),
+        ("compress --out under a file", [*compress[:6], "{d}/out.jsonl/model", "--method", "wanda"], "not a folder"),
+        ("self-generate --out under a file", ["self-generate", "--out", "{d}/out.jsonl/s.jsonl"], "not a folder"),
     ]
 
 

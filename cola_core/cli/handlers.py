@@ -11,6 +11,7 @@ from typing import Any
 
 from cola_core.cli import flags
 from cola_core.errors import ColaError
+from cola_core.storage.atomic import check_output
 
 
 def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,6 +94,7 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
     applied = flags.apply_preset(args)
     config = flags.from_args(CurateConfig, args)
     config.validate()
+    check_output(args.out, "calibration set")  # before the model loads (its .hf/ and .safetensors go beside it)
     engine = _engine(args)
     loaded = _load(args)
     if "seqlen" in applied:
@@ -148,6 +150,7 @@ def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
 
     config = flags.from_args(SelfGenConfig, args)
+    check_output(args.out, "self-generated corpus")
     loaded = _load(args)
     records = generate_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
     path = write_self_corpus(records, args.out)
@@ -160,6 +163,8 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
 
     config = flags.from_args(CompressConfig, args)
     config.validate()  # before the model loads
+    if args.out:
+        check_output(args.out, "compressed model", folder=True)
     bar = _progress_bar("layers")
     report = compress_with_calibration(
         _load(args),

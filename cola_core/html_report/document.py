@@ -29,7 +29,7 @@ from cola_core.experiments.results import ExperimentResults, load_results
 from cola_core.html_report import parts as H
 from cola_core.html_report.runs import runs_sections
 from cola_core.html_report.trail import experiment_trails, model_on_disk
-from cola_core.storage.atomic import atomic_write_text
+from cola_core.storage.atomic import atomic_write_text, check_output
 
 
 def _experiment_config(store: RunStore, name: str) -> ExperimentConfig:
@@ -336,12 +336,7 @@ def build_report(
 
 def check_out(path: str | Path) -> None:
     """Fail early, before any work, when ``path`` cannot become a file: a folder, or under a file."""
-    path = Path(path)
-    if path.is_dir():
-        raise ColaError(f"cannot write the report to {path}: it is a folder; give a file name such as report.html")
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ColaError(f"cannot write the report to {path}: {parent} is a file, not a folder")
+    check_output(path, "report")
 
 
 def write_report(path: str | Path, html: str) -> Path:

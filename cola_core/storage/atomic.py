@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from cola_core.errors import ColaError
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` to fill a temporary sibling of ``path``, fsync it, then rename it over
@@ -30,3 +32,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def check_output(path: str | Path, what: str, folder: bool = False) -> Path:
+    """Fail before any work when ``path`` cannot become the output: a file where a folder is wanted or
+    the reverse, a file among its parents, or a nearest existing parent that is not writable — one
+    ColaError naming the path and the fix, nothing written (issue #32)."""
+    path = Path(path)
+    kind = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        found = "a folder" if path.is_dir() else "a file"
+        raise ColaError(f"cannot write the {what} to {path}: it is {found}; give a {kind} path")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ColaError(f"cannot write the {what} to {path}: {parent} is a file, not a folder")
+    target = path if path.exists() else parent
+    if target is not None and not os.access(target, os.W_OK):
+        raise ColaError(f"cannot write the {what} to {path}: {target} is not writable; give another --out")
+    return path
