@@ -89,3 +89,26 @@ def test_old_sidecars_and_unrecorded_sets(tmp_path, tiny_tokenizer):
     tensors, _ = load_calibration(bare, tiny_tokenizer, log=lines.append)
     assert tensors["input_ids"].shape == (2, DEFAULT_SEQLEN) and "records no length" in lines[0]
     assert ProcessingConfig.seqlen == DEFAULT_SEQLEN  # Stage 2's default is the reader's fallback
+
+
+def test_every_written_file_has_the_usual_mode(tmp_path):
+    """Issue #32: safetensors creates its files 0600, so a calibration tensor could not be read by the
+    group that reads the .jsonl beside it; every atomic write ends with the mode open() would give."""
+    import os
+    import stat
+
+    import torch
+    from safetensors.torch import save_file
+
+    from cola_core.storage.atomic import FILE_MODE, atomic_write
+
+    path = atomic_write(tmp_path / "x.safetensors", lambda t: save_file({"a": torch.zeros(2)}, str(t)))
+    assert stat.S_IMODE(os.stat(path).st_mode) == FILE_MODE == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

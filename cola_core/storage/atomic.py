@@ -10,6 +10,11 @@ from pathlib import Path
 from cola_core.errors import ColaError
 
 
+_UMASK = os.umask(0)  # read once, at import (umask has no getter); put back at once
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file: every output gets it, whoever wrote it
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` to fill a temporary sibling of ``path``, fsync it, then rename it over
     ``path``. The temporary name carries the pid, so concurrent writers never share one."""
@@ -20,6 +25,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)  # a writer may create 0600 (safetensors does): outputs read like any file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
