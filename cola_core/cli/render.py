@@ -52,8 +52,13 @@ def selfgen_text(p: dict[str, Any]) -> str:
 
 
 def compress_text(p: dict[str, Any]) -> str:
-    sparsity = f"sparsity {p['achieved_sparsity']:.1%}"
-    what = (f"{sparsity}, " if p["achieved_sparsity"] >= 0.01 else "") + f"{p['bits']}-bit" if p["bits"] else sparsity
+    from cola_core.compress.methods import method_names
+
+    # a quantizer's zeros (values rounded to 0) are not pruning: sparsity is said for pruning methods only
+    pruned = p["method"].split("+")[0] in method_names("pruning")
+    parts = [f"sparsity {p['achieved_sparsity']:.1%}"] if pruned else []
+    parts += [f"{p['bits']}-bit"] if p["bits"] else []
+    what = ", ".join(parts)
     rows = [
         f"  layer {x['layer']:>3}: {x['seconds']:.2f}s  mean rel. error {sum(x['relative_error'].values()) / len(x['relative_error']):.4f}"
         for x in p["layers"]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from cola_core.errors import ColaError
 
-
 _UMASK = os.umask(0)  # read once, at import (umask has no getter); put back at once
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file: every output gets it, whoever wrote it
