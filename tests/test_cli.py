@@ -53,3 +53,14 @@ def test_bad_input_exits_2_with_one_line(args):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out.stderr
     assert out.stdout == ""
+
+
+def test_compress_text_says_sparsity_for_pruning_only():
+    """Issue #32: a 3-bit RTN run was reported as 'sparsity 29.0%' (values rounded to zero)."""
+    from cola_core.cli.render import compress_text
+
+    base = {"layers": [], "device": "cpu", "seconds": 1.0, "out": "o", "format": "dense", "size_bytes": 10}
+    assert "(3-bit)" in compress_text({**base, "method": "rtn", "achieved_sparsity": 0.29, "bits": 3})
+    assert "(sparsity 50.0%)" in compress_text({**base, "method": "wanda", "achieved_sparsity": 0.5, "bits": None})
+    pruned_then_quantized = {**base, "method": "sparsegpt+gptq", "achieved_sparsity": 0.5, "bits": 4}
+    assert "(sparsity 50.0%, 4-bit)" in compress_text(pruned_then_quantized)
