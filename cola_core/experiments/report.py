@@ -203,7 +203,7 @@ def _claims_section(
     for family, rows in claims[~secondary].groupby("family", sort=False):
         m = int(rows["m"].iloc[0])
         kind = "Primary family" if family == PRIMARY else f"Family *{family}*"
-        lines += ["", f"**{kind}** (Holm over {m} tested claim{'s' if m != 1 else ''})", "", *header]
+        lines += ["", f"**{kind}** (Holm over its {m} claim{'s' if m != 1 else ''})", "", *header]
         for r in rows.itertuples():
             lines.append(
                 f"| {r.title} ({r.better} vs {r.worse}) | {r.capability} | {r.compression} | {_num(r.difference)} | "
