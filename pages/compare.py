@@ -126,8 +126,11 @@ def ab_section() -> list[int]:
         st.error(str(exc))
         return []
 
-    for line in headlines(comparison) or ["No set differs from the reference after Holm's correction (table below)."]:
-        st.markdown(f"#### {line}")
+    said = headlines(comparison)
+    if said:
+        st.markdown("\n".join(f"- {line}" for line in said))
+    else:
+        st.markdown("No set differs from the reference on any capability after Holm's correction (table below).")
     st.markdown("**Does a set retain more than the reference?**")
     st.plotly_chart(charts.differences_forest(comparison.differences, reference), key="ab_forest")
     st.dataframe(

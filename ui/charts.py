@@ -195,9 +195,9 @@ VERDICT_COLOURS = {
 
 
 def differences_forest(diff, reference: str) -> go.Figure:
-    """Each set's difference from the reference per capability with its 95% bootstrap interval over
-    seeds and items (never degenerate, whichever pairing the test used), coloured by verdict, against
-    a line at 0."""
+    """Each set's difference from the reference per capability with its 95% interval over the held-out
+    items (the A/B test's own, :func:`cola_core.experiments.claims.judge_on_items`), coloured by
+    verdict, against a line at 0."""
     fig = go.Figure()
     rows = diff.iloc[::-1]
     low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
@@ -221,7 +221,7 @@ def differences_forest(diff, reference: str) -> go.Figure:
     fig.add_vline(x=0, line_dash="dot")
     fig.update_layout(
         height=max(220, 34 * len(rows) + 90),
-        xaxis_title=f"retention difference vs {reference} (95% bootstrap interval, seeds × items)",
+        xaxis_title=f"retention difference vs {reference} (95% interval over the held-out items)",
         yaxis={"type": "category", "categoryorder": "array", "categoryarray": labels},
         legend={"orientation": "h", "y": 1.08, "title": ""},
         margin={"l": 10, "r": 10, "t": 40, "b": 10},

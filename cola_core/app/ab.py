@@ -30,7 +30,7 @@ from cola_core.errors import ColaError
 from cola_core.evaluation.retention import retention
 from cola_core.evaluation.runstore import RunStore
 from cola_core.evaluation.significance import ALPHA, holm, verdict
-from cola_core.evaluation.suite import Score
+from cola_core.evaluation.suite import CAPABILITIES, Score
 from cola_core.experiments.claims import judge_on_items
 from cola_core.experiments.config import compression_label
 from cola_core.experiments.report import summarise
@@ -259,10 +259,11 @@ def differences(results: ExperimentResults, groups: Sequence[str], reference: st
 
 
 def headlines(comparison: ABComparison) -> list[str]:
-    """One sentence per supported or contradicted difference, largest first, as a stakeholder reads
-    it: "demo/math-only keeps 0.24 more math retention than demo/generic [+0.21, +0.28] — supported"."""
+    """One sentence per supported or contradicted difference on a capability itself (its sub-scores,
+    such as math's tiers, stay in the table), largest first, as a stakeholder reads it:
+    "demo/math-only keeps 0.24 more math retention than demo/generic [+0.21, +0.28] — supported"."""
     d = comparison.differences
-    decided = d[d["verdict"].isin(("supported", "contradicted"))]
+    decided = d[d["verdict"].isin(("supported", "contradicted")) & d["capability"].isin(CAPABILITIES)]
     out = []
     for r in decided.reindex(decided["difference"].abs().sort_values(ascending=False).index).itertuples():
         more = "more" if r.difference > 0 else "less"
