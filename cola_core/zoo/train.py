@@ -190,9 +190,9 @@ def model_card(cfg: TrainConfig, stats: dict, scores: dict) -> str:
     f, ft = scores["facts_accuracy"], scores["facts_accuracy_trained_form"]
     mix = ", ".join(f"{d} {w:.0%}" for d, w in cfg.mix.items())
     avail = ", ".join(f"{d} {n:,}" for d, n in stats["tokens_available"].items())
-    return f"""# cola-tiny
+    return f"""# {Path(cfg.out).name}
 
-The built-in model of COLA Studio, trained from scratch by `python -m cola_core.zoo.train` on the
+A built-in model of COLA Studio (initialisation seed {cfg.seed}), trained from scratch by `python -m cola_core.zoo.train` on the
 train splits of the built-in corpora (no third-party data, no network).
 
 ## Architecture
@@ -212,7 +212,7 @@ Parameters: {stats["params"]:,}.
 Perplexity per domain on up to {cfg.eval_limit} held-out records (128 tokens), against an add-one unigram
 model fitted on the train split and scored on the same tokens:
 
-| domain | cola-tiny | unigram |
+| domain | {Path(cfg.out).name} | unigram |
 |---|---|---|
 {ppl}
 
