@@ -1,8 +1,9 @@
 """Real-browser end-to-end of the story (issues #21, #30): a fresh server and an empty cache → the
 landing page → **Run the demo** (the built-in one) → Compare opens on a *supported* verdict within its
 first 1000 px → **Download report** → the downloaded HTML opened with the network off: every chart
-renders and no request leaves the page. No request of the dashboard goes to any host but the server,
-no exception box shows and the server's log holds no traceback. Screenshots land in ``test-artifacts/``."""
+renders and no request leaves the page; then, by hand, a space is built, its selection compressed and
+Compare opened with that run. No request of the dashboard goes to any host but the server, no
+exception box shows and the server's log holds no traceback. Screenshots land in ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -97,6 +98,18 @@ def test_landing_demo_verdicts_download_and_offline_report(server, tmp_path):
             "svg", "els => els.map(e => e.getBoundingClientRect().width * e.getBoundingClientRect().height)"
         )
         view.screenshot(path=str(ARTIFACTS / "demo-3-report-offline.png"), full_page=True)
+
+        # then by hand, after the demo: a space, a compression of its selection, Compare with your own run
+        page.get_by_role("link", name="Activation space & selection").click()
+        page.get_by_role("button", name="Build space").click()
+        page.get_by_text("Lasso/box selection: 0 samples").wait_for(timeout=300_000)
+        page.get_by_role("link", name="Compress", exact=True).click()
+        page.get_by_role("button", name="Launch", exact=True).click()
+        page.get_by_role("link", name="Compare finished runs →").wait_for(timeout=300_000)
+        page.get_by_role("link", name="Compare", exact=True).click()
+        page.get_by_text("Retention (compressed ÷ dense, higher is better)").wait_for(timeout=300_000)
+        _shot(page, "demo-4-by-hand-compare", height=2000)
+        assert page.locator("[data-testid='stException']").count() == 0
         browser.close()
     assert sizes and all(s > 0 for s in sizes), sizes
     assert [r for r in requests if not r.startswith("file:")] == []
