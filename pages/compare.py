@@ -225,7 +225,8 @@ compared = ab_section()
 
 st.subheader("Each run against the dense model")
 labels = {int(r["id"]): run_label(r) for _, r in done.iterrows()}
-preselected = [i for i in compared if i in labels] or list(labels)[-4:]  # the sets above, at their first seed
+newest = max(labels, default=None)  # your latest run joins the sets above (at their first seed)
+preselected = list(dict.fromkeys([*(i for i in compared if i in labels), newest])) if compared else list(labels)[-4:]
 picked = st.multiselect("Runs", list(labels), default=preselected, format_func=labels.get)
 runs = done[done["id"].isin(picked)]
 if runs.empty:
