@@ -186,6 +186,8 @@ def test_a_config_on_model_variants_runs_once_per_model():
         ("x@cola-tiny-s1", "cola-tiny-s1", ()),
     ]
     assert ExperimentConfig.from_dict(d).per_model()[0].name == "x"
+    part = cfg.per_model()[1]  # Ray workers get a part as its dict: it must read back as itself
+    assert ExperimentConfig.from_dict(part.to_dict()) == part
     with pytest.raises(ColaError, match="model or models, not both"):
         ExperimentConfig.from_dict({**d, "model": "m", "models": ["a", "b"]})
     with pytest.raises(ColaError, match="two or more distinct"):

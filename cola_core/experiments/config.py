@@ -96,7 +96,7 @@ class ExperimentConfig:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ExperimentConfig:
         own = tuple(f.name for f in fields(ExperimentConfig) if f.name != "curation")
-        if "model" in d and "models" in d:
+        if "model" in d and d.get("models"):
             raise ColaError(f"experiment {d.get('name', '(no name)')}: give model or models, not both")
         try:
             sets = tuple(CalibrationSpec.from_dict(c) for c in d["calibration_sets"])
