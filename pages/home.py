@@ -50,7 +50,7 @@ st.markdown(
     f"**The demo** {describe(demo_runner(job_queue().store).config)}, and says for each claim whether these sets "
     "differ on those items — **supported**, **contradicted** or **inconclusive** — leading with the robust finding "
     "(the calibration domain decides which capability survives). Same as `python -m cola_core demo`; finished runs "
-    "are reused."
+    "are reused; about a minute on 2 idle cores."
 )
 runner = demo_runner(job_queue().store)
 
