@@ -99,6 +99,25 @@ def with_secondaries(claims: Sequence[dict], capabilities: Sequence[str]) -> lis
     return out
 
 
+def _judged(test, point: np.ndarray, floor: float) -> dict:
+    """What every claim reports from its test: the difference, its standard error, degrees of freedom,
+    interval and p, and whether it is untestable (both sets at the floor or ceiling, retention
+    undefined, or nothing to test against) with the note saying why."""
+    limit = separation_limit(list(point), floor)
+    if not np.isfinite(point).all():
+        limit = "retention undefined: the dense model scores 0 on these items"
+    return {
+        "difference": test.difference,
+        "se": test.se,
+        "df": test.df,
+        "boot_low": test.ci_low,
+        "boot_high": test.ci_high,
+        "p": test.p,
+        "untestable": bool(limit) or not math.isfinite(test.p),  # nothing to test: no verdict
+        "note": "; ".join(x for x in (limit, test.note) if x),
+    }
+
+
 def _components(results: ExperimentResults, claim: dict, clusters) -> tuple[list[int], np.ndarray, dict]:
     """The seeds both sets share, each side's point there, and the difference's replicates with only
     the seeds resampled and with only the items (or item clusters) resampled."""
@@ -157,23 +176,7 @@ def judge_claim(
     else:
         described = dict.fromkeys(("ci_low", "ci_high", "sd"), math.nan)
     floors = [FLOOR if capability == MEAN else floor_of(capability, r.dense[capability]) for r in many]
-    limit = separation_limit(list(point), float(np.mean(floors)))
-    if not np.isfinite(point).all():
-        limit = "retention undefined: the dense model scores 0 on these items"
-    note = "; ".join(x for x in (limit, test.note) if x)
-    return {
-        **out,
-        "difference": test.difference,
-        "se": test.se,
-        "df": test.df,
-        "boot_low": test.ci_low,
-        "boot_high": test.ci_high,
-        "p": test.p,
-        **described,
-        "test": test,
-        "untestable": bool(limit) or not math.isfinite(test.p),  # nothing to test: no verdict
-        "note": note,
-    }
+    return {**out, **described, "test": test, **_judged(test, point, float(np.mean(floors)))}
 
 
 def _pooled(arm: list[Score]) -> Score:
@@ -202,24 +205,9 @@ def judge_on_items(
     point, reps = bootstrap_seeds_and_items(dense, [[arms[0]], [arms[1]]], BOOTSTRAP_ROUNDS, clusters=labels)
     units = len(set(labels)) if labels is not None else len(a)
     test = components_t(float(point[0] - point[1]), [component_variance(reps[:, 0] - reps[:, 1], units)])
-    limit = separation_limit(list(point), floor_of(capability, dense))
-    if not np.isfinite(point).all():
-        limit = "retention undefined: the dense model scores 0 on these items"
     seeds = max(len(results.seeds(g, comp)) for g in (better, worse))
-    return {
-        **claim,
-        "family": family_of(claim),
-        "difference": test.difference,
-        "se": test.se,
-        "df": test.df,
-        "boot_low": test.ci_low,
-        "boot_high": test.ci_high,
-        "p": test.p,
-        "pairs": units,
-        "seeds": seeds,
-        "untestable": bool(limit) or not math.isfinite(test.p),
-        "note": "; ".join(x for x in (limit, test.note) if x),
-    }
+    judged = _judged(test, point, floor_of(capability, dense))
+    return {**claim, "family": family_of(claim), **judged, "pairs": units, "seeds": seeds}
 
 
 def judge_claims(
