@@ -286,27 +286,30 @@ def cmd_experiment(args: argparse.Namespace) -> dict[str, Any]:
         run_experiment(part, store, log=_log, engine=_engine(args))
         results.append(load_results(plan_runs(part), store))
     command = f"python -m cola_core experiment --config {args.config}"
+    parts = cfg.per_model()
+    claims = [judged_claims(part, r) for part, r in zip(parts, results, strict=True)]  # judged once, shown twice
+    pooled = judged_claims(cfg, results) if cfg.models else None
     if cfg.models:
-        report = models_report(cfg, results, command)
+        report = models_report(cfg, results, command, pooled, claims)
     else:
-        report = markdown_report(cfg, results[0], command)
+        report = markdown_report(cfg, results[0], command, claims[0])
     if args.report:
         Path(args.report).write_text(report + "\n")
 
-    def about(part, result) -> dict[str, Any]:
+    def about(result, judged) -> dict[str, Any]:
         return {
             "dense": dense_baselines(result).to_dict(orient="records"),
-            "claims": judged_claims(part, result).to_dict(orient="records"),
+            "claims": judged.to_dict(orient="records"),
             "summary": summarise(result).to_dict(orient="records"),
             "proxy_correlation": proxy_correlation(result).to_dict(orient="records"),
         }
 
     out = {"experiment": cfg.name, "runs": sum(len(r.scores) for r in results)}
     if cfg.models:  # the claims pooled over the models, and each model's own numbers
-        out["claims"] = judged_claims(cfg, results).to_dict(orient="records")
-        out["per_model"] = {part.model: about(part, r) for part, r in zip(cfg.per_model(), results, strict=True)}
+        out["claims"] = pooled.to_dict(orient="records")
+        out["per_model"] = {p.model: about(r, j) for p, r, j in zip(parts, results, claims, strict=True)}
     else:
-        out.update(about(cfg, results[0]))
+        out.update(about(results[0], claims[0]))
     return {
         **out,
         "report": args.report,

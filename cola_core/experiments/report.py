@@ -263,8 +263,11 @@ def _sign_section(results: ExperimentResults, claims: Sequence[dict]) -> list[st
     return ["## Trade-offs", "", intro, "", *lines]
 
 
-def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: str) -> str:
-    """The report the docs carry: dense scores, claims, retention tables, the proxy's correlation."""
+def markdown_report(
+    cfg: ExperimentConfig, results: ExperimentResults, command: str, claims: pd.DataFrame | None = None
+) -> str:
+    """The report the docs carry: dense scores, claims, retention tables, the proxy's correlation.
+    ``claims``: :func:`judged_claims` already computed (the CLI prints them too), else judged here."""
     shared = cfg.shared
     lines = [
         f"# Experiment `{cfg.name}`",
@@ -302,7 +305,7 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
             "",
         ]
     if cfg.claims:
-        claims = judged_claims(cfg, results)
+        claims = judged_claims(cfg, results) if claims is None else claims
         lines += [*_claims_section(claims, len(cfg.seeds), cfg.cluster_items, over=cfg.claims_over), ""]
         lines += _sign_section(results, cfg.claims)
     summary = summarise(results)
@@ -341,9 +344,17 @@ def markdown_report(cfg: ExperimentConfig, results: ExperimentResults, command: 
     return "\n".join(lines)
 
 
-def models_report(cfg: ExperimentConfig, results: Sequence[ExperimentResults], command: str) -> str:
-    """A config run on model variants (``models``): the claims pooled over the models (the models
-    resampled at the top of the bootstrap), then each model's own report."""
+def models_report(
+    cfg: ExperimentConfig,
+    results: Sequence[ExperimentResults],
+    command: str,
+    pooled: pd.DataFrame | None = None,
+    per_model: Sequence[pd.DataFrame] | None = None,
+) -> str:
+    """A config run on model variants (``models``): the claims pooled over the models (model-to-model
+    spread plus the shared items, :func:`~cola_core.experiments.claims.judge_claim`), then each model's
+    own report.
+    ``pooled`` / ``per_model``: the claims already judged (the CLI prints them too), else judged here."""
     parts = cfg.per_model()
     seeds = len(cfg.seeds)
     seconds = sum(r.seconds for r in results)
@@ -358,11 +369,12 @@ def models_report(cfg: ExperimentConfig, results: Sequence[ExperimentResults], c
         "",
     ]
     if cfg.claims:
-        pooled = judged_claims(cfg, results)
+        pooled = judged_claims(cfg, results) if pooled is None else pooled
         section = _claims_section(pooled, seeds, cfg.cluster_items, models=len(parts))
         lines += ["## Claims pooled over the models", *section[1:], ""]
-    for part, result in zip(parts, results, strict=True):
-        own = markdown_report(part, result, command).split("\n")[1:]  # its title becomes a section
+    mine = per_model or [None] * len(parts)
+    for part, result, claims in zip(parts, results, mine, strict=True):
+        own = markdown_report(part, result, command, claims).split("\n")[1:]  # its title becomes a section
         lines += [f"## Model {part.model}", *("#" + x if x.startswith("#") else x for x in own), ""]
     return "\n".join(lines)
 
