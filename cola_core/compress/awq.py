@@ -36,6 +36,7 @@ from cola_core.compress.awq_groups import (
     take_sequences,
 )
 from cola_core.compress.capture import LayerInputs
+from cola_core.compress.experts import real_tokens
 from cola_core.compress.quantization import grid_params, quantize_codes
 from cola_core.compress.statistics import set_weight, weight_of
 from cola_core.models.architecture import hidden_of
@@ -124,7 +125,7 @@ def _capture(
     ):
         for h, kw, mask in zip(sample.hidden, sample.kwargs, sample.masks, strict=True):
             now["mask"] = mask
-            with contextlib.suppress(_Stop):
+            with contextlib.suppress(_Stop), real_tokens(layer, mask):
                 layer(h, **kw)
     x_mean = torch.stack(abs_sum).sum(0) / max(now["seen"], 1)
     return calls, outputs, x_mean, torch.cat(picked)

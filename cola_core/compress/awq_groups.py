@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from cola_core.compress.capture import LayerInputs
+from cola_core.compress.experts import real_tokens
 from cola_core.compress.statistics import find_linears, set_weight, weight_of
 from cola_core.models.architecture import hidden_of
 
@@ -56,8 +57,10 @@ def _rows_of(value: Any, picked: torch.Tensor, batch: int) -> Any:
 
 
 def real_rows(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, d) → (real tokens, d) in fp32."""
-    return y.reshape(-1, y.shape[-1])[mask.reshape(-1).bool()].float()
+    """(B, T, d) → (real tokens, d) in fp32. An expert's rows (fewer than the batch's tokens) were
+    picked from the real tokens already (experts.real_tokens): all of them are kept."""
+    rows = y.reshape(-1, y.shape[-1])
+    return (rows[mask.reshape(-1).bool()] if len(rows) == mask.numel() else rows).float()
 
 
 @contextlib.contextmanager
@@ -72,8 +75,11 @@ def hooks(*handles: torch.utils.hooks.RemovableHandle):
 
 def run_rows(layer: torch.nn.Module, inputs: LayerInputs) -> list[torch.Tensor]:
     """The layer's outputs on the real tokens of every batch."""
-    batches = zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True)
-    return [real_rows(hidden_of(layer(h, **kw)), mask) for h, kw, mask in batches]
+    out = []
+    for h, kw, mask in zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True):
+        with real_tokens(layer, mask):
+            out.append(real_rows(hidden_of(layer(h, **kw)), mask))
+    return out
 
 
 @torch.inference_mode()

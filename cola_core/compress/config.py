@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from cola_core.compress.experts import MOE_CALIBRATION
 from cola_core.compress.methods import compression_method, method_names
 from cola_core.errors import ColaError
 from cola_core.models.batching import BATCH_TOKENS
@@ -56,6 +57,14 @@ class CompressConfig:
     quantize: str | None = setting(
         None,
         "after a pruning method, quantize each layer too (rtn, gptq, awq), keeping the pruned weights at zero",
+    )
+    moe_calibration: str = setting(
+        "routed",
+        "mixture-of-experts: each expert's statistics from the tokens routed to it (routed) or from every token (all)",
+        choices=MOE_CALIBRATION,
+    )
+    moe_floor: float = setting(
+        1.0, "routed: an expert given fewer than this × its input width tokens takes statistics from every token"
     )
     # set on the quantization stage of ``quantize``: pruned weights stay exactly zero
     keep_zeros: bool = setting(False, "pruned weights stay exactly zero", cli=False)
@@ -141,6 +150,10 @@ class CompressConfig:
             raise ColaError(f"AWQ grid must be a positive number of α steps, got {self.awq_grid}")
         if self.awq_quantizer not in ("rtn", "gptq"):
             raise ColaError(f"AWQ quantizer must be rtn or gptq, got '{self.awq_quantizer}'")
+        if self.moe_calibration not in MOE_CALIBRATION:
+            raise ColaError(f"--moe-calibration is routed or all, got '{self.moe_calibration}'")
+        if self.moe_floor < 0:
+            raise ColaError(f"--moe-floor must be ≥ 0 (a multiple of each expert's input width), got {self.moe_floor}")
         if self.awq_tokens < 1:
             raise ColaError(f"AWQ tokens must be positive, got {self.awq_tokens}")
 

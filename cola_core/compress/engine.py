@@ -8,7 +8,9 @@ For each decoder layer in order (one on the compute device at a time, the rest o
 2. compress each linear with the method's per-matrix function, from its registry entry (methods.py);
 3. replay again through the compressed layer: its outputs are the next layer's inputs, so later
    layers see the errors of earlier ones (the sequential scheme of SparseGPT/GPTQ/Wanda).
-Embeddings, lm_head, norms and biases are never touched.
+Embeddings, lm_head, norms, biases and routers are never touched. A mixture-of-experts layer's fused
+experts are split into linears while the layer is compressed (experts.py), so every expert is
+compressed by every method, from the statistics of the tokens routed to it (or of every token).
 """
 
 from __future__ import annotations
@@ -22,10 +24,19 @@ import torch
 
 from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
 from cola_core.compress.config import CompressConfig
+from cola_core.compress.experts import SplitExperts, expert_of, split_experts, starving
 from cola_core.compress.methods import Compressed, compression_method
 from cola_core.compress.owl import owl_schedule
 from cola_core.compress.quantization import QuantResult
-from cola_core.compress.statistics import Stats, collect_statistics, find_linears, relative_error, set_weight, weight_of
+from cola_core.compress.statistics import (
+    Stats,
+    collect_statistics,
+    find_linears,
+    find_routers,
+    relative_error,
+    set_weight,
+    weight_of,
+)
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers
 from cola_core.models.batching import rows_per_batch
@@ -83,8 +94,10 @@ def _compress_stage(
     method = compression_method(config.method)
     prepared = method.prepare(layer, inputs, config) if method.prepare else None
     full = method.statistic(config) == "hessian"
-    stats, leader = collect_statistics(layer, linears, inputs, full=full, error_tokens=config.error_tokens)
+    stats, leader, experts = layer_statistics(layer, linears, inputs, full, config)
     report: dict[str, Any] = {"linears": {}}
+    if experts:
+        report["experts"] = experts
     if prepared is not None:
         report[method.name] = prepared
     for name, module in linears.items():
@@ -111,6 +124,44 @@ def _compress_stage(
             **info,
         }
     return report
+
+
+def layer_statistics(
+    layer: torch.nn.Module, linears: dict[str, torch.nn.Module], inputs: LayerInputs, full: bool, config: CompressConfig
+) -> tuple[dict[str, Stats], dict[str, str], dict[str, dict[str, Any]]]:
+    """Statistics of every linear's input from a replay of the layer (statistics.py), per group leader,
+    with each linear's leader. A mixture-of-experts layer's split experts (experts.py) take theirs from
+    the tokens routed to them, or from every token (``moe_calibration="all"``); under *routed*, experts
+    given fewer than ``moe_floor`` × their input width tokens are replayed again with every token.
+    Third: per experts module, what its report shows (routed tokens per expert, who fell back)."""
+    split = {n: m for n, m in layer.named_modules() if isinstance(m, SplitExperts)}
+    everyone = config.moe_calibration == "all"
+    for m in split.values():
+        m.routed.zero_()
+        m.all_tokens = frozenset(range(m.num_experts)) if everyone else frozenset()
+    stats, leader = collect_statistics(layer, linears, inputs, full=full, error_tokens=config.error_tokens)
+    routed = {name: m.routed.tolist() for name, m in split.items()}
+    low = {} if everyone else starving(split, config.moe_floor)
+    if low:
+        for name, m in split.items():
+            m.all_tokens = frozenset(low.get(name, ()))
+        again = {n: lin for n, lin in linears.items() if (ex := expert_of(n, split)) and ex[1] in low.get(ex[0], ())}
+        more, more_leader = collect_statistics(layer, again, inputs, full=full, error_tokens=config.error_tokens)
+        stats.update(more)
+        leader.update(more_leader)
+    for m in split.values():
+        m.all_tokens = frozenset()
+    report = {
+        name: {
+            "experts": m.num_experts,
+            "calibration": config.moe_calibration,
+            "routed_tokens": routed[name],
+            "floor_tokens": int(config.moe_floor * m.floor_width),
+            "all_tokens_for": low.get(name, []),
+        }
+        for name, m in split.items()
+    }
+    return stats, leader, report
 
 
 def _fixed_mmap_threshold() -> None:
@@ -154,8 +205,9 @@ def compress_model(
     torch.backends.cuda.matmul.allow_tf32 = False
     layers = decoder_layers(model)
     for li, layer in enumerate(layers):  # every shape check before any weight changes
-        for name, module in find_linears(layer).items():
-            config.check_width(f"layer {li} {name}", weight_of(module).shape[1])
+        with split_experts(layer):
+            for name, module in find_linears(layer).items():
+                config.check_width(f"layer {li} {name}", weight_of(module).shape[1])
     result = CompressionResult([], device=str(device))
     try:
         inputs = capture_layer_inputs(model, ids, mask, rows_per_batch(ids.shape[1], config.batch_tokens), device)
@@ -169,13 +221,16 @@ def compress_model(
             lt = time.perf_counter()
             home = next(layer.parameters()).device
             layer.to(device)
-            report = compress_layer(
-                layer, inputs, per_layer[li], result.quantized if keep_codes else None, prefix=str(li)
-            )
+            with split_experts(layer):  # a MoE layer's experts as linears while it is compressed
+                report = compress_layer(
+                    layer, inputs, per_layer[li], result.quantized if keep_codes else None, prefix=str(li)
+                )
+                inputs.hidden = run_layer(layer, inputs)
             report["layer"] = li
+            if routers := find_routers(layer):
+                report["ignored"] = routers
             if config.owl:
                 report["target_sparsity"], report["outlier_ratio"] = sparsities[li], ratios[li]
-            inputs.hidden = run_layer(layer, inputs)
             layer.to(home)
             report["seconds"] = time.perf_counter() - lt
             result.layers.append(report)

@@ -15,6 +15,7 @@ import torch
 
 from cola_core.compress.capture import LayerInputs, run_layer
 from cola_core.compress.config import CompressConfig
+from cola_core.compress.experts import split_experts
 from cola_core.compress.pruning import wanda_score
 from cola_core.compress.statistics import collect_statistics, find_linears, weight_of
 
@@ -46,7 +47,8 @@ def owl_schedule(
     for layer in layers:
         home = next(layer.parameters()).device
         layer.to(device)
-        ratios.append(outlier_ratio(layer, flowing, config))
-        flowing.hidden = run_layer(layer, flowing)
+        with split_experts(layer):
+            ratios.append(outlier_ratio(layer, flowing, config))
+            flowing.hidden = run_layer(layer, flowing)
         layer.to(home)
     return layer_sparsities(ratios, config.sparsity, config.owl_lambda), ratios

@@ -11,13 +11,24 @@ from __future__ import annotations
 import torch
 
 from cola_core.compress.capture import LayerInputs
+from cola_core.compress.experts import ROUTER, real_tokens
 
 
-def find_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """Linear maps inside a decoder layer: ``nn.Linear`` and GPT-2's transposed ``Conv1D``."""
+def _all_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
     from transformers.pytorch_utils import Conv1D
 
     return {n: m for n, m in layer.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
+
+
+def find_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """Linear maps inside a decoder layer that get compressed: ``nn.Linear`` and GPT-2's transposed
+    ``Conv1D`` — a mixture-of-experts layer's experts once split (experts.py) — but not routers."""
+    return {n: m for n, m in _all_linears(layer).items() if not ROUTER.search(n)}
+
+
+def find_routers(layer: torch.nn.Module) -> list[str]:
+    """The linears that route tokens to experts (``mlp.gate``, ``shared_expert_gate``): kept dense."""
+    return [n for n in _all_linears(layer) if ROUTER.search(n)]
 
 
 def weight_of(module: torch.nn.Module) -> torch.Tensor:
@@ -39,8 +50,10 @@ class Stats:
         self.sq = torch.zeros(d_in, dtype=torch.float64, device=device)  # fp64: same Wanda ranks on any device
         self.tokens = self.h_tokens = 0
 
-    def add(self, x: torch.Tensor, mask: torch.Tensor) -> None:
-        rows = x.reshape(-1, x.shape[-1])[mask.reshape(-1).bool()].float()
+    def add(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """Accumulate the rows of ``x`` that ``mask`` marks real (every row when None)."""
+        rows = x.reshape(-1, x.shape[-1])
+        rows = (rows if mask is None else rows[mask.reshape(-1).bool()]).float()
         self.sq += rows.double().square().sum(0)
         self.tokens += len(rows)
         if not self.full:
@@ -77,7 +90,8 @@ def collect_statistics(
             if leader[name] == name:
                 if name not in stats:
                     stats[name] = Stats(x.shape[-1], full, error_tokens, x.device)
-                stats[name].add(x, current["mask"])
+                mask = current["mask"]  # an expert's fewer rows were picked from the real tokens already
+                stats[name].add(x, mask if x[..., 0].numel() == mask.numel() else None)
 
         return hook
 
@@ -86,7 +100,7 @@ def collect_statistics(
         for h, kw, mask in zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True):
             current["mask"] = mask
             seen.clear()
-            with torch.inference_mode():
+            with torch.inference_mode(), real_tokens(layer, mask):
                 layer(h, **kw)
     finally:
         for handle in handles:
