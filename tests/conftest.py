@@ -14,6 +14,21 @@ import torch
 from cola_core.corpora import load_records
 
 FAMILIES = ("llama", "qwen2", "mistral", "gpt2", "gpt_neox", "opt", "phi")
+# 2026's families: dense Qwen3, Gemma 3, OLMo 2, and mixture-of-experts models (8 experts, top 2)
+NEW_DENSE = ("qwen3", "gemma3_text", "olmo2")
+MOE_FAMILIES = ("qwen3_moe", "mixtral", "olmoe", "deepseek_v3", "gpt_oss", "qwen2_moe", "glm4_moe", "granitemoe")
+_MOE = {
+    "num_experts": 8,
+    "num_local_experts": 8,
+    "n_routed_experts": 8,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": 32,
+    "shared_expert_intermediate_size": 32,
+    "first_k_dense_replace": 0,  # DeepSeek-V3, GLM-4.5: experts from the first layer on
+    "n_group": 1,
+    "topk_group": 1,
+    "head_dim": 8,
+}
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +63,20 @@ def make_config(family: str, vocab_size: int):
         "num_attention_heads": 4,
         "max_position_embeddings": 256,
     }
-    if family in ("llama", "qwen2", "mistral"):
+    if family in ("llama", "qwen2", "mistral", *NEW_DENSE, *MOE_FAMILIES):
         default["num_key_value_heads"] = 2
-    return AutoConfig.for_model(family, **common, **shapes.get(family, default))
+    if family in NEW_DENSE:
+        default["head_dim"] = 8
+    config = AutoConfig.for_model(family, **common, **shapes.get(family, default))
+    if family in MOE_FAMILIES:
+        for key, value in _MOE.items():
+            if hasattr(config, key):
+                setattr(config, key, value)
+    if family == "deepseek_v3":  # multi-head latent attention, small
+        config.num_key_value_heads = 4
+        config.q_lora_rank, config.kv_lora_rank = 16, 16
+        config.qk_rope_head_dim = config.qk_nope_head_dim = config.v_head_dim = 8
+    return config
 
 
 @pytest.fixture(scope="session")

@@ -158,6 +158,7 @@ def layer_statistics(
             "routed_tokens": routed[name],
             "floor_tokens": int(config.moe_floor * m.floor_width),
             "all_tokens_for": low.get(name, []),
+            "statistic_tokens": [stats[leader[f"{name}.{e}.gate_proj"]].tokens for e in range(m.num_experts)],
         }
         for name, m in split.items()
     }
