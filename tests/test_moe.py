@@ -1,10 +1,13 @@
 """Mixture-of-experts models: every expert compressed by every method, from the tokens routed to it
 (or every token), routers left dense, and the output saved and loaded (issue #31)."""
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from cola_core.cli.main import main
 from cola_core.compress import CompressConfig, compress_model
 from cola_core.compress.experts import split_experts
 from cola_core.errors import ColaError
@@ -147,7 +150,7 @@ def test_the_shared_expert_gate_is_a_router_and_stays_dense(calib):
     model = fresh("qwen2_moe")
     gate = model.model.layers[0].mlp.shared_expert_gate.weight.detach().clone()
     result = compress_model(model, calib, CompressConfig(method="wanda"), keep_codes=False)
-    assert result.layers[0]["ignored"] == ["mlp.shared_expert_gate"]
+    assert result.layers[0]["ignored"] == ["mlp.gate", "mlp.shared_expert_gate"]
     assert torch.equal(model.model.layers[0].mlp.shared_expert_gate.weight, gate)
     assert "mlp.shared_expert.gate_proj" in result.layers[0]["linears"]
 
@@ -173,3 +176,52 @@ def test_compressed_moe_saves_and_loads(family, calib, tmp_path):
     torch.testing.assert_close(a, b)
     for name, _, w in expert_matrices(loaded):
         assert abs(float((w == 0).float().mean()) - 0.5) <= 0.01, name
+
+
+@pytest.fixture(scope="module")
+def calib_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("calib") / "calib.jsonl"
+    rows = [
+        {"id": f"c/{i}", "text": f"Ann has {i} apples and {i + 3} pears. " * 4, "corpus": "c", "domain": "math"}
+        for i in range(8)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("family", ["qwen3_moe", "qwen3", "gemma3_text", "olmo2"])
+def test_cli_curates_compresses_and_evaluates_new_families(family, tiny_model_dir, calib_file, tmp_path, capsys):
+    model = tiny_model_dir(family)
+    calib = tmp_path / "calib.jsonl"
+    argv = ["curate", "--model", model, "--corpora", "math,facts", "--pool-size", "24", "--n", "6"]
+    assert main([*argv, "--seqlen", "32", "--out", str(calib)]) == 0
+    assert len(calib.read_text().splitlines()) == 6
+    capsys.readouterr()
+    argv = ["compress", "--model", model, "--calib", str(calib), "--method", "gptq", "--group-size", "8"]
+    assert main([*argv, "--moe-calibration", "all", "--out", str(tmp_path / "m"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    if family == "qwen3_moe":
+        assert payload["experts"]["experts"] == 16 and payload["experts"]["calibration"] == "all"
+        assert all("experts" in layer for layer in payload["layers"])
+    else:
+        assert "experts" not in payload
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--capabilities", "math", "--limit", "8", "--json"]) == 0
+    assert "math" in json.loads(capsys.readouterr().out)["scores"]
+
+
+def test_cli_says_what_happened_to_the_experts(tiny_model_dir, calib_file, tmp_path, capsys):
+    argv = ["compress", "--model", tiny_model_dir("qwen3_moe"), "--calib", str(calib_file), "--method", "wanda"]
+    assert main([*argv, "--moe-floor", "3", "--out", str(tmp_path / "m")]) == 0  # 3 × 32 tokens: some fall short
+    out = capsys.readouterr().out
+    assert "experts: 16 compressed, statistics from the tokens routed to each" in out
+    assert "took their statistics from every token" in out and "routers kept dense: mlp.gate" in out
+    report = json.loads((tmp_path / "m" / "compression_report.json").read_text())
+    assert report["experts"]["experts"] == 16 and report["achieved_sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_cli_refuses_compressed_tensors_for_quantized_experts(tiny_model_dir, calib_file, tmp_path, capsys):
+    argv = ["compress", "--model", tiny_model_dir("qwen3_moe"), "--calib", str(calib_file), "--method", "rtn"]
+    assert main([*argv, "--format", "compressed-tensors", "--group-size", "8", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "mixture-of-experts" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -182,6 +182,7 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": round(r["seconds"], 3),
             "sparsity": sum(v["sparsity"] for v in r["linears"].values()) / len(r["linears"]),
             "relative_error": {k: v["relative_error"] for k, v in r["linears"].items()},
+            **({"experts": r["experts"]} if "experts" in r else {}),
         }
         for r in report["layers"]
     ]
@@ -191,6 +192,7 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
         "bits": report["bits"],
         "layers": layers,
         "fallbacks": report["fallbacks"],
+        **({"experts": report["experts"]} if "experts" in report else {}),
         "device": report["device"],
         "seqlen": report["calibration"]["seqlen"],
         "calibration_fingerprint": report["calibration"]["fingerprint"],

@@ -66,7 +66,30 @@ def compress_text(p: dict[str, Any]) -> str:
     head = f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}"
     size = f"{p['format']} weights: {p['size_bytes'] / 1e6:,.1f} MB ({p['size_bytes']:,} bytes)"
     note = serving_note(p["format"], p["bits"])
-    return "\n".join([head, size, *([note] if note else []), *rows])
+    return "\n".join([head, size, *([note] if note else []), *experts_lines(p.get("experts")), *rows])
+
+
+def experts_lines(e: dict[str, Any] | None) -> list[str]:
+    """What a mixture-of-experts run says about its experts (nothing for a dense model)."""
+    if not e:
+        return []
+    t = e["routed_tokens"]
+    lines = [
+        f"experts: {e['experts']} compressed, statistics from {'every token' if e['calibration'] == 'all' else 'the tokens routed to each'}"
+        f" (routed real tokens per expert: min {t['min']}, median {t['median']}, max {t['max']})"
+    ]
+    low = e["all_tokens_for"]
+    if low:
+        named = "; ".join(f"layer {x['layer']} {x['module']} {', '.join(map(str, x['experts']))}" for x in low[:4])
+        more = f" and {len(low) - 4} more layers" if len(low) > 4 else ""
+        count = sum(len(x["experts"]) for x in low)
+        lines.append(
+            f"  {count} experts got fewer than {'/'.join(map(str, e['floor_tokens']))} routed tokens (the floor) and took"
+            f" their statistics from every token: {named}{more}"
+        )
+    if e["routers_kept_dense"]:
+        lines.append(f"  routers kept dense: {', '.join(e['routers_kept_dense'])}")
+    return lines
 
 
 def evaluate_text(p: dict[str, Any]) -> str:

@@ -127,6 +127,11 @@ class SplitExperts(torch.nn.Module):
         return out
 
 
+def has_experts(layer: torch.nn.Module) -> bool:
+    """Whether ``layer`` keeps experts fused in 3-D projection weights."""
+    return any(t.dim() == 3 and _PROJ.search(n.rsplit(".", 1)[-1]) for n, t in layer.named_parameters())
+
+
 def _fused_experts(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The layer's fused experts modules; a ColaError for a layout this module cannot split (rather
     than leaving the experts silently dense)."""

@@ -35,6 +35,7 @@ def build_report(
             for stage in (lin, lin.get("quantized") or {}):
                 if stage.get("fallback"):
                     fallbacks.append({"layer": layer["layer"], "linear": name, "fallback": stage["fallback"]})
+    experts = experts_summary(result.layers, config)
     return {
         "method": config.method,
         "quantize": config.quantize,  # the quantizer that followed a pruning method, if any
@@ -44,8 +45,31 @@ def build_report(
         "bits": config.bits if not config.is_pruning or config.quantize else None,
         "layers": result.layers,
         "fallbacks": fallbacks,
+        **({"experts": experts} if experts else {}),
         "device": result.device,
         "seconds": result.seconds,
+    }
+
+
+def experts_summary(layers: list[dict[str, Any]], config: CompressConfig) -> dict[str, Any] | None:
+    """A mixture-of-experts run at a glance (None for a dense model): how many experts were compressed,
+    the spread of the real tokens the router sent them, which fell below the floor and took their
+    statistics from every token, and the routers kept dense."""
+    modules = [(r["layer"], name, e) for r in layers for name, e in r.get("experts", {}).items()]
+    if not modules:
+        return None
+    routed = sorted(n for _, _, e in modules for n in e["routed_tokens"])
+    return {
+        "calibration": config.moe_calibration,
+        "experts": len(routed),
+        "routed_tokens": {"min": routed[0], "median": routed[len(routed) // 2], "max": routed[-1]},
+        "floor_tokens": sorted({e["floor_tokens"] for _, _, e in modules}),
+        "all_tokens_for": [
+            {"layer": li, "module": name, "experts": e["all_tokens_for"]}
+            for li, name, e in modules
+            if e["all_tokens_for"]
+        ],
+        "routers_kept_dense": sorted({n for r in layers for n in r.get("ignored", [])}),
     }
 
 

@@ -27,8 +27,11 @@ def find_linears(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
 
 
 def find_routers(layer: torch.nn.Module) -> list[str]:
-    """The linears that route tokens to experts (``mlp.gate``, ``shared_expert_gate``): kept dense."""
-    return [n for n in _all_linears(layer) if ROUTER.search(n)]
+    """The modules that route tokens to experts (``mlp.gate``, ``router``, ``shared_expert_gate``),
+    linears or not: kept dense."""
+    return [
+        n for n, m in layer.named_modules() if ROUTER.search(n) and isinstance(getattr(m, "weight", None), torch.Tensor)
+    ]
 
 
 def weight_of(module: torch.nn.Module) -> torch.Tensor:
