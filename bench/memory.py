@@ -39,6 +39,101 @@ print(json.dumps({{"model_mb": model_mb, "rss_before_mb": before, "peak_mb": pea
 """
 
 
+_MOE_CHILD = """
+import json, resource, time, torch
+from transformers import AutoConfig, AutoModelForCausalLM
+from cola_core.compress import CompressConfig, compress_model
+from bench.memory import hwm_mb, rss_mb
+
+torch.manual_seed(0)
+config = AutoConfig.for_model(
+    "qwen3_moe", vocab_size=1024, hidden_size={width}, num_hidden_layers={layers}, num_attention_heads=16,
+    num_key_value_heads=4, head_dim=64, num_experts={experts}, num_experts_per_tok=8, moe_intermediate_size={intermediate},
+)
+model = AutoModelForCausalLM.from_config(config).eval()
+ids = torch.randint(0, 1024, ({n}, {seqlen}), generator=torch.Generator().manual_seed(0))
+model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+before = rss_mb()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+t = time.perf_counter()
+result = compress_model(model, {{"input_ids": ids}}, CompressConfig(method="{method}", device="cpu", moe_calibration="{moe}"), keep_codes=False)
+seconds = time.perf_counter() - t
+fell_back = sum(len(e["all_tokens_for"]) for r in result.layers for e in r["experts"].values())
+zeros = [float((p == 0).float().mean()) for n, p in model.named_parameters() if p.dim() == 3]
+print(json.dumps({{"model_mb": model_mb, "rss_before_mb": before, "peak_mb": hwm_mb(), "seconds": seconds,
+                   "fell_back": fell_back, "expert_zeros_min": min(zeros)}}))
+"""
+
+
+def rss_mb() -> float:
+    import resource
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def hwm_mb() -> float:
+    """Peak resident set since the last reset (VmHWM)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def run_moe(
+    width: int = 1024,
+    intermediate: int = 256,
+    experts: int = 64,
+    layers: int = 4,
+    n: int = 32,
+    seqlen: int = 256,
+    methods: tuple[str, ...] = ("wanda", "gptq"),
+    moe: tuple[str, ...] = ("routed", "all"),
+) -> list[dict]:
+    """Peak memory of compressing a random Qwen3-MoE (``experts`` per layer, top 8), each method and
+    MoE calibration in a fresh process: every expert's statistics of one layer are held at once."""
+    rows = []
+    for method in methods:
+        for mode in moe:
+            code = _MOE_CHILD.format(
+                width=width,
+                intermediate=intermediate,
+                experts=experts,
+                layers=layers,
+                n=n,
+                seqlen=seqlen,
+                method=method,
+                moe=mode,
+            )
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            m = json.loads(out.stdout.strip().splitlines()[-1])
+            row = {
+                "method": method,
+                "moe_calibration": mode,
+                "model": f"Qwen3-MoE {width} wide, {experts} experts × {intermediate} (top 8), {layers} layers, fp32",
+                "tokens": n * seqlen,
+                **m,
+                "peak_vs_model": m["peak_mb"] / m["model_mb"],
+                "overhead_vs_model": (m["peak_mb"] - m["rss_before_mb"]) / m["model_mb"],
+            }
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+def moe_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| method | MoE calibration | model | calibration tokens | model size | peak | peak ÷ model | (peak − before) ÷ model | experts that took every token | min zeros per expert | time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['moe_calibration']} | {r['model']} | {r['tokens']:,} | {r['model_mb']:.0f} MB | "
+            f"{r['peak_mb']:.0f} MB | {r['peak_vs_model']:.2f} | {r['overhead_vs_model']:.2f} | {r['fell_back']} | "
+            f"{r['expert_zeros_min']:.3f} | {r['seconds']:.0f} s |"
+        )
+    return "\n".join(lines)
+
+
 def run(
     width: int = 1024,
     intermediate: int = 2816,

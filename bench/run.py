@@ -14,6 +14,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench import (
     activations,
@@ -55,6 +56,11 @@ REPORT = {
     "warmup": (warmup, "First UMAP map in a fresh process, without and with the background warm-up", ()),
     "compression": (compression, "Compression time per decoder layer (Llama-shaped layer, fp32, CPU)", ()),
     "memory": (memory, "Peak memory of whole-model compression (CPU)", ()),
+    "moe": (
+        SimpleNamespace(to_markdown=memory.moe_markdown),
+        "Peak memory of compressing a mixture-of-experts model (CPU)",
+        ("Goal (issue #31): one layer at a time, all of its experts' statistics bounded.", ""),
+    ),
     "e2e": (e2e, "End to end and dashboard cold start", ()),
     "scaling": (scaling, "Scaling", ()),
     "large": (large, "Large pools (synthetic, downstream of extraction)", ()),
@@ -129,6 +135,12 @@ def main() -> None:
                 memory.run(width=256, intermediate=704, heads=4, layers=2, n=8, seqlen=64)
                 if args.quick
                 else memory.run()
+            )
+        elif section == "moe":
+            results[section] = (
+                memory.run_moe(width=256, intermediate=64, experts=64, layers=2, n=8, seqlen=64)
+                if args.quick
+                else memory.run_moe()
             )
         elif section == "e2e":
             results[section] = e2e.run()

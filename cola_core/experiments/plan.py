@@ -37,6 +37,10 @@ from cola_core.storage.fingerprints import fingerprint_directory, pool_fingerpri
 
 EVALUATION_VERSION = 3  # bump when a code change alters what an experiment run would store
 SPEED_ONLY = ("batch_tokens", "device", "batch_size")  # settings that change speed, not results
+# Settings added after runs were stored, left out of the key at their default: what they decide (a
+# mixture-of-experts model's expert statistics, a tokenizer's chat template) does not arise for the
+# models those runs used (dense, no chat template), so their results are what the default gives.
+ADDED_LATER = {"moe_calibration": "routed", "moe_floor": 1.0, "chat_template": "auto", "thinking": "auto"}
 
 
 def selfgen_config(curate: CurateConfig) -> SelfGenConfig:
@@ -80,7 +84,11 @@ def _digest(payload: Any) -> str:
 
 
 def _results_only(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: _results_only(v) if isinstance(v, dict) else v for k, v in settings.items() if k not in SPEED_ONLY}
+    return {
+        k: _results_only(v) if isinstance(v, dict) else v
+        for k, v in settings.items()
+        if k not in SPEED_ONLY and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }
 
 
 @dataclass(frozen=True)
