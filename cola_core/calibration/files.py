@@ -22,6 +22,7 @@ import torch
 from cola_core.corpora import Record
 from cola_core.corpora.jsonl import load_jsonl, save_jsonl
 from cola_core.errors import ColaError
+from cola_core.models.chat import encode
 from cola_core.storage.atomic import atomic_write
 from cola_core.storage.fingerprints import calibration_fingerprint
 
@@ -48,10 +49,14 @@ def tokenize_calibration(records: Sequence[Record], tokenizer, seqlen: int) -> d
     """``input_ids`` and ``attention_mask`` of shape (n, seqlen): truncated, right-padded."""
     if seqlen <= 0:
         raise ColaError(f"sequence length must be positive, got {seqlen}")
-    enc = tokenizer(
-        [r.text for r in records], truncation=True, max_length=seqlen, padding="max_length", return_tensors="pt"
-    )
-    return {"input_ids": enc["input_ids"].contiguous(), "attention_mask": enc["attention_mask"].contiguous()}
+    rows = encode(tokenizer, [r.text for r in records], truncation=True, max_length=seqlen)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), seqlen), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), seqlen), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def save_token_tensor(

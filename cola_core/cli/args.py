@@ -17,6 +17,7 @@ from cola_core.engine.config import EngineConfig
 from cola_core.evaluation.benchmark_registry import benchmarks_help, names_of
 from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT
 from cola_core.models.batching import BATCH_TOKENS
+from cola_core.models.chat import CHAT_MODES, THINKING
 from cola_core.models.loading import DEFAULT_MODEL
 from cola_core.settings import add_flags
 
@@ -97,6 +98,18 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=PATH",
         help="local copy of a benchmark's data (dataset folder or .jsonl/.json/.parquet/.csv); repeatable",
+    )
+    p.add_argument(
+        "--chat-template",
+        choices=CHAT_MODES[:2],
+        default="auto",
+        help="math and facts prompts as a user turn of the tokenizer's chat template when it has one (auto) or plain (off)",
+    )
+    p.add_argument(
+        "--thinking",
+        choices=THINKING,
+        default="auto",
+        help="the chat template's thinking switch: on, off, or its default",
     )
     p.add_argument("--backend", choices=("builtin", "lm-eval"), default="builtin", help="who runs the benchmarks")
     p.add_argument("--shots", type=int, default=5, help=f"{names_of('generate')}: worked examples in the prompt")

@@ -207,6 +207,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
     from cola_core.evaluation.suite import evaluate
+    from cola_core.models.chat import uses_template
 
     t0 = time.perf_counter()
     from cola_core.evaluation.benchmarks import BENCHMARKS
@@ -221,7 +222,14 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     loaded = _load(args)
     capabilities = flags.csv_list(args.capabilities)
     scores = evaluate(
-        loaded.model, loaded.tokenizer, capabilities, limit=args.limit, seed=args.seed, batch_tokens=args.batch_tokens
+        loaded.model,
+        loaded.tokenizer,
+        capabilities,
+        limit=args.limit,
+        seed=args.seed,
+        batch_tokens=args.batch_tokens,
+        chat_template=args.chat_template,
+        thinking=args.thinking,
     )
     skipped: dict[str, str] = {}
     if benchmarks and args.backend == "lm-eval":
@@ -249,6 +257,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model,
         "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
         "skipped": skipped,
+        "chat_template": uses_template(loaded.tokenizer, args.chat_template),
         "seconds": round(time.perf_counter() - t0, 3),
     }
 

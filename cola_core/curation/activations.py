@@ -20,6 +20,7 @@ from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers, hidden_of, input_device, mlp_output_projection
 from cola_core.models.batching import BATCH_TOKENS, length_batches
+from cola_core.models.chat import encode
 from cola_core.settings import setting
 
 Progress = Callable[[int, int], None]
@@ -69,7 +70,7 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tenso
 
 def tokenize_samples(tokenizer, texts: Sequence[str], seqlen: int) -> list[list[int]]:
     """Token ids of each text, truncated to ``seqlen`` (the first step of extraction)."""
-    return [list(x) for x in tokenizer(list(texts), truncation=True, max_length=seqlen)["input_ids"]]
+    return encode(tokenizer, list(texts), truncation=True, max_length=seqlen)
 
 
 def extract_activations(

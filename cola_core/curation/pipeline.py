@@ -30,7 +30,7 @@ from cola_core.curation.config import DEFAULT_CAPABILITIES, CurateConfig, covera
 from cola_core.curation.correspondence import recommend_mix
 from cola_core.curation.embedding import Embedded, embed_probes, embed_sets, probe_records
 from cola_core.curation.metrics import SelectionMetrics, selection_metrics
-from cola_core.curation.processing import process_with_report
+from cola_core.curation.processing import process_with_report, render_chat
 from cola_core.curation.selection import Selection, select
 from cola_core.curation.space import cluster_space
 from cola_core.curation.stage1 import build_pool, pool_counts, pool_plan, score_corpora
@@ -96,6 +96,8 @@ def build_space(
     if need > len(samples):  # before the costly extraction
         raise ColaError(f"cannot select {need} samples from a pool of {len(samples)}; lower --n or raise --pool-size")
     probe_sets = probe_records(config.capabilities, config.probe_size) if with_probes and config.capabilities else {}
+    # probes rendered as the samples are, so the map compares like with like
+    probe_sets = {cap: render_chat(recs, loaded.tokenizer, config.processing)[0] for cap, recs in probe_sets.items()}
     embedded, *probe_embs = embed_sets(loaded, [samples, *probe_sets.values()], config, progress, engine)
     probes = {cap: e.space for cap, e in zip(probe_sets, probe_embs, strict=True)}
     return Space(embedded, probes, stage1, stage2)
@@ -224,6 +226,12 @@ def describe_stages(stage1: dict[str, Any], stage2: dict[str, Any]) -> dict[str,
     }
     fmt = stage2.get("reasoning_format", "keep")
     changes = [f"{stage2.get('reformatted', 0)} re-rendered ({fmt} reasoning format)"]
+    chat = stage2.get("chat_template") or {}
+    if chat.get("rendered"):
+        thinking = f", thinking {chat['thinking']}" if chat.get("thinking", "auto") != "auto" else ""
+        changes.append(f"{chat['rendered']} rendered through the model's chat template{thinking}")
+    elif chat.get("template"):
+        changes.append(f"chat template {'off' if chat.get('mode') == 'off' else 'not used (no Q&A records)'}")
     changes.append(f"{stage2.get('truncated', 0)} truncated to {stage2.get('seqlen', '?')} tokens")
     changes += [f"{n} dropped as {why}" for why, n in dropped.items() if n]
     counts = f"{stage2.get('samples_in', '?')} → {stage2.get('samples_out', '?')} samples, {stage2.get('tokens', 0):,} tokens"

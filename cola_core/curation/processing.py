@@ -23,6 +23,7 @@ from cola_core.corpora.math_problems import render
 from cola_core.corpora.quality import drop_worst, score_perplexity
 from cola_core.errors import ColaError
 from cola_core.models.batching import BATCH_TOKENS
+from cola_core.models.chat import CHAT_MODES, THINKING, chat_record, has_template, uses_template
 from cola_core.models.loading import context_length
 from cola_core.settings import setting
 
@@ -40,6 +41,12 @@ class ProcessingConfig:
     drop_worst_perplexity: float = setting(
         0.0, "drop this fraction of highest-perplexity samples", flag="--drop-worst-ppl"
     )
+    chat_template: str = setting(
+        "auto",
+        "Q&A records through the tokenizer's chat template when it has one (auto), never (off), or prose too (wrap)",
+        choices=CHAT_MODES,
+    )
+    thinking: str = setting("auto", "the chat template's thinking switch: on, off, or its default", choices=THINKING)
 
     def validate(self, max_positions: int | None = None) -> None:
         if self.seqlen <= 0:
@@ -50,6 +57,10 @@ class ProcessingConfig:
             raise ColaError(f"unknown length mode '{self.mode}': use truncate or pack")
         if self.reasoning_format not in ("keep", "explicit", "plain"):
             raise ColaError(f"unknown reasoning format '{self.reasoning_format}': use keep, explicit or plain")
+        if self.thinking not in THINKING:
+            raise ColaError(f"--thinking is one of {', '.join(THINKING)}, got '{self.thinking}'")
+        if self.chat_template not in CHAT_MODES:
+            raise ColaError(f"--chat-template is one of {', '.join(CHAT_MODES)}, got '{self.chat_template}'")
         if not 0.0 <= self.drop_worst_perplexity < 1.0:
             raise ColaError(f"the perplexity drop fraction must lie in [0, 1), got {self.drop_worst_perplexity}")
 
@@ -63,6 +74,26 @@ def apply_format(record: Record, style: str) -> Record:
     if style == "explicit" and not reasoning:
         return record
     return replace(record, text=render(meta["question"], reasoning, meta["answer"]))
+
+
+def render_chat(
+    records: Sequence[Record], tokenizer, config: ProcessingConfig
+) -> tuple[list[Record], dict[str, str | int | bool]]:
+    """Records as the model sees text deployed (models/chat.py): Q&A records through the tokenizer's
+    chat template under ``auto`` (prose too under ``wrap``); and what Stage 2 reports of it."""
+    applied = uses_template(tokenizer, config.chat_template)
+    out = (
+        [chat_record(r, tokenizer, config.chat_template, config.thinking, config.reasoning_format) for r in records]
+        if applied
+        else list(records)
+    )
+    report = {
+        "mode": config.chat_template,
+        "template": has_template(tokenizer),
+        "thinking": config.thinking,
+        "rendered": sum(bool(r.meta.get("chat_template")) for r in out),
+    }
+    return out, report
 
 
 def _normalise(text: str) -> str:
@@ -168,6 +199,7 @@ def process_with_report(
     config.validate(context_length(model) if model is not None else None)
     formatted = [apply_format(r, config.reasoning_format) for r in records]
     reformatted = sum(a.text != b.text for a, b in zip(records, formatted, strict=True))
+    formatted, chat = render_chat(formatted, tokenizer, config)
     out = drop_duplicates(formatted, config.near_duplicate_jaccard) if config.dedupe else formatted
     deduped = len(out)
     out, truncated, too_short = _shape_lengths(out, tokenizer, config)
@@ -183,6 +215,7 @@ def process_with_report(
         "samples_in": len(records),
         "reasoning_format": config.reasoning_format,
         "reformatted": reformatted,
+        "chat_template": chat,
         "duplicates_dropped": len(formatted) - deduped,
         "length_mode": config.mode,
         "seqlen": config.seqlen,

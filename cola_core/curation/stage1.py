@@ -16,6 +16,7 @@ from cola_core.curation.correspondence import correspondence_table, recommend_mi
 from cola_core.curation.embedding import embed_sets, probe_records
 from cola_core.engine.config import EngineConfig
 from cola_core.errors import ColaError
+from cola_core.models.chat import encode
 from cola_core.models.loading import LoadedModel
 
 
@@ -116,7 +117,7 @@ def score_corpora(
     probes = probe_records(capabilities, per_corpus)
 
     def describe(sets: dict[str, list[Record]]) -> tuple[dict, dict]:
-        ids = {name: loaded.tokenizer([r.text for r in recs])["input_ids"] for name, recs in sets.items()}
+        ids = {name: encode(loaded.tokenizer, [r.text for r in recs]) for name, recs in sets.items()}
         embedded = embed_sets(loaded, list(sets.values()), config, engine=engine)
         points = {name: e.space for name, e in zip(sets, embedded, strict=True)}
         return points, {name: unigram_distribution(i, len(loaded.tokenizer)) for name, i in ids.items()}

@@ -23,6 +23,8 @@ from cola_core.errors import ColaError
 from cola_core.evaluation import tasks as cap
 from cola_core.evaluation.intervals import bootstrap_perplexity, wilson
 from cola_core.models.batching import BATCH_TOKENS
+from cola_core.models.chat import prompt as chat_prompt
+from cola_core.models.chat import uses_template
 from cola_core.models.scoring import generate, per_text_nll
 
 CAPABILITIES = ("lm", "code", "math", "facts")
@@ -76,16 +78,24 @@ def evaluate(
     seed: int = 0,
     batch_tokens: int = BATCH_TOKENS,
     seqlen: int = 128,
+    chat_template: str = "auto",
+    thinking: str = "auto",
 ) -> dict[str, Score]:
     """Scores of one model; deterministic (greedy decoding, fixed held-out items, seeded bootstrap).
     Every forward holds at most ``batch_tokens`` padded tokens (models/batching.py) and no
-    full-vocabulary logits (models/scoring.py), so memory is bounded whatever the vocabulary."""
+    full-vocabulary logits (models/scoring.py), so memory is bounded whatever the vocabulary.
+
+    ``chat_template`` (models/chat.py): math questions and fact prompts go through the tokenizer's
+    chat template as a user turn, answers after the assistant's generation prompt, as the model is
+    served; ``auto`` where it has one. Perplexity of prose and code stays on the plain documents: a
+    document is not a conversation."""
     unknown = set(capabilities) - set(CAPABILITIES)
     if unknown:
         raise ColaError(f"unknown capability {sorted(unknown)[0]!r}: choose from {', '.join(CAPABILITIES)}")
     if limit <= 0:
         raise ColaError(f"--limit must be positive, got {limit}")
     scores: dict[str, Score] = {}
+    wrap = (lambda text: chat_prompt(tokenizer, text, thinking)) if uses_template(tokenizer, chat_template) else None
     if "lm" in capabilities:
         texts = [r.text for r in load_records("prose", "heldout", limit=limit)]
         nll, cnt = per_text_nll(model, tokenizer, texts, seqlen, batch_tokens)
@@ -98,7 +108,7 @@ def evaluate(
         scores["code_next_token"] = accuracy_score("code_next_token", right, cnt)
     if "math" in capabilities:
         records = load_records("math", "heldout", limit=limit)
-        answers = cap.math_answers(model, tokenizer, records, batch_tokens=batch_tokens)
+        answers = cap.math_answers(model, tokenizer, records, batch_tokens=batch_tokens, wrap=wrap)
         hits = [int(a == r.meta["answer"]) for a, r in zip(answers, records, strict=True)]
         scores["math"] = accuracy_score("math", hits, [1] * len(hits))
         for tier in (1, 2, 3):
@@ -106,7 +116,7 @@ def evaluate(
             scores[f"math_tier{tier}"] = accuracy_score(f"math_tier{tier}", sub, [1] * len(sub))
     if "facts" in capabilities:
         records = load_records("facts", "heldout", limit=limit)
-        picks = cap.facts_choices(model, tokenizer, records, batch_tokens)
+        picks = cap.facts_choices(model, tokenizer, records, batch_tokens, wrap=wrap)
         hits = [int(p == r.meta["answer_index"]) for p, r in zip(picks, records, strict=True)]
         scores["facts"] = accuracy_score("facts", hits, [1] * len(hits))
     return scores

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -51,10 +51,16 @@ def unigram_perplexity(tokenizer, train_texts: Sequence[str], texts: Sequence[st
 
 
 def math_answers(
-    model, tokenizer, records: Sequence[Record], max_new_tokens: int = 40, batch_tokens: int = BATCH_TOKENS
+    model,
+    tokenizer,
+    records: Sequence[Record],
+    max_new_tokens: int = 40,
+    batch_tokens: int = BATCH_TOKENS,
+    wrap: Callable[[str], str] | None = None,
 ) -> list[int | None]:
-    """Greedy answers to ``Question: …`` prompts; None where no ``Answer: N`` was produced."""
-    prompts = [f"Question: {r.meta['question']}\n" for r in records]
+    """Greedy answers to ``Question: …`` prompts (with ``wrap``, the question as a user turn of the
+    chat template, models/chat.py); None where no ``Answer: N`` was produced."""
+    prompts = [wrap(r.meta["question"]) if wrap else f"Question: {r.meta['question']}\n" for r in records]
     found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_tokens))
     return [int(m.group(1)) if m else None for m in found]
 
@@ -72,15 +78,21 @@ def math_exact_match(model, tokenizer, records: Sequence[Record], **kwargs) -> d
 
 @torch.inference_mode()
 def facts_choices(
-    model, tokenizer, records: Sequence[Record], batch_tokens: int = BATCH_TOKENS, form: str = "prompt"
+    model,
+    tokenizer,
+    records: Sequence[Record],
+    batch_tokens: int = BATCH_TOKENS,
+    form: str = "prompt",
+    wrap: Callable[[str], str] | None = None,
 ) -> list[int]:
     """Index of the choice with the highest summed log-likelihood after each record's prompt
     (``form="prompt"``, ``Question: … Answer:``, never seen for an evaluated town) or its trained
-    statement (``form="cloze"``)."""
+    statement (``form="cloze"``); ``wrap`` renders the prompt as a user turn, the choice following the
+    assistant's generation prompt."""
     prompts, conts, owners = [], [], []
     for i, rec in enumerate(records):
         for choice in rec.meta["choices"]:
-            prompts.append(rec.meta[form])
+            prompts.append(wrap(rec.meta[form]) if wrap else rec.meta[form])
             conts.append(f" {choice}")
             owners.append(i)
     scores = continuation_logprobs(model, tokenizer, prompts, conts, batch_tokens)

@@ -11,6 +11,7 @@ import torch
 
 from cola_core.models.architecture import input_device
 from cola_core.models.batching import BATCH_TOKENS, length_batches
+from cola_core.models.chat import encode
 from cola_core.models.loading import context_length
 
 _HEAD_PATH_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → checked once
@@ -94,7 +95,7 @@ def per_text_nll(
     padding is masked out. If ``correct`` is a list, the number of tokens each text's greedy (argmax)
     prediction gets right is appended to it. Memory stays bounded whatever the vocabulary
     (:func:`target_logprobs`)."""
-    rows = tokenizer(list(texts), truncation=True, max_length=seqlen)["input_ids"] if len(texts) else []
+    rows = encode(tokenizer, list(texts), truncation=True, max_length=seqlen) if len(texts) else []
     sums, counts, right = [0.0] * len(rows), [0] * len(rows), [0] * len(rows)
     for batch in length_batches([len(r) for r in rows], batch_tokens):
         enc = pad_rows([rows[i] for i in batch], tokenizer.pad_token_id, input_device(model))
@@ -127,7 +128,7 @@ def generate(
     context, batched so that prompt + new tokens of a batch stay within ``batch_tokens``."""
     device = input_device(model)
     max_prompt = max(1, context_length(model) - max_new_tokens)
-    rows = [p[-max_prompt:] for p in tokenizer(list(prompts))["input_ids"]] if len(prompts) else []
+    rows = [p[-max_prompt:] for p in encode(tokenizer, list(prompts))] if len(prompts) else []
     out = [""] * len(rows)
     for batch in length_batches([len(r) + max_new_tokens for r in rows], batch_tokens):
         enc = left_pad([rows[i] for i in batch], tokenizer.pad_token_id, device)
@@ -160,7 +161,7 @@ def continuation_logprobs(
     With ``max_length``, prompts are cut from the left so prompt + continuation fit."""
     if not len(prompts):
         return []
-    p_ids = tokenizer(list(prompts))["input_ids"]
+    p_ids = encode(tokenizer, list(prompts))
     c_ids = tokenizer(list(conts), add_special_tokens=False)["input_ids"]
     if max_length:
         p_ids = [p[max(0, len(p) + len(c) - max_length) :] or p[-1:] for p, c in zip(p_ids, c_ids, strict=True)]
