@@ -8,6 +8,8 @@ computes them: the column norms Σ x_j² always, the Hessian XXᵀ/n over every 
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from cola_core.compress.capture import LayerInputs
@@ -82,14 +84,19 @@ def collect_statistics(
     ``full``: accumulate the Hessian over every token, not only the first ``error_tokens``."""
     stats: dict[str, Stats] = {}
     leader: dict[str, str] = {}
-    seen: dict[int, tuple[torch.Tensor, str]] = {}  # holds the tensor so its id is not reused in the batch
+    # id → (weak reference, first reader): a live reference that is the very tensor proves the sharing,
+    # without keeping inputs alive (a MoE layer's experts each read their own copy of the tokens)
+    seen: dict[int, tuple[weakref.ref, str]] = {}
     current: dict[str, torch.Tensor] = {}
 
     def hook_for(name: str):
         def hook(_module, args):
             x = args[0]
             if name not in leader:  # first batch: linears fed the very same tensor share statistics
-                leader[name] = seen.setdefault(id(x), (x, name))[1]
+                ref, first = seen.get(id(x), (None, name))
+                if ref is None or ref() is not x:  # unseen, or an id reused after its tensor was freed
+                    seen[id(x)], first = (weakref.ref(x), name), name
+                leader[name] = first
             if leader[name] == name:
                 if name not in stats:
                     stats[name] = Stats(x.shape[-1], full, error_tokens, x.device)
