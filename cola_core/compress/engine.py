@@ -147,7 +147,7 @@ def layer_statistics(
             m.all_tokens = frozenset(low.get(name, ()))
         again = {n: lin for n, lin in linears.items() if (ex := expert_of(n, split)) and ex[1] in low.get(ex[0], ())}
         for n in again:  # freed before the replay that replaces them: one statistic per expert at a time
-            stats.pop(leader[n], None)
+            stats.pop(leader.get(n, n), None)
         more, more_leader = collect_statistics(layer, again, inputs, full=full, error_tokens=config.error_tokens)
         stats.update(more)
         leader.update(more_leader)
