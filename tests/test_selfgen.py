@@ -137,3 +137,80 @@ def test_cli_prompts_from_a_prefix_corpus(tiny_model_dir, tmp_path, capsys):
     assert len(records) == 5 and all(
         json.loads(line)["meta"]["prefix_source"].startswith("math/") for line in out.open()
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("Reasoning: 4 * 8 = 32. 32 + 0 = 32.\nAnswer: 32", "32"),
+        ("so 1,200 + 34 = 1,234. The answer is 1,234.", "1234"),
+        ("She pays $5.50 in all", "5.5"),
+        ("no number here", None),
+        ("Answer: 3 then 7 more", "3"),
+    ],
+)
+def test_the_final_answer_of_a_trace(text, answer):
+    from cola_core.corpora.selfgen import final_answer
+
+    assert final_answer(text) == answer
+
+
+def test_on_policy_traces_keep_only_right_answers(tmp_path, capsys):
+    """cola-tiny answers its own math questions; only traces whose final answer is the gold one stay."""
+    from cola_core.cli.main import main
+
+    out = tmp_path / "traces.jsonl"
+    argv = ["self-generate", "--model", "cola-tiny", "--prompts", "math", "--n", "24", "--max-new-tokens", "40"]
+    assert main([*argv, "--drop-worst-ppl", "0", "--out", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert payload["questions"] == 24 and payload["right"] == payload["n"] == len(rows) > 0
+    assert payload["chat_template"] is False  # cola-tiny's tokenizer has none
+    for row in rows:
+        meta = row["meta"]
+        assert meta["correct"] is True and meta["predicted_answer"] == meta["gold_answer"]
+        assert row["text"].startswith(f"Question: {meta['task_question']}\n")
+
+
+def test_questions_from_a_file_through_a_chat_template(tiny_tokenizer, tmp_path):
+    """A GSM8K-shaped file; a random model with a ChatML template answers (wrongly, but it answers):
+    questions alone keep every non-empty trace, and each was asked as a user turn."""
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import make_config
+    from tests.test_chat import chat_tokenizer
+
+    tok = chat_tokenizer(tiny_tokenizer, "chatml")
+    model = AutoModelForCausalLM.from_config(make_config("llama", len(tok))).eval()
+    path = tmp_path / "gsm.jsonl"
+    rows = [
+        {"q": f"Tom has {i} pens and buys 2. How many now?", "a": f"{i} + 2 = {i + 2}\n#### {i + 2}"} for i in range(6)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = SelfGenConfig(n=6, max_new_tokens=8, prompts=str(path), prompt_fields="question=q", batch_size=3)
+    records = sample_self_corpus(model, tok, cfg)
+    assert records and all(r.meta["prompt"].startswith("<|im_start|>user\nTom has") for r in records)
+    assert all(r.meta["gold_answer"] is None and r.meta["correct"] is None for r in records)
+    graded = SelfGenConfig(n=6, max_new_tokens=8, prompts=str(path), prompt_fields="question=q,answer=a", batch_size=3)
+    try:
+        kept = sample_self_corpus(model, tok, graded)
+    except ColaError as exc:  # a random model rarely hits the right number
+        assert "answered none of 6 questions right" in str(exc)
+    else:
+        assert all(r.meta["correct"] and r.meta["gold_answer"] == r.meta["predicted_answer"] for r in kept)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--fields", "question=q"], "give --prompts FILE too"),
+        (["--prompts", "math", "--prefix", "Once"], "exclude each other"),
+        (["--prompts", "math", "--fields", "prompt=q"], "use question=COL[,answer=COL]"),
+    ],
+)
+def test_self_generate_refuses_conflicting_prompt_flags(extra, fragment, tmp_path, capsys):
+    from cola_core.cli.main import main
+
+    assert main(["self-generate", "--model", "cola-tiny", *extra, "--out", str(tmp_path / "s.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err and not (tmp_path / "s.jsonl").exists()

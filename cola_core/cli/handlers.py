@@ -147,15 +147,26 @@ def cmd_corpus_scores(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
-    from cola_core.corpora.selfgen import SelfGenConfig, generate_self_corpus, write_self_corpus
+    from cola_core.corpora.quality import drop_worst
+    from cola_core.corpora.selfgen import SelfGenConfig, sample_self_corpus, write_self_corpus
 
     config = flags.from_args(SelfGenConfig, args)
+    config.validate()  # before the model loads
     check_output(args.out, "self-generated corpus")
     loaded = _load(args)
-    records = generate_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
+    sampled = sample_self_corpus(loaded.model, loaded.tokenizer, config, name=Path(args.out).stem)
+    records = drop_worst(sampled, config.drop_worst_perplexity)
     path = write_self_corpus(records, args.out)
     ppl = [r.meta["perplexity"] for r in records]
-    return {"n": len(records), "out": str(path), "mean_perplexity": sum(ppl) / len(ppl)}
+    payload = {"n": len(records), "out": str(path), "mean_perplexity": sum(ppl) / len(ppl)}
+    if config.prompts:
+        graded = any(r.meta["correct"] is not None for r in sampled)
+        payload |= {
+            "questions": config.n,
+            "right": len(sampled) if graded else None,  # only right answers are kept where gold exists
+            "chat_template": bool(sampled[0].meta["chat_template"]),
+        }
+    return payload
 
 
 def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:

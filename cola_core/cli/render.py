@@ -48,6 +48,13 @@ def scores_text(p: dict[str, Any]) -> str:
 
 
 def selfgen_text(p: dict[str, Any]) -> str:
+    if "questions" in p:
+        how = "through the chat template" if p["chat_template"] else "as Question: …"
+        graded = f"; {p['right']} of {p['questions']} answers right, only those kept" if p["right"] is not None else ""
+        return (
+            f"asked {p['questions']} questions {how}{graded}; wrote {p['n']} reasoning traces "
+            f"(mean perplexity {p['mean_perplexity']:.1f}) → {p['out']}; use it with --corpora {p['out']}"
+        )
     return f"wrote {p['n']} self-generated samples (mean perplexity {p['mean_perplexity']:.1f}) → {p['out']}; use it with --corpora {p['out']}"
 
 

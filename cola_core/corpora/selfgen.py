@@ -21,11 +21,18 @@ above the 80th percentile of perplexity are dropped. Where we differ on purpose:
 - the filter keeps the ``round(n × 0.8)`` texts of lowest perplexity (ties at the cut broken by
   order) rather than every text below a percentile, so the corpus size is known in advance;
 - batched Hugging Face ``generate`` with left padding, not vLLM.
+
+On-policy reasoning traces (``prompts``): instead of continuing documents, the model answers a task's
+questions in its own words — through its chat template when it has one (models/chat.py), else as
+``Question: …`` — and where the data give a gold answer, only traces whose final answer is right are
+kept: calibration from the model's own chain of thought on the task (reasoning-aware calibration).
+Document prefixes stay plain text under any template: continuing a document is not a conversation.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +42,8 @@ from cola_core.corpora import Record, load_records
 from cola_core.corpora.quality import drop_worst, score_perplexity
 from cola_core.errors import ColaError
 from cola_core.models.architecture import input_device
+from cola_core.models.chat import CHAT_MODES, THINKING, encode, uses_template
+from cola_core.models.chat import prompt as chat_prompt
 from cola_core.models.loading import context_length
 from cola_core.models.scoring import left_pad
 from cola_core.settings import setting
@@ -68,12 +77,29 @@ class SelfGenConfig:
     drop_worst_perplexity: float = setting(0.2, "drop this highest-perplexity fraction", flag="--drop-worst-ppl")
     batch_size: int = setting(32, "prompts per generation batch", cli=False)
     seed: int = setting(0, "sampling seed")
+    prompts: str = setting(
+        "",
+        "questions the model answers in its own words, instead of document prefixes: a file, hf:NAME or built-in corpus",
+    )
+    prompt_fields: str = setting(
+        "", "--prompts columns: question=COL[,answer=COL]; with answers, only right ones are kept", flag="--fields"
+    )
+    chat_template: str = setting(
+        "auto",
+        "--prompts as a user turn of the tokenizer's chat template when it has one (auto), or plain (off)",
+        choices=CHAT_MODES[:2],
+    )
+    thinking: str = setting("auto", "the chat template's thinking switch: on, off, or its default", choices=THINKING)
 
     def validate(self) -> None:
         if self.n <= 0 or self.max_new_tokens <= 0:
             raise ColaError("self-generation needs n > 0 and max_new_tokens > 0")
         if self.batch_size <= 0:
             raise ColaError(f"the generation batch size must be positive, got {self.batch_size}")
+        if self.prompt_fields and not self.prompts:
+            raise ColaError("--fields names the columns of --prompts; give --prompts FILE too")
+        if self.prompts and self.prefixes:
+            raise ColaError("--prompts (questions to answer) and --prefix (text to continue) exclude each other")
         if not self.prefixes and (self.prefix_tokens <= 0 or not self.prefix_corpus.strip()):
             raise ColaError("prompts from a corpus need a prefix corpus and prefix_tokens > 0")
         if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
@@ -110,11 +136,62 @@ def draw_prompts(tokenizer, config: SelfGenConfig) -> list[tuple[str, str | None
     return [(first_tokens(tokenizer, docs[i].text, config.prefix_tokens), docs[i].id) for i in order[: config.n]]
 
 
+_ANSWER = re.compile(r"answer\s*(?:is|:)?\s*:?\s*\$?(-?[\d,]*\.?\d+)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
+
+
+def questions(config: SelfGenConfig) -> list[tuple[str, str | None, str]]:
+    """``(question, gold answer or None, source id)`` for each of ``config.n`` texts, from ``prompts``
+    (``prompt_fields`` ``question=COL[,answer=COL]`` for a file or hub dataset; built-in Q&A corpora
+    such as ``math`` carry both), drawn in an order fixed by ``seed``, each once before repeats."""
+    spec, mapping = config.prompts, dict(pair.split("=", 1) for pair in config.prompt_fields.split(",") if "=" in pair)
+    unknown = set(mapping) - {"question", "answer"}
+    if unknown or (config.prompt_fields and "question" not in mapping):
+        raise ColaError(f"--fields for --prompts: use question=COL[,answer=COL], got '{config.prompt_fields}'")
+    if "answer" in mapping:
+        records = load_records(
+            spec, "pool", limit=PREFIX_POOL_LIMIT, fields=f"question={mapping['question']},answer={mapping['answer']}"
+        )
+    elif "question" in mapping:
+        records = load_records(spec, "pool", limit=PREFIX_POOL_LIMIT, text_field=mapping["question"])
+    else:
+        records = load_records(spec, "pool", limit=PREFIX_POOL_LIMIT)
+    rows = [
+        (str(r.meta["question"]), str(r.meta["answer"]), r.id)
+        if "question" in r.meta and "answer" in r.meta
+        else (r.text, None, r.id)
+        for r in records
+        if r.text.strip()
+    ]
+    if not rows:
+        raise ColaError(f"--prompts {spec} holds no questions")
+    rng = random.Random(config.seed)
+    order: list[int] = []
+    while len(order) < config.n:
+        order += rng.sample(range(len(rows)), len(rows))
+    return [rows[i] for i in order[: config.n]]
+
+
+def final_answer(text: str) -> str | None:
+    """The answer a trace ends on: the number after its last ``Answer:`` (``the answer is``), else its
+    last number; thousands separators dropped. None when it gives no number."""
+    found = _ANSWER.findall(text) or _NUMBER.findall(text)
+    return _number(found[-1]) if found else None
+
+
+def _number(text: str) -> str:
+    value = text.replace(",", "").rstrip(".")
+    try:
+        return f"{float(value):g}"
+    except ValueError:
+        return value.strip().lower()
+
+
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
     """The prompt with the tokenizer's own special tokens (BOS where it adds one). An empty prompt on a
     tokenizer that adds no BOS (Qwen2.5-style) starts from EOS instead, or from a newline if there is
     no EOS either: ``generate`` needs at least one token."""
-    ids = tokenizer(prompt)["input_ids"]
+    (ids,) = encode(tokenizer, [prompt])  # a rendered conversation brings its own BOS
     if not ids and tokenizer.eos_token_id is not None:
         ids = [tokenizer.eos_token_id]
     if not ids:
@@ -161,6 +238,8 @@ def sample_self_corpus(model, tokenizer, config: SelfGenConfig = SelfGenConfig()
     prompt came from (None for explicit prefixes).
     """
     config.validate()
+    if config.prompts:
+        return _answer_questions(model, tokenizer, config, name)
     prompts = draw_prompts(tokenizer, config)
     torch.manual_seed(config.seed)
     records: list[Record] = []
@@ -173,6 +252,41 @@ def sample_self_corpus(model, tokenizer, config: SelfGenConfig = SelfGenConfig()
                 records.append(Record(f"{name}/{len(records):06d}", text, name, "self", meta))
     if not records:
         raise ColaError("the model generated only empty continuations; try other prompts or a higher temperature")
+    return score_perplexity(records, model, tokenizer, seqlen=context_length(model))
+
+
+def _answer_questions(model, tokenizer, config: SelfGenConfig, name: str) -> list[Record]:
+    """On-policy reasoning traces: each question asked (through the chat template when there is one),
+    the model's sampled answer kept as prompt + answer; with gold answers, only right ones."""
+    asked = questions(config)
+    chat = uses_template(tokenizer, config.chat_template)
+    torch.manual_seed(config.seed)
+    records: list[Record] = []
+    right = graded = 0
+    for start in range(0, len(asked), config.batch_size):
+        batch = asked[start : start + config.batch_size]
+        shown = [chat_prompt(tokenizer, q, config.thinking) if chat else f"Question: {q}\n" for q, _, _ in batch]
+        for (question, gold, source), prompt, (text, answer) in zip(
+            batch, shown, _sample_batch(model, tokenizer, shown, config), strict=True
+        ):
+            predicted = final_answer(answer)
+            correct = None if gold is None else predicted is not None and predicted == _number(gold)
+            graded += gold is not None
+            right += bool(correct)
+            if answer.strip() and correct is not False:
+                meta = {
+                    "prompt": prompt,
+                    "prefix_source": source,
+                    "task_question": question,
+                    "gold_answer": gold,
+                    "predicted_answer": predicted,
+                    "correct": correct,
+                    "chat_template": chat,
+                }
+                records.append(Record(f"{name}/{len(records):06d}", text, name, "self", meta))
+    if not records:
+        why = f"it answered none of {graded} questions right" if graded else "its answers were all empty"
+        raise ColaError(f"no self-generated traces to keep: {why}; try other --prompts or a higher temperature")
     return score_perplexity(records, model, tokenizer, seqlen=context_length(model))
 
 

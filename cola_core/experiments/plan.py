@@ -40,7 +40,14 @@ SPEED_ONLY = ("batch_tokens", "device", "batch_size")  # settings that change sp
 # Settings added after runs were stored, left out of the key at their default: what they decide (a
 # mixture-of-experts model's expert statistics, a tokenizer's chat template) does not arise for the
 # models those runs used (dense, no chat template), so their results are what the default gives.
-ADDED_LATER = {"moe_calibration": "routed", "moe_floor": 1.0, "chat_template": "auto", "thinking": "auto"}
+ADDED_LATER = {
+    "moe_calibration": "routed",
+    "moe_floor": 1.0,
+    "chat_template": "auto",
+    "thinking": "auto",
+    "prompts": "",
+    "prompt_fields": "",
+}
 
 
 def selfgen_config(curate: CurateConfig) -> SelfGenConfig:
