@@ -116,16 +116,19 @@ except ColaError as exc:
 
 m_sel = measure(space.embedded, chosen_sel, probes, seed=int(seed))
 m_base = measure(space.embedded, baseline, probes, seed=int(seed))
-cols = st.columns(5)
+shown = [
+    ("Representativeness", m_sel.representativeness, m_base.representativeness),
+    ("Diversity (mean dist.)", m_sel.diversity_mean, m_base.diversity_mean),
+    ("Diversity (min dist.)", m_sel.diversity_min, m_base.diversity_min),
+    ("Cluster coverage", m_sel.cluster_coverage, m_base.cluster_coverage),
+    ("Tokens", m_sel.tokens, m_base.tokens),
+]
+if m_sel.expert_coverage is not None:  # a mixture-of-experts model: experts the selection routes enough tokens to
+    shown.insert(4, ("Expert coverage", m_sel.expert_coverage, m_base.expert_coverage))
+cols = st.columns(len(shown))
 for col, (label, a, b) in zip(
     cols,
-    [
-        ("Representativeness", m_sel.representativeness, m_base.representativeness),
-        ("Diversity (mean dist.)", m_sel.diversity_mean, m_base.diversity_mean),
-        ("Diversity (min dist.)", m_sel.diversity_min, m_base.diversity_min),
-        ("Cluster coverage", m_sel.cluster_coverage, m_base.cluster_coverage),
-        ("Tokens", m_sel.tokens, m_base.tokens),
-    ],
+    shown,
     strict=True,
 ):
     col.metric(

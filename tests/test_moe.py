@@ -225,3 +225,41 @@ def test_cli_refuses_compressed_tensors_for_quantized_experts(tiny_model_dir, ca
     err = capsys.readouterr().err
     assert "mixture-of-experts" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_expert_usage_counts_every_real_token_k_times(calib):
+    from cola_core.curation.activations import ActivationConfig, extract_from_ids
+
+    model = fresh("qwen3_moe")
+    ids = [row[: int(m.sum())].tolist() for row, m in zip(calib["input_ids"], calib["attention_mask"], strict=True)]
+    acts = extract_from_ids(model, ids, 0, ActivationConfig(seqlen=24))
+    assert {"experts0", "experts1"} <= set(acts)
+    for key in ("experts0", "experts1"):
+        assert acts[key].shape == (12, 8)
+        assert acts[key].sum(1).tolist() == [2.0 * len(x) for x in ids]  # top-2 routing, padding excluded
+
+
+def test_expert_coverage_counts_experts_reaching_the_floor():
+    import numpy as np
+
+    from cola_core.curation.metrics import expert_coverage
+
+    usage = np.array([[10, 0, 5, 0], [10, 0, 0, 1], [0, 3, 0, 0]], dtype=np.float32)
+    assert expert_coverage(usage, [0, 1], floor=5) == 0.5  # experts 0 (20) and 2 (5)
+    assert expert_coverage(usage, [0, 1, 2], floor=1) == 1.0
+    assert expert_coverage(usage, [2], floor=4) == 0.0
+
+
+def test_curate_reports_expert_coverage_for_moe_models_only(tiny_model_dir, tmp_path, capsys):
+    argv = ["curate", "--corpora", "math,facts", "--pool-size", "24", "--n", "6", "--seqlen", "32", "--json"]
+    assert main([*argv, "--model", tiny_model_dir("qwen3_moe"), "--out", str(tmp_path / "a.jsonl")]) == 0
+    moe = json.loads(capsys.readouterr().out)
+    assert 0.0 <= moe["expert_coverage"] <= 1.0
+    assert (
+        main([*argv, "--model", tiny_model_dir("qwen3_moe"), "--expert-features", "--out", str(tmp_path / "b.jsonl")])
+        == 0
+    )
+    with_features = json.loads(capsys.readouterr().out)
+    assert 0.0 <= with_features["expert_coverage"] <= 1.0
+    assert main([*argv, "--model", tiny_model_dir("llama"), "--out", str(tmp_path / "c.jsonl")]) == 0
+    assert "expert_coverage" not in json.loads(capsys.readouterr().out)

@@ -113,6 +113,7 @@ def cmd_curate(args: argparse.Namespace) -> dict[str, Any]:
         "diversity": m.diversity_mean,
         "diversity_min": m.diversity_min,
         "cluster_coverage": m.cluster_coverage,
+        **({"expert_coverage": m.expert_coverage} if m.expert_coverage is not None else {}),
         "mix": m.mix,  # the selection's samples per corpus
         "pool_mix": result.pool_mix,  # the pool's, after Stage 2: what the selection drew from
         "selection": result.selection.params,  # cola-quota: each corpus's quota and any shortfall

@@ -33,7 +33,9 @@ def curate_text(p: dict[str, Any]) -> str:
     return (
         stages + f"Stage 3 · selected {p['n']} samples ({p['strategy']}) in {p['seconds']:.1f}s → {p['out']}\n"
         f"representativeness {p['representativeness']:.3f}  diversity {p['diversity']:.3f}  "
-        f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}\nmix: {mix}"
+        f"cluster coverage {p['cluster_coverage']:.0%}  tokens {p['tokens']:,}"
+        + (f"  expert coverage {p['expert_coverage']:.0%}" if "expert_coverage" in p else "")
+        + f"\nmix: {mix}"
     )
 
 

@@ -33,11 +33,11 @@ from typing import Any
 import torch
 
 from cola_core.errors import ColaError
+from cola_core.models.architecture import expert_width, fused_experts
 
 MOE_CALIBRATION = ("routed", "all")
 # Routers and the shared expert's gate: they pick experts, and stay dense (llm-compressor ignores them too).
 ROUTER = re.compile(r"(^|\.)(gate|router|shared_expert_gate)$")
-_PROJ = re.compile(r"proj|w\d")
 
 
 class ExpertMLP(torch.nn.Module):
@@ -97,8 +97,7 @@ class SplitExperts(torch.nn.Module):
         for e, expert in enumerate(experts):  # named 0, 1, …: mlp.experts.3.gate_proj, as checkpoints name them
             self.add_module(str(e), expert)
         self.experts = experts  # a plain list: the modules are registered once, by number
-        # the widest input of an expert's linears (gate/up read H, down reads I): its statistic's rank needs this many tokens
-        self.floor_width = max(experts[0].gate_proj.in_features, experts[0].down_proj.in_features)
+        self.floor_width = expert_width(fused)  # its statistic's rank needs this many tokens
         self.real: torch.Tensor | None = None
         self.all_tokens: frozenset[int] = frozenset()
         self.routed = torch.zeros(self.num_experts, dtype=torch.long)  # real tokens routed per expert
@@ -129,17 +128,15 @@ class SplitExperts(torch.nn.Module):
 
 def has_experts(layer: torch.nn.Module) -> bool:
     """Whether ``layer`` keeps experts fused in 3-D projection weights."""
-    return any(t.dim() == 3 and _PROJ.search(n.rsplit(".", 1)[-1]) for n, t in layer.named_parameters())
+    return bool(fused_experts(layer))
 
 
 def _fused_experts(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The layer's fused experts modules; a ColaError for a layout this module cannot split (rather
     than leaving the experts silently dense)."""
     found = {}
-    for name, module in layer.named_modules():
-        fused = [p for p, t in module.named_parameters(recurse=False) if t.dim() == 3 and _PROJ.search(p)]
-        if not fused:
-            continue
+    for name, module in fused_experts(layer).items():
+        fused = [p for p, t in module.named_parameters(recurse=False) if t.dim() == 3]
         known = isinstance(getattr(module, "gate_up_proj", None), torch.Tensor) and hasattr(module, "is_transposed")
         if not known or not getattr(module, "has_gate", False) or getattr(module, "has_post_expert_norm", False):
             raise ColaError(

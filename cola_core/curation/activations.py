@@ -18,7 +18,13 @@ import torch
 
 from cola_core.curation.processing import ProcessingConfig
 from cola_core.errors import ColaError
-from cola_core.models.architecture import decoder_layers, hidden_of, input_device, mlp_output_projection
+from cola_core.models.architecture import (
+    decoder_layers,
+    fused_experts,
+    hidden_of,
+    input_device,
+    mlp_output_projection,
+)
 from cola_core.models.batching import BATCH_TOKENS, length_batches
 from cola_core.models.chat import encode
 from cola_core.settings import setting
@@ -35,6 +41,9 @@ class ActivationConfig:
     )
     pooling: str = setting("mean", "mean or last", choices=("mean", "last"))
     include_mlp: bool = setting(False, "also use MLP intermediate activations")
+    expert_features: bool = setting(
+        False, "mixture-of-experts: also place samples by which experts their tokens are routed to (per layer)"
+    )
     # the pipeline passes Stage 2's (CurateConfig.extraction): not a setting of its own there
     seqlen: int = setting(ProcessingConfig.seqlen, "tokens per sample", flat=False)
     batch_tokens: int = setting(BATCH_TOKENS, "activation extraction: tokens per forward batch")
@@ -80,7 +89,9 @@ def extract_activations(
     config: ActivationConfig = ActivationConfig(),
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
-    """Pooled activations ``{"layer{i}": (n, hidden), "mlp{i}": (n, intermediate)}`` in input order."""
+    """Pooled activations ``{"layer{i}": (n, hidden), "mlp{i}": (n, intermediate)}`` in input order; for
+    a mixture-of-experts layer also ``"experts{i}"``: (n, experts), the real tokens of each sample the
+    router sends to each expert (top-k: a token counts once for each of its k experts)."""
     if not texts:
         raise ColaError("no samples to extract activations from")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -120,7 +131,22 @@ def extract_from_ids(
 
         return hook
 
+    def on_experts(i: int, n_experts: int):
+        def hook(_module, args, kwargs):  # the experts' call: (tokens, top-k expert ids, weights)
+            chosen = args[1] if len(args) > 1 else next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
+            real = state["mask"].reshape(-1).bool()
+            hits = torch.nn.functional.one_hot(chosen[real].long(), n_experts).sum(1)  # (real tokens, E)
+            rows = torch.repeat_interleave(torch.arange(len(state["mask"]), device=real.device), state["mask"].sum(1))
+            counts = torch.zeros(len(state["mask"]), n_experts, device=real.device).index_add_(0, rows, hits.float())
+            captured[f"experts{i}"] = counts  # real tokens each sample sends to each expert
+
+        return hook
+
     handles = [layers[i].register_forward_hook(on_layer(i)) for i in wanted]
+    for i in wanted:  # a mixture-of-experts layer: the experts each sample's tokens go to
+        for module in fused_experts(layers[i]).values():
+            n_experts = next(t.shape[0] for t in module.parameters() if t.dim() == 3)
+            handles.append(module.register_forward_pre_hook(on_experts(i, n_experts), with_kwargs=True))
     if config.include_mlp:
         handles += [mlp_output_projection(layers[i]).register_forward_pre_hook(on_mlp(i)) for i in wanted]
     try:

@@ -14,17 +14,38 @@ from cola_core.curation.activations import Progress, cached_activations
 from cola_core.curation.config import CurateConfig
 from cola_core.curation.space import project_activations
 from cola_core.engine.config import EngineConfig
+from cola_core.models.architecture import decoder_layers, expert_width, fused_experts
 from cola_core.models.loading import LoadedModel
 from cola_core.storage.fingerprints import pool_fingerprint
 
 
 @dataclass
 class Embedded:
-    """Samples placed in the activation space."""
+    """Samples placed in the activation space; for a mixture-of-experts model also the real tokens
+    each sample sends to each expert of each layer (``experts``, (n, layers × experts)) and the tokens
+    an expert needs for a full-rank statistic (``expert_floor``): what expert coverage counts."""
 
     records: list[Record]
     space: np.ndarray
     fingerprint: str  # storage.fingerprints.pool_fingerprint of the records
+    experts: np.ndarray | None = None
+    expert_floor: int = 0
+
+
+def split_experts_usage(
+    acts: dict[str, np.ndarray], expert_features: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The arrays the space is projected from, and the expert token counts (None for a dense model).
+    With ``expert_features`` each layer's routing becomes part of the space as the share of the
+    sample's tokens per expert (a histogram per layer)."""
+    usage = {k: v for k, v in acts.items() if k.startswith("experts")}
+    space = {k: v for k, v in acts.items() if not k.startswith("experts")}
+    if not usage:
+        return space, None
+    if expert_features:
+        space |= {k: v / np.maximum(v.sum(1, keepdims=True), 1) for k, v in usage.items()}
+    ordered = sorted(usage, key=lambda k: int(k.removeprefix("experts")))
+    return space, np.concatenate([usage[k] for k in ordered], axis=1)
 
 
 def probe_records(capabilities: Sequence[str], limit: int) -> dict[str, list[Record]]:
@@ -56,14 +77,17 @@ def embed_sets(
             step = (lambda done, _n, o=offset: progress(o + done, total)) if progress else None
             acts.append(cached_activations(loaded.model, loaded.tokenizer, loaded.fingerprint, texts, extraction, step))
             offset += len(texts)
-    return [
-        Embedded(
-            list(records),
-            project_activations(a, config.dim, config.seed),
-            pool_fingerprint(texts, [r.id for r in records]),
+    layers = decoder_layers(loaded.model)
+    modules = [m for layer in layers for m in fused_experts(layer).values()]
+    floor = expert_width(modules[0]) if modules else 0
+    out = []
+    for records, texts, a in zip(record_sets, text_sets, acts, strict=True):
+        space, usage = split_experts_usage(a, config.activations.expert_features)
+        fingerprint = pool_fingerprint(texts, [r.id for r in records])
+        out.append(
+            Embedded(list(records), project_activations(space, config.dim, config.seed), fingerprint, usage, floor)
         )
-        for records, texts, a in zip(record_sets, text_sets, acts, strict=True)
-    ]
+    return out
 
 
 def embed_probes(

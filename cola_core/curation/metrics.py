@@ -6,7 +6,8 @@ diversity are what make calibration data good).
 - cluster coverage: share of the pool's k-means clusters that hold a chosen sample;
 - corpus / domain mix and total tokens;
 - capability coverage: representativeness measured on a capability's probe points instead of the
-  pool — the cheap proxy that the evaluation validates against measured retention.
+  pool — the cheap proxy that the evaluation validates against measured retention;
+- expert coverage (mixture-of-experts models): share of experts the selection routes enough tokens to.
 Cosines are taken around the pool mean, so the direction all activations share does not inflate them.
 Selections from different pools are compared on :func:`probe_coverage` instead, whose centre (the
 mean of every probe point) does not depend on the pool.
@@ -32,6 +33,7 @@ class SelectionMetrics:
     domains: dict[str, int]
     tokens: int
     capability_coverage: dict[str, float] = field(default_factory=dict)
+    expert_coverage: float | None = None  # mixture-of-experts models: see expert_coverage
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,6 +63,14 @@ def probe_coverage(probes: Mapping[str, np.ndarray], chosen: np.ndarray) -> dict
     return {name: coverage(p, chosen, centre) for name, p in probes.items()}
 
 
+def expert_coverage(usage: np.ndarray, chosen: Sequence[int], floor: int) -> float:
+    """Share of a mixture-of-experts model's experts (over all layers) to which the chosen samples'
+    real tokens are routed at least ``floor`` times: the experts whose compression statistics the
+    selection alone could fill (compress/experts.py falls back to every token for the others)."""
+    routed = usage[np.asarray(chosen, dtype=np.int64)].sum(0)
+    return float((routed >= floor).mean())
+
+
 def pairwise_distances(points: np.ndarray) -> np.ndarray:
     """Distances of all unordered pairs (condensed)."""
     p = np.asarray(points, dtype=np.float64)
@@ -78,6 +88,7 @@ def selection_metrics(
     tokens: Sequence[int],
     cluster_labels: np.ndarray | None = None,
     probes: Mapping[str, np.ndarray] | None = None,
+    experts: tuple[np.ndarray, int] | None = None,
 ) -> SelectionMetrics:
     idx = np.asarray(chosen, dtype=np.int64)
     centre = space.mean(0)
@@ -98,4 +109,5 @@ def selection_metrics(
         domains=dict(sorted(Counter(domains[i] for i in idx).items())),
         tokens=int(sum(tokens[i] for i in idx)),
         capability_coverage={name: coverage(p, pts, centre) for name, p in (probes or {}).items()},
+        expert_coverage=expert_coverage(experts[0], idx, experts[1]) if experts is not None else None,
     )

@@ -148,6 +148,7 @@ def measure(
         tokens=[r.meta.get("n_tokens", 0) for r in recs],
         cluster_labels=labels,
         probes=probes,
+        experts=(embedded.experts, embedded.expert_floor) if embedded.experts is not None else None,
     )
 
 

@@ -15,6 +15,26 @@ from cola_core.errors import ColaError
 # The MLP's last projection: its *input* is the neuron activation pattern (act(gate)·up, act(fc1) …).
 _MLP_OUT = re.compile(r"(^|\.)(down_proj|c_proj|fc2|fc_out|dense_4h_to_h|w2|wo)$")
 _ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
+_PROJ = re.compile(r"proj|w\d")  # a projection's name: gate_up_proj, down_proj, w1 …
+
+
+def fused_experts(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """A mixture-of-experts layer's modules that keep their experts fused in 3-D projection weights
+    (transformers 5: ``Qwen3MoeExperts``, ``MixtralExperts`` … with ``gate_up_proj`` (E, 2I, H));
+    empty for a dense layer."""
+    return {
+        name: module
+        for name, module in layer.named_modules()
+        if any(t.dim() == 3 and _PROJ.search(p) for p, t in module.named_parameters(recurse=False))
+    }
+
+
+def expert_width(module: torch.nn.Module) -> int:
+    """The widest input of a fused experts module's projections (H for gate/up, I for down): the
+    tokens an expert's statistics need to be of full rank, the floor of COLA's expert coverage and of
+    the compressor's routed statistics."""
+    down = [t for p, t in module.named_parameters(recurse=False) if t.dim() == 3 and "gate" not in p]
+    return max(max(t.shape[1:]) for t in down)  # down_proj is (E, H, I) or (E, I, H): max(H, I) either way
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:

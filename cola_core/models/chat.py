@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cola_core.corpora import Record
 from cola_core.errors import ColaError
+
+if TYPE_CHECKING:  # models/ sits below corpora/ (docs/architecture.md): the record type only
+    from cola_core.corpora import Record
 
 CHAT_MODES = ("auto", "off", "wrap")
 THINKING = ("auto", "on", "off")
