@@ -21,6 +21,7 @@ from bench import (
     compression,
     distributed,
     e2e,
+    experts,
     gpu,
     large,
     maps,
@@ -61,6 +62,7 @@ REPORT = {
         "Peak memory of compressing a mixture-of-experts model (CPU)",
         ("Goal (issue #31): one layer at a time, all of its experts' statistics bounded.", ""),
     ),
+    "experts": (experts, "Expert coverage of Stage 3's selections (random mixture-of-experts model)", ()),
     "e2e": (e2e, "End to end and dashboard cold start", ()),
     "scaling": (scaling, "Scaling", ()),
     "large": (large, "Large pools (synthetic, downstream of extraction)", ()),
@@ -142,6 +144,8 @@ def main() -> None:
                 if args.quick
                 else memory.run_moe()
             )
+        elif section == "experts":
+            results[section] = experts.run(sizes=(8,), seeds=(0, 1), pool=200) if args.quick else experts.run()
         elif section == "e2e":
             results[section] = e2e.run()
         elif section == "scaling":
