@@ -23,6 +23,7 @@ from cola_core.app.ab_maps import budget_table, set_maps, shared_ranges
 from cola_core.app.compare import (
     answers_side_by_side,
     awq_groups,
+    expert_tokens,
     finished_runs,
     layer_errors,
     proxy_vs_retention,
@@ -304,6 +305,24 @@ if not awq.empty:
         "output error on the calibration tokens with plain rounding vs AWQ's scales."
     )
     st.dataframe(awq.round(5), hide_index=True, width="stretch")
+
+experts = expert_tokens(runs)
+if not experts.empty:
+    st.subheader("Mixture of experts: calibration tokens per expert")
+    below = experts[experts["took every token"]]
+    st.caption(
+        f"Every expert was compressed. Routed: the real calibration tokens the router sent each expert; "
+        f"an expert below the floor (its widest input) took its statistics from every token instead — "
+        f"{len(below)} of {len(experts)} here."
+    )
+    for run_name, part in experts.groupby("run", sort=False):  # layers × experts, one map per run
+        number = part["expert"].str.rsplit(".", n=1).str[-1].astype(int).rename("expert number")
+        grid = part.pivot_table(index="layer", columns=number, values="routed tokens", aggfunc="sum")
+        fig = px.imshow(grid, aspect="auto", labels={"color": "routed tokens"}, title=run_name)
+        fig.update_layout(height=min(160 + 14 * len(grid), 700))
+        st.plotly_chart(fig)
+    with st.expander("Every expert's tokens"):
+        st.dataframe(experts, hide_index=True, width="stretch")
 
 st.subheader("Same prompts, side by side")
 default_prompts = "\n".join(SHOWCASE_PROMPTS)

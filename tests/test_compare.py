@@ -130,3 +130,34 @@ def test_awq_table_lists_each_group_of_awq_runs_only(tiny_model_dir, calib):
     groups = sum(len(layer["awq"]["groups"]) for layer in report["layers"])
     assert len(table) == groups > 0 and set(table["run"]) == {"#1 AWQ 4-bit g128 · cola"}
     assert (table["error AWQ"] <= table["error RTN"] + 1e-9).all()
+
+
+def test_moe_runs_show_tokens_per_expert_in_compare(tiny_model_dir, tmp_path, monkeypatch):
+    """A mixture-of-experts model through the dashboard: the space reports expert coverage, the job
+    compresses every expert, and Compare shows each expert's calibration tokens."""
+    import json
+
+    from cola_core.app.compare import expert_tokens
+    from cola_core.curation.pipeline import measure, run_selection
+
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path))
+    queue = jobs.JobQueue(RunStore(tmp_path / "runs.sqlite"))
+    monkeypatch.setattr(jobs, "_QUEUE", queue)
+    settings = SpaceSettings.of(model=tiny_model_dir("qwen3_moe"), corpora=("math", "facts"), pool_size=40, seqlen=32)
+    space = prepare_space(settings)
+    (cs,) = calibration_sets(space, ("cola",), (0,), n=8)
+    selection = run_selection(space.embedded, settings.selection(8, "cola", seed=0))
+    assert [space.records[i] for i in selection.indices] == cs.records
+    assert 0 <= measure(space.embedded, selection).expert_coverage <= 1
+    queue.submit(settings.model, cs.name, cs.records, CompressConfig(method="wanda"), seqlen=32, limit=4)
+    _wait(queue)
+    runs = finished_runs(queue.store, settings.model)
+    table = expert_tokens(runs)
+    assert len(table) == 2 * 8 and (table["statistic tokens"] >= table["routed tokens"]).all()
+    report = json.loads(runs.iloc[0]["report"])
+    assert report["experts"]["experts"] == 16
+    page = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=300)
+    page.session_state["space_settings"] = settings
+    page.run()
+    assert not page.exception
+    assert any("calibration tokens per expert" in h.value for h in page.subheader)

@@ -91,6 +91,30 @@ def awq_groups(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "layer", "linears", "alpha", "folded into", "error RTN", "error AWQ"])
 
 
+def expert_tokens(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mixture-of-experts runs: per run, layer and expert, the real calibration tokens the router sent
+    it, the tokens its statistics came from, and whether it fell below the floor and took every token
+    (compress/experts.py). Empty for dense models."""
+    rows = []
+    for _, run in runs.iterrows():
+        for layer in json.loads(run["report"] or "{}").get("layers", []):
+            for module, e in (layer.get("experts") or {}).items():
+                for expert, routed in enumerate(e["routed_tokens"]):
+                    rows.append(
+                        {
+                            "run": run_label(run),
+                            "layer": layer["layer"],
+                            "expert": f"{module}.{expert}",
+                            "routed tokens": routed,
+                            "statistic tokens": (e.get("statistic_tokens") or [None] * e["experts"])[expert],
+                            "floor": e["floor_tokens"],
+                            "took every token": e["calibration"] == "all" or expert in e["all_tokens_for"],
+                        }
+                    )
+    columns = ["run", "layer", "expert", "routed tokens", "statistic tokens", "floor", "took every token"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def proxy_vs_retention(runs: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(points, correlations): each run's capability coverage at curation time against its measured
     retention, and per capability the Spearman rank correlation over runs (NaN with < 3 runs)."""
