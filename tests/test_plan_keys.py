@@ -18,6 +18,7 @@ KEYS = {
     "demo": "6d4e30ac2c87a6d2",  # redesigned for issue #30
     "paper-claims": "d7b9599462c36c0c",  # pre-registered anew for issue #29
     "paper-claims-models": "570c5744924a9993",  # three models (issue #29)
+    "reasoning-traces": "7a5e031469af0aa6",  # on-policy reasoning traces (issue #31)
     "settings-sweep": "70918d1ca487f28c",
     "smoke": "cbaf9042ea129033",
 }

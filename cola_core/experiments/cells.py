@@ -37,7 +37,7 @@ def build_calibration(loaded, spec: CalibrationSpec, cfg: ExperimentConfig, seed
     curate_cfg = cfg.curate_config(spec, seed)
     pool = None
     if spec.self_generated:
-        pool = generate_self_corpus(loaded.model, loaded.tokenizer, selfgen_config(curate_cfg))
+        pool = generate_self_corpus(loaded.model, loaded.tokenizer, selfgen_config(curate_cfg, spec.selfgen))
     space = build_space(loaded, curate_cfg, pool=pool, need=curate_cfg.n)
     selection, metrics = select_and_measure(space, curate_cfg)
     chosen = [space.records[i] for i in selection.indices]

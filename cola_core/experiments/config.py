@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cola_core.compress import CompressConfig
+from cola_core.corpora.selfgen import SelfGenConfig
 from cola_core.curation.pipeline import DEFAULT_CAPABILITIES, CurateConfig
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import CAPABILITIES, DEFAULT_LIMIT, item_clusters
@@ -52,18 +53,31 @@ def _curation(where: str, d: dict[str, Any], own: tuple[str, ...]) -> tuple[tupl
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """One calibration set of the grid: a name, whether its pool is self-generated (Ji et al.), and
-    its own curation settings (e.g. ``corpora``, ``strategy``, ``lam``, ``stage1``) as flat pairs."""
+    """One calibration set of the grid: a name, whether its pool is self-generated (Ji et al.) and with
+    which generation settings beyond the experiment's (``"self_generated": {"prompts": "math"}``: the
+    model's own reasoning traces on the math questions; corpora/selfgen.py), and its own curation
+    settings (e.g. ``corpora``, ``strategy``, ``lam``, ``stage1``) as flat pairs."""
 
     name: str
     self_generated: bool = False
     curation: tuple[tuple[str, Any], ...] = ()
+    selfgen: tuple[tuple[str, Any], ...] = ()
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> CalibrationSpec:
         own = ("name", "self_generated")
         where = f"calibration set {d.get('name', '(no name)')}"
-        return CalibrationSpec(d["name"], bool(d.get("self_generated", False)), _curation(where, d, own))
+        generated = d.get("self_generated", False)
+        selfgen: tuple[tuple[str, Any], ...] = ()
+        if isinstance(generated, dict):
+            known = {f.name for f in fields(SelfGenConfig)}
+            unknown = sorted(set(generated) - known)
+            if unknown:
+                raise ColaError(
+                    f"{where}: self_generated has no setting {unknown[0]!r}; known: {', '.join(sorted(known))}"
+                )
+            selfgen = tuple(sorted(generated.items()))
+        return CalibrationSpec(d["name"], bool(generated), _curation(where, d, own), selfgen)
 
 
 @dataclass(frozen=True)
@@ -129,7 +143,10 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as its JSON file would hold it (flat curation keys): :meth:`from_dict` reads it back."""
-        sets = [{"name": s.name, "self_generated": s.self_generated, **dict(s.curation)} for s in self.calibration_sets]
+        sets = [
+            {"name": s.name, "self_generated": dict(s.selfgen) or s.self_generated, **dict(s.curation)}
+            for s in self.calibration_sets
+        ]
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("curation", "calibration_sets")}
         return {**own, **dict(self.curation), "calibration_sets": sets}
 

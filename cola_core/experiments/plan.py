@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ from cola_core.storage.fingerprints import fingerprint_directory, pool_fingerpri
 EVALUATION_VERSION = 3  # bump when a code change alters what an experiment run would store
 SPEED_ONLY = ("batch_tokens", "device", "batch_size")  # settings that change speed, not results
 # Settings added after runs were stored, left out of the key at their default: what they decide (a
-# mixture-of-experts model's expert statistics, a tokenizer's chat template) does not arise for the
-# models those runs used (dense, no chat template), so their results are what the default gives.
+# mixture-of-experts model's expert statistics or routing features, a tokenizer's chat template,
+# question prompts for self-generation) does not arise for the models and sets those runs used (dense,
+# no chat template, prefix prompts), so their results are what the default gives.
 ADDED_LATER = {
     "moe_calibration": "routed",
     "moe_floor": 1.0,
@@ -47,12 +48,15 @@ ADDED_LATER = {
     "thinking": "auto",
     "prompts": "",
     "prompt_fields": "",
+    "expert_features": False,
 }
 
 
-def selfgen_config(curate: CurateConfig) -> SelfGenConfig:
-    """A self-generated set's generation settings: a pool's worth of texts of the set's length."""
-    return SelfGenConfig(n=curate.pool_size, max_new_tokens=curate.processing.seqlen, seed=curate.seed)
+def selfgen_config(curate: CurateConfig, overrides: tuple[tuple[str, Any], ...] = ()) -> SelfGenConfig:
+    """A self-generated set's generation settings: a pool's worth of texts of the set's length, with
+    the set's own (``CalibrationSpec.selfgen``, e.g. ``prompts``)."""
+    base = SelfGenConfig(n=curate.pool_size, max_new_tokens=curate.processing.seqlen, seed=curate.seed)
+    return replace(base, **dict(overrides))
 
 
 def model_fingerprint(name: str) -> str:
@@ -137,7 +141,7 @@ def plan_runs(cfg: ExperimentConfig, model_fp: str | None = None, data_fp: str |
             calibration = {
                 **base,
                 "curate": _results_only(asdict(curate)),
-                "selfgen": _results_only(asdict(selfgen_config(curate))) if spec.self_generated else None,
+                "selfgen": _results_only(asdict(selfgen_config(curate, spec.selfgen))) if spec.self_generated else None,
             }
             calibration_hash = _digest(calibration)
             for c in cfg.compression:
