@@ -219,12 +219,53 @@ def test_cli_says_what_happened_to_the_experts(tiny_model_dir, calib_file, tmp_p
     assert report["experts"]["experts"] == 16 and report["achieved_sparsity"] == pytest.approx(0.5, abs=0.01)
 
 
-def test_cli_refuses_compressed_tensors_for_quantized_experts(tiny_model_dir, calib_file, tmp_path, capsys):
-    argv = ["compress", "--model", tiny_model_dir("qwen3_moe"), "--calib", str(calib_file), "--method", "rtn"]
-    assert main([*argv, "--format", "compressed-tensors", "--group-size", "8", "--out", str(tmp_path / "m")]) == 2
-    err = capsys.readouterr().err
-    assert "mixture-of-experts" in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+def test_cli_refuses_what_compressed_tensors_cannot_hold_for_experts(tiny_model_dir, calib_file, tmp_path, capsys):
+    argv = [
+        "compress",
+        "--calib",
+        str(calib_file),
+        "--method",
+        "rtn",
+        "--format",
+        "compressed-tensors",
+        "--group-size",
+        "8",
+    ]
+    for family, fragment in (("qwen3_moe", "add --sym"), ("gpt_oss", "keep their experts fused")):
+        extra = ["--sym"] if family == "gpt_oss" else []
+        assert main([*argv, *extra, "--model", tiny_model_dir(family), "--out", str(tmp_path / "m")]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and "Traceback" not in err
+        assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("family", ["qwen3_moe", "mixtral", "olmoe", "deepseek_v3"])
+def test_compressed_tensors_moe_checkpoints_load_with_the_same_logits(family, calib, tmp_path, tiny_tokenizer):
+    """Packed experts under the names the family's checkpoints use (Mixtral: block_sparse_moe.experts.N.w1),
+    loaded back through transformers into the fused layout: the in-memory model's logits exactly."""
+    from safetensors.torch import load_file
+
+    from cola_core.compress.save import build_report, save_compressed
+    from cola_core.models.loading import load_model
+
+    for config in (
+        CompressConfig(method="gptq", bits=4, group_size=16, symmetric=True),
+        CompressConfig(method="wanda", sparsity=0.5),
+    ):
+        model = fresh(family)
+        result = compress_model(model, calib, config)
+        out = tmp_path / config.method
+        save_compressed(
+            model, tiny_tokenizer, result, build_report(result, config, "fp", 12, 24), out, "compressed-tensors"
+        )
+        keys = load_file(str(out / "model.safetensors")).keys()
+        if config.method == "gptq":
+            assert sum(k.endswith("weight_packed") and ".experts." in k for k in keys) == 2 * 8 * 3
+            if family == "mixtral":
+                assert "model.layers.0.block_sparse_moe.experts.7.w2.weight_packed" in keys
+        loaded = load_model(str(out), device="cpu", dtype="float32").model
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(calib["input_ids"][:2]).logits, model(calib["input_ids"][:2]).logits)
 
 
 def test_expert_usage_counts_every_real_token_k_times(calib):

@@ -28,6 +28,7 @@ targets; which linears were pruned is in ``compression_report.json``. See docs/c
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from pathlib import Path
@@ -38,12 +39,12 @@ import torch
 
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.engine import CompressionResult
-from cola_core.compress.experts import has_experts
+from cola_core.compress.experts import SplitExperts, split_experts
 from cola_core.compress.methods import compression_method
 from cola_core.compress.quantization import QuantResult
 from cola_core.compress.statistics import find_linears, weight_of
 from cola_core.errors import ColaError
-from cola_core.models.architecture import decoder_layers
+from cola_core.models.architecture import decoder_layers, fused_experts
 
 if TYPE_CHECKING:
     from compressed_tensors import ModelCompressor
@@ -123,12 +124,18 @@ def check_compressed_tensors(config: CompressConfig, model: torch.nn.Module | No
     quantization_scheme(config.bits, config.group_size, config.symmetric, config.act_order)
     if model is None:
         return
-    for li, layer in enumerate(decoder_layers(model)):
-        if has_experts(layer):
+    layers = decoder_layers(model)
+    if any(fused_experts(layer) for layer in layers):
+        if not config.symmetric:
             raise ColaError(
-                f"compressed-tensors output of mixture-of-experts models ({type(model).__name__}) is not written yet: "
-                "transformers keeps their experts fused; use --format dense (every expert is compressed either way)"
+                "compressed-tensors: transformers 5.23 loads packed experts without their zero points, so an asymmetric "
+                "mixture-of-experts checkpoint would load wrong; add --sym (llm-compressor's W4A16 is symmetric too)"
             )
+        with contextlib.ExitStack() as split:
+            for layer in layers:
+                split.enter_context(split_experts(layer))
+            expert_checkpoint_names(model)  # refuses families whose checkpoints keep experts fused
+    for li, layer in enumerate(layers):
         for name, module in find_linears(layer).items():
             if not isinstance(module, torch.nn.Linear):
                 raise ColaError(
@@ -238,6 +245,49 @@ def write_compressed_tensors(
     """Write ``model`` into the (empty) folder ``out`` in the compressed-tensors format: weights,
     ``config.json`` with ``quantization_config``. The model itself is not modified."""
     lib = _library()
+    with contextlib.ExitStack() as split:
+        for layer in decoder_layers(model) if result.quantized else ():  # packed experts: one linear each
+            split.enter_context(split_experts(layer))
+        _write(model, result, report, out, lib)
+
+
+def expert_checkpoint_names(model: torch.nn.Module) -> dict[str, str]:
+    """Each split expert linear's name (``model.layers.0.mlp.experts.3.gate_proj``) → the name the
+    family's checkpoints give that matrix (Mixtral: ``model.layers.0.block_sparse_moe.experts.3.w1``),
+    learnt from transformers' own save-time conversion (``revert_weight_conversion``, the inverse of
+    what ``from_pretrained`` applies): tiny marker tensors, one value per expert and projection, are
+    reverted and read back. A family whose checkpoints keep the experts fused (gpt-oss) is refused:
+    its packed experts would have nowhere to go."""
+    from transformers.core_model_loading import revert_weight_conversion
+
+    names: dict[str, str] = {}
+    projections = ("gate_proj", "up_proj", "down_proj")
+    for prefix, split in ((n, m) for n, m in model.named_modules() if isinstance(m, SplitExperts)):
+        fused, experts = split.fused[0], split.num_experts
+        if not fused.is_concatenated or fused.is_transposed or getattr(fused, "has_bias", False):
+            raise ColaError(
+                f"compressed-tensors: {type(fused).__name__} checkpoints keep their experts fused, so packed experts "
+                "cannot be stored; use --format dense"
+            )
+        mark = torch.arange(experts, dtype=torch.float32)[:, None, None] * 3 + 1
+        markers = {f"{prefix}.gate_up_proj": torch.cat([mark, mark + 1], 1), f"{prefix}.down_proj": mark + 2}
+        for key, tensor in revert_weight_conversion(model, markers).items():
+            value = int(tensor.flatten()[0])
+            if key in markers or not torch.all(tensor == value):
+                raise ColaError(
+                    f"compressed-tensors: {type(model).__name__}'s checkpoints keep its experts fused ({key}); use --format dense"
+                )
+            expert, projection = divmod(value - 1, 3)
+            names[f"{prefix}.{expert}.{projections[projection]}"] = key.removesuffix(".weight")
+    return names
+
+
+def _checkpoint_key(key: str, renamed: dict[str, str]) -> str:
+    owner, _, tensor = key.rpartition(".")
+    return f"{renamed[owner]}.{tensor}" if owner in renamed else key
+
+
+def _write(model: torch.nn.Module, result: CompressionResult, report: dict[str, Any], out: Path, lib) -> None:
     state = dict(model.state_dict())  # references; packed linears replaced below
     compressor = None
     if result.quantized:
@@ -248,8 +298,15 @@ def write_compressed_tensors(
             del state[f"{name}.weight"]
             state |= {f"{name}.{k}": v for k, v in _pack(name, module, q, scheme, lib).items()}
         compressor = _read_back_config(model, [m for m, _ in modules.values()], scheme, lib)
+    if renamed := expert_checkpoint_names(model):  # a MoE model: each expert under its checkpoint name
+        state = {_checkpoint_key(key, renamed): value for key, value in state.items()}
     model.save_pretrained(out, state_dict=state)
     sparsity = _sparsity_config(model, report, lib)
+    if sparsity is not None and compressor is None and any(fused_experts(layer) for layer in decoder_layers(model)):
+        # transformers 5.23 sends a MoE checkpoint's experts through its quantized-experts loader whenever a
+        # quantization_config is present, and that loader fails without config groups
+        sparsity = None
+        report["sparsity_config"] = "left out: transformers 5.23 cannot load a mixture-of-experts checkpoint with it"
     if compressor is not None:
         compressor.update_config(str(out))  # quantization_config exactly as llm-compressor writes it
     if sparsity is not None:

@@ -164,8 +164,9 @@ def _dequantize_compressed_tensors(where: str) -> dict:
         config = json.loads((Path(where) / "config.json").read_text())
     except (OSError, ValueError):
         return {}
-    if (config.get("quantization_config") or {}).get("quant_method") != "compressed-tensors":
-        return {}
+    quantization = config.get("quantization_config") or {}
+    if quantization.get("quant_method") != "compressed-tensors" or not quantization.get("config_groups"):
+        return {}  # not compressed-tensors, or sparsity metadata over dense weights: nothing to decompress
     from transformers import CompressedTensorsConfig
 
     return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
