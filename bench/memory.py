@@ -13,17 +13,10 @@ import subprocess
 import sys
 
 _CHILD = """
-import json, resource, time, torch
+import json, time, torch
 from bench.compression import make_model
+from bench.memory import hwm_mb, rss_mb
 from cola_core.compress import CompressConfig, compress_model
-
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-def hwm_mb():  # peak resident set since the last reset (VmHWM)
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
 
 model = make_model({width}, {intermediate}, {heads}, layers={layers})
 ids = torch.randint(0, 1024, ({n}, {seqlen}), generator=torch.Generator().manual_seed(0))
@@ -40,7 +33,7 @@ print(json.dumps({{"model_mb": model_mb, "rss_before_mb": before, "peak_mb": pea
 
 
 _MOE_CHILD = """
-import json, resource, time, torch
+import json, time, torch
 from transformers import AutoConfig, AutoModelForCausalLM
 from cola_core.compress import CompressConfig, compress_model
 from bench.memory import hwm_mb, rss_mb
@@ -104,20 +97,22 @@ def run_moe(
                 method=method,
                 moe=mode,
             )
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            m = json.loads(out.stdout.strip().splitlines()[-1])
-            row = {
-                "method": method,
-                "moe_calibration": mode,
-                "model": f"Qwen3-MoE {width} wide, {experts} experts × {intermediate} (top 8), {layers} layers, fp32",
-                "tokens": n * seqlen,
-                **m,
-                "peak_vs_model": m["peak_mb"] / m["model_mb"],
-                "overhead_vs_model": (m["peak_mb"] - m["rss_before_mb"]) / m["model_mb"],
-            }
-            rows.append(row)
-            print(row, flush=True)
+            model = f"Qwen3-MoE {width} wide, {experts} experts × {intermediate} (top 8), {layers} layers, fp32"
+            rows.append(_measure(code, method=method, moe_calibration=mode, model=model, tokens=n * seqlen))
     return rows
+
+
+def _measure(code: str, **row: object) -> dict:
+    """Run one child; its measurements, their ratios to the model's size, and ``row``."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    row |= {
+        **m,
+        "peak_vs_model": m["peak_mb"] / m["model_mb"],
+        "overhead_vs_model": (m["peak_mb"] - m["rss_before_mb"]) / m["model_mb"],
+    }
+    print(row, flush=True)
+    return row
 
 
 def moe_markdown(rows: list[dict]) -> str:
@@ -148,20 +143,8 @@ def run(
         code = _CHILD.format(
             width=width, intermediate=intermediate, heads=heads, layers=layers, n=n, seqlen=seqlen, method=method
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        m = json.loads(out.stdout.strip().splitlines()[-1])
-        row = {
-            "method": method,
-            "layers": layers,
-            "width": width,
-            "intermediate": intermediate,
-            "tokens": n * seqlen,
-            **m,
-            "peak_vs_model": m["peak_mb"] / m["model_mb"],
-            "overhead_vs_model": (m["peak_mb"] - m["rss_before_mb"]) / m["model_mb"],
-        }
-        rows.append(row)
-        print(row, flush=True)
+        shape = {"layers": layers, "width": width, "intermediate": intermediate}
+        rows.append(_measure(code, method=method, **shape, tokens=n * seqlen))
     return rows
 
 
