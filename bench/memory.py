@@ -59,6 +59,9 @@ print(json.dumps({{"model_mb": model_mb, "rss_before_mb": before, "peak_mb": hwm
 """
 
 
+QUANTIZERS = ("rtn", "gptq", "awq")  # their zeros are rounding, not pruning: the column shows –
+
+
 def rss_mb() -> float:
     import resource
 
@@ -117,14 +120,14 @@ def _measure(code: str, **row: object) -> dict:
 
 def moe_markdown(rows: list[dict]) -> str:
     lines = [
-        "| method | MoE calibration | model | calibration tokens | model size | peak | peak ÷ model | (peak − before) ÷ model | experts that took every token | min zeros per expert | time |",
+        "| method | MoE calibration | model | calibration tokens | model size | peak | peak ÷ model | (peak − before) ÷ model | experts that took every token | zeros in the least-pruned expert | time |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['moe_calibration']} | {r['model']} | {r['tokens']:,} | {r['model_mb']:.0f} MB | "
             f"{r['peak_mb']:.0f} MB | {r['peak_vs_model']:.2f} | {r['overhead_vs_model']:.2f} | {r['fell_back']} | "
-            f"{r['expert_zeros_min']:.3f} | {r['seconds']:.0f} s |"
+            f"{'–' if r['method'] in QUANTIZERS else format(r['expert_zeros_min'], '.3f')} | {r['seconds']:.0f} s |"
         )
     return "\n".join(lines)
 

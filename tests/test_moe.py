@@ -12,7 +12,7 @@ from cola_core.compress import CompressConfig, compress_model
 from cola_core.compress.experts import split_experts
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers
-from tests.conftest import MOE_FAMILIES, make_config
+from tests.conftest import MOE_FAMILIES, NEW_DENSE, make_config
 
 VOCAB = 300
 
@@ -189,7 +189,7 @@ def calib_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("family", ["qwen3_moe", "qwen3", "gemma3_text", "olmo2"])
+@pytest.mark.parametrize("family", [*MOE_FAMILIES, *NEW_DENSE])
 def test_cli_curates_compresses_and_evaluates_new_families(family, tiny_model_dir, calib_file, tmp_path, capsys):
     model = tiny_model_dir(family)
     calib = tmp_path / "calib.jsonl"
@@ -200,7 +200,7 @@ def test_cli_curates_compresses_and_evaluates_new_families(family, tiny_model_di
     argv = ["compress", "--model", model, "--calib", str(calib), "--method", "gptq", "--group-size", "8"]
     assert main([*argv, "--moe-calibration", "all", "--out", str(tmp_path / "m"), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    if family == "qwen3_moe":
+    if family in MOE_FAMILIES:
         assert payload["experts"]["experts"] == 16 and payload["experts"]["calibration"] == "all"
         assert all("experts" in layer for layer in payload["layers"])
     else:
@@ -304,3 +304,17 @@ def test_curate_reports_expert_coverage_for_moe_models_only(tiny_model_dir, tmp_
     assert 0.0 <= with_features["expert_coverage"] <= 1.0
     assert main([*argv, "--model", tiny_model_dir("llama"), "--out", str(tmp_path / "c.jsonl")]) == 0
     assert "expert_coverage" not in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq"])
+@pytest.mark.parametrize("family", ["qwen3", "gemma3_text", "olmo2"])
+def test_every_method_on_the_new_dense_families(family, method, calib):
+    model = fresh(family)
+    config = CompressConfig(method=method, bits=4, group_size=8)
+    result = compress_model(model, calib, config, keep_codes=False)
+    linears = [v for layer in result.layers for v in layer["linears"].values()]
+    assert len(linears) == 2 * 7 and "experts" not in result.layers[0]
+    if config.is_pruning:
+        assert all(abs(v["sparsity"] - 0.5) <= 0.01 for v in linears)
+    with torch.no_grad():
+        assert torch.isfinite(model(calib["input_ids"][:2]).logits).all()
