@@ -3,8 +3,9 @@
 Expert coverage is the share of experts, over every layer, to which a selection's real tokens are
 routed at least the floor's number of times (the widest input of an expert's projections: what a
 full-rank statistic needs; compress/experts.py gives the others every token instead). A random
-Qwen3-MoE (cola-tiny's tokenizer, top-8 routing) places the built-in pool; each strategy selects n
-samples for several seeds, with and without the routing histogram in the activation space
+Qwen3-MoE (cola-tiny's tokenizer, top-8 routing) places the built-in pool, packed so that every
+sample holds the same number of real tokens (a longer selection would otherwise cover more experts
+by length alone); each strategy selects n samples for several seeds, with and without the routing histogram in the activation space
 (``--expert-features``). Random weights route by token identity more than by meaning, so this
 measures the mechanism, not what a trained model's experts would see.
 """
@@ -68,6 +69,7 @@ def run(
                 corpora=("prose", "code", "math", "facts"),
                 pool_size=pool,
                 seqlen=seqlen,
+                mode="pack",  # every sample seqlen real tokens: coverage differs by routing, not by length
                 expert_features=features,
                 capabilities=(),
             )
@@ -93,6 +95,7 @@ def run(
                         "seeds": len(seeds),
                         "floor": embedded.expert_floor,
                         "pool": len(embedded.records),
+                        "seqlen": seqlen,
                         "model": f"random Qwen3-MoE {width} wide, {layers} layers × {experts} experts × {intermediate} (top 8)",
                     }
                     rows.append(row)
@@ -105,7 +108,7 @@ def to_markdown(rows: list[dict]) -> str:
         return ""
     head, sizes = rows[0], sorted({r["n"] for r in rows})
     lines = [
-        f"{head['model']}; built-in pool of {head['pool']} samples after Stage 2 (prose, code, math, facts), "
+        f"{head['model']}; built-in pool of {head['pool']} packed samples of {head['seqlen']} tokens (prose, code, math, facts), "
         f"floor {head['floor']} tokens; mean [min, max] over {head['seeds']} seeds.",
         "",
         "| strategy | routing in the space | " + " | ".join(f"n = {n}" for n in sizes) + " |",
