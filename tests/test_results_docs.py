@@ -18,7 +18,7 @@ def _claims_table(report: str) -> list[str]:
     return lines[start:end]
 
 
-NAMES = ("paper-claims", "paper-claims-models")
+NAMES = ("paper-claims", "paper-claims-models", "reasoning-traces")
 
 
 @pytest.mark.parametrize("name", NAMES)
