@@ -16,7 +16,7 @@ import statistics
 import tempfile
 from dataclasses import replace
 
-STRATEGIES = ("random", "cola", "cola-quota", "tradeoff")
+STRATEGIES = ("random", "cola", "cola-quota", "cola-experts", "tradeoff")
 
 
 def _model_dir(root: str, layers: int, experts: int, width: int, intermediate: int) -> str:

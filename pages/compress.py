@@ -9,7 +9,7 @@ import streamlit as st
 from cola_core.app.jobs import job_queue
 from cola_core.app.workspace import calibration_sets, prepare_space
 from cola_core.compress import METHODS, QUANTIZATION, CompressConfig
-from cola_core.curation.selection import STRATEGIES
+from cola_core.curation.selection import strategies_for
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import DEFAULT_LIMIT
 from cola_core.models.loading import pick_device
@@ -85,7 +85,7 @@ with st.form("compress"):
     b1, b2 = st.columns(2)
     baselines = b1.multiselect(
         "Also launch baselines",
-        [s for s in STRATEGIES if s != strategy],
+        [s for s in strategies_for(space.embedded.experts is not None) if s != strategy],
         default=[],
         help="Calibration sets drawn from the same pool with another strategy",
     )

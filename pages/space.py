@@ -14,7 +14,7 @@ from cola_core.calibration.files import hf_dataset_zip, tokenize_calibration
 from cola_core.corpora import Record, list_corpora
 from cola_core.curation.map2d import MapConfig, density_grid, umap_2d, warm_up_state
 from cola_core.curation.pipeline import measure, run_selection
-from cola_core.curation.selection import BASELINE, REGISTRY, STRATEGIES, Selection, selection_strategy
+from cola_core.curation.selection import BASELINE, REGISTRY, Selection, selection_strategy, strategies_for
 from cola_core.curation.space import cluster_table
 from cola_core.errors import ColaError
 from cola_core.models.loading import load_model_cached
@@ -88,7 +88,10 @@ st.markdown("**Stage 3 · which samples**: pick a strategy; the map shows the po
 
 s1, s2, s3, s4 = st.columns([2, 1, 2, 1])
 STRATEGY_HELP = "\n".join(f"- **{s.name}**: {s.description}" for s in REGISTRY.values())
-strategy = s1.radio("Strategy", STRATEGIES, horizontal=True, key="strategy", help=STRATEGY_HELP)
+offered = strategies_for(space.embedded.experts is not None)  # cola-experts for mixture-of-experts models
+if st.session_state.get("strategy") not in offered:
+    st.session_state["strategy"] = "cola"  # a MoE-only strategy kept from another model's space
+strategy = s1.radio("Strategy", offered, horizontal=True, key="strategy", help=STRATEGY_HELP)
 knobs = selection_strategy(strategy).knobs
 s1.caption(selection_strategy(strategy).description)
 n = s2.number_input("n", 1, len(records), min(state.get("n"), len(records)), key="n")

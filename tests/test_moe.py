@@ -318,3 +318,30 @@ def test_every_method_on_the_new_dense_families(family, method, calib):
         assert all(abs(v["sparsity"] - 0.5) <= 0.01 for v in linears)
     with torch.no_grad():
         assert torch.isfinite(model(calib["input_ids"][:2]).logits).all()
+
+
+def test_cola_experts_picks_the_member_that_fills_missing_experts():
+    """Two clusters; the point nearest each centroid feeds a common expert only, the second nearest
+    also a rare one: COLA takes the nearest, cola-experts the one that fills the rare expert."""
+    import numpy as np
+
+    from cola_core.curation.selection import select_cola, select_cola_experts
+
+    axes = np.eye(4, dtype=np.float32)
+    half = np.concatenate([axes, -axes, 2 * axes, -2 * axes, np.zeros((1, 4)), 0.01 * axes[:1]]).astype(np.float32)
+    space = np.concatenate([half, half + 50])  # rows 16/34: at the centroids; rows 17/35: next to them
+    experts = np.zeros((len(space), 6), dtype=np.float32)
+    experts[:, 0] = 10
+    experts[17, 3] = experts[35, 5] = 10
+    assert sorted(select_cola(space, 2, seed=0).indices.tolist()) == [16, 34]
+    chosen = select_cola_experts(space, 2, experts=experts, expert_floor=10, seed=0)
+    assert sorted(chosen.indices.tolist()) == [17, 35]
+    assert select_cola_experts(space, 2, experts=np.zeros_like(experts), expert_floor=10, seed=0).indices.tolist() in (
+        [16, 34],
+        [34, 16],
+    )  # nothing to gain: the nearest, as COLA
+    with pytest.raises(ColaError, match="mixture-of-experts model"):
+        select_cola_experts(space, 2, seed=0)
+    from cola_core.curation.selection import strategies_for
+
+    assert "cola-experts" in strategies_for(True) and "cola-experts" not in strategies_for(False)

@@ -35,9 +35,14 @@ def _groups(n):
     return ["a" if i % 3 else "b" for i in range(n)]
 
 
+def _experts(n):
+    """Synthetic expert usage (tokens per sample and expert) for the strategies that read it."""
+    return {"experts": np.random.default_rng(n).poisson(3, (n, 8)).astype(np.float32), "expert_floor": 10}
+
+
 @pytest.mark.parametrize("strategy", STRATS)
 def test_size_uniqueness_and_determinism(blobs, strategy):
-    kw = {"groups": _groups(len(blobs))}
+    kw = {"groups": _groups(len(blobs)), **_experts(len(blobs))}
     a = select(blobs, 12, strategy, seed=3, **kw)
     b = select(blobs, 12, strategy, seed=3, **kw)
     assert len(a.indices) == 12 == len(set(a.indices.tolist()))
@@ -46,7 +51,8 @@ def test_size_uniqueness_and_determinism(blobs, strategy):
 
 @pytest.mark.parametrize("strategy", STRATS)
 def test_include_and_exclude_are_honoured(blobs, strategy):
-    sel = select(blobs, 10, strategy, include=[5, 7], exclude=list(range(50, 100)), groups=_groups(len(blobs)))
+    kw = {"groups": _groups(len(blobs)), **_experts(len(blobs))}
+    sel = select(blobs, 10, strategy, include=[5, 7], exclude=list(range(50, 100)), **kw)
     chosen = set(sel.indices.tolist())
     assert {5, 7} <= chosen and not chosen & set(range(50, 100))
 
@@ -194,10 +200,11 @@ def test_registry_lookup_and_traits():
 
     from cola_core.curation.config import CurateConfig
 
-    assert STRATEGIES == tuple(REGISTRY) == ("random", "stratified", "cola", "cola-quota", "tradeoff")
+    assert STRATEGIES == tuple(REGISTRY) == ("random", "stratified", "cola", "cola-quota", "cola-experts", "tradeoff")
     assert selection_strategy("cola") is REGISTRY["cola"] and BASELINE == "random"
     with pytest.raises(
-        ColaError, match="unknown strategy 'kmeans': choose one of random, stratified, cola, cola-quota, tradeoff"
+        ColaError,
+        match="unknown strategy 'kmeans': choose one of random, stratified, cola, cola-quota, cola-experts, tradeoff",
     ):
         selection_strategy("kmeans")
     settings = {f.name for f in fields(CurateConfig)}
@@ -213,7 +220,7 @@ def test_registry_lookup_and_traits():
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_every_entry_selects_n_distinct_indices_under_its_name(name):
     space = np.random.default_rng(1).standard_normal((90, 6)).astype(np.float32)
-    sel = select(space, 11, name, seed=2, groups=_groups(90), lam=0.3)
+    sel = select(space, 11, name, seed=2, groups=_groups(90), lam=0.3, **_experts(90))
     assert sel.strategy == name  # the entry's function is the strategy it is named after
     assert len(sel.indices) == 11 == len(set(sel.indices.tolist())) and sel.indices.max() < 90
 
@@ -229,7 +236,7 @@ def test_the_dashboards_sets_honour_edits_exactly_as_each_entry_says(monkeypatch
     records = [Record(f"r{i}", f"text {i}", "ab"[i % 2], "d") for i in range(60)]
     prepared = workspace.PreparedSpace(
         settings=workspace.SpaceSettings(),
-        embedded=Embedded(records, space, "fingerprint"),
+        embedded=Embedded(records, space, "fingerprint", _experts(60)["experts"], 10),
         preview=np.zeros((60, 2)),
         clusters=cluster_space(space, 4, 0),
         index=build_tradeoff_index(space),

@@ -126,6 +126,8 @@ def run_selection(
         include=include,
         exclude=exclude,
         index=index,
+        experts=embedded.experts,
+        expert_floor=embedded.expert_floor,
     )
 
 

@@ -10,6 +10,8 @@ never (the dashboard's lasso edits).
 - ``cola-quota``: the same rule run within each corpus of the pool, k per corpus from the pool's
   shares. Global k-means places its centroids where the variance is, so a compact corpus (math on
   cola-tiny) gets fewer samples than its share of the pool: Stage 3 undoes the mix Stage 1 chose.
+- ``cola-experts``: for mixture-of-experts models, COLA's clusters with each representative chosen
+  among the members nearest the centroid for the expert tokens it adds (expert coverage, metrics.py).
 - ``tradeoff``: one knob λ between representativeness and diversity (:mod:`cola_core.curation.tradeoff`).
 
 Each strategy is one entry of ``REGISTRY`` (:class:`Strategy`: its function, the settings it reads,
@@ -131,6 +133,50 @@ def select_cola(
     clusters = cluster_space(space[idx], k, seed)
     reps = [idx[p[0]] for p in nearest_to_centers(space[idx], clusters) if p]
     return Selection(np.array([*inc, *reps], dtype=np.int64), "cola", {"seed": seed})
+
+
+EXPERT_CANDIDATES = 5  # cola-experts: members nearest each centroid it chooses among
+
+
+def select_cola_experts(
+    space: np.ndarray,
+    n: int,
+    *,
+    experts: np.ndarray | None = None,
+    expert_floor: int = 0,
+    seed: int = 0,
+    include: Sequence[int] = (),
+    exclude: Sequence[int] = (),
+) -> Selection:
+    """COLA's clusters (k-means, k = n − forced-in), but from each cluster's ``EXPERT_CANDIDATES``
+    members nearest its centroid the one that brings the most still-missing expert tokens: with
+    ``experts`` the (pool × layers·experts) real tokens each sample routes to each expert and the floor
+    an expert's statistics need, a sample's gain is Σ_e min(floor, have_e + x_e) − min(floor, have_e)
+    over what the samples chosen so far give (forced-in ones included); clusters are visited largest
+    first, ties go to the member nearest the centroid. A mixture-of-experts model only."""
+    if experts is None:
+        raise ColaError("cola-experts needs a mixture-of-experts model (it reads which experts each sample reaches)")
+    inc, allowed = _validate(space, n, include, exclude)
+    idx = np.flatnonzero(allowed)
+    k = n - len(inc)
+    params = {"seed": seed, "candidates": EXPERT_CANDIDATES, "floor": expert_floor}
+    if k == 0:
+        return Selection(np.array(inc, dtype=np.int64), "cola-experts", params)
+    clusters = cluster_space(space[idx], k, seed)
+    shortlists = nearest_to_centers(space[idx], clusters, EXPERT_CANDIDATES)
+    have = experts[inc].sum(0) if inc else np.zeros(experts.shape[1])
+    picks = []
+    for c in np.argsort(-clusters.sizes, kind="stable"):
+        members = [int(idx[p]) for p in shortlists[c]]
+        if not members:
+            continue
+        gains = [
+            float((np.minimum(expert_floor, have + experts[m]) - np.minimum(expert_floor, have)).sum()) for m in members
+        ]
+        best = members[int(np.argmax(gains))]  # argmax takes the first maximum: the nearest member on ties
+        picks.append(best)
+        have = have + experts[best]
+    return Selection(np.array([*inc, *picks], dtype=np.int64), "cola-experts", params)
 
 
 def select_tradeoff(
@@ -255,6 +301,7 @@ class Strategy:
     honours_includes: bool = True
     honours_excludes: bool = True
     baseline: bool = False  # the reference the others are measured against ("vs random")
+    needs_experts: bool = False  # reads each sample's expert usage: offered for mixture-of-experts models only
 
     def edits(self, include: Sequence[int], exclude: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The (include, exclude) edits that apply to this strategy's sets."""
@@ -292,6 +339,14 @@ REGISTRY: Mapping[str, Strategy] = MappingProxyType(
                 inputs=("groups",),
             ),
             Strategy(
+                "cola-experts",
+                select_cola_experts,
+                "mixture-of-experts models: the paper's clusters, but from each cluster's 5 members nearest its "
+                "centroid the one that brings the most tokens to experts still below the floor",
+                inputs=("experts", "expert_floor"),
+                needs_experts=True,
+            ),
+            Strategy(
                 "tradeoff",
                 select_tradeoff,
                 "greedy max of λ·coverage + (1−λ)·dispersion (max-sum diversification, Borodin et al., PODS 2012)",
@@ -303,6 +358,12 @@ REGISTRY: Mapping[str, Strategy] = MappingProxyType(
 )
 STRATEGIES = tuple(REGISTRY)  # the names, in the registry's order
 BASELINE = next(s.name for s in REGISTRY.values() if s.baseline)
+
+
+def strategies_for(experts: bool) -> tuple[str, ...]:
+    """The strategies a space offers: all of them for a mixture-of-experts model (``experts``), else
+    those that do not read expert usage."""
+    return tuple(name for name, s in REGISTRY.items() if experts or not s.needs_experts)
 
 
 def selection_strategy(name: str) -> Strategy:
