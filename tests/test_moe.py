@@ -146,6 +146,31 @@ def test_an_expert_the_router_never_picks_is_still_compressed(calib):
             assert torch.isfinite(w).all() and not torch.equal(w, before[name]), name
 
 
+@pytest.mark.parametrize("floor", [0.0, 1.0])
+def test_owl_awq_and_a_zero_floor_handle_an_unrouted_expert(calib, floor):
+    """An expert the router never picks still gets a statistic (even at --moe-floor 0), OWL still
+    scores it, and AWQ (over several batches, so experts sit some out) gives it RTN and says why."""
+
+    def never_three(_module, _args, output):
+        logits, scores, indices = output
+        return logits, scores, torch.where(indices == 3, torch.full_like(indices, 4), indices)
+
+    for config in (
+        CompressConfig(method="wanda", owl=True, moe_floor=floor),
+        CompressConfig(method="awq", bits=4, group_size=16, batch_tokens=48, moe_floor=floor),
+    ):
+        model = fresh("qwen3_moe")
+        for layer in decoder_layers(model):
+            layer.mlp.gate.register_forward_hook(never_three)
+        before = {name: w for name, _, w in expert_matrices(model)}
+        result = compress_model(model, calib, config, keep_codes=False)
+        for name, _, w in expert_matrices(model):
+            assert torch.isfinite(w).all() and not torch.equal(w, before[name]), name
+        if config.method == "awq":
+            groups = [g for g in result.layers[0]["awq"]["groups"] if ".experts.3." in g["linears"][0]]
+            assert len(groups) == 2 and all("no token of the AWQ sample" in g["fallback"] for g in groups)
+
+
 def test_the_shared_expert_gate_is_a_router_and_stays_dense(calib):
     model = fresh("qwen2_moe")
     gate = model.model.layers[0].mlp.shared_expert_gate.weight.detach().clone()

@@ -147,12 +147,23 @@ def test_cli_prompts_from_a_prefix_corpus(tiny_model_dir, tmp_path, capsys):
         ("She pays $5.50 in all", "5.5"),
         ("no number here", None),
         ("Answer: 3 then 7 more", "3"),
+        ("Answer: **42** because 6 x 7", "42"),
+        ("**Answer:** 1234567", "1234567"),
+        ("Answer: 12.50", "12.5"),
     ],
 )
 def test_the_final_answer_of_a_trace(text, answer):
     from cola_core.corpora.selfgen import final_answer
 
     assert final_answer(text) == answer
+
+
+def test_answers_compare_exactly_and_stop_at_an_invented_question():
+    from cola_core.corpora.selfgen import _number, final_answer, own_answer
+
+    assert _number("1234567") != _number("1234568") and _number("1,200") == _number("1200.0")
+    trace = "Reasoning: 2 + 3 = 5.\nAnswer: 5\n\nQuestion: what is 4 + 5?\nAnswer: 9"
+    assert own_answer(trace) == "Reasoning: 2 + 3 = 5.\nAnswer: 5" and final_answer(own_answer(trace)) == "5"
 
 
 def test_on_policy_traces_keep_only_right_answers(tmp_path, capsys):

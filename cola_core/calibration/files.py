@@ -46,16 +46,19 @@ def save_hf_dataset(records: Sequence[Record], directory: str | Path) -> Path:
 
 
 def tokenize_calibration(records: Sequence[Record], tokenizer, seqlen: int) -> dict[str, torch.Tensor]:
-    """``input_ids`` and ``attention_mask`` of shape (n, seqlen): truncated, right-padded."""
+    """``input_ids`` and ``attention_mask`` of shape (n, seqlen): truncated, padded on the tokenizer's
+    padding side (right unless it says left); no second BOS on a rendered conversation (models/chat.py)."""
     if seqlen <= 0:
         raise ColaError(f"sequence length must be positive, got {seqlen}")
     rows = encode(tokenizer, [r.text for r in records], truncation=True, max_length=seqlen)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(rows), seqlen), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), seqlen), dtype=torch.long)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
     for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
+        span = slice(seqlen - len(row), seqlen) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
     return {"input_ids": ids, "attention_mask": mask}
 
 

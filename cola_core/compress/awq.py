@@ -93,7 +93,7 @@ def fake_quantize(w: torch.Tensor, bits: int, group_size: int, symmetric: bool) 
 
 def _capture(
     layer: torch.nn.Module, sample: LayerInputs, module: torch.nn.Module, leader: torch.nn.Module
-) -> tuple[list[tuple[tuple, dict]], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+) -> tuple[list[tuple[tuple, dict, torch.Tensor]], list[torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
     """One replay of the sample, stopped after ``module``: its calls and real-token outputs per batch,
     mean |x| of the group's input, and up to ``_CLIP_TOKENS`` evenly spaced input rows."""
     calls: list[tuple[tuple, dict]] = []
@@ -104,8 +104,8 @@ def _capture(
     picked: list[torch.Tensor] = []
     now: dict[str, Any] = {"seen": 0}  # tokens read so far, and the batch's mask
 
-    def on_call(_module, args, kwargs):
-        calls.append((args, dict(kwargs)))
+    def on_call(_module, args, kwargs):  # with its batch's mask: an expert may sit out a batch
+        calls.append((args, dict(kwargs), now["mask"]))
 
     def on_input(_module, args):
         rows = real_rows(args[0], now["mask"])
@@ -127,16 +127,18 @@ def _capture(
             now["mask"] = mask
             with contextlib.suppress(_Stop), real_tokens(layer, mask):
                 layer(h, **kw)
+    if not abs_sum:  # an expert no token of the sample was routed to
+        return calls, outputs, None, None
     x_mean = torch.stack(abs_sum).sum(0) / max(now["seen"], 1)
     return calls, outputs, x_mean, torch.cat(picked)
 
 
 def _module_error(
-    module: torch.nn.Module, calls: list[tuple[tuple, dict]], refs: list[torch.Tensor], masks: list[torch.Tensor]
+    module: torch.nn.Module, calls: list[tuple[tuple, dict, torch.Tensor]], refs: list[torch.Tensor]
 ) -> float:
     """‖f(x) − f_dense(x)‖² / ‖f_dense(x)‖² over the sample's real tokens."""
     err = den = 0.0
-    for (args, kwargs), ref, mask in zip(calls, refs, masks, strict=True):
+    for (args, kwargs, mask), ref in zip(calls, refs, strict=True):
         rows = real_rows(hidden_of(module(*args, **kwargs)), mask)
         err += float((rows - ref).square().sum())
         den += float(ref.square().sum())
@@ -148,10 +150,15 @@ def search_scale(
     layer: torch.nn.Module, group: ScaleGroup, sample: LayerInputs, settings: Settings
 ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
     """The group's scales s (one per input channel, positive; all 1 without a fold target), what the
-    report shows of the search, and sampled input rows for clipping. The weights are left as found."""
+    report shows of the search, and sampled input rows for clipping. The weights are left as found. A
+    mixture-of-experts expert that no token of the sample reaches keeps s = 1 and gets no rows."""
     module = layer.get_submodule(group.module)
     linears = [layer.get_submodule(n) for n in group.linears]
     calls, refs, x_mean, rows = _capture(layer, sample, module, linears[0])
+    if x_mean is None:
+        width = weight_of(linears[0]).shape[1]
+        unseen = {"alpha": None, "error_rtn": None, "error_awq": None, "unseen": True}
+        return torch.ones(width, device=weight_of(linears[0]).device), unseen, torch.empty(0, width)
     originals = [weight_of(m).clone() for m in linears]
     grid = settings.awq_grid if group.fold else 1
     best = (math.inf, 0.0, torch.ones_like(x_mean))
@@ -161,7 +168,7 @@ def search_scale(
             s = awq_scales(x_mean, alpha)
             for m, w in zip(linears, originals, strict=True):
                 set_weight(m, fake_quantize(w.float() * s, settings.bits, settings.group_size, settings.symmetric) / s)
-            errors.append(_module_error(module, calls, refs, sample.masks))
+            errors.append(_module_error(module, calls, refs))
             if errors[-1] < best[0]:
                 best = (errors[-1], alpha, s)
     finally:
@@ -213,9 +220,12 @@ def prepare_awq(layer: torch.nn.Module, inputs: LayerInputs, settings: Settings)
     for index in reversed(range(len(groups))):
         group = groups[index]
         s, info, rows = search_scale(layer, group, sample, settings)
-        fold_scale(layer, group, s)
-        scaled = rows / s
-        clip_inputs.update(dict.fromkeys(group.linears, scaled))
+        fallback = group.fallback
+        if info.pop("unseen", False):
+            fallback = "no token of the AWQ sample was routed to this expert: s = 1, no clipping"
+        else:
+            fold_scale(layer, group, s)
+            clip_inputs.update(dict.fromkeys(group.linears, rows / s))
         reports[index] = {
             "linears": group.linears,
             "module": group.module or "layer",
@@ -223,7 +233,7 @@ def prepare_awq(layer: torch.nn.Module, inputs: LayerInputs, settings: Settings)
             **info,
             "scale_min": float(s.min()),
             "scale_max": float(s.max()),
-            "fallback": group.fallback,
+            "fallback": fallback,
         }
     kept = {}
     if settings.awq_clip:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from cola_core.compress.capture import LayerInputs
-from cola_core.compress.experts import real_tokens
+from cola_core.compress.experts import SplitExperts, expert_of, real_tokens
 from cola_core.compress.statistics import find_linears, set_weight, weight_of
 from cola_core.models.architecture import hidden_of
 
@@ -120,17 +120,49 @@ def find_groups(layer: torch.nn.Module, sample: LayerInputs) -> list[ScaleGroup]
     for name in order:
         if name in linears:
             shared.setdefault(id(seen_in[name]), []).append(name)
+    split = {n: m for n, m in layer.named_modules() if isinstance(m, SplitExperts)}
     groups = []
     for names in shared.values():
         x = seen_in[names[0]]
         called = [n for n in _enclosing(names) if n in seen_in]
         module = next((n for n in reversed(called) if seen_in[n] is x), called[0])  # the largest fed x
         norm_outputs = [n for n in made_by.get(id(x), []) if norms[n].weight.numel() == x.shape[-1]]
-        earlier = [n for n in reversed(order[: order.index(names[0])]) if n in linears and n not in names]
+        home = expert_of(names[0], split)
+        earlier = [
+            n
+            for n in reversed(order[: order.index(names[0])])
+            if n in linears and n not in names and expert_of(n, split) in (None, home)  # not another expert's
+        ]
         group = ScaleGroup(names, module)
         group.fold, group.fallback = _find_fold(layer, group, norm_outputs, earlier, probe, reference)
         groups.append(group)
-    return groups
+    return groups + _untraced_experts(groups, split)
+
+
+def _untraced_experts(groups: list[ScaleGroup], split: dict[str, SplitExperts]) -> list[ScaleGroup]:
+    """The groups of the experts the probe's tokens did not reach: every expert of a split experts
+    module is built alike (experts.py), so each gets the groups of the first expert that was traced,
+    with the names moved to its own linears."""
+    added = []
+    for prefix, module in split.items():
+        traced: dict[int, list[ScaleGroup]] = {}
+        for g in groups:
+            if (where := expert_of(g.linears[0], split)) and where[0] == prefix:
+                traced.setdefault(where[1], []).append(g)
+        if not traced:
+            continue
+        first = min(traced)
+
+        def moved(name: str, e: int, first: int = first, prefix: str = prefix) -> str:
+            head = f"{prefix}.{first}"
+            return f"{prefix}.{e}{name[len(head) :]}" if name == head or name.startswith(head + ".") else name
+
+        for e in range(module.num_experts):
+            if e not in traced:
+                for g in traced[first]:
+                    fold = (moved(g.fold[0], e), g.fold[1], g.fold[2]) if g.fold else None
+                    added.append(ScaleGroup([moved(n, e) for n in g.linears], moved(g.module, e), fold, g.fallback))
+    return added
 
 
 def _has_vector_weight(module: torch.nn.Module) -> bool:

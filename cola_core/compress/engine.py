@@ -24,15 +24,15 @@ import torch
 
 from cola_core.compress.capture import LayerInputs, capture_layer_inputs, run_layer
 from cola_core.compress.config import CompressConfig
-from cola_core.compress.experts import SplitExperts, expert_of, split_experts, starving
+from cola_core.compress.experts import split_experts
 from cola_core.compress.methods import Compressed, compression_method
 from cola_core.compress.owl import owl_schedule
 from cola_core.compress.quantization import QuantResult
 from cola_core.compress.statistics import (
     Stats,
-    collect_statistics,
     find_linears,
     find_routers,
+    layer_statistics,
     relative_error,
     set_weight,
     weight_of,
@@ -124,47 +124,6 @@ def _compress_stage(
             **info,
         }
     return report
-
-
-def layer_statistics(
-    layer: torch.nn.Module, linears: dict[str, torch.nn.Module], inputs: LayerInputs, full: bool, config: CompressConfig
-) -> tuple[dict[str, Stats], dict[str, str], dict[str, dict[str, Any]]]:
-    """Statistics of every linear's input from a replay of the layer (statistics.py), per group leader,
-    with each linear's leader. A mixture-of-experts layer's split experts (experts.py) take theirs from
-    the tokens routed to them, or from every token (``moe_calibration="all"``); under *routed*, experts
-    given fewer than ``moe_floor`` × their input width tokens are replayed again with every token.
-    Third: per experts module, what its report shows (routed tokens per expert, who fell back)."""
-    split = {n: m for n, m in layer.named_modules() if isinstance(m, SplitExperts)}
-    everyone = config.moe_calibration == "all"
-    for m in split.values():
-        m.routed.zero_()
-        m.all_tokens = frozenset(range(m.num_experts)) if everyone else frozenset()
-    stats, leader = collect_statistics(layer, linears, inputs, full=full, error_tokens=config.error_tokens)
-    routed = {name: m.routed.tolist() for name, m in split.items()}
-    low = {} if everyone else starving(split, config.moe_floor)
-    if low:
-        for name, m in split.items():
-            m.all_tokens = frozenset(low.get(name, ()))
-        again = {n: lin for n, lin in linears.items() if (ex := expert_of(n, split)) and ex[1] in low.get(ex[0], ())}
-        for n in again:  # freed before the replay that replaces them: one statistic per expert at a time
-            stats.pop(leader.get(n, n), None)
-        more, more_leader = collect_statistics(layer, again, inputs, full=full, error_tokens=config.error_tokens)
-        stats.update(more)
-        leader.update(more_leader)
-    for m in split.values():
-        m.all_tokens = frozenset()
-    report = {
-        name: {
-            "experts": m.num_experts,
-            "calibration": config.moe_calibration,
-            "routed_tokens": routed[name],
-            "floor_tokens": int(config.moe_floor * m.floor_width),
-            "all_tokens_for": low.get(name, []),
-            "statistic_tokens": [stats[leader[f"{name}.{e}.gate_proj"]].tokens for e in range(m.num_experts)],
-        }
-        for name, m in split.items()
-    }
-    return stats, leader, report
 
 
 def _fixed_mmap_threshold() -> None:

@@ -74,7 +74,7 @@ class SplitExperts(torch.nn.Module):
     def __init__(self, fused: torch.nn.Module):
         super().__init__()
         self.fused = [fused]  # a list: not a submodule, so its 3-D parameters are not listed twice
-        self.num_experts = int(fused.num_experts)
+        self.num_experts = int(fused.gate_up_proj.shape[0])
         gate_up, down = fused.gate_up_proj.data, fused.down_proj.data
         gate_up_bias = getattr(fused, "gate_up_proj_bias", None)
         down_bias = getattr(fused, "down_proj_bias", None)
@@ -196,7 +196,8 @@ def starving(split: dict[str, SplitExperts], floor: float) -> dict[str, list[int
     tokens in the replay just made."""
     out = {}
     for name, module in split.items():
-        low = [e for e in range(module.num_experts) if int(module.routed[e]) < floor * module.floor_width]
+        # an expert routed nothing always falls back: with no tokens it would have no statistic at all
+        low = [e for e in range(module.num_experts) if int(module.routed[e]) < max(1.0, floor * module.floor_width)]
         if low:
             out[name] = low
     return out

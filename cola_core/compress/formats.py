@@ -301,6 +301,18 @@ def _write(model: torch.nn.Module, result: CompressionResult, report: dict[str, 
     if renamed := expert_checkpoint_names(model):  # a MoE model: each expert under its checkpoint name
         state = {_checkpoint_key(key, renamed): value for key, value in state.items()}
     model.save_pretrained(out, state_dict=state)
+    if renamed:  # save_pretrained converts names again: the experts must have come through as named
+        from safetensors import safe_open
+
+        saved = set()
+        for path in out.glob("*.safetensors"):
+            with safe_open(str(path), "pt") as f:
+                saved |= set(f.keys())
+        lost = sorted(k for k in state if k.rpartition(".")[0] in set(renamed.values()) and k not in saved)
+        if lost:
+            raise ColaError(
+                f"compressed-tensors: the experts were saved under other names than expected ({lost[0]}); use --format dense"
+            )
     sparsity = _sparsity_config(model, report, lib)
     if sparsity is not None and compressor is None and any(fused_experts(layer) for layer in decoder_layers(model)):
         # transformers 5.23 sends a MoE checkpoint's experts through its quantized-experts loader whenever a

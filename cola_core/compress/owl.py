@@ -17,14 +17,19 @@ from cola_core.compress.capture import LayerInputs, run_layer
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.experts import split_experts
 from cola_core.compress.pruning import wanda_score
-from cola_core.compress.statistics import collect_statistics, find_linears, weight_of
+from cola_core.compress.statistics import find_linears, layer_statistics, weight_of
 
 
 def outlier_ratio(layer: torch.nn.Module, inputs: LayerInputs, config: CompressConfig) -> float:
     """Share of the layer's Wanda scores above ``config.owl_m`` × their mean (one dense replay)."""
     linears = find_linears(layer)
-    stats, leader = collect_statistics(layer, linears, inputs, full=False, error_tokens=config.error_tokens)
-    scores = [wanda_score(weight_of(m), stats[leader[n]].sq).flatten() for n, m in linears.items()]
+    stats, leader, _ = layer_statistics(layer, linears, inputs, False, config)  # every expert has its statistic
+    # per token: an expert seen by few tokens is not scored smaller for it (a dense layer's linears all
+    # see the same tokens, where this scale changes no ratio)
+    scores = [
+        wanda_score(weight_of(m), stats[leader[n]].sq / max(stats[leader[n]].tokens, 1)).flatten()
+        for n, m in linears.items()
+    ]
     flat = torch.cat(scores)
     return float((flat > config.owl_m * flat.mean()).double().mean())
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import torch
@@ -136,8 +137,10 @@ def draw_prompts(tokenizer, config: SelfGenConfig) -> list[tuple[str, str | None
     return [(first_tokens(tokenizer, docs[i].text, config.prefix_tokens), docs[i].id) for i in order[: config.n]]
 
 
-_ANSWER = re.compile(r"answer\s*(?:is|:)?\s*:?\s*\$?(-?[\d,]*\.?\d+)", re.IGNORECASE)
+# "Answer: 42", "**Answer:** $1,234", "the answer is 5.5"; markdown bold and a currency sign allowed
+_ANSWER = re.compile(r"answer[*\s]*(?:is|:)?[*\s:]*\$?(-?[\d,]*\.?\d+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
+_NEXT_QUESTION = re.compile(r"\n\s*Question:")  # a plain-text model that goes on to invent the next problem
 
 
 def questions(config: SelfGenConfig) -> list[tuple[str, str | None, str]]:
@@ -172,19 +175,28 @@ def questions(config: SelfGenConfig) -> list[tuple[str, str | None, str]]:
     return [rows[i] for i in order[: config.n]]
 
 
+def own_answer(text: str) -> str:
+    """A generated answer up to where the model starts another ``Question:`` of its own invention."""
+    found = _NEXT_QUESTION.search(text)
+    return text[: found.start()] if found else text
+
+
 def final_answer(text: str) -> str | None:
-    """The answer a trace ends on: the number after its last ``Answer:`` (``the answer is``), else its
-    last number; thousands separators dropped. None when it gives no number."""
+    """The answer a trace ends on: the number after its last ``Answer:`` (``the answer is``, markdown
+    bold allowed), else its last number, exactly (thousands separators and trailing zeros dropped).
+    None when it gives no number."""
     found = _ANSWER.findall(text) or _NUMBER.findall(text)
     return _number(found[-1]) if found else None
 
 
 def _number(text: str) -> str:
-    value = text.replace(",", "").rstrip(".")
+    """A number's exact canonical form ("1,200.50" → "1200.5"); other text lower-cased and stripped."""
+    value = text.replace(",", "").strip().rstrip(".")
     try:
-        return f"{float(value):g}"
-    except ValueError:
-        return value.strip().lower()
+        exact = Decimal(value).normalize()
+    except InvalidOperation:
+        return value.lower()
+    return f"{exact:f}" if exact.is_finite() else value.lower()
 
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
@@ -269,6 +281,8 @@ def _answer_questions(model, tokenizer, config: SelfGenConfig, name: str) -> lis
         for (question, gold, source), prompt, (text, answer) in zip(
             batch, shown, _sample_batch(model, tokenizer, shown, config), strict=True
         ):
+            mine = own_answer(answer)
+            text, answer = text[: len(text) - len(answer) + len(mine)], mine
             predicted = final_answer(answer)
             correct = None if gold is None else predicted is not None and predicted == _number(gold)
             graded += gold is not None
@@ -286,6 +300,8 @@ def _answer_questions(model, tokenizer, config: SelfGenConfig, name: str) -> lis
                 records.append(Record(f"{name}/{len(records):06d}", text, name, "self", meta))
     if not records:
         why = f"it answered none of {graded} questions right" if graded else "its answers were all empty"
+        if graded and not any(_NUMBER.fullmatch(str(g).replace(" ", "")) for _, g, _ in asked if g is not None):
+            why += " (the gold answers are not numbers; answers are compared as numbers)"
         raise ColaError(f"no self-generated traces to keep: {why}; try other --prompts or a higher temperature")
     return score_perplexity(records, model, tokenizer, seqlen=context_length(model))
 

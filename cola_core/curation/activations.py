@@ -133,10 +133,12 @@ def extract_from_ids(
 
     def on_experts(i: int, n_experts: int):
         def hook(_module, args, kwargs):  # the experts' call: (tokens, top-k expert ids, weights)
-            chosen = args[1] if len(args) > 1 else next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
-            real = state["mask"].reshape(-1).bool()
+            given = [*args[1:], *kwargs.values()]  # the expert ids: the call's integer tensor
+            chosen = next(v for v in given if isinstance(v, torch.Tensor) and not v.is_floating_point())
+            real = state["mask"].reshape(-1).bool().to(chosen.device)
             hits = torch.nn.functional.one_hot(chosen[real].long(), n_experts).sum(1)  # (real tokens, E)
-            rows = torch.repeat_interleave(torch.arange(len(state["mask"]), device=real.device), state["mask"].sum(1))
+            lengths = state["mask"].sum(1).to(real.device)
+            rows = torch.repeat_interleave(torch.arange(len(state["mask"]), device=real.device), lengths)
             counts = torch.zeros(len(state["mask"]), n_experts, device=real.device).index_add_(0, rows, hits.float())
             captured[f"experts{i}"] = counts  # real tokens each sample sends to each expert
 

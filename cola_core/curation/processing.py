@@ -199,9 +199,9 @@ def process_with_report(
     config.validate(context_length(model) if model is not None else None)
     formatted = [apply_format(r, config.reasoning_format) for r in records]
     reformatted = sum(a.text != b.text for a, b in zip(records, formatted, strict=True))
-    formatted, chat = render_chat(formatted, tokenizer, config)
     out = drop_duplicates(formatted, config.near_duplicate_jaccard) if config.dedupe else formatted
     deduped = len(out)
+    out, chat = render_chat(out, tokenizer, config)  # after dedupe: a template's shared preamble is no likeness
     out, truncated, too_short = _shape_lengths(out, tokenizer, config)
     shaped = len(out)
     if model is not None:

@@ -16,10 +16,13 @@ from collections.abc import Callable, Sequence
 import torch
 
 from cola_core.corpora import Record
+from cola_core.corpora.selfgen import final_answer, own_answer
 from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.scoring import continuation_logprobs, generate, per_text_nll
 
 _ANSWER = re.compile(r"Answer:\s*(-?\d+)")
+CHAT_ANSWER_FORM = "Finish with the result as: Answer: N"  # asked of a chat model, whose replies have no fixed form
+CHAT_NEW_TOKENS = 256
 
 
 def token_nll(
@@ -58,11 +61,25 @@ def math_answers(
     batch_tokens: int = BATCH_TOKENS,
     wrap: Callable[[str], str] | None = None,
 ) -> list[int | None]:
-    """Greedy answers to ``Question: …`` prompts (with ``wrap``, the question as a user turn of the
-    chat template, models/chat.py); None where no ``Answer: N`` was produced."""
-    prompts = [wrap(r.meta["question"]) if wrap else f"Question: {r.meta['question']}\n" for r in records]
-    found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_tokens))
-    return [int(m.group(1)) if m else None for m in found]
+    """Greedy answers to ``Question: …`` prompts; None where no ``Answer: N`` was produced. With
+    ``wrap`` (models/chat.py) the question is a user turn of the chat template that asks for the
+    ``Answer: N`` form, a chat model may write ``CHAT_NEW_TOKENS`` tokens (it reasons before it
+    answers), and its final answer is read as self-generation reads it (``**Answer:** 5``, "the
+    answer is 5", else the last number)."""
+    if wrap is None:
+        prompts = [f"Question: {r.meta['question']}\n" for r in records]
+        found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_tokens))
+        return [int(m.group(1)) if m else None for m in found]
+    prompts = [wrap(f"{r.meta['question']}\n{CHAT_ANSWER_FORM}") for r in records]
+    texts = generate(model, tokenizer, prompts, max(max_new_tokens, CHAT_NEW_TOKENS), (), batch_tokens)
+    return [_as_int(final_answer(own_answer(t))) for t in texts]
+
+
+def _as_int(answer: str | None) -> int | None:
+    try:
+        return int(answer) if answer is not None else None
+    except ValueError:  # a fraction or text: never an integer answer
+        return None
 
 
 def math_exact_match(model, tokenizer, records: Sequence[Record], **kwargs) -> dict[int, tuple[int, int]]:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # models/ sits below corpora/ (docs/architecture.md): the rec
     from cola_core.corpora import Record
 
 CHAT_MODES = ("auto", "off", "wrap")
+# Llama-3.1-style templates write today's date into the system turn unless given one: a fixed date keeps
+# the rendered calibration (and its fingerprint) the same from one day to the next
+DATE = "26 Jul 2024"
 THINKING = ("auto", "on", "off")
 
 
@@ -52,7 +55,9 @@ def render(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt:
     """The conversation as the template writes it, as text."""
     extra = {} if thinking == "auto" else {"enable_thinking": thinking == "on"}
     try:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt, **extra)
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt, date_string=DATE, **extra
+        )
     except Exception as exc:  # a Jinja template raises what it likes (e.g. "roles must alternate")
         roles = "/".join(m["role"] for m in messages)
         raise ColaError(f"the tokenizer's chat template refused a {roles} conversation: {exc}") from None
@@ -84,7 +89,7 @@ def encode(tokenizer: Any, texts: Sequence[str], **kwargs: Any) -> list[list[int
     """Token ids of each text; the tokenizer's special tokens (BOS) are added except to a text that
     already begins with its BOS token (a rendered conversation)."""
     bos = getattr(tokenizer, "bos_token", None)
-    rendered = [bool(bos) and t.startswith(bos) for t in texts]
+    rendered = [bool(bos) and t.lstrip().startswith(bos) for t in texts]
     out: list[list[int]] = [[] for _ in texts]
     for flag in (False, True):
         index = [i for i, r in enumerate(rendered) if r == flag]
