@@ -55,7 +55,7 @@ def run(
     pool: int = 600,
     seqlen: int = 128,
 ) -> list[dict]:
-    from cola_core.curation.metrics import expert_coverage
+    from cola_core.curation.metrics import coverage, expert_coverage
     from cola_core.curation.pipeline import CurateConfig, build_space, run_selection
     from cola_core.models.loading import load_model
     from cola_core.settings import build
@@ -77,14 +77,13 @@ def run(
             embedded = space.embedded
             for strategy in STRATEGIES:
                 for n in sizes:
-                    covered = [
-                        expert_coverage(
-                            embedded.experts,
-                            run_selection(embedded, replace(base, n=n, strategy=strategy, seed=seed)).indices,
-                            embedded.expert_floor,
-                        )
+                    chosen = [
+                        run_selection(embedded, replace(base, n=n, strategy=strategy, seed=seed)).indices
                         for seed in seeds
                     ]
+                    covered = [expert_coverage(embedded.experts, c, embedded.expert_floor) for c in chosen]
+                    centre = embedded.space.mean(0)
+                    represent = [coverage(embedded.space, embedded.space[c], centre) for c in chosen]
                     row = {
                         "strategy": strategy,
                         "expert_features": features,
@@ -92,6 +91,7 @@ def run(
                         "mean": statistics.mean(covered),
                         "min": min(covered),
                         "max": max(covered),
+                        "representativeness": statistics.mean(represent),
                         "seeds": len(seeds),
                         "floor": embedded.expert_floor,
                         "pool": len(embedded.records),
@@ -111,8 +111,10 @@ def to_markdown(rows: list[dict]) -> str:
         f"{head['model']}; built-in pool of {head['pool']} packed samples of {head['seqlen']} tokens (prose, code, math, facts), "
         f"floor {head['floor']} tokens; mean [min, max] over {head['seeds']} seeds.",
         "",
-        "| strategy | routing in the space | " + " | ".join(f"n = {n}" for n in sizes) + " |",
-        "|---|---|" + "---|" * len(sizes),
+        "| strategy | routing in the space | "
+        + " | ".join(f"n = {n}" for n in sizes)
+        + f" | representativeness at n = {sizes[-1]} |",
+        "|---|---|" + "---|" * (len(sizes) + 1),
     ]
     for features in (False, True):
         for strategy in STRATEGIES:
@@ -120,5 +122,6 @@ def to_markdown(rows: list[dict]) -> str:
             text = " | ".join(
                 f"{cells[n]['mean']:.1%} [{cells[n]['min']:.1%}, {cells[n]['max']:.1%}]" for n in sizes if n in cells
             )
-            lines.append(f"| {strategy} | {'yes' if features else 'no'} | {text} |")
+            last = cells[sizes[-1]]["representativeness"]
+            lines.append(f"| {strategy} | {'yes' if features else 'no'} | {text} | {last:.3f} |")
     return "\n".join(lines)
