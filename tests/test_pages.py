@@ -249,3 +249,20 @@ def test_a_corpus_has_one_hue_for_its_samples_and_its_probes_and_the_legend_says
 
     again = colours_of(["cluster 1", "math"])  # the same hue whatever else is on the map
     assert again["math"] == colours_of(["math", "code", "facts"])["math"] == CORPUS_COLOURS["math"]
+
+
+def test_space_page_of_a_moe_model_offers_cola_experts_and_shows_expert_coverage(tiny_model_dir, tmp_path, monkeypatch):
+    at = _space_app(tiny_model_dir("qwen3_moe"), tmp_path, monkeypatch)
+    at.session_state["space_ready"] = True
+    at.run()
+    assert not at.exception
+    assert "cola-experts" in at.radio(key="strategy").options
+    assert any(m.label == "Expert coverage" for m in at.metric)
+    at.radio(key="strategy").set_value("cola-experts").run()
+    assert not at.exception and not at.error
+    dense = _space_app(tiny_model_dir("llama"), tmp_path, monkeypatch)
+    dense.session_state["space_ready"] = True
+    dense.session_state["strategy"] = "cola-experts"  # kept from a MoE model's space
+    dense.run()
+    assert not dense.exception and "cola-experts" not in dense.radio(key="strategy").options
+    assert dense.radio(key="strategy").value == "cola" and not any(m.label == "Expert coverage" for m in dense.metric)
