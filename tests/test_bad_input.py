@@ -154,6 +154,7 @@ def _cases():
         ("curate --out a folder", [*curate, "--out", "{d}/outdir"], "it is a folder"),
         ("compress --out under a file", [*compress[:6], "{d}/out.jsonl/model", "--method", "wanda"], "not a folder"),
         ("self-generate --out under a file", ["self-generate", "--out", "{d}/out.jsonl/s.jsonl"], "not a folder"),
+        ("hf: with a file format's name", ["sample", "--corpus", "hf:parquet"], "is a file format, not a dataset"),
     ]
 
 
@@ -239,3 +240,15 @@ def test_tokenizer_without_pad_token_is_handled(tiny_model_dir, tmp_path, capsys
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
     assert main(["evaluate", "--model", str(tmp_path / "m"), "--capabilities", "lm", "--limit", "4"]) == 0
+
+
+def test_a_missing_calibration_file_is_said_before_anything_else(files, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLA_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["compress", "--model", "cola-tiny", "--calib", f"{files}/nothere.jsonl", "--method", "wanda"]
+    assert main([*argv, "--out", f"{files}/outdir/new"]) == 2
+    err = capsys.readouterr().err
+    assert "records no length" not in err and "loading model" not in err  # refused before the model loads
+    assert err.strip().splitlines() == [
+        f"error: calibration file {files}/nothere.jsonl does not exist; curate one first "
+        "(python -m cola_core curate --out nothere.jsonl)"
+    ]

@@ -163,3 +163,27 @@ def test_the_pool_counts_a_file_corpus_by_the_spec_it_was_given(tmp_path):
     pool, got = build_pool({str(path): 50, "math": 20}, seed=0)
     assert got == {str(path): 30, "math": 20} and len(pool) == 50
     assert {r.corpus for r in pool[:30]} == {"gsm_mine"}  # the name the records carry is not the spec
+
+
+def test_save_to_disk_folders_are_corpora_by_path_or_hf(tmp_path):
+    """A Dataset or DatasetDict saved with save_to_disk — the tool's own calib.hf among them — reads as
+    a corpus by its path or as hf:PATH (a DatasetDict's split after two colons)."""
+    import datasets
+
+    from cola_core.calibration.files import save_hf_dataset
+    from cola_core.corpora import Record, load_records
+
+    records = [Record(f"m/{i}", f"Question {i}? Answer: {i}", "math", "math", {"n": i}) for i in range(5)]
+    save_hf_dataset(records, tmp_path / "calib.hf")
+    by_path = load_records(str(tmp_path / "calib.hf"), "pool")
+    assert [r.text for r in by_path] == [r.text for r in records] and by_path[0].corpus == "calib"
+    assert [r.text for r in load_records(f"hf:{tmp_path / 'calib.hf'}", "pool", limit=2)] == [
+        r.text for r in records[:2]
+    ]
+    parts = {"train": {"q": ["a?", "b?"], "a": ["1", "2"]}, "test": {"q": ["c?"], "a": ["3"]}}
+    datasets.DatasetDict({k: datasets.Dataset.from_dict(v) for k, v in parts.items()}).save_to_disk(tmp_path / "qa")
+    qa = load_records(str(tmp_path / "qa"), "pool", fields="question=q,answer=a")
+    assert [(r.meta["question"], r.meta["answer"]) for r in qa] == [("a?", "1"), ("b?", "2")]
+    assert [r.text for r in load_records(f"hf:{tmp_path / 'qa'}::test", "pool", text_field="q")] == ["c?"]
+    with pytest.raises(ColaError, match="no split 'dev'"):
+        load_records(f"hf:{tmp_path / 'qa'}::dev", "pool", text_field="q")

@@ -164,6 +164,18 @@ def choose_seqlen(path: str | Path, seqlen: int | None = None) -> tuple[int | No
     return None, None
 
 
+def check_calibration_path(path: str | Path) -> None:
+    """One line for a calibration set that cannot be one: a missing file or another kind of file.
+    Checked before the model loads and before anything is said about the set's length."""
+    path = Path(path)
+    if path.suffix not in (".safetensors", ".jsonl"):
+        raise ColaError(f"calibration set {path.name}: use the .jsonl or .safetensors written by `curate`")
+    if not path.is_file():
+        raise ColaError(
+            f"calibration file {path} does not exist; curate one first (python -m cola_core curate --out {path.name})"
+        )
+
+
 def load_calibration(
     path: str | Path, tokenizer, seqlen: int | None = None, log: Callable[[str], None] | None = None
 ) -> tuple[dict[str, torch.Tensor], str]:
@@ -173,8 +185,7 @@ def load_calibration(
     path = Path(path)
     if seqlen is not None and seqlen <= 0:
         raise ColaError(f"sequence length must be positive, got {seqlen}")
-    if path.suffix not in (".safetensors", ".jsonl"):
-        raise ColaError(f"calibration set {path.name}: use the .jsonl or .safetensors written by `curate`")
+    check_calibration_path(path)
     seqlen, why = choose_seqlen(path, seqlen)
     if why and log:
         log(why)

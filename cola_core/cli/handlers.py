@@ -171,10 +171,12 @@ def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.calibration.files import check_calibration_path
     from cola_core.compress import CompressConfig, compress_with_calibration
 
     config = flags.from_args(CompressConfig, args)
     config.validate()  # before the model loads
+    check_calibration_path(args.calib)
     if args.out:
         check_output(args.out, "compressed model", folder=True)
     bar = _progress_bar("layers")

@@ -12,7 +12,7 @@ from pathlib import Path
 from cola_core.corpora.facts_world import generate_facts
 from cola_core.corpora.fields import Fields, parse_fields
 from cola_core.corpora.files import FILE_SUFFIXES, load_file_records
-from cola_core.corpora.hub import load_hf_records
+from cola_core.corpora.hub import is_saved_dataset, load_hf_records
 from cola_core.corpora.math_problems import generate_math
 from cola_core.corpora.random_tokens import generate_random
 from cola_core.corpora.records import SPLITS, Record, check_split
@@ -100,6 +100,8 @@ def load_records(
         return take_records(BUILTIN_CORPORA[spec].generate(split), limit, seed)
     if isinstance(fields, str):
         fields = parse_fields(fields)
+    if is_saved_dataset(spec):  # a save_to_disk folder given by its path
+        spec = f"hf:{spec}"
     if spec.startswith("hf:"):
         # a seeded sample is drawn from the first HF_SAMPLE_WINDOW rows of a stream (C4 has ~365M);
         # meta["sampled"]["of"] says how many rows it was drawn from
