@@ -155,6 +155,14 @@ def _cases():
         ("compress --out under a file", [*compress[:6], "{d}/out.jsonl/model", "--method", "wanda"], "not a folder"),
         ("self-generate --out under a file", ["self-generate", "--out", "{d}/out.jsonl/s.jsonl"], "not a folder"),
         ("hf: with a file format's name", ["sample", "--corpus", "hf:parquet"], "is a file format, not a dataset"),
+        # conflicting flags are refused, not silently resolved (issue #32)
+        ("--mix with --no-stage1", [*curate, "--no-stage1", "--mix", "math=1", "--out", "{d}/out.jsonl"], "drop one"),
+        (
+            "--weights with a targeted deployment",
+            [*curate, "--weights", "math=3", "--deployment", "targeted", "--target", "code", "--out", "{d}/out.jsonl"],
+            "--weights replaces --deployment",
+        ),
+        ("a benchmark that cannot run", ["evaluate", "--model", "cola-tiny", "--benchmarks", "gsm8k"], "cannot run"),
     ]
 
 

@@ -238,7 +238,7 @@ def test_cli_evaluate_with_benchmarks(tmp_path):
         "--limit",
         "30",
         "--benchmarks",
-        "hellaswag,gsm8k",
+        "hellaswag",
         "--benchmark-data",
         f"hellaswag={path}",
         "--json",
@@ -246,7 +246,13 @@ def test_cli_evaluate_with_benchmarks(tmp_path):
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert set(payload["scores"]) == {"lm", "hellaswag"} and payload["scores"]["hellaswag"]["n"] == 30
-    assert payload["scores"]["hellaswag"]["score"] > 0.5 and "gsm8k" in payload["skipped"]
+    assert payload["scores"]["hellaswag"]["score"] > 0.5 and payload["skipped"] == {}
+    asked = run_cli(
+        "evaluate", "--model", "cola-tiny", "--benchmarks", "hellaswag,gsm8k", "--benchmark-data", f"hellaswag={path}"
+    )
+    errors = [line for line in asked.stderr.splitlines() if line.startswith("error: ")]
+    assert asked.returncode == 2 and len(errors) == 1 and "benchmark gsm8k cannot run" in errors[0]
+    assert "loading model" not in asked.stderr  # refused before the model loads
     bad = run_cli("evaluate", "--model", "cola-tiny", "--benchmarks", "mmlu")
     assert bad.returncode == 2 and "unknown benchmark 'mmlu'" in bad.stderr
     bad = run_cli("evaluate", "--model", "cola-tiny", "--benchmark-data", "piqa")

@@ -233,6 +233,10 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             raise ColaError(f"unknown benchmark '{name}': choose from {', '.join(BENCHMARKS)}")
     if args.batch_tokens <= 0:
         raise ColaError(f"--batch-tokens must be positive, got {args.batch_tokens}")
+    if benchmarks and args.backend != "lm-eval":  # a benchmark asked for by name must run, or nothing does
+        from cola_core.evaluation.benchmarks import check_benchmarks
+
+        check_benchmarks(benchmarks, sources, args.allow_code_execution)
     loaded = _load(args)
     capabilities = flags.csv_list(args.capabilities)
     scores = evaluate(

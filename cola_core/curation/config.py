@@ -95,6 +95,10 @@ class CurateConfig:
         if strangers:
             caps = ", ".join(self.capabilities)
             raise ColaError(f"--weights names {', '.join(strangers)}, not among --capabilities ({caps})")
+        if self.mix and not self.stage1:
+            raise ColaError("--mix gives the pool's shares and --no-stage1 asks for equal ones: drop one of them")
+        if self.weights and (self.deployment != "general" or self.target is not None):
+            raise ColaError("--weights replaces --deployment and --target: give the weights alone, or a deployment")
         unknown = [c for c, _ in self.mix if c not in self.corpora]
         if unknown:
             raise ColaError(f"--mix names {', '.join(unknown)}, not among --corpora ({', '.join(self.corpora)})")

@@ -180,6 +180,22 @@ SCORERS: Mapping[Kind, Scorer] = MappingProxyType(
 )
 
 
+def check_benchmarks(
+    names: Sequence[str], sources: Mapping[str, str] | None = None, allow_code_execution: bool = False
+) -> None:
+    """Every benchmark a person asked for can run: its code may execute and its data loads. One clear
+    ColaError for the first that cannot, before any model loads (the command line refuses what
+    ``run_benchmarks`` would skip)."""
+    for name in names:
+        bench = benchmark(name)
+        if bench.runs_code and not allow_code_execution:
+            raise ColaError(f"benchmark {name} runs generated code: add --allow-code-execution (a limited subprocess)")
+        try:
+            load_rows(bench, (sources or {}).get(name))
+        except ColaError as exc:
+            raise ColaError(f"benchmark {name} cannot run: {exc}") from None
+
+
 def run_benchmarks(
     model,
     tokenizer,
