@@ -160,8 +160,9 @@ def test_the_pool_counts_a_file_corpus_by_the_spec_it_was_given(tmp_path):
 
     path = tmp_path / "gsm_mine.jsonl"
     path.write_text("".join(json.dumps({"text": f"question {i} answer {i}"}) + "\n" for i in range(30)))
-    pool, got = build_pool({str(path): 50, "math": 20}, seed=0)
-    assert got == {str(path): 30, "math": 20} and len(pool) == 50
+    pool, got = build_pool({str(path): 50, "math": 20, "facts": 60}, seed=0)
+    # the file's 20 missing records are drawn from the others in proportion to their shares (20 : 60)
+    assert got == {str(path): 30, "math": 25, "facts": 75} and len(pool) == 130
     assert {r.corpus for r in pool[:30]} == {"gsm_mine"}  # the name the records carry is not the spec
 
 

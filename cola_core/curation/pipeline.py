@@ -81,8 +81,9 @@ def build_space(
         pool, built = build_pool(counts, text_field=config.text_field, seed=config.seed, fields=config.fields)
         if built != counts:  # a corpus had fewer records than its share asked for
             short = ", ".join(f"{c} {built[c]} of {n}" for c, n in counts.items() if built[c] < n)
-            stage1["shortfall"] = short
-            log(f"stage 1: some corpora hold fewer records than their share: {short}")
+            given = ", ".join(f"{c} +{built[c] - n}" for c, n in counts.items() if built[c] > n)
+            stage1["shortfall"] = short + (f"; the rest drawn from {given}" if given else "")
+            log(f"stage 1: some corpora hold fewer records than their share: {stage1['shortfall']}")
         stage1["planned"], stage1["pool_mix"] = counts, built
         stage1["sampling"] = sampling_summary(pool)
         log(f"stage 1: {stage1['why']}; {describe_sampling(pool)}")

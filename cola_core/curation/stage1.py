@@ -14,6 +14,7 @@ from cola_core.corpora import Record, load_records
 from cola_core.curation.config import CurateConfig
 from cola_core.curation.correspondence import correspondence_table, recommend_mix, unigram_distribution
 from cola_core.curation.embedding import embed_sets, probe_records
+from cola_core.curation.selection import apportion
 from cola_core.engine.config import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.models.chat import encode
@@ -42,17 +43,26 @@ def build_pool(
     list drawn in equal shares of ``pool_size``. Built-in corpora give their pool split; files and
     datasets a uniform sample fixed by ``seed`` (the head when None), their Q&A columns mapped by
     ``fields``. Counts are kept per spec as given (a file's records carry its stem as their corpus
-    name, not the path on the command line, issue #32)."""
+    name, not the path on the command line, issue #32). A corpus holding fewer records than its share
+    gives what it has, and the rest is asked of the corpora that gave their whole share, in proportion
+    to their shares, until the pool is full or none has more."""
     plan = corpora if isinstance(corpora, dict) else dict.fromkeys(corpora, math.ceil(pool_size / len(corpora)))
-    pool: list[Record] = []
-    got: dict[str, int] = {}
-    for spec, count in plan.items():
-        records = load_records(spec, "pool", limit=count, text_field=text_field, fields=fields, seed=seed)
-        if not records:
-            raise ColaError(f"corpus '{spec}' is empty")
-        pool += records
-        got[spec] = len(records)
-    return pool, got
+    asked, drawn, exhausted = dict(plan), {}, set()
+    while True:
+        for spec, count in asked.items():
+            if spec not in exhausted and len(drawn.get(spec, ())) < count:
+                drawn[spec] = load_records(spec, "pool", limit=count, text_field=text_field, fields=fields, seed=seed)
+                if not drawn[spec]:
+                    raise ColaError(f"corpus '{spec}' is empty")
+                if len(drawn[spec]) < count:
+                    exhausted.add(spec)
+        missing = sum(plan.values()) - sum(map(len, drawn.values()))
+        room = {s: float(plan[s]) for s in plan if s not in exhausted and plan[s] > 0}
+        if missing <= 0 or not room:
+            break
+        extra = apportion(missing, room)  # by the plan's shares; each round fills or exhausts a corpus
+        asked = {s: asked[s] + extra.get(s, 0) for s in asked}
+    return [r for spec in plan for r in drawn[spec]], {s: len(drawn[s]) for s in plan}
 
 
 def pool_plan(
