@@ -15,6 +15,7 @@ import shutil
 import socket
 import struct
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,9 +197,11 @@ def load_model(
     quantized = _dequantize_compressed_tensors(where)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=dt, trust_remote_code=trust_remote_code, **placement, **quantized
-        )
+        with warnings.catch_warnings():  # passing dequantize=True over the checkpoint's own config is the point
+            warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
+            model = AutoModelForCausalLM.from_pretrained(
+                where, dtype=dt, trust_remote_code=trust_remote_code, **placement, **quantized
+            )
     except (OSError, ValueError) as exc:
         if source == "hub":
             raise _not_found(name, exc) from None
