@@ -28,6 +28,7 @@ from cola_core.compress.save import build_report
 from cola_core.compress.statistics import find_linears, weight_of
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers
+from cola_core.models.loading import load_model
 from tests.conftest import make_config
 
 # from_pretrained warns that the checkpoint's own quantization_config wins: only `dequantize` is taken from ours
@@ -247,6 +248,22 @@ def test_cli_json_reports_format_and_size(tiny_model_dir, calib_file, tmp_path):
     assert payload["format"] == "compressed-tensors"
     assert payload["size_bytes"] == sum(f.stat().st_size for f in out.glob("*.safetensors")) > 0
     assert quant_config(out)["format"] == "pack-quantized"
+    # neither --sym nor --asym: symmetric (issue #32), so a plain from_pretrained loads the checkpoint
+    assert "a symmetric grid" in done.stderr
+    assert next(iter(quant_config(out)["config_groups"].values()))["weights"]["symmetric"] is True
+    plain = AutoModelForCausalLM.from_pretrained(out).eval()
+    ours = load_model(str(out), device="cpu", dtype="float32").model
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain(ids).logits, ours(ids).logits)
+    asym = subprocess.run(
+        [sys.executable, "-m", "cola_core", *argv[:-3], "--asym", "--out", str(tmp_path / "asym")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert asym.returncode == 0, asym.stderr
+    assert next(iter(quant_config(tmp_path / "asym")["config_groups"].values()))["weights"]["symmetric"] is False
 
 
 def test_cli_text_prints_the_size(tiny_model_dir, calib_file, tmp_path, capsys):

@@ -171,10 +171,17 @@ def cmd_self_generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
     from cola_core.calibration.files import check_calibration_path
     from cola_core.compress import CompressConfig, compress_with_calibration
 
     config = flags.from_args(CompressConfig, args)
+    quantizes = not config.is_pruning or config.quantize is not None
+    if args.format == "compressed-tensors" and quantizes and not hasattr(args, "symmetric"):
+        # neither --sym nor --asym: symmetric, as llm-compressor's W4A16, so a plain from_pretrained loads it
+        config = replace(config, symmetric=True)
+        _log("compressed-tensors: a symmetric grid (no zero points; --asym for one per group)")
     config.validate()  # before the model loads
     check_calibration_path(args.calib)
     if args.out:
