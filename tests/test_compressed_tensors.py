@@ -291,3 +291,38 @@ def test_cli_bad_combinations_exit_2_with_one_line_and_write_nothing(
     errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_compressed_model_carries_a_model_card(tiny_model_dir, calib_file, tmp_path):
+    """README.md with the Hub's base_model / base_model_relation front matter, the method, the
+    calibration set's fingerprint and mix, and what serves it (issue #32)."""
+    model = tiny_model_dir("llama")
+    base = ["compress", "--model", model, "--calib", str(calib_file)]
+    assert main([*base, "--method", "wanda", "--out", str(tmp_path / "pruned")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--method",
+                "rtn",
+                "--bits",
+                "3",
+                "--group-size",
+                "16",
+                "--format",
+                "compressed-tensors",
+                "--out",
+                str(tmp_path / "q3"),
+            ]
+        )
+        == 0
+    )
+    pruned = (tmp_path / "pruned" / "README.md").read_text()
+    report = json.loads((tmp_path / "pruned" / "compression_report.json").read_text())
+    assert pruned.startswith(f"---\nbase_model: {model}\nbase_model_relation: pruned\n")
+    assert (
+        f"fingerprint `{report['calibration']['fingerprint']}`" in pruned and "| sparsity achieved | 50.0% |" in pruned
+    )
+    q3 = (tmp_path / "q3" / "README.md").read_text()
+    assert "base_model_relation: quantized" in q3 and "- compressed-tensors" in q3
+    assert "| bits, group size, grid | 3, 16, symmetric |" in q3 and "loads in transformers only" in q3

@@ -151,6 +151,23 @@ def serving_note(fmt: str, bits: int | None) -> str | None:
     return None
 
 
+def serving_text(fmt: str, bits: int | None) -> str:
+    """What can serve a checkpoint of this format and bit width, as far as it is known here: a
+    sentence for the model card (vLLM itself was not run on this machine)."""
+    if fmt == "dense":
+        return (
+            "Plain dense weights (dequantized, zeros kept as zeros): any tool that loads the base model loads this one."
+        )
+    if note := serving_note(fmt, bits):
+        return note + "."
+    if bits is None:
+        return "Dense weights with sparsity metadata: transformers loads it; vLLM serves the weights as dense."
+    return (
+        f"Pack-quantized {bits}-bit weights (compressed-tensors): transformers loads them "
+        "(`CompressedTensorsConfig(dequantize=True)` for an asymmetric grid); vLLM's WNA16 kernels take 4 and 8 bits."
+    )
+
+
 def _quantized_modules(
     model: torch.nn.Module, result: CompressionResult
 ) -> dict[str, tuple[torch.nn.Module, QuantResult]]:

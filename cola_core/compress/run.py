@@ -29,6 +29,22 @@ class CompressionRun:
     result: CompressionResult
 
 
+def calibration_card(path: str | Path) -> dict[str, Any]:
+    """What the model card says of a calibration set on disk: its file name and, from the set's
+    records (the ``.jsonl``, or the one beside a ``.safetensors``), the samples per corpus."""
+    path = Path(path)
+    records = path.with_suffix(".jsonl")
+    mix: dict[str, int] = {}
+    if records.is_file():
+        import json
+
+        for line in records.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                corpus = json.loads(line).get("corpus", "?")
+                mix[corpus] = mix.get(corpus, 0) + 1
+    return {"file": path.name, "mix": dict(sorted(mix.items()))}
+
+
 def compress_with_calibration(
     loaded,
     calibration: str | Path | Mapping[str, torch.Tensor],
@@ -68,5 +84,6 @@ def compress_with_calibration(
     ids = tensors["input_ids"]
     report = build_report(result, config, fingerprint, len(ids), ids.shape[1])
     if out is not None:
-        save_compressed(loaded.model, loaded.tokenizer, result, report, out, format=format)
+        card = calibration_card(calibration) if not isinstance(calibration, Mapping) else None
+        save_compressed(loaded.model, loaded.tokenizer, result, report, out, format, loaded.name, card)
     return CompressionRun(report, result)

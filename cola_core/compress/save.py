@@ -18,7 +18,7 @@ from typing import Any
 
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.engine import CompressionResult
-from cola_core.compress.formats import DEFAULT_FORMAT, check_format, write_compressed_tensors
+from cola_core.compress.formats import DEFAULT_FORMAT, check_format, serving_text, write_compressed_tensors
 from cola_core.errors import ColaError
 
 
@@ -85,6 +85,66 @@ def weight_files(folder: Path) -> dict[str, int]:
     return {f.name: f.stat().st_size for f in sorted(folder.glob("*.safetensors"))}
 
 
+def tool_version() -> str:
+    """COLA Studio's version, from pyproject.toml (the package is used in place, not installed)."""
+    import tomllib
+
+    try:
+        return tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["version"]
+    except (OSError, KeyError, ValueError):
+        return "unknown"
+
+
+def model_card(report: dict[str, Any], base_model: str | None, calibration: dict[str, Any] | None = None) -> str:
+    """README.md of a compressed model, as the Hub reads one: front matter with ``base_model`` and
+    ``base_model_relation`` (``quantized``, or ``pruned`` for a pruning-only run), so a pushed
+    checkpoint is listed under its base model; then the method and its settings, the calibration set
+    (fingerprint, size, mix), what can serve it, and the tool's version."""
+    known = CompressConfig.__dataclass_fields__
+    config = CompressConfig(**{k: v for k, v in report["settings"].items() if k in known})
+    relation = "pruned" if config.is_pruning and config.quantize is None else "quantized"
+    fmt = report.get("format", DEFAULT_FORMAT)
+    tags = ["cola-studio", config.method, *filter(None, [config.quantize]), *([fmt] if fmt != "dense" else [])]
+    front = ["---"]
+    if base_model:
+        front += [f"base_model: {base_model}", f"base_model_relation: {relation}"]
+    front += ["library_name: transformers", "tags:", *[f"- {t}" for t in tags], "---", ""]
+    calib, calibration = report["calibration"], calibration or {}
+    rows = [("method", f"`{report['method']}`" + (f" then `{config.quantize}`" if config.quantize else ""))]
+    if config.is_pruning:
+        rows.append(("sparsity achieved", f"{report['achieved_sparsity']:.1%}"))
+    if relation == "quantized":
+        grid = "symmetric" if config.symmetric else "asymmetric"
+        rows.append(("bits, group size, grid", f"{config.bits}, {config.group_size}, {grid}"))
+    rows.append(
+        ("calibration", f"{calib['n']} samples × {calib['seqlen']} tokens, fingerprint `{calib['fingerprint']}`")
+    )
+    if calibration.get("mix"):
+        rows.append(("calibration mix", ", ".join(f"{k} {v}" for k, v in calibration["mix"].items())))
+    if calibration.get("file"):
+        rows.append(("calibration file", f"`{calibration['file']}`"))
+    if report.get("experts"):
+        experts = report["experts"]
+        rows.append(("experts", f"{experts['experts']} compressed ({experts['calibration']} statistics)"))
+    rows.append(("compressed on", f"{report['device']} in {report['seconds']:.0f} s"))
+    body = [
+        f"# {base_model or 'Compressed model'} · {config.short_name}",
+        "",
+        f"Compressed by COLA Studio {tool_version()} ({relation}), written in the `{fmt}` format.",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in rows],
+        "",
+        f"**Serving.** {serving_text(fmt, report.get('bits'))}",
+        "",
+        "**Evaluation.** Not evaluated when written: `python -m cola_core evaluate --model THIS_FOLDER` "
+        "scores it with 95% intervals. Every setting is in `compression_report.json`.",
+        "",
+    ]
+    return "\n".join(front + body)
+
+
 def _write_dense(model, result: CompressionResult, report: dict[str, Any], out: Path) -> None:
     model.save_pretrained(out)
 
@@ -96,8 +156,11 @@ def save_compressed(
     report: dict[str, Any],
     out: str | Path,
     format: str = DEFAULT_FORMAT,
+    base_model: str | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the compressed model in ``format`` (formats.FORMATS) and its report; adds ``format``,
+    """Write the compressed model in ``format`` (formats.FORMATS), its report and its model card
+    (README.md: ``base_model``, the calibration set's ``mix`` and ``file``); adds ``format``,
     ``size_bytes`` (all weight files) and ``weight_files`` (bytes per file) to ``report``.
 
     Written into a temporary sibling folder, then swapped into place: a crash at any moment leaves the
@@ -119,6 +182,7 @@ def save_compressed(
         files = weight_files(out)
         report.update(format=format, size_bytes=sum(files.values()), weight_files=files)
         (out / "compression_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "README.md").write_text(model_card(report, base_model, calibration), encoding="utf-8")
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # a refused or failed write leaves nothing behind
         raise
