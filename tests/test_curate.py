@@ -137,3 +137,16 @@ def test_cli_cola_quota_keeps_the_pools_mix(tiny_model_dir, tmp_path):
     total = sum(pool.values())
     assert all(abs(mix.get(c, 0) - 16 * k / total) <= 1 for c, k in pool.items()), (mix, pool)
     assert payload["selection"]["quota"] == {c: mix.get(c, 0) for c in pool} and payload["selection"]["shortfall"] == {}
+
+
+def test_stage2_says_how_many_qa_records_it_formats(tmp_path, capsys):
+    """Issue #32: "0 re-rendered" read as if nothing had the Q&A structure; Stage 2 now counts the Q&A
+    records and says which of them its format changed, and .settings.json records the extraction length."""
+    from cola_core.cli.main import main
+
+    argv = ["curate", "--corpora", "math,prose", "--pool-size", "40", "--n", "4", "--seqlen", "48", "--json"]
+    assert main([*argv, "--reasoning-format", "plain", "--out", str(tmp_path / "c.jsonl")]) == 0
+    stage2 = json.loads(capsys.readouterr().out)["stage2"]
+    assert stage2["qa_records"] == 20 and 0 < stage2["reformatted"] <= 20
+    settings = json.loads((tmp_path / "c.settings.json").read_text())
+    assert settings["config"]["activations"]["seqlen"] == settings["seqlen"] == 48

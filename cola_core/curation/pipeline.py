@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,7 @@ def curate(
     space = build_space(loaded, config, progress=progress, engine=engine, log=log, need=config.n)
     selection, metrics = select_and_measure(space, config)
     chosen = [space.records[i] for i in selection.indices]
-    recorded = asdict(config)
+    recorded = asdict(replace(config, activations=config.extraction()))  # the length extraction used
     del recorded["processing"]["seqlen"]  # the set's length is recorded once, by the export (export_all)
     settings = {
         "model": loaded.name,
@@ -229,7 +229,15 @@ def describe_stages(stage1: dict[str, Any], stage2: dict[str, Any]) -> dict[str,
         "by perplexity": stage2.get("perplexity_dropped", 0),
     }
     fmt = stage2.get("reasoning_format", "keep")
-    changes = [f"{stage2.get('reformatted', 0)} re-rendered ({fmt} reasoning format)"]
+    qa = stage2.get("qa_records")
+    if qa is None:  # a report written before qa_records was counted
+        changes = [f"{stage2.get('reformatted', 0)} re-rendered ({fmt} reasoning format)"]
+    elif qa and fmt == "keep":
+        changes = [f"{qa} Q&A records kept as written"]
+    elif qa:
+        changes = [f"{qa} Q&A records in the {fmt} reasoning format ({stage2.get('reformatted', 0)} re-rendered)"]
+    else:
+        changes = ["no Q&A records to format"]
     chat = stage2.get("chat_template") or {}
     if chat.get("rendered"):
         thinking = f", thinking {chat['thinking']}" if chat.get("thinking", "auto") != "auto" else ""

@@ -215,6 +215,9 @@ def process_with_report(
         "samples_in": len(records),
         "reasoning_format": config.reasoning_format,
         "reformatted": reformatted,
+        # Q&A-structured records (built-in math, a --fields file): the format applies to these alone;
+        # a file's were rendered when read, so "reformatted" counts only those whose text changed here
+        "qa_records": sum("question" in r.meta and "answer" in r.meta for r in records),
         "chat_template": chat,
         "duplicates_dropped": len(formatted) - deduped,
         "length_mode": config.mode,
