@@ -140,3 +140,37 @@ def test_field_mapping_needs_columns(tmp_path):
     path.write_text("just prose\n")
     with pytest.raises(ColaError, match="notes.txt: a field mapping needs a file with columns"):
         load_records(str(path), fields="question=q,answer=a")
+
+
+def test_per_corpus_field_mappings_mix_a_qa_file_with_plain_text(tmp_path):
+    """Issue #32: one --fields mapping for every corpus kept a Q&A file from mixing with a .txt corpus;
+    SPEC:mapping entries (separated by ';') map each corpus alone, a bare mapping every other one."""
+    import json
+
+    from cola_core.corpora.fields import corpus_mappings, fields_for
+    from cola_core.curation.stage1 import build_pool
+
+    gsm, notes = tmp_path / "gsm.jsonl", tmp_path / "notes.txt"
+    gsm.write_text(
+        "".join(json.dumps({"q": f"Tom has {i} pens. How many?", "a": f"#### {i}"}) + "\n" for i in range(10))
+    )
+    notes.write_text("\n\n".join(f"A plain paragraph {i} about rivers." for i in range(10)))
+    spec = f"{gsm}:question=q,answer=a;hf:gsm8k:main:question=question,answer=answer;question=Q,answer=A"
+    assert corpus_mappings(spec) == {
+        str(gsm): "question=q,answer=a",
+        "hf:gsm8k:main": "question=question,answer=answer",
+        None: "question=Q,answer=A",
+    }
+    assert (
+        fields_for(spec, "other.csv") == "question=Q,answer=A"
+        and fields_for(f"{gsm}:question=q,answer=a", str(notes)) is None
+    )
+    pool, got = build_pool({str(gsm): 5, str(notes): 5}, fields=f"{gsm}:question=q,answer=a", seed=0)
+    assert got == {str(gsm): 5, str(notes): 5}
+    assert all(r.meta["question"].startswith("Tom has") for r in pool[:5]) and all(
+        "question" not in r.meta for r in pool[5:]
+    )
+    with pytest.raises(ColaError, match="twice"):
+        corpus_mappings("question=q,answer=a;question=x,answer=y")
+    with pytest.raises(ColaError, match="unknown key"):
+        corpus_mappings(f"{gsm}:question=q,answer=a,hint=h")

@@ -76,6 +76,34 @@ def parse_fields(text: str) -> Fields:
     return Fields(**mapping)
 
 
+_PER_CORPUS = re.compile(r"^(?P<spec>.+?):(?=(?:question|answer|rationale)=)(?P<mapping>.*)$")
+
+
+def corpus_mappings(text: str | None) -> dict[str | None, str]:
+    """``--fields`` as {corpus spec or None (every other corpus): its mapping}. Entries are separated
+    by ``;``; an entry ``SPEC:question=COL,answer=COL`` maps that corpus alone (``gsm.jsonl:…``,
+    ``hf:gsm8k:main:…``), a bare mapping every corpus not named. Each mapping is checked here."""
+    out: dict[str | None, str] = {}
+    for entry in (e.strip() for e in (text or "").split(";")):
+        if not entry:
+            continue
+        found = _PER_CORPUS.match(entry)
+        spec, mapping = (found["spec"], found["mapping"]) if found else (None, entry)
+        if spec in out:
+            raise ColaError(
+                f"--fields maps {'corpus ' + spec if spec else 'every corpus'} twice; give one mapping each"
+            )
+        parse_fields(mapping)
+        out[spec] = mapping
+    return out
+
+
+def fields_for(text: str | None, spec: str) -> str | None:
+    """The mapping ``--fields`` gives corpus ``spec``: its own entry, else the bare one, else None."""
+    mappings = corpus_mappings(text)
+    return mappings.get(spec, mappings.get(None))
+
+
 def as_fields(fields_: Fields | str | None) -> Fields | None:
     """A mapping given as :class:`Fields`, its string form, or ``None`` (no mapping)."""
     return parse_fields(fields_) if isinstance(fields_, str) else fields_

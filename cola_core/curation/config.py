@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from cola_core.corpora.fields import parse_fields
+from cola_core.corpora.fields import corpus_mappings
 from cola_core.curation.activations import ActivationConfig
 from cola_core.curation.processing import ProcessingConfig
 from cola_core.curation.selection import STRATEGIES
@@ -43,8 +43,9 @@ class CurateConfig:
     text_field: str = setting("text", "field/column holding the text (files, datasets)")
     fields: str | None = setting(
         None,
-        "Q&A columns of files and hf: datasets, question=COL,answer=COL[,rationale=COL]: rendered as "
-        "Question / Reasoning / Answer (GSM8K '#### N' answers parsed)",
+        "Q&A columns of files and hf: datasets, question=COL,answer=COL[,rationale=COL] (every corpus), or per "
+        "corpus SPEC:question=COL,answer=COL;SPEC2:…: rendered as Question / Reasoning / Answer (GSM8K '#### N' "
+        "answers parsed)",
     )
     # Stage 1 (§4.1): score the corpora against the capability probes and draw the pool in that mix
     stage1: bool = setting(True, "equal shares of each corpus instead of Stage 1's mix (ablation)")
@@ -89,8 +90,10 @@ class CurateConfig:
             raise ColaError(
                 f"α must lie in [0, 1] and the Stage 1 samples be positive, got {self.alpha}, {self.stage1_samples}"
             )
-        if self.fields is not None:
-            parse_fields(self.fields)  # one clear line on a bad mapping, before any work
+        if self.fields is not None:  # one clear line on a bad mapping, before any work
+            strangers = [s for s in corpus_mappings(self.fields) if s is not None and s not in self.corpora]
+            if strangers:
+                raise ColaError(f"--fields maps {strangers[0]}, not among --corpora ({', '.join(self.corpora)})")
         strangers = [c for c, _ in self.weights if c not in self.capabilities]
         if strangers:
             caps = ", ".join(self.capabilities)

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from cola_core.corpora import Record, load_records
+from cola_core.corpora.fields import fields_for
 from cola_core.curation.config import CurateConfig
 from cola_core.curation.correspondence import correspondence_table, recommend_mix, unigram_distribution
 from cola_core.curation.embedding import embed_sets, probe_records
@@ -51,7 +52,8 @@ def build_pool(
     while True:
         for spec, count in asked.items():
             if spec not in exhausted and len(drawn.get(spec, ())) < count:
-                drawn[spec] = load_records(spec, "pool", limit=count, text_field=text_field, fields=fields, seed=seed)
+                mapping = fields_for(fields, spec)
+                drawn[spec] = load_records(spec, "pool", limit=count, text_field=text_field, fields=mapping, seed=seed)
                 if not drawn[spec]:
                     raise ColaError(f"corpus '{spec}' is empty")
                 if len(drawn[spec]) < count:
@@ -120,7 +122,12 @@ def score_corpora(
     ``engine`` says where the activations are extracted."""
     candidates = {
         c: load_records(
-            c, "pool", limit=per_corpus, text_field=config.text_field, fields=config.fields, seed=config.seed
+            c,
+            "pool",
+            limit=per_corpus,
+            text_field=config.text_field,
+            fields=fields_for(config.fields, c),
+            seed=config.seed,
         )
         for c in corpora
     }
