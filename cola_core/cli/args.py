@@ -178,6 +178,12 @@ def sample_args(p: argparse.ArgumentParser) -> None:
     add_flags(p, CurateConfig, only=("text_field", "fields"))
 
 
+def export_tasks_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="folder for the task YAMLs and their data (lm_eval --include_path DIR)")
+    p.add_argument("--capabilities", default=",".join(CAPABILITIES), help="built-in suite, comma-separated")
+    p.add_argument("--limit", type=int, default=None, help="the first N held-out items of each (default: all)")
+
+
 def add_store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None, help="run store path (default: cache/runs.sqlite)")
 

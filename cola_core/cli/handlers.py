@@ -33,6 +33,18 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     return {"records": [r.to_dict() for r in records]}
 
 
+def cmd_export_tasks(args: argparse.Namespace) -> dict[str, Any]:
+    from cola_core.evaluation.harness_tasks import TASKS, export_tasks
+
+    if args.limit is not None and args.limit <= 0:
+        raise ColaError(f"--limit must be positive, got {args.limit}")
+    folder = Path(args.dir)
+    if folder.exists() and not folder.is_dir():
+        raise ColaError(f"{folder} is a file, not a folder; choose another DIR")
+    written = export_tasks(folder, flags.csv_list(args.capabilities), args.limit)
+    return {"dir": str(folder), "tasks": {c: {"task": TASKS[c], "yaml": y} for c, y in written.items()}}
+
+
 OPEN_BARS: list[Any] = []  # progress bars still on screen; an error line must not land on one
 
 
@@ -244,18 +256,31 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         from cola_core.evaluation.benchmarks import check_benchmarks
 
         check_benchmarks(benchmarks, sources, args.allow_code_execution)
-    loaded = _load(args)
     capabilities = flags.csv_list(args.capabilities)
-    scores = evaluate(
-        loaded.model,
-        loaded.tokenizer,
-        capabilities,
-        limit=args.limit,
-        seed=args.seed,
-        batch_tokens=args.batch_tokens,
-        chat_template=args.chat_template,
-        thinking=args.thinking,
-    )
+    harness = args.backend == "lm-eval" and bool(capabilities)
+    if harness:  # the real harness scores the built-in items: what it cannot score is said before loading
+        from cola_core.evaluation.harness_tasks import HARNESS_CAPABILITIES, evaluate_capabilities_with_harness
+
+        wrong = [c for c in capabilities if c not in HARNESS_CAPABILITIES]
+        if wrong:
+            raise ColaError(
+                f"--backend lm-eval scores the capabilities {', '.join(HARNESS_CAPABILITIES)} the way the built-in suite "
+                f"does; {wrong[0]} is a perplexity the harness takes over rolling windows: use --backend builtin for it"
+            )
+    loaded = _load(args)
+    if harness:
+        scores = evaluate_capabilities_with_harness(loaded.model, loaded.tokenizer, capabilities, args.limit)
+    else:
+        scores = evaluate(
+            loaded.model,
+            loaded.tokenizer,
+            capabilities,
+            limit=args.limit,
+            seed=args.seed,
+            batch_tokens=args.batch_tokens,
+            chat_template=args.chat_template,
+            thinking=args.thinking,
+        )
     skipped: dict[str, str] = {}
     if benchmarks and args.backend == "lm-eval":
         from cola_core.evaluation.harness import evaluate_with_harness
@@ -282,7 +307,8 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model,
         "scores": {k: {kk: v for kk, v in s.summary().items() if kk != "capability"} for k, s in scores.items()},
         "skipped": skipped,
-        "chat_template": uses_template(loaded.tokenizer, args.chat_template),
+        "backend": args.backend,
+        "chat_template": not harness and uses_template(loaded.tokenizer, args.chat_template),
         "seconds": round(time.perf_counter() - t0, 3),
     }
 

@@ -62,6 +62,12 @@ COMMANDS: dict[str, Command] = {
         "capability scores with 95% confidence intervals",
     ),
     "runs": Command(args.runs_args, handlers.cmd_runs, render.runs_text, "list the run store"),
+    "export-tasks": Command(
+        args.export_tasks_args,
+        handlers.cmd_export_tasks,
+        render.export_tasks_text,
+        "the built-in capability suite as lm-evaluation-harness tasks over local data",
+    ),
     "compress": Command(
         args.add_compress_args,
         handlers.cmd_compress,

@@ -19,6 +19,16 @@ def corpora_text(p: dict[str, Any]) -> str:
     return "\n".join([*rows, extra])
 
 
+def export_tasks_text(p: dict[str, Any]) -> str:
+    names = ",".join(t["task"] for t in p["tasks"].values())
+    return "\n".join(
+        [
+            *(f"{c:<6} {t['task']:<11} {t['yaml']}" for c, t in p["tasks"].items()),
+            f"run: lm_eval --include_path {p['dir']} --tasks {names} …",
+        ]
+    )
+
+
 def sample_text(p: dict[str, Any]) -> str:
     return "\n\n".join(f"[{r['id']}] ({r['corpus']}/{r['domain']})\n{r['text']}" for r in p["records"])
 
