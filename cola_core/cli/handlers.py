@@ -187,6 +187,7 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
 
     from cola_core.calibration.files import check_calibration_path
     from cola_core.compress import CompressConfig, compress_with_calibration
+    from cola_core.compress.formats import serving_note
 
     config = flags.from_args(CompressConfig, args)
     quantizes = not config.is_pruning or config.quantize is not None
@@ -196,6 +197,8 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
         _log("compressed-tensors: a symmetric grid (no zero points; --asym for one per group)")
     config.validate()  # before the model loads
     check_calibration_path(args.calib)
+    if note := serving_note(args.format, config.bits if quantizes else None):  # said before the work, not after
+        _log(note)
     if args.out:
         check_output(args.out, "compressed model", folder=True)
     bar = _progress_bar("layers")

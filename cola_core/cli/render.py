@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cola_core.compress.formats import serving_note
 from cola_core.curation.pipeline import describe_stages
 
 
@@ -84,8 +83,7 @@ def compress_text(p: dict[str, Any]) -> str:
     ]
     head = f"{p['method']} ({what}) on {p['device']} in {p['seconds']:.1f}s → {p['out']}"
     size = f"{p['format']} weights: {p['size_bytes'] / 1e6:,.1f} MB ({p['size_bytes']:,} bytes)"
-    note = serving_note(p["format"], p["bits"])
-    return "\n".join([head, size, *([note] if note else []), *experts_lines(p.get("experts")), *rows])
+    return "\n".join([head, size, *experts_lines(p.get("experts")), *rows])  # serving: said before the work
 
 
 def experts_lines(e: dict[str, Any] | None) -> list[str]:
