@@ -293,12 +293,13 @@ def test_cli_bad_combinations_exit_2_with_one_line_and_write_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_every_compressed_model_carries_a_model_card(tiny_model_dir, calib_file, tmp_path):
+def test_every_compressed_model_carries_a_model_card(tiny_model_dir, calib_file, tmp_path, capsys):
     """README.md with the Hub's base_model / base_model_relation front matter, the method, the
     calibration set's fingerprint and mix, and what serves it (issue #32)."""
     model = tiny_model_dir("llama")
     base = ["compress", "--model", model, "--calib", str(calib_file)]
     assert main([*base, "--method", "wanda", "--out", str(tmp_path / "pruned")]) == 0
+    capsys.readouterr()
     assert (
         main(
             [
@@ -317,6 +318,8 @@ def test_every_compressed_model_carries_a_model_card(tiny_model_dir, calib_file,
         )
         == 0
     )
+    err = capsys.readouterr().err  # the serving check is said before the work (the layers' progress follows)
+    assert err.index("this 3-bit checkpoint loads in transformers only") < err.index("layers")
     pruned = (tmp_path / "pruned" / "README.md").read_text()
     report = json.loads((tmp_path / "pruned" / "compression_report.json").read_text())
     assert pruned.startswith(f"---\nbase_model: {model}\nbase_model_relation: pruned\n")

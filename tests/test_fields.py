@@ -174,3 +174,27 @@ def test_per_corpus_field_mappings_mix_a_qa_file_with_plain_text(tmp_path):
         corpus_mappings("question=q,answer=a;question=x,answer=y")
     with pytest.raises(ColaError, match="unknown key"):
         corpus_mappings(f"{gsm}:question=q,answer=a,hint=h")
+
+
+def test_stage1_scores_a_mapped_qa_file_as_math(tmp_path):
+    """A user's GSM8K-shaped file, mapped with --fields, is scored in Stage 1 as rendered Q&A text:
+    against the math probes it beats generic prose (issue #32: it got 0% of a targeted-math mix)."""
+    import json
+
+    from cola_core.curation.config import CurateConfig
+    from cola_core.curation.stage1 import score_corpora
+    from cola_core.models.loading import load_model
+
+    path = tmp_path / "gsm.jsonl"
+    rows = [
+        {
+            "q": f"Tom has {i} pens and buys {i + 2} more. How many pens?",
+            "a": f"{i} + {i + 2} = {2 * i + 2}\n#### {2 * i + 2}",
+        }
+        for i in range(40)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = CurateConfig(corpora=(str(path), "prose"), capabilities=("math",), fields=f"{path}:question=q,answer=a")
+    table = score_corpora(load_model("cola-tiny"), list(config.corpora), ["math"], config, per_corpus=30)
+    scores = dict(zip(table["corpus"], table["score"], strict=True))
+    assert scores[str(path)] > scores["prose"]
