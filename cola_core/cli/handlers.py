@@ -28,8 +28,10 @@ def cmd_corpora(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.corpora import load_records
+    from cola_core.corpora.fields import fields_for
 
-    records = load_records(args.corpus, args.split, limit=args.n, text_field=args.text_field, fields=args.fields)
+    mapping = fields_for(args.fields, args.corpus)  # a per-corpus --fields works here as in curate
+    records = load_records(args.corpus, args.split, limit=args.n, text_field=args.text_field, fields=mapping)
     return {"records": [r.to_dict() for r in records]}
 
 
