@@ -256,12 +256,16 @@ def test_cli_refuses_what_compressed_tensors_cannot_hold_for_experts(tiny_model_
         "--group-size",
         "8",
     ]
-    for family, fragment in (("qwen3_moe", "add --sym"), ("gpt_oss", "keep their experts fused")):
-        extra = ["--sym"] if family == "gpt_oss" else []
+    for family, extra, fragment in (
+        ("qwen3_moe", ["--asym"], "add --sym"),  # asked for explicitly: the format's default is symmetric
+        ("gpt_oss", [], "keep their experts fused"),
+    ):
         assert main([*argv, *extra, "--model", tiny_model_dir(family), "--out", str(tmp_path / "m")]) == 2
         err = capsys.readouterr().err
         assert fragment in err and "Traceback" not in err
         assert list(tmp_path.iterdir()) == []
+    assert main([*argv, "--model", tiny_model_dir("qwen3_moe"), "--out", str(tmp_path / "m")]) == 0  # symmetric
+    assert "a symmetric grid" in capsys.readouterr().err and (tmp_path / "m" / "README.md").is_file()
 
 
 @pytest.mark.parametrize("family", ["qwen3_moe", "mixtral", "olmoe", "deepseek_v3"])
