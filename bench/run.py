@@ -28,6 +28,7 @@ from bench import (
     memory,
     peer,
     placement,
+    profile,
     realsize,
     scaling,
     selection,
@@ -57,6 +58,11 @@ REPORT = {
     "warmup": (warmup, "First UMAP map in a fresh process, without and with the background warm-up", ()),
     "compression": (compression, "Compression time per decoder layer (Llama-shaped layer, fp32, CPU)", ()),
     "memory": (memory, "Peak memory of whole-model compression (CPU)", ()),
+    "profile": (
+        profile,
+        "Where compression time goes: the whole process on the wide model (8 × 1024 Llama, 64 × 128 tokens, CPU)",
+        ("Issue #33, item 1: each phase's seconds and share of the whole process.", ""),
+    ),
     "moe": (
         SimpleNamespace(to_markdown=memory.moe_markdown),
         "Peak memory of compressing a mixture-of-experts model (CPU)",
@@ -144,6 +150,8 @@ def main() -> None:
                 if args.quick
                 else memory.run_moe()
             )
+        elif section == "profile":
+            results[section] = profile.run(methods=("wanda",), layers=1) if args.quick else profile.run()
         elif section == "experts":
             results[section] = experts.run(sizes=(8,), seeds=(0, 1), pool=200) if args.quick else experts.run()
         elif section == "e2e":
