@@ -192,14 +192,13 @@ def cmd_compress(args: argparse.Namespace) -> dict[str, Any]:
     from cola_core.compress.formats import serving_note
 
     config = flags.from_args(CompressConfig, args)
-    quantizes = not config.is_pruning or config.quantize is not None
-    if args.format == "compressed-tensors" and quantizes and not hasattr(args, "symmetric"):
+    if args.format == "compressed-tensors" and config.quantizes and not hasattr(args, "symmetric"):
         # neither --sym nor --asym: symmetric, as llm-compressor's W4A16, so a plain from_pretrained loads it
         config = replace(config, symmetric=True)
         _log("compressed-tensors: a symmetric grid (no zero points; --asym for one per group)")
     config.validate()  # before the model loads
     check_calibration_path(args.calib)
-    if note := serving_note(args.format, config.bits if quantizes else None):  # said before the work, not after
+    if note := serving_note(args.format, config.bits if config.quantizes else None):  # said before the work, not after
         _log(note)
     if args.out:
         check_output(args.out, "compressed model", folder=True)

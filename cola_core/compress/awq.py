@@ -32,13 +32,12 @@ from cola_core.compress.awq_groups import (
     fold_name,
     fold_scale,
     hooks,
-    real_rows,
     take_sequences,
 )
 from cola_core.compress.capture import LayerInputs
 from cola_core.compress.experts import real_tokens
 from cola_core.compress.quantization import grid_params, quantize_codes
-from cola_core.compress.statistics import set_weight, weight_of
+from cola_core.compress.statistics import real_rows, set_weight, weight_of
 from cola_core.models.architecture import hidden_of
 
 if TYPE_CHECKING:

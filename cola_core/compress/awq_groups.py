@@ -23,7 +23,7 @@ import torch
 
 from cola_core.compress.capture import LayerInputs
 from cola_core.compress.experts import SplitExperts, expert_of, real_tokens
-from cola_core.compress.statistics import find_linears, set_weight, weight_of
+from cola_core.compress.statistics import find_linears, real_rows, set_weight, weight_of
 from cola_core.models.architecture import hidden_of
 
 
@@ -54,13 +54,6 @@ def _rows_of(value: Any, picked: torch.Tensor, batch: int) -> Any:
     if isinstance(value, tuple):
         return tuple(_rows_of(v, picked, batch) for v in value)
     return value
-
-
-def real_rows(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, d) → (real tokens, d) in fp32. An expert's rows (fewer than the batch's tokens) were
-    picked from the real tokens already (experts.real_tokens): all of them are kept."""
-    rows = y.reshape(-1, y.shape[-1])
-    return (rows[mask.reshape(-1).bool()] if len(rows) == mask.numel() else rows).float()
 
 
 @contextlib.contextmanager

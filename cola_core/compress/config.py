@@ -94,6 +94,11 @@ class CompressConfig:
     def is_pruning(self) -> bool:
         return self.method in method_names("pruning")
 
+    @property
+    def quantizes(self) -> bool:
+        """A quantization method, or a pruning method followed by ``quantize``."""
+        return not self.is_pruning or self.quantize is not None
+
     def quantizer(self) -> CompressConfig:
         """The settings of the stage that quantizes after the pruning method (``quantize``), as
         llm-compressor recipes chain a pruning modifier and a quantization modifier: the same bits,
@@ -161,8 +166,7 @@ class CompressConfig:
         """Per-layer shape checks: M and the group size must divide the input width."""
         if self.is_pruning and self.nm is not None and d_in % self.nm[1]:
             raise ColaError(f"pattern {self.pattern}: M={self.nm[1]} does not divide the width {d_in} of {name}")
-        quantizes = not self.is_pruning or self.quantize is not None
-        if quantizes and self.group_size > 0 and d_in % self.group_size:
+        if self.quantizes and self.group_size > 0 and d_in % self.group_size:
             raise ColaError(
                 f"group size {self.group_size} does not divide the width {d_in} of {name}; pick a divisor or -1"
             )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -78,13 +78,14 @@ class SplitExperts(torch.nn.Module):
         gate_up, down = fused.gate_up_proj.data, fused.down_proj.data
         gate_up_bias = getattr(fused, "gate_up_proj_bias", None)
         down_bias = getattr(fused, "down_proj_bias", None)
+        half = gate_up.shape[2 if fused.is_transposed else 1] // 2  # gate and up: 2I rows of each expert
+        rows = (
+            (slice(0, None, 2), slice(1, None, 2)) if not fused.is_concatenated else (slice(0, half), slice(half, None))
+        )
         experts = []
         for e in range(self.num_experts):
             gu = gate_up[e].t() if fused.is_transposed else gate_up[e]  # (2I, H)
             dn = down[e].t() if fused.is_transposed else down[e]  # (H, I)
-            half = gu.shape[0] // 2
-            interleaved = not fused.is_concatenated
-            rows = (slice(0, None, 2), slice(1, None, 2)) if interleaved else (slice(0, half), slice(half, None))
             gb = gate_up_bias.data[e] if gate_up_bias is not None else None
             experts.append(
                 ExpertMLP(
@@ -126,11 +127,6 @@ class SplitExperts(torch.nn.Module):
         return out
 
 
-def has_experts(layer: torch.nn.Module) -> bool:
-    """Whether ``layer`` keeps experts fused in 3-D projection weights."""
-    return bool(fused_experts(layer))
-
-
 def _fused_experts(layer: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The layer's fused experts modules; a ColaError for a layout this module cannot split (rather
     than leaving the experts silently dense)."""
@@ -161,6 +157,16 @@ def split_experts(layer: torch.nn.Module) -> Iterator[dict[str, SplitExperts]]:
     finally:
         for name, module in fused.items():
             _set_submodule(layer, name, module)
+
+
+@contextlib.contextmanager
+def split_all_experts(layers: Iterable[torch.nn.Module]) -> Iterator[None]:
+    """:func:`split_experts` over several layers at once (what the checkpoint writer needs: every
+    expert a linear of its own)."""
+    with contextlib.ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(split_experts(layer))
+        yield
 
 
 def _set_submodule(root: torch.nn.Module, name: str, module: torch.nn.Module) -> None:

@@ -28,7 +28,6 @@ targets; which linears were pruned is in ``compression_report.json``. See docs/c
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 from pathlib import Path
@@ -39,7 +38,7 @@ import torch
 
 from cola_core.compress.config import CompressConfig
 from cola_core.compress.engine import CompressionResult
-from cola_core.compress.experts import SplitExperts, split_experts
+from cola_core.compress.experts import SplitExperts, split_all_experts
 from cola_core.compress.methods import compression_method
 from cola_core.compress.quantization import QuantResult
 from cola_core.compress.statistics import find_linears, weight_of
@@ -119,7 +118,7 @@ def check_compressed_tensors(config: CompressConfig, model: torch.nn.Module | No
     grid (the library must pack them) and, given the model, linears the format can hold
     (``torch.nn.Linear``; GPT-2's transposed ``Conv1D`` is not one)."""
     _library()
-    if config.is_pruning and config.quantize is None:  # stored dense, whatever the model
+    if not config.quantizes:  # stored dense, whatever the model
         return
     quantization_scheme(config.bits, config.group_size, config.symmetric, config.act_order)
     if model is None:
@@ -131,9 +130,7 @@ def check_compressed_tensors(config: CompressConfig, model: torch.nn.Module | No
                 "compressed-tensors: transformers 5.23 loads packed experts without their zero points, so an asymmetric "
                 "mixture-of-experts checkpoint would load wrong; add --sym (llm-compressor's W4A16 is symmetric too)"
             )
-        with contextlib.ExitStack() as split:
-            for layer in layers:
-                split.enter_context(split_experts(layer))
+        with split_all_experts(layers):
             expert_checkpoint_names(model)  # refuses families whose checkpoints keep experts fused
     for li, layer in enumerate(layers):
         for name, module in find_linears(layer).items():
@@ -262,9 +259,7 @@ def write_compressed_tensors(
     """Write ``model`` into the (empty) folder ``out`` in the compressed-tensors format: weights,
     ``config.json`` with ``quantization_config``. The model itself is not modified."""
     lib = _library()
-    with contextlib.ExitStack() as split:
-        for layer in decoder_layers(model) if result.quantized else ():  # packed experts: one linear each
-            split.enter_context(split_experts(layer))
+    with split_all_experts(decoder_layers(model) if result.quantized else ()):  # packed experts: one linear each
         _write(model, result, report, out, lib)
 
 

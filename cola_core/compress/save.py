@@ -102,7 +102,7 @@ def model_card(report: dict[str, Any], base_model: str | None, calibration: dict
     (fingerprint, size, mix), what can serve it, and the tool's version."""
     known = CompressConfig.__dataclass_fields__
     config = CompressConfig(**{k: v for k, v in report["settings"].items() if k in known})
-    relation = "pruned" if config.is_pruning and config.quantize is None else "quantized"
+    relation = "quantized" if config.quantizes else "pruned"
     fmt = report.get("format", DEFAULT_FORMAT)
     tags = ["cola-studio", config.method, *filter(None, [config.quantize]), *([fmt] if fmt != "dense" else [])]
     front = ["---"]

@@ -50,6 +50,13 @@ def set_weight(module: torch.nn.Module, w: torch.Tensor) -> None:
     target.copy_((w if isinstance(module, torch.nn.Linear) else w.t()).to(target.dtype))
 
 
+def real_rows(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, d) → (real tokens, d) in fp32. An expert's rows (fewer than the batch's tokens) were
+    picked from the real tokens already (experts.real_tokens): all of them are kept."""
+    rows = y.reshape(-1, y.shape[-1])
+    return (rows[mask.reshape(-1).bool()] if len(rows) == mask.numel() else rows).float()
+
+
 class Stats:
     """Σ xxᵀ (or Σ x² alone) over real tokens for one shared input; fp32 (Σ x² in fp64), TF32 off."""
 
@@ -59,10 +66,9 @@ class Stats:
         self.sq = torch.zeros(d_in, dtype=torch.float64, device=device)  # fp64: same Wanda ranks on any device
         self.tokens = self.h_tokens = 0
 
-    def add(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
-        """Accumulate the rows of ``x`` that ``mask`` marks real (every row when None)."""
-        rows = x.reshape(-1, x.shape[-1])
-        rows = (rows if mask is None else rows[mask.reshape(-1).bool()]).float()
+    def add(self, x: torch.Tensor, mask: torch.Tensor) -> None:
+        """Accumulate the rows of ``x`` that ``mask`` marks real (:func:`real_rows`)."""
+        rows = real_rows(x, mask)
         self.sq += rows.double().square().sum(0)
         self.tokens += len(rows)
         if not self.full:
@@ -104,8 +110,7 @@ def collect_statistics(
             if leader[name] == name:
                 if name not in stats:
                     stats[name] = Stats(x.shape[-1], full, error_tokens, x.device)
-                mask = current["mask"]  # an expert's fewer rows were picked from the real tokens already
-                stats[name].add(x, mask if x[..., 0].numel() == mask.numel() else None)
+                stats[name].add(x, current["mask"])
 
         return hook
 
