@@ -130,11 +130,17 @@ def draw_prompts(tokenizer, config: SelfGenConfig) -> list[tuple[str, str | None
     docs = [r for r in load_records(config.prefix_corpus, "pool", limit=PREFIX_POOL_LIMIT) if r.text.strip()]
     if not docs:
         raise ColaError(f"the prefix corpus '{config.prefix_corpus}' has no text to draw prompts from")
-    rng = random.Random(config.seed)
+    order = _draw_order(len(docs), config.n, config.seed)
+    return [(first_tokens(tokenizer, docs[i].text, config.prefix_tokens), docs[i].id) for i in order]
+
+
+def _draw_order(items: int, n: int, seed: int) -> list[int]:
+    """``n`` indices into ``items`` sources in an order fixed by ``seed``, each once before any repeats."""
+    rng = random.Random(seed)
     order: list[int] = []
-    while len(order) < config.n:
-        order += rng.sample(range(len(docs)), len(docs))
-    return [(first_tokens(tokenizer, docs[i].text, config.prefix_tokens), docs[i].id) for i in order[: config.n]]
+    while len(order) < n:
+        order += rng.sample(range(items), items)
+    return order[:n]
 
 
 # "Answer: 42", "**Answer:** $1,234", "the answer is 5.5"; markdown bold and a currency sign allowed
@@ -168,11 +174,7 @@ def questions(config: SelfGenConfig) -> list[tuple[str, str | None, str]]:
     ]
     if not rows:
         raise ColaError(f"--prompts {spec} holds no questions")
-    rng = random.Random(config.seed)
-    order: list[int] = []
-    while len(order) < config.n:
-        order += rng.sample(range(len(rows)), len(rows))
-    return [rows[i] for i in order[: config.n]]
+    return [rows[i] for i in _draw_order(len(rows), config.n, config.seed)]
 
 
 def own_answer(text: str) -> str:
@@ -274,7 +276,7 @@ def _answer_questions(model, tokenizer, config: SelfGenConfig, name: str) -> lis
     chat = uses_template(tokenizer, config.chat_template)
     torch.manual_seed(config.seed)
     records: list[Record] = []
-    right = graded = 0
+    graded = 0
     for start in range(0, len(asked), config.batch_size):
         batch = asked[start : start + config.batch_size]
         shown = [chat_prompt(tokenizer, q, config.thinking) if chat else f"Question: {q}\n" for q, _, _ in batch]
@@ -286,7 +288,6 @@ def _answer_questions(model, tokenizer, config: SelfGenConfig, name: str) -> lis
             predicted = final_answer(answer)
             correct = None if gold is None else predicted is not None and predicted == _number(gold)
             graded += gold is not None
-            right += bool(correct)
             if answer.strip() and correct is not False:
                 meta = {
                     "prompt": prompt,

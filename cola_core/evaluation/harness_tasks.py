@@ -27,12 +27,11 @@ from typing import Any
 from cola_core.corpora import load_records
 from cola_core.errors import ColaError
 from cola_core.evaluation.suite import CAPABILITIES, Score, accuracy_score
-from cola_core.evaluation.tasks import _ANSWER
+from cola_core.evaluation.tasks import MATH_ANSWER, MATH_NEW_TOKENS
 
 TASKS = {"lm": "cola_lm", "code": "cola_code", "math": "cola_math", "facts": "cola_facts"}
 CORPUS = {"lm": "prose"}  # the held-out split each capability is scored on, where it is not its own name
 HARNESS_CAPABILITIES = ("math", "facts")  # scored the same way by both backends
-MATH_NEW_TOKENS = 40  # tasks.math_answers' default
 
 
 def _docs(capability: str, limit: int | None) -> list[dict[str, Any]]:
@@ -72,7 +71,7 @@ def _yaml(capability: str, data: Path) -> str:
             "  - name: first-answer",
             "    filter:",
             "      - function: regex",
-            f"        regex_pattern: {json.dumps(_ANSWER.pattern)}",
+            f"        regex_pattern: {json.dumps(MATH_ANSWER.pattern)}",
             "      - function: take_first",
             "metric_list:",
             "  - metric: exact_match",

@@ -20,7 +20,8 @@ from cola_core.corpora.selfgen import final_answer, own_answer
 from cola_core.models.batching import BATCH_TOKENS
 from cola_core.models.scoring import continuation_logprobs, generate, per_text_nll
 
-_ANSWER = re.compile(r"Answer:\s*(-?\d+)")
+MATH_ANSWER = re.compile(r"Answer:\s*(-?\d+)")  # the first "Answer: N" of a greedy reply
+MATH_NEW_TOKENS = 40
 CHAT_ANSWER_FORM = "Finish with the result as: Answer: N"  # asked of a chat model, whose replies have no fixed form
 CHAT_NEW_TOKENS = 256
 
@@ -57,7 +58,7 @@ def math_answers(
     model,
     tokenizer,
     records: Sequence[Record],
-    max_new_tokens: int = 40,
+    max_new_tokens: int = MATH_NEW_TOKENS,
     batch_tokens: int = BATCH_TOKENS,
     wrap: Callable[[str], str] | None = None,
 ) -> list[int | None]:
@@ -68,7 +69,7 @@ def math_answers(
     answer is 5", else the last number)."""
     if wrap is None:
         prompts = [f"Question: {r.meta['question']}\n" for r in records]
-        found = (_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_tokens))
+        found = (MATH_ANSWER.search(t) for t in generate(model, tokenizer, prompts, max_new_tokens, (), batch_tokens))
         return [int(m.group(1)) if m else None for m in found]
     prompts = [wrap(f"{r.meta['question']}\n{CHAT_ANSWER_FORM}") for r in records]
     texts = generate(model, tokenizer, prompts, max(max_new_tokens, CHAT_NEW_TOKENS), (), batch_tokens)
