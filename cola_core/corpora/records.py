@@ -26,6 +26,12 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def is_qa(self) -> bool:
+        """A question/answer record (built-in math, a ``--fields`` mapping): Stage 2's reasoning
+        format and the chat template apply to it."""
+        return "question" in self.meta and "answer" in self.meta
+
 
 def qa_prompt(question: str) -> str:
     """The question-answer prompt every built-in task and benchmark uses: ``Question: …`` then

@@ -166,9 +166,7 @@ def questions(config: SelfGenConfig) -> list[tuple[str, str | None, str]]:
     else:
         records = load_records(spec, "pool", limit=PREFIX_POOL_LIMIT)
     rows = [
-        (str(r.meta["question"]), str(r.meta["answer"]), r.id)
-        if "question" in r.meta and "answer" in r.meta
-        else (r.text, None, r.id)
+        (str(r.meta["question"]), str(r.meta["answer"]), r.id) if r.is_qa else (r.text, None, r.id)
         for r in records
         if r.text.strip()
     ]

@@ -68,7 +68,7 @@ class ProcessingConfig:
 def apply_format(record: Record, style: str) -> Record:
     """Re-render question/answer records; others pass through unchanged."""
     meta = record.meta
-    if style == "keep" or "question" not in meta or "answer" not in meta:
+    if style == "keep" or not record.is_qa:
         return record
     reasoning = meta.get("reasoning") if style == "explicit" else None
     if style == "explicit" and not reasoning:
@@ -217,7 +217,7 @@ def process_with_report(
         "reformatted": reformatted,
         # Q&A-structured records (built-in math, a --fields file): the format applies to these alone;
         # a file's were rendered when read, so "reformatted" counts only those whose text changed here
-        "qa_records": sum("question" in r.meta and "answer" in r.meta for r in records),
+        "qa_records": sum(r.is_qa for r in records),
         "chat_template": chat,
         "duplicates_dropped": len(formatted) - deduped,
         "length_mode": config.mode,

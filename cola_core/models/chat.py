@@ -73,7 +73,7 @@ def chat_record(record: Record, tokenizer: Any, mode: str, thinking: str, reason
     assistant's answer (with its reasoning unless ``reasoning`` is ``plain``); other records only
     under ``wrap``, as the assistant's turn. ``meta["chat_template"]`` marks a rendered record."""
     meta = record.meta
-    if "question" in meta and "answer" in meta:
+    if record.is_qa:
         steps = meta.get("reasoning") if reasoning != "plain" else None
         answer = f"{steps}\nAnswer: {meta['answer']}" if steps else f"Answer: {meta['answer']}"
         messages = [{"role": "user", "content": str(meta["question"])}, {"role": "assistant", "content": answer}]
