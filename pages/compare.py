@@ -319,7 +319,8 @@ if not experts.empty:
         number = part["expert"].str.rsplit(".", n=1).str[-1].astype(int).rename("expert number")
         grid = part.pivot_table(index="layer", columns=number, values="routed tokens", aggfunc="sum")
         fig = px.imshow(grid, aspect="auto", labels={"color": "routed tokens"}, title=run_name)
-        fig.update_layout(height=min(160 + 14 * len(grid), 700))
+        fig.update_layout(height=min(max(320, 120 + 18 * len(grid)), 900))  # readable for 2 layers or 60
+        fig.update_yaxes(dtick=1 if len(grid) <= 24 else None)  # whole layer numbers
         st.plotly_chart(fig)
     with st.expander("Every expert's tokens"):
         st.dataframe(experts, hide_index=True, width="stretch")
