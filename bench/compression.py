@@ -101,7 +101,7 @@ def run(
 ) -> list[dict]:
     model = make_model(width, intermediate, heads, kv_heads, dtype=dtype, device=device)
     ids = torch.randint(0, 1024, (n, seqlen), generator=torch.Generator().manual_seed(0))
-    inputs = capture_layer_inputs(model, ids, torch.ones_like(ids), 8, torch.device(device))
+    inputs = capture_layer_inputs(model, ids, torch.ones_like(ids), 8 * seqlen, torch.device(device))
     layer = model.model.layers[0]
     original = {k: v.clone() for k, v in layer.state_dict().items()}
     rows = []

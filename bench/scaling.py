@@ -61,7 +61,7 @@ def compression_width(widths=(256, 512, 1024), n: int = 32, seqlen: int = 128) -
         for w in widths:
             model = compression.make_model(w, w * 11 // 4, max(1, w // 64))
             ids = torch.randint(0, 1024, (n, seqlen), generator=torch.Generator().manual_seed(0))
-            inputs = capture_layer_inputs(model, ids, torch.ones_like(ids), 8, torch.device("cpu"))
+            inputs = capture_layer_inputs(model, ids, torch.ones_like(ids), 8 * seqlen, torch.device("cpu"))
             layer = model.model.layers[0]
             original = {k: v.clone() for k, v in layer.state_dict().items()}
 

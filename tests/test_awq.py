@@ -62,7 +62,9 @@ AWQ = CompressConfig(method="awq", bits=4, group_size=16)
 
 def prepare_all_layers(model, calib, config: CompressConfig) -> list[dict]:
     """The engine's loop without the rounding: every layer scaled (and clipped if asked), in order."""
-    inputs = capture_layer_inputs(model, calib["input_ids"], calib["attention_mask"], 12, torch.device("cpu"))
+    inputs = capture_layer_inputs(
+        model, calib["input_ids"], calib["attention_mask"], 12 * calib["input_ids"].shape[1], torch.device("cpu")
+    )
     reports = []
     for layer in decoder_layers(model):
         reports.append(prepare_awq(layer, inputs, config))
@@ -144,7 +146,9 @@ def test_awq_beats_rtn_on_the_calibration_logits(family, bits, calib):
 
 def test_scales_are_positive_per_input_channel_and_largest_on_the_outliers(calib):
     model = with_outliers("llama")
-    inputs = capture_layer_inputs(model, calib["input_ids"], calib["attention_mask"], 12, torch.device("cpu"))
+    inputs = capture_layer_inputs(
+        model, calib["input_ids"], calib["attention_mask"], 12 * calib["input_ids"].shape[1], torch.device("cpu")
+    )
     layer = decoder_layers(model)[0]
     qkv = find_groups(layer, inputs)[0]
     before = {n: weight_of(m).clone() for n, m in find_linears(layer).items()}
@@ -158,9 +162,12 @@ def test_scales_are_positive_per_input_channel_and_largest_on_the_outliers(calib
 
 def test_sample_inputs_spreads_whole_sequences_under_the_token_cap(calib):
     model = fresh("llama")
-    inputs = capture_layer_inputs(model, calib["input_ids"], calib["attention_mask"], 5, torch.device("cpu"))
-    sample = sample_inputs(inputs, 40)  # sequences 0 (10 real tokens) and 6 (24); a third would pass 40
-    assert [int(m.sum()) for m in sample.masks] == [10, 24] and [len(h) for h in sample.hidden] == [1, 1]
+    inputs = capture_layer_inputs(
+        model, calib["input_ids"], calib["attention_mask"], 5 * calib["input_ids"].shape[1], torch.device("cpu")
+    )
+    # batches in order of length: rows 5 (3 real tokens), 0 (10), 1, 2, 3 | 4, 6 … (24 each)
+    sample = sample_inputs(inputs, 40)  # the 1st and 7th sequences (3 + 24 tokens); a third would pass 40
+    assert [int(m.sum()) for m in sample.masks] == [3, 24] and [len(h) for h in sample.hidden] == [1, 1]
     assert len(sample_inputs(inputs, 1).hidden) == 1  # at least one sequence
     assert sum(int(m.sum()) for m in sample_inputs(inputs, 10**6).masks) == int(calib["attention_mask"].sum())
     layer = decoder_layers(model)[0]

@@ -39,7 +39,6 @@ from cola_core.compress.statistics import (
 )
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers
-from cola_core.models.batching import rows_per_batch
 from cola_core.models.loading import pick_device
 
 
@@ -172,7 +171,7 @@ def compress_model(
                 config.check_width(f"layer {li} {name}", weight_of(module).shape[1])
     result = CompressionResult([], device=str(device))
     try:
-        inputs = capture_layer_inputs(model, ids, mask, rows_per_batch(ids.shape[1], config.batch_tokens), device)
+        inputs = capture_layer_inputs(model, ids, mask, config.batch_tokens, device)
         per_layer = [config] * len(layers)
         if config.owl:
             sparsities, ratios = owl_schedule(layers, inputs, config, device)
