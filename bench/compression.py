@@ -83,7 +83,7 @@ def reference(layer, inputs, config: CompressConfig) -> float:
                 current["mask"] = mask
                 layer(h, **kw)
         handle.remove()
-        new, _, _ = compress_linear(weight_of(module).float().clone(), st["s"], config)
+        new = compress_linear(weight_of(module).float().clone(), st["s"], config).weight
         set_weight(module, new)
     _sync()
     return time.perf_counter() - t

@@ -66,7 +66,7 @@ def test_each_method_reads_only_the_statistics_it_declares(name):
     if needs != "hessian":
         st.h.fill_(float("nan"))
     w = torch.randn(8, 32)
-    new, q, info = method.compress(w, st, CompressConfig(method=name, sparsity=0.5, bits=4, group_size=16))
+    new, q, info, _ = method.compress(w, st, CompressConfig(method=name, sparsity=0.5, bits=4, group_size=16))
     assert torch.isfinite(new).all() and info["fallback"] is None
     assert (q is None) == (method.kind == "pruning")
     if method.kind == "pruning":
@@ -110,7 +110,10 @@ def test_a_method_added_to_the_registry_runs_through_the_engine(monkeypatch, cal
         cut = int(w.shape[1] * 0.25)
         assert not w[:, :cut].any() and torch.equal(w[:, cut:], before[name][:, cut:]), name
     calls = _zero_leading_columns.calls
-    assert len(calls) == len(before) and all(full and s == 0.25 for full, s in calls)  # the full Hessian it asked for
+    assert all(full and s == 0.25 for full, s in calls)  # the full Hessian it asked for
+    # one call per statistic: q/k/v share theirs and so do gate/up, so 4 calls for 7 linears per layer
+    shared = {v["shares_statistics_with"] for layer in result.layers for v in layer["linears"].values()}
+    assert shared == {None, "self_attn.q_proj", "mlp.gate_proj"} and len(calls) == len(before) * 4 // 7
     report = build_report(result, config, "fp", 12, 24)
     assert report["bits"] is None and report["achieved_sparsity"] == pytest.approx(0.25)
     assert all(v["relative_error"] > 0 for layer in result.layers for v in layer["linears"].values())

@@ -33,7 +33,6 @@ from cola_core.compress.statistics import (
     find_linears,
     find_routers,
     layer_statistics,
-    relative_error,
     set_weight,
     weight_of,
 )
@@ -99,41 +98,62 @@ def _compress_stage(
         report["experts"] = experts
     if prepared is not None:
         report[method.name] = prepared
-    for name, module in linears.items():
-        st = stats[leader[name]]
-        w = weight_of(module).float().clone()  # .float() of fp32 is the same storage
-        new, q, info = compress_linear(w, st, config)
-        set_weight(module, new)
-        if q is not None and quantized is not None:
-            # The codes suffice (no second copy of the model), kept on the CPU like the weights: on a GPU
-            # they would pile up layer after layer (1 byte per weight).
-            quantized[f"{prefix}.{name}"] = replace(
-                q,
-                weight=None,
-                codes=q.codes.cpu(),
-                scales=q.scales.cpu(),
-                zeros=q.zeros.cpu(),
-                group_index=q.group_index.cpu(),
-            )
-        report["linears"][name] = {
-            "shape": list(w.shape),
-            "sparsity": float((new == 0).float().mean()),
-            "relative_error": relative_error(w, new, st.hessian()) if st.h_tokens else None,
-            "shares_statistics_with": leader[name] if leader[name] != name else None,
-            **info,
-        }
+    # The OBS sweeps (a Hessian) run once for the rows of every linear sharing the statistic — every
+    # method is row-wise, and a sweep's cost is mostly per column; the others, which gain nothing from
+    # it, take one linear at a time (smaller temporaries).
+    shared: dict[str, list[str]] = {}
+    for name in linears:
+        shared.setdefault(leader[name] if full else name, []).append(name)
+    done: dict[str, dict[str, Any]] = {}
+    for names in shared.values():
+        lead = leader[names[0]]
+        st = stats[lead]
+        # a copy of the weights, which the report's error compares against
+        parts = [weight_of(linears[n]) for n in names]
+        w = (torch.cat(parts) if len(parts) > 1 else parts[0]).to(torch.float32, copy=len(parts) == 1)
+        new, q, info, row_error = compress_linear(w, st, config)
+        start = 0
+        for name, part in zip(names, parts, strict=True):
+            rows = slice(start, start + len(part))
+            start = rows.stop
+            set_weight(linears[name], new[rows])
+            if q is not None and quantized is not None:
+                # The codes suffice (no second copy of the model), kept on the CPU like the weights: on a
+                # GPU they would pile up layer after layer (1 byte per weight).
+                quantized[f"{prefix}.{name}"] = replace(
+                    q,
+                    weight=None,
+                    row_error=None,
+                    codes=q.codes[rows].cpu(),
+                    scales=q.scales[rows].cpu(),
+                    zeros=q.zeros[rows].cpu(),
+                    group_index=q.group_index.cpu(),
+                )
+            error = st.relative_error(name, w[rows], new[rows], None if row_error is None else row_error[rows])
+            done[name] = {
+                "shape": [len(part), w.shape[1]],
+                "sparsity": float((new[rows] == 0).float().mean()),
+                "relative_error": error,
+                "shares_statistics_with": lead if lead != name else None,
+                **info,
+            }
+    report["linears"] = {name: done[name] for name in linears}
     return report
 
 
-def _fixed_mmap_threshold() -> None:
-    """Measured: on glibc, RSS grew by ~110 MB per layer of a 1024-wide model under GPTQ although only the
-    105 MB sidecar is kept — glibc raises its mmap threshold after each large free, so later tens-of-MB
-    temporaries land on the heap and fragment it. A fixed 128 KiB threshold (``mallopt``) returns them to
-    the OS on free (8 layers: +1018 MB → +156 MB resident). No-op where glibc is absent."""
+def _return_freed_memory() -> None:
+    """Hand the pages freed inside glibc's heap back to the OS (``malloc_trim``), once per layer.
+
+    Measured (issue #33): RSS grew ~110 MB per layer of a 1024-wide model under GPTQ although only the
+    codes are kept — glibc raises its mmap threshold after each large free, so later tens-of-MB
+    temporaries land on a heap that fragments. A fixed 128 KiB threshold (``mallopt``) bounded that,
+    at the price of faulting in fresh pages for every large temporary: 27–52% of the whole run, a third
+    of it in the kernel. Trimming once a layer is done bounds the growth the same way and lets each
+    layer reuse its own freed memory. No-op where glibc is absent."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
@@ -150,7 +170,6 @@ def compress_model(
     ``keep_codes``: keep each quantized linear's integer codes, scales and zero points in the result
     (what the compressed-tensors writer packs); without them a run holds no second copy of the model."""
     config.validate()
-    _fixed_mmap_threshold()
     t0 = time.perf_counter()
     device = pick_device(config.device)
     ids = calibration["input_ids"]
@@ -193,6 +212,7 @@ def compress_model(
             if config.owl:
                 report["target_sparsity"], report["outlier_ratio"] = sparsities[li], ratios[li]
             layer.to(home)
+            _return_freed_memory()
             report["seconds"] = time.perf_counter() - lt
             result.layers.append(report)
             if progress:

@@ -43,20 +43,25 @@ if TYPE_CHECKING:  # config.py validates settings from this registry, so it impo
 
 Kind = Literal["pruning", "quantization"]
 # What a method reads of its linear's inputs X: nothing, the column norms Σ x_j² (``Stats.sq``), or
-# the Hessian H = XXᵀ/n over every calibration token (``Stats.hessian()``; otherwise only the first
-# ``error_tokens`` tokens are accumulated, to measure the reconstruction error).
+# the Hessian H = XXᵀ/n over every calibration token (``Stats.hessian()``; otherwise only a sample of
+# about ``error_tokens`` tokens is kept, to measure the reconstruction error).
 Statistic = Literal["none", "column norms", "hessian"]
 
 
 class Compressed(NamedTuple):
     """One compressed matrix: its new weight (out × in, fp32), the integer codes of a quantized one,
-    and what the report shows of it (``fallback``, and ``damp`` where a Hessian was inverted)."""
+    what the report shows of it (``fallback``, and ``damp`` where a Hessian was inverted), and each
+    row's error (w − ŵ)H(w − ŵ)ᵀ where the method knows it already (the OBS sweeps); else the engine
+    measures it."""
 
     weight: torch.Tensor
     quantized: QuantResult | None
     info: dict
+    row_error: torch.Tensor | None = None
 
 
+# Every method is row-wise: each output row is compressed from itself and the statistic alone, so the
+# engine stacks the rows of the linears that share a statistic (q/k/v, gate/up) into one call.
 CompressMatrix = Callable[[torch.Tensor, Stats, "Settings"], Compressed]
 # A layer-level step run once per decoder layer before its statistics are collected, on the compute
 # device, with the dense layer and its captured inputs: it may change the weights in place (AWQ folds
@@ -90,8 +95,8 @@ def _wanda(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
 
 
 def _sparsegpt(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
-    new, info = prune_sparsegpt(weight, stats.hessian(), s.sparsity, s.nm, s.blocksize, s.damp)
-    return Compressed(new, None, info)
+    new, info, row_error = prune_sparsegpt(weight, stats.hessian(), s.sparsity, s.nm, s.blocksize, s.damp)
+    return Compressed(new, None, info, row_error)
 
 
 def _rtn(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
@@ -103,7 +108,7 @@ def _gptq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
     hessian = stats.hessian()
     keep = weight != 0 if s.keep_zeros else None  # after pruning: the mask survives the OBS updates
     q = quantize_gptq(weight, hessian, s.bits, s.group_size, s.symmetric, s.act_order, s.blocksize, s.damp, keep)
-    return Compressed(q.weight, q, q.info)
+    return Compressed(q.weight, q, q.info, q.row_error)
 
 
 def _awq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:

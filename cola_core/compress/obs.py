@@ -9,7 +9,10 @@ block's accumulated error reaches the later columns in one matrix product when t
 ("lazy batch updates": GPTQ §4 step 2, SparseGPT Algorithm 1).
 
 The two methods differ only in how they choose the new column, which the caller passes as
-``choose(block, i)``; the error propagation lives here, once.
+``choose(block, i)``; the error propagation lives here, once — and so does the error itself: with
+H⁻¹ = UᵀU the sweep ends at Ŵ = W − EU (E: the scaled column errors), so the quadratic error
+(W − Ŵ)H(W − Ŵ)ᵀ is exactly EEᵀ for the damped H. Each row's Σ e² is the reconstruction error at no
+cost beyond the sweep (:func:`undamped_error` takes the damping back out).
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ class Block:
 ChooseColumn = Callable[[Block, int], torch.Tensor]
 
 
-def sweep_columns(weight: torch.Tensor, hinv: torch.Tensor, blocksize: int, choose: ChooseColumn) -> None:
+def sweep_columns(weight: torch.Tensor, hinv: torch.Tensor, blocksize: int, choose: ChooseColumn) -> torch.Tensor:
     """Replace every column of ``weight`` (fp32, modified in place) by ``choose(block, i)``, in order,
     propagating each column's error onto the columns after it through ``hinv`` (upper Cholesky factor
-    of the damped H⁻¹, same column order as ``weight``)."""
+    of the damped H⁻¹, same column order as ``weight``). Returns each row's Σ e², its error under the
+    damped H."""
     d_in = weight.shape[1]
+    loss = torch.zeros(weight.shape[0], device=weight.device)
     for i1 in range(0, d_in, blocksize):
         i2 = min(i1 + blocksize, d_in)
         block = Block(i1, weight[:, i1:i2].clone(), hinv[i1:i2, i1:i2], weight[:, i2:])
@@ -54,3 +59,18 @@ def sweep_columns(weight: torch.Tensor, hinv: torch.Tensor, blocksize: int, choo
             err[:, i] = e
         weight[:, i1:i2] = block.w
         weight[:, i2:] -= err @ hinv[i1:i2, i2:]
+        loss += err.square().sum(1)
+    return loss
+
+
+def undamped_error(
+    loss: torch.Tensor, before: torch.Tensor, after: torch.Tensor, ridge: float, dead: torch.Tensor
+) -> torch.Tensor:
+    """Each row's (w − ŵ)H(w − ŵ)ᵀ from the sweep's Σ e² under H + ridge·I: the ridge's share
+    ridge·‖w − ŵ‖² taken out, over the live columns (``dead``: inputs that are always zero, whose weights
+    the sweep zeroed first), a slice of columns at a time (no third copy of the matrix)."""
+    shift = torch.zeros_like(loss)
+    for c in range(0, before.shape[1], 1024):
+        d = before[:, c : c + 1024].float() - after[:, c : c + 1024]
+        shift += d.masked_fill(dead[c : c + 1024], 0.0).square().sum(1)
+    return loss - ridge * shift

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from cola_core.compress.linalg import inverse_hessian_factor
-from cola_core.compress.obs import Block, sweep_columns
+from cola_core.compress.obs import Block, sweep_columns, undamped_error
 
 
 def _lowest(score: torch.Tensor, k: int) -> torch.Tensor:
@@ -72,12 +72,13 @@ def prune_sparsegpt(
     nm: tuple[int, int] | None = None,
     blocksize: int = 128,
     damp: float = 0.01,
-) -> tuple[torch.Tensor, dict]:
-    """Returns the pruned weight and info ``{"damp": used, "fallback": None | reason}``."""
+) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
+    """Returns the pruned weight, info ``{"damp": used, "fallback": None | reason}`` and each row's
+    error (w − ŵ)H(w − ŵ)ᵀ from the sweep (None after a fallback)."""
     w = weight.float().clone()
-    hinv, info = inverse_hessian_factor(hessian, w, damp)
+    hinv, info, ridge = inverse_hessian_factor(hessian, w, damp)
     if hinv is None:  # Cholesky failed at every damping: fall back to Wanda's diagonal rule
-        return prune_wanda(weight, torch.diag(hessian), sparsity, nm), info
+        return prune_wanda(weight, torch.diag(hessian), sparsity, nm), info, None
     mask = torch.zeros_like(w, dtype=torch.bool)
 
     def choose(block: Block, i: int) -> torch.Tensor:
@@ -95,5 +96,6 @@ def prune_sparsegpt(
             mask[:, col : col + nm[1]] = prune_mask(score, 0.0, nm)
         return block.w[:, i].masked_fill(mask[:, col], 0.0)
 
-    sweep_columns(w, hinv, blocksize, choose)
-    return w.masked_fill(mask, 0.0), info
+    loss = sweep_columns(w, hinv, blocksize, choose)
+    w.masked_fill_(mask, 0.0)
+    return w, info, undamped_error(loss, weight, w, ridge, torch.diag(hessian) == 0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from cola_core.compress.linalg import inverse_hessian_factor
-from cola_core.compress.obs import Block, sweep_columns
+from cola_core.compress.obs import Block, sweep_columns, undamped_error
 
 
 @dataclass
@@ -29,7 +29,7 @@ class QuantResult:
     scales: torch.Tensor  # out × groups
     zeros: torch.Tensor  # out × groups
     group_index: torch.Tensor  # (in,) group of each input column
-    loss: float  # GPTQ's own accumulated loss Σ (w − q)² / [H⁻¹]_ii², 0 for RTN
+    row_error: torch.Tensor | None  # GPTQ: each row's (w − ŵ)H(w − ŵ)ᵀ from its own sweep; RTN: None
     info: dict
 
 
@@ -70,7 +70,7 @@ def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int = 128, symmetr
         codes[:, cols] = quantize_codes(w[:, cols], scales[:, g], zeros[:, g], bits)
     gidx = torch.arange(d_in) // size
     deq = (codes - zeros[:, gidx]) * scales[:, gidx]
-    return QuantResult(deq, codes.to(torch.uint8), scales, zeros, gidx, 0.0, {"damp": None, "fallback": None})
+    return QuantResult(deq, codes.to(torch.uint8), scales, zeros, gidx, None, {"damp": None, "fallback": None})
 
 
 def quantize_gptq(
@@ -91,10 +91,12 @@ def quantize_gptq(
     out, d_in = w.shape
     size, n_groups = _groups(d_in, group_size)
     h = hessian.float()
-    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(d_in)
-    hinv, info = inverse_hessian_factor(h[perm][:, perm], w[:, perm], damp)  # zeroes dead columns of the view only
     dead = torch.diag(h) == 0
     w[:, dead] = 0.0
+    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(d_in)
+    # without act_order the sweep runs on w itself: no permuted copies of W or H
+    wp = w[:, perm] if act_order else w
+    hinv, info, ridge = inverse_hessian_factor(h[perm][:, perm] if act_order else h, wp, damp)
     if hinv is None:  # Cholesky failed at every damping: round to nearest instead
         result = quantize_rtn(weight, bits, group_size, symmetric)
         result.info = info
@@ -107,32 +109,32 @@ def quantize_gptq(
             cols = slice(g * size, (g + 1) * size)
             kept = w[:, cols] if keep is None else w[:, cols] * keep[:, cols]
             scales[:, g], zeros[:, g] = grid_params(kept, bits, symmetric)
-    wp = w[:, perm]
-    keep_p = keep[:, perm] if keep is not None else None
-    codes_p = torch.empty_like(wp)
-    loss = 0.0  # GPTQ's own Σ (w − q)² / [H⁻¹]_ii², summed as it goes
+    keep_p = (keep[:, perm] if act_order else keep) if keep is not None else None
+    codes_p = torch.empty(out, d_in, dtype=torch.uint8, device=w.device)
 
     def choose(block: Block, i: int) -> torch.Tensor:
         """The column rounded to its group's grid; without act_order a group's grid is set on entering
         it, from the weights as updated so far."""
-        nonlocal loss
         col = int(perm[block.start + i])
         g = int(gidx[col])
         if not act_order and col % size == 0:
-            upcoming = torch.cat([block.w[:, i:], block.rest], 1)[:, :size]
+            upcoming = block.w[:, i : i + size]
+            if upcoming.shape[1] < size:  # the group runs on past this block
+                upcoming = torch.cat([upcoming, block.rest[:, : size - upcoming.shape[1]]], 1)
             if keep_p is not None:  # the grid of the weights that will stay
                 upcoming = upcoming * keep_p[:, block.start + i : block.start + i + size]
             scales[:, g], zeros[:, g] = grid_params(upcoming, bits, symmetric)
         c = quantize_codes(block.w[:, i], scales[:, g], zeros[:, g], bits)
         if keep_p is not None:
             c = torch.where(keep_p[:, block.start + i], c, zeros[:, g])
-        q = (c - zeros[:, g]) * scales[:, g]
         codes_p[:, block.start + i] = c
-        loss += float(((block.w[:, i] - q) ** 2).sum() / block.hinv[i, i] ** 2)
-        return q
+        return (c - zeros[:, g]) * scales[:, g]
 
-    sweep_columns(wp, hinv, blocksize, choose)
-    codes = torch.empty_like(codes_p)
-    codes[:, perm] = codes_p
-    deq = (codes - zeros[:, gidx]) * scales[:, gidx]
-    return QuantResult(deq, codes.to(torch.uint8), scales, zeros, gidx, loss, info)
+    loss = sweep_columns(wp, hinv, blocksize, choose)
+    # the sweep leaves every column at its grid value (code − zero) · scale: wp is the dequantized weight
+    deq, codes = wp, codes_p
+    if act_order:
+        deq, codes = torch.empty_like(wp), torch.empty_like(codes_p)
+        deq[:, perm], codes[:, perm] = wp, codes_p
+    row_error = undamped_error(loss, weight, deq, ridge, dead)
+    return QuantResult(deq, codes, scales, zeros, gidx, row_error, info)

@@ -4,7 +4,8 @@ every linear fed the same tensor (q/k/v, gate/up).
 
 Which statistics a method reads is said by its registry entry (methods.py); this module only
 computes them: the column norms Σ x_j² always, the Hessian XXᵀ/n over every token when asked
-(``full``), else over the first ``error_tokens`` tokens, enough to measure the reconstruction error."""
+(``full``), else an evenly spread sample of ``error_tokens`` tokens or so, enough to measure the
+reconstruction error; and each linear's Σ ‖Wx‖², the error's denominator, from the same replay."""
 
 from __future__ import annotations
 
@@ -58,27 +59,74 @@ def real_rows(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class Stats:
-    """Σ xxᵀ (or Σ x² alone) over real tokens for one shared input; fp32 (Σ x² in fp64), TF32 off."""
+    """Of one input shared by the linears that read it, over its real tokens: the column norms Σ x_j²
+    (fp64), the Hessian Σ xxᵀ when ``full`` (fp32, TF32 off) — else an evenly spread sample of
+    ``error_tokens`` to 2 × ``error_tokens`` rows for the error measurement — and, per linear reading it,
+    Σ ‖Wx‖² (its output less its bias, taken from the replay: the error's denominator for free)."""
 
     def __init__(self, d_in: int, full: bool, error_tokens: int, device: torch.device):
         self.full, self.error_tokens = full, error_tokens
-        self.h = torch.zeros(d_in, d_in, device=device)  # full H, or H on the first error_tokens tokens
+        self.h = torch.zeros(d_in, d_in, device=device) if full else None
         self.sq = torch.zeros(d_in, dtype=torch.float64, device=device)  # fp64: same Wanda ranks on any device
-        self.tokens = self.h_tokens = 0
+        self.sample = torch.zeros(0, d_in, device=device)  # the rows at multiples of ``stride``
+        self.stride = 1
+        self.out_sq: dict[str, torch.Tensor] = {}  # linear → Σ ‖Wx‖² (fp64)
+        self.tokens = 0
+        self.normalised = False  # h holds Σ xxᵀ until hessian() divides it by the tokens
 
     def add(self, x: torch.Tensor, mask: torch.Tensor) -> None:
         """Accumulate the rows of ``x`` that ``mask`` marks real (:func:`real_rows`)."""
+        if self.normalised:
+            raise ValueError("statistics are complete once hessian() was read")
         rows = real_rows(x, mask)
         self.sq += rows.double().square().sum(0)
+        if self.h is not None:
+            self.h.addmm_(rows.t(), rows)
+        elif self.error_tokens > 0:
+            # every stride-th token of the whole stream; past 2 × error_tokens, every other one is dropped
+            self.sample = torch.cat([self.sample, rows[(-self.tokens) % self.stride :: self.stride]])
+            while len(self.sample) > 2 * self.error_tokens:
+                self.sample, self.stride = self.sample[::2].contiguous(), 2 * self.stride
         self.tokens += len(rows)
-        if not self.full:
-            rows = rows[: max(0, self.error_tokens - self.h_tokens)]
-        if len(rows):
-            self.h += rows.t() @ rows
-            self.h_tokens += len(rows)
+
+    def add_output(self, name: str, y: torch.Tensor, bias: torch.Tensor | None, mask: torch.Tensor) -> None:
+        """Σ ‖Wx‖² of linear ``name`` from its output ``y`` on the same rows as :meth:`add`."""
+        rows = real_rows(y, mask)
+        if bias is not None:
+            rows = rows - bias.float()
+        total = rows.double().square().sum()
+        self.out_sq[name] = self.out_sq[name] + total if name in self.out_sq else total
 
     def hessian(self) -> torch.Tensor:
-        return self.h / max(self.h_tokens, 1)
+        """H = XXᵀ/n over every real token (``full`` statistics only), normalised in place on the first
+        call (no copy of a d × d matrix per linear; nothing is added after the replay)."""
+        if self.h is None:
+            raise ValueError("this statistic holds no Hessian: collect it with full=True")
+        if not self.normalised:
+            with torch.inference_mode():  # made in the replay: an inference tensor
+                self.h /= max(self.tokens, 1)
+            self.normalised = True
+        return self.h
+
+    def relative_error(
+        self, name: str, w: torch.Tensor, w_new: torch.Tensor, row_error: torch.Tensor | None = None
+    ) -> float | None:
+        """‖WX − ŴX‖² / ‖WX‖² of linear ``name`` on the calibration inputs. The numerator is the
+        method's own (``row_error``: SparseGPT's and GPTQ's OBS losses, obs.py), else (W − Ŵ)H(W − Ŵ)ᵀ
+        through the Hessian, else measured on the sample; the denominator is the replay's Σ ‖Wx‖²."""
+        den = float(self.out_sq.get(name, 0.0)) / max(self.tokens, 1)
+        if den <= 0:
+            return 0.0 if self.tokens else None
+        dw = (w - w_new).float()
+        if row_error is not None:
+            num = float(row_error.sum())
+        elif self.h is not None:
+            num = float(((dw @ self.hessian()) * dw).sum())
+        elif len(self.sample):
+            num = float((self.sample @ dw.t()).square().sum()) / len(self.sample)
+        else:
+            return None
+        return max(num, 0.0) / den
 
 
 def collect_statistics(
@@ -114,7 +162,14 @@ def collect_statistics(
 
         return hook
 
+    def output_hook_for(name: str):
+        def hook(module, _args, y):
+            stats[leader[name]].add_output(name, y, getattr(module, "bias", None), current["mask"])
+
+        return hook
+
     handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
+    handles += [m.register_forward_hook(output_hook_for(n)) for n, m in linears.items()]
     try:
         for h, kw, mask in zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True):
             current["mask"] = mask
@@ -125,13 +180,6 @@ def collect_statistics(
         for handle in handles:
             handle.remove()
     return stats, leader
-
-
-def relative_error(w: torch.Tensor, w_new: torch.Tensor, h: torch.Tensor) -> float:
-    """‖WX − ŴX‖² / ‖WX‖² on the calibration inputs, through H = XXᵀ/n."""
-    dw = (w - w_new).float()
-    den = float(((w.float() @ h) * w.float()).sum())
-    return float(((dw @ h) * dw).sum()) / den if den > 0 else 0.0
 
 
 def layer_statistics(
