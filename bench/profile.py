@@ -12,7 +12,8 @@ built-in prose. The engine's own functions are wrapped with timers (nothing in t
   accumulation (``layer_statistics``; a layer replayed again for experts under the floor counts here);
 - algorithm: the per-matrix method (``compress_linear``: Wanda's ranking, SparseGPT's and GPTQ's
   sweeps, RTN's rounding);
-- error: each linear's reconstruction error from its statistic (``relative_error``);
+- error: each linear's reconstruction error (``Stats.relative_error``; its denominator is gathered in
+  the statistics replay, and SparseGPT's and GPTQ's numerator in their sweeps);
 - output replay: the compressed layer run again to give the next layer its inputs (``run_layer``);
 - other: the rest of ``compress_model`` — AWQ's scale search and clipping (``prepare``), moving
   layers, the report;
@@ -40,15 +41,16 @@ PHASES = ("load", "capture", "statistics", "algorithm", "error", "output replay"
 def _timers(spent: dict[str, float]):
     """Wrap the engine's phase functions so each call adds its wall time to ``spent``."""
     from cola_core.compress import engine
+    from cola_core.compress.statistics import Stats
 
     wrapped = {
-        "capture_layer_inputs": "capture",
-        "layer_statistics": "statistics",
-        "compress_linear": "algorithm",
-        "relative_error": "error",
-        "run_layer": "output replay",
+        (engine, "capture_layer_inputs"): "capture",
+        (engine, "layer_statistics"): "statistics",
+        (engine, "compress_linear"): "algorithm",
+        (Stats, "relative_error"): "error",
+        (engine, "run_layer"): "output replay",
     }
-    originals = {name: getattr(engine, name) for name in wrapped}
+    originals = {key: getattr(*key) for key in wrapped}
 
     def timed(fn, phase):
         def call(*args, **kwargs):
@@ -60,13 +62,13 @@ def _timers(spent: dict[str, float]):
 
         return call
 
-    for name, phase in wrapped.items():
-        setattr(engine, name, timed(originals[name], phase))
+    for (owner, name), phase in wrapped.items():
+        setattr(owner, name, timed(originals[owner, name], phase))
     try:
         yield
     finally:
-        for name, fn in originals.items():
-            setattr(engine, name, fn)
+        for (owner, name), fn in originals.items():
+            setattr(owner, name, fn)
 
 
 def _imports_seconds() -> float:

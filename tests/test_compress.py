@@ -284,3 +284,16 @@ def test_owl_prunes_the_outlier_layer_less(calib):
 def test_owl_bad_settings(cfg, message):
     with pytest.raises(ColaError, match=message):
         cfg.validate()
+
+
+def test_unstructured_mask_is_the_first_k_of_a_stable_sort_ties_included():
+    """The mask without sorting (kthvalue, then ties from the lowest column) prunes exactly what a stable
+    sort's first k would: the same weights on every device, many ties or none."""
+    torch.manual_seed(0)
+    for trial in range(50):
+        score = torch.randint(0, 4, (6, 32)).double() if trial % 2 else torch.rand(6, 32, dtype=torch.float64)
+        for sparsity in (0.25, 0.5, 0.9):
+            k = int(32 * sparsity)
+            stable = torch.sort(score, dim=-1, stable=True).indices[:, :k]
+            expected = torch.zeros_like(score, dtype=torch.bool).scatter_(1, stable, True)
+            assert torch.equal(prune_mask(score, sparsity, None), expected)

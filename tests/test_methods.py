@@ -135,9 +135,9 @@ def _upper_inverse_factor(h: torch.Tensor) -> torch.Tensor:
 def test_obs_sweep_with_a_diagonal_hessian_spreads_no_error():
     torch.manual_seed(0)
     w = torch.randn(6, 20)
-    swept = w.clone()
-    sweep_columns(swept, torch.diag(torch.rand(20) + 0.5), 7, lambda block, i: torch.round(block.w[:, i]))
-    assert torch.equal(swept, torch.round(w))  # uncorrelated inputs: each column is rounded on its own
+    swept = w.t().contiguous()  # the sweep takes W transposed: column j is row j
+    sweep_columns(swept, torch.diag(torch.rand(20) + 0.5), 7, lambda block, i: torch.round(block.w[i]))
+    assert torch.equal(swept.t(), torch.round(w))  # uncorrelated inputs: each column is rounded on its own
 
 
 def test_obs_sweep_blocks_change_nothing_but_speed():
@@ -148,12 +148,16 @@ def test_obs_sweep_blocks_change_nothing_but_speed():
     w = torch.randn(5, 24)
     outs = []
     for blocksize in (1, 5, 24):
-        swept = w.clone()
-        sweep_columns(swept, hinv, blocksize, lambda block, i: torch.round(block.w[:, i] * 2) / 2)
-        outs.append(swept)
+        swept = w.t().contiguous()
+        loss = sweep_columns(swept, hinv, blocksize, lambda block, i: torch.round(block.w[i] * 2) / 2)
+        outs.append(swept.t())
+        # the sweep's Σ e² per row is the error under the (damped) Hessian it swept with: (obs.py)
+        damped = torch.linalg.inv(hinv.t() @ hinv)
+        dw = w - swept.t()
+        torch.testing.assert_close(loss, ((dw @ damped) * dw).sum(1), rtol=1e-3, atol=1e-5)
     assert not torch.equal(outs[0], torch.round(w * 2) / 2)  # errors were propagated
     torch.testing.assert_close(outs[1], outs[0])  # lazy batch updates are exact (GPTQ §4 step 2)
     torch.testing.assert_close(outs[2], outs[0])
-    kept = w.clone()
-    sweep_columns(kept, hinv, 5, lambda block, i: block.w[:, i])
-    assert torch.equal(kept, w)  # no error, no update
+    kept = w.t().contiguous()
+    assert not sweep_columns(kept, hinv, 5, lambda block, i: block.w[i]).any()
+    assert torch.equal(kept.t(), w)  # no error, no update

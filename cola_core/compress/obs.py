@@ -25,41 +25,44 @@ import torch
 
 @dataclass
 class Block:
-    """The block of columns being swept, as ``choose`` sees it just before column ``i`` is replaced."""
+    """The block of columns being swept, as ``choose`` sees it just before column ``i`` is replaced.
+    Held transposed, like the sweep's weight: row j is column j of W, contiguous."""
 
     start: int  # index of the block's first column in the sweep order
-    w: torch.Tensor  # out × width: the block's weights, updated column by column
+    w: torch.Tensor  # width × out: the block's columns of W, updated one by one
     hinv: torch.Tensor  # width × width: the block's diagonal part of the upper factor of H⁻¹
-    rest: torch.Tensor  # out × (in − end): the later columns, updated by earlier blocks only
+    rest: torch.Tensor  # (in − end) × out: the later columns, updated by earlier blocks only
 
     @property
     def end(self) -> int:
-        return self.start + self.w.shape[1]
+        return self.start + self.w.shape[0]
 
 
 ChooseColumn = Callable[[Block, int], torch.Tensor]
 
 
-def sweep_columns(weight: torch.Tensor, hinv: torch.Tensor, blocksize: int, choose: ChooseColumn) -> torch.Tensor:
-    """Replace every column of ``weight`` (fp32, modified in place) by ``choose(block, i)``, in order,
-    propagating each column's error onto the columns after it through ``hinv`` (upper Cholesky factor
-    of the damped H⁻¹, same column order as ``weight``). Returns each row's Σ e², its error under the
+def sweep_columns(weight_t: torch.Tensor, hinv: torch.Tensor, blocksize: int, choose: ChooseColumn) -> torch.Tensor:
+    """Replace every column of W by ``choose(block, i)``, in order, propagating each column's error onto
+    the columns after it through ``hinv`` (upper Cholesky factor of the damped H⁻¹, same column order).
+    W comes transposed — ``weight_t`` is in × out, fp32, contiguous, modified in place — so a column and
+    each rank-1 update are contiguous rows: measured 6–9× faster than sweeping out × in in place
+    (issue #33; a 5,632 × 1,024 matrix, 2 CPU cores). Returns each row of W's Σ e², its error under the
     damped H."""
-    d_in = weight.shape[1]
-    loss = torch.zeros(weight.shape[0], device=weight.device)
+    d_in = weight_t.shape[0]
+    loss = torch.zeros(weight_t.shape[1], device=weight_t.device)
     for i1 in range(0, d_in, blocksize):
         i2 = min(i1 + blocksize, d_in)
-        block = Block(i1, weight[:, i1:i2].clone(), hinv[i1:i2, i1:i2], weight[:, i2:])
-        err = torch.zeros_like(block.w)
+        block = Block(i1, weight_t[i1:i2], hinv[i1:i2, i1:i2], weight_t[i2:])
+        err = torch.empty_like(block.w)
         for i in range(i2 - i1):
             q = choose(block, i)
-            e = (block.w[:, i] - q) / block.hinv[i, i]
-            block.w[:, i:] -= e.unsqueeze(1) * block.hinv[i, i:].unsqueeze(0)
-            block.w[:, i] = q
-            err[:, i] = e
-        weight[:, i1:i2] = block.w
-        weight[:, i2:] -= err @ hinv[i1:i2, i2:]
-        loss += err.square().sum(1)
+            column = block.w[i]
+            e = torch.sub(column, q, out=err[i]).div_(block.hinv[i, i])
+            block.w[i:].addr_(block.hinv[i, i:], e, alpha=-1)
+            column.copy_(q)
+        if i2 < d_in:
+            block.rest.addmm_(hinv[i1:i2, i2:].t(), err, alpha=-1)
+        loss += err.square().sum(0)
     return loss
 
 

@@ -87,54 +87,56 @@ def quantize_gptq(
     """GPTQ; with ``keep`` (bool, out × in) the weights outside it are set exactly to zero (code =
     zero point) as their columns are visited, their error spread like any other — a pruning mask
     survives quantization, as SparseGPT's own updates treat pruned weights."""
-    w = weight.float().clone()
-    out, d_in = w.shape
+    w_t = weight.float().t().contiguous()  # the sweep's layout (obs.py): column j of W is row j
+    d_in, out = w_t.shape
     size, n_groups = _groups(d_in, group_size)
     h = hessian.float()
     dead = torch.diag(h) == 0
-    w[:, dead] = 0.0
+    w_t[dead] = 0.0
     perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(d_in)
-    # without act_order the sweep runs on w itself: no permuted copies of W or H
-    wp = w[:, perm] if act_order else w
-    hinv, info, ridge = inverse_hessian_factor(h[perm][:, perm] if act_order else h, wp, damp)
+    # without act_order the sweep runs on w_t itself: no permuted copies of W or H
+    wp = w_t[perm] if act_order else w_t
+    hinv, info, ridge = inverse_hessian_factor(h[perm][:, perm] if act_order else h, wp.t(), damp)
     if hinv is None:  # Cholesky failed at every damping: round to nearest instead
         result = quantize_rtn(weight, bits, group_size, symmetric)
         result.info = info
         return result
     gidx = torch.arange(d_in) // size  # group of each original column
-    scales = torch.empty(out, n_groups, device=w.device)
-    zeros = torch.empty(out, n_groups, device=w.device)
+    scales = torch.empty(out, n_groups, device=w_t.device)
+    zeros = torch.empty(out, n_groups, device=w_t.device)
     if act_order:  # static groups from the original weights
         for g in range(n_groups):
             cols = slice(g * size, (g + 1) * size)
-            kept = w[:, cols] if keep is None else w[:, cols] * keep[:, cols]
+            kept = w_t[cols].t() if keep is None else w_t[cols].t() * keep[:, cols]
             scales[:, g], zeros[:, g] = grid_params(kept, bits, symmetric)
-    keep_p = (keep[:, perm] if act_order else keep) if keep is not None else None
-    codes_p = torch.empty(out, d_in, dtype=torch.uint8, device=w.device)
+    keep_p = (keep[:, perm] if act_order else keep).t() if keep is not None else None  # in × out
+    codes_p = torch.empty(d_in, out, dtype=torch.uint8, device=w_t.device)
+    order, group = perm.tolist(), gidx.tolist()
 
     def choose(block: Block, i: int) -> torch.Tensor:
         """The column rounded to its group's grid; without act_order a group's grid is set on entering
         it, from the weights as updated so far."""
-        col = int(perm[block.start + i])
-        g = int(gidx[col])
+        col = order[block.start + i]
+        g = group[col]
         if not act_order and col % size == 0:
-            upcoming = block.w[:, i : i + size]
-            if upcoming.shape[1] < size:  # the group runs on past this block
-                upcoming = torch.cat([upcoming, block.rest[:, : size - upcoming.shape[1]]], 1)
+            upcoming = block.w[i : i + size]
+            if len(upcoming) < size:  # the group runs on past this block
+                upcoming = torch.cat([upcoming, block.rest[: size - len(upcoming)]])
             if keep_p is not None:  # the grid of the weights that will stay
-                upcoming = upcoming * keep_p[:, block.start + i : block.start + i + size]
-            scales[:, g], zeros[:, g] = grid_params(upcoming, bits, symmetric)
-        c = quantize_codes(block.w[:, i], scales[:, g], zeros[:, g], bits)
+                upcoming = upcoming * keep_p[block.start + i : block.start + i + size]
+            scales[:, g], zeros[:, g] = grid_params(upcoming.t(), bits, symmetric)
+        c = quantize_codes(block.w[i], scales[:, g], zeros[:, g], bits)
         if keep_p is not None:
-            c = torch.where(keep_p[:, block.start + i], c, zeros[:, g])
-        codes_p[:, block.start + i] = c
+            c = torch.where(keep_p[block.start + i], c, zeros[:, g])
+        codes_p[block.start + i] = c
         return (c - zeros[:, g]) * scales[:, g]
 
     loss = sweep_columns(wp, hinv, blocksize, choose)
     # the sweep leaves every column at its grid value (code − zero) · scale: wp is the dequantized weight
     deq, codes = wp, codes_p
     if act_order:
-        deq, codes = torch.empty_like(wp), torch.empty_like(codes_p)
-        deq[:, perm], codes[:, perm] = wp, codes_p
+        deq, codes = torch.empty_like(w_t), torch.empty_like(codes_p)
+        deq[perm], codes[perm] = wp, codes_p
+    deq, codes = deq.t(), codes.t().contiguous()  # out × in; the codes packed as they are
     row_error = undamped_error(loss, weight, deq, ridge, dead)
     return QuantResult(deq, codes, scales, zeros, gidx, row_error, info)

@@ -55,7 +55,9 @@ def real_rows(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B, T, d) → (real tokens, d) in fp32. An expert's rows (fewer than the batch's tokens) were
     picked from the real tokens already (experts.real_tokens): all of them are kept."""
     rows = y.reshape(-1, y.shape[-1])
-    return (rows[mask.reshape(-1).bool()] if len(rows) == mask.numel() else rows).float()
+    if len(rows) != mask.numel() or bool(mask.all()):  # a batch without padding: no copy to gather
+        return rows.float()
+    return rows[mask.reshape(-1).bool()].float()
 
 
 class Stats:
@@ -94,7 +96,8 @@ class Stats:
         rows = real_rows(y, mask)
         if bias is not None:
             rows = rows - bias.float()
-        total = rows.double().square().sum()
+        flat = rows.reshape(-1)
+        total = torch.dot(flat, flat).double()  # a batch's sum in fp32 (BLAS, no temporary), the run's in fp64
         self.out_sq[name] = self.out_sq[name] + total if name in self.out_sq else total
 
     def hessian(self) -> torch.Tensor:
