@@ -38,6 +38,7 @@ def prune_mask(score: torch.Tensor, sparsity: float, nm: tuple[int, int] | None)
         return mask
     # the first k of a stable sort, without sorting (4× faster on a 1,024 × 2,816 matrix): every score
     # below the k-th smallest, then ties at it from the lowest column on
+    score = score.nan_to_num(nan=float("inf"))  # NaN last, as a sort puts it
     kth = torch.kthvalue(score, k, dim=1, keepdim=True).values
     below = score < kth
     ties = score == kth
