@@ -297,3 +297,21 @@ def test_unstructured_mask_is_the_first_k_of_a_stable_sort_ties_included():
             stable = torch.sort(score, dim=-1, stable=True).indices[:, :k]
             expected = torch.zeros_like(score, dtype=torch.bool).scatter_(1, stable, True)
             assert torch.equal(prune_mask(score, sparsity, None), expected)
+
+
+@pytest.mark.parametrize("d", [40, 700, 1030])
+def test_hessian_from_its_upper_triangle_is_xtx_over_n_and_symmetric(d):
+    from cola_core.compress.statistics import Stats
+
+    torch.manual_seed(0)
+    st = Stats(d, full=True, error_tokens=0, device=torch.device("cpu"))
+    x = torch.randn(3, 50, d)
+    mask = torch.ones(3, 50)
+    mask[1, 30:] = 0  # padding is left out
+    st.add(x, mask)
+    st.add(x[:2], torch.ones(2, 50))
+    rows = torch.cat([x[mask.bool()], x[:2].reshape(-1, d)])
+    h = st.hessian()
+    assert st.tokens == len(rows) == 230
+    torch.testing.assert_close(h, rows.t() @ rows / len(rows), rtol=1e-5, atol=1e-5)
+    assert torch.equal(h, h.t()) and st.hessian() is h  # normalised once, in place

@@ -75,6 +75,9 @@ class Stats:
         self.out_sq: dict[str, torch.Tensor] = {}  # linear → Σ ‖Wx‖² (fp64)
         self.tokens = 0
         self.normalised = False  # h holds Σ xxᵀ until hessian() divides it by the tokens
+        # accumulated in 4 row blocks of its upper triangle, mirrored once at the end: 10 of 16 blocks'
+        # products, measured 0.58-0.64x the time of the whole product (issue #33)
+        self.block = max(256, -(-d_in // 4))
 
     def add(self, x: torch.Tensor, mask: torch.Tensor) -> None:
         """Accumulate the rows of ``x`` that ``mask`` marks real (:func:`real_rows`)."""
@@ -83,7 +86,8 @@ class Stats:
         rows = real_rows(x, mask)
         self.sq += rows.double().square().sum(0)
         if self.h is not None:
-            self.h.addmm_(rows.t(), rows)
+            for i in range(0, len(self.h), self.block):  # H's upper block triangle: H is symmetric
+                self.h[i : i + self.block, i:].addmm_(rows[:, i : i + self.block].t(), rows[:, i:])
         elif self.error_tokens > 0:
             # every stride-th token of the whole stream; past 2 × error_tokens, every other one is dropped
             self.sample = torch.cat([self.sample, rows[(-self.tokens) % self.stride :: self.stride]])
@@ -107,6 +111,9 @@ class Stats:
             raise ValueError("this statistic holds no Hessian: collect it with full=True")
         if not self.normalised:
             with torch.inference_mode():  # made in the replay: an inference tensor
+                b = self.block
+                for i in range(0, len(self.h), b):
+                    self.h[i + b :, i : i + b] = self.h[i : i + b, i + b :].t()
                 self.h /= max(self.tokens, 1)
             self.normalised = True
         return self.h
