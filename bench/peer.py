@@ -1,16 +1,20 @@
 """Ours against llm-compressor (the peer users compare us with) on the same model, calibration
-texts and scheme: whole-process wall time and held-out perplexity, as ratios ours ÷ peer.
+texts and scheme: whole-process wall time, held-out perplexity and first-layer output error, as
+ratios ours ÷ peer.
 
 llm-compressor pins its own transformers, so it runs in its own virtual environment, never ours:
 
     python3 -m venv .peer-venv && .peer-venv/bin/pip install torch==2.13.0 && .peer-venv/bin/pip install llmcompressor
-    python -m bench.peer --python .peer-venv/bin/python
+    python -m bench.peer --python .peer-venv/bin/python [--methods wanda,sparsegpt,gptq,awq] [--models tiny,wide]
 
-Both sides run in a fresh process (imports, model load, compression, save of a dense copy); held-out
-perplexity is then computed for each output by the same function in one process (this one), on
-built-in prose held-out texts neither side calibrated on. Schemes: AWQ 4-bit g128 asym (ours
-``--method awq``; theirs ``AWQModifier`` + ``QuantizationModifier("W4A16_ASYM")``) and GPTQ 4-bit g128
-asym. Models: cola-tiny (imports dominate) and a random 8-layer 1024-wide Llama (compute dominates).
+Both sides run in a fresh process (imports, model load, compression, save); quality is then computed
+for each output by the same functions in one process (this one), on built-in prose held-out texts
+neither side calibrated on: perplexity, and the first decoder layer's output error
+‖y − y_dense‖² / ‖y_dense‖² on the held-out tokens — each model with its own weights, so AWQ's scales
+folded into the layer's norm count as they should. Methods: Wanda 50% and SparseGPT 50% (theirs
+``WandaPruningModifier`` / ``SparseGPTModifier``, lm_head ignored on both sides), GPTQ 4-bit g128 asym
+(``GPTQModifier`` W4A16_ASYM) and AWQ 4-bit g128 asym (``AWQModifier`` + ``QuantizationModifier``).
+Models: cola-tiny (imports dominate) and a random 8-layer 1024-wide Llama (compute dominates).
 """
 
 from __future__ import annotations
@@ -23,7 +27,20 @@ import tempfile
 import time
 from pathlib import Path
 
-SCHEMES = ("awq", "gptq")
+METHODS = ("wanda", "sparsegpt", "gptq", "awq")
+MODELS = ("tiny", "wide")
+LABELS = {
+    "wanda": "Wanda 50%",
+    "sparsegpt": "SparseGPT 50%",
+    "gptq": "GPTQ 4-bit g128 asym",
+    "awq": "AWQ 4-bit g128 asym",
+}
+OURS = {
+    "wanda": ["--method", "wanda", "--sparsity", "0.5"],
+    "sparsegpt": ["--method", "sparsegpt", "--sparsity", "0.5"],
+    "gptq": ["--method", "gptq", "--bits", "4", "--group-size", "128", "--asym"],
+    "awq": ["--method", "awq", "--bits", "4", "--group-size", "128", "--asym"],
+}
 
 _PEER = """
 import json, sys, time
@@ -31,6 +48,8 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from llmcompressor import oneshot
+from llmcompressor.modifiers.pruning import WandaPruningModifier
+from llmcompressor.modifiers.pruning.sparsegpt import SparseGPTModifier
 from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
 from llmcompressor.modifiers.transform.awq import AWQModifier
 
@@ -43,15 +62,17 @@ model = AutoModelForCausalLM.from_pretrained(a["model"], dtype=torch.float32)
 tok = AutoTokenizer.from_pretrained(a["model"])
 texts = [json.loads(line)["text"] for line in open(a["calib"])]
 ds = Dataset.from_dict({"text": texts})
-if a["scheme"] == "awq":
-    recipe = [AWQModifier(), QuantizationModifier(targets=["Linear"], ignore=["lm_head"], scheme="W4A16_ASYM")]
-else:
-    recipe = [GPTQModifier(targets=["Linear"], ignore=["lm_head"], scheme="W4A16_ASYM")]
+recipe = {
+    "wanda": lambda: WandaPruningModifier(sparsity=0.5, targets=["Linear"], ignore=["re:.*lm_head"]),
+    "sparsegpt": lambda: SparseGPTModifier(sparsity=0.5, targets=["Linear"], ignore=["re:.*lm_head"]),
+    "gptq": lambda: [GPTQModifier(targets=["Linear"], ignore=["lm_head"], scheme="W4A16_ASYM")],
+    "awq": lambda: [AWQModifier(), QuantizationModifier(targets=["Linear"], ignore=["lm_head"], scheme="W4A16_ASYM")],
+}[a["method"]]()
 t = time.perf_counter()
 oneshot(model=model, processor=tok, dataset=ds, recipe=recipe, max_seq_length=a["seqlen"],
         num_calibration_samples=len(texts))
 seconds = time.perf_counter() - t
-model.save_pretrained(a["out"], save_compressed=True)  # AWQ's rounding is applied when saving compressed
+model.save_pretrained(a["out"], save_compressed=a["method"] in ("gptq", "awq"))  # AWQ rounds when saving compressed
 tok.save_pretrained(a["out"])
 print(json.dumps({"compress_s": seconds}))
 """
@@ -73,7 +94,35 @@ def heldout_perplexity(path: str, texts: list[str], seqlen: int = 128) -> float:
     return perplexity(loaded.model, loaded.tokenizer, texts, seqlen)
 
 
-def make_models(root: Path) -> dict[str, str]:
+def first_layer_outputs(path: str, texts: list[str], seqlen: int, inputs=None):
+    """The first decoder layer's outputs on ``texts`` under the model at ``path``, with the layer's
+    inputs (captured from this model unless given: every method leaves the embeddings alone)."""
+    import torch
+
+    from cola_core.calibration.files import tokenize_calibration
+    from cola_core.compress.capture import capture_layer_inputs, run_layer
+    from cola_core.corpora import Record
+    from cola_core.models.architecture import decoder_layers
+    from cola_core.models.loading import load_model
+
+    loaded = load_model(path, device="cpu", dtype="float32")
+    if inputs is None:
+        records = [Record(f"held/{i}", t, "prose", "prose") for i, t in enumerate(texts)]
+        calib = tokenize_calibration(records, loaded.tokenizer, seqlen)
+        inputs = capture_layer_inputs(
+            loaded.model, calib["input_ids"], calib["attention_mask"], 4096, torch.device("cpu")
+        )
+    return run_layer(decoder_layers(loaded.model)[0], inputs), inputs
+
+
+def output_error(outputs, dense, inputs) -> float:
+    """‖y − y_dense‖² / ‖y_dense‖² over the real tokens."""
+    num = sum(float((o - d)[m.bool()].square().sum()) for o, d, m in zip(outputs, dense, inputs.masks, strict=True))
+    den = sum(float(d[m.bool()].square().sum()) for d, m in zip(dense, inputs.masks, strict=True))
+    return num / den
+
+
+def make_models(root: Path, which: tuple[str, ...] = MODELS) -> dict[str, str]:
     """cola-tiny, and a random 8-layer 1024-wide Llama with cola-tiny's tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
@@ -81,20 +130,23 @@ def make_models(root: Path) -> dict[str, str]:
     from cola_core.models.loading import BUILTIN_MODELS
 
     tiny = str(BUILTIN_MODELS["cola-tiny"])
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=1024,
-        hidden_size=1024,
-        intermediate_size=2816,
-        num_hidden_layers=8,
-        num_attention_heads=16,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-    )
-    wide = root / "llama-8x1024"
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(wide)
-    AutoTokenizer.from_pretrained(tiny).save_pretrained(wide)
-    return {"cola-tiny": tiny, "llama 8 × 1024 (random)": str(wide)}
+    models = {"cola-tiny": tiny} if "tiny" in which else {}
+    if "wide" in which:
+        torch.manual_seed(0)
+        cfg = LlamaConfig(
+            vocab_size=1024,
+            hidden_size=1024,
+            intermediate_size=2816,
+            num_hidden_layers=8,
+            num_attention_heads=16,
+            num_key_value_heads=4,
+            max_position_embeddings=512,
+        )
+        wide = root / "llama-8x1024"
+        AutoModelForCausalLM.from_config(cfg).save_pretrained(wide)
+        AutoTokenizer.from_pretrained(tiny).save_pretrained(wide)
+        models["llama 8 × 1024 (random)"] = str(wide)
+    return models
 
 
 def _timed(argv: list[str]) -> tuple[float, str]:
@@ -105,7 +157,14 @@ def _timed(argv: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t, out.stdout
 
 
-def run(python: str, n: int = 64, seqlen: int = 128, heldout: int = 200, schemes=SCHEMES) -> list[dict]:
+def run(
+    python: str,
+    n: int = 64,
+    seqlen: int = 128,
+    heldout: int = 200,
+    methods: tuple[str, ...] = METHODS,
+    models: tuple[str, ...] = MODELS,
+) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -116,45 +175,40 @@ def run(python: str, n: int = 64, seqlen: int = 128, heldout: int = 200, schemes
         ]
         calib.write_text("".join(json.dumps(r) + "\n" for r in records))
         held = _texts("heldout", heldout)
-        for label, model in make_models(root).items():
+        for label, model in make_models(root, models).items():
             dense = heldout_perplexity(model, held, seqlen)
-            for scheme in schemes:
-                ours_dir, peer_dir = root / f"ours-{scheme}", root / f"peer-{scheme}"
+            dense_out, layer_inputs = first_layer_outputs(model, held[:64], seqlen)
+            for method in methods:
+                ours_dir, peer_dir = root / f"ours-{method}", root / f"peer-{method}"
+                cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", "cpu"]
                 ours_s, out = _timed(
                     [
-                        sys.executable,
-                        "-m",
-                        "cola_core",
-                        "compress",
-                        "--model",
-                        model,
-                        "--device",
-                        "cpu",
+                        *cli,
                         "--calib",
                         str(calib),
                         "--seqlen",
                         str(seqlen),
-                        "--method",
-                        scheme,
-                        "--bits",
-                        "4",
-                        "--group-size",
-                        "128",
-                        "--asym",
+                        *OURS[method],
                         "--out",
                         str(ours_dir),
                         "--json",
                     ]
                 )
                 ours_compress = json.loads(out)["seconds"]
-                args = {"model": model, "calib": str(calib), "scheme": scheme, "seqlen": seqlen, "out": str(peer_dir)}
+                args = {"model": model, "calib": str(calib), "method": method, "seqlen": seqlen, "out": str(peer_dir)}
                 peer_s, out = _timed([python, "-c", _PEER, json.dumps(args)])
                 peer_compress = json.loads(out.strip().splitlines()[-1])["compress_s"]
                 ours_ppl = heldout_perplexity(str(ours_dir), held, seqlen)
                 peer_ppl = heldout_perplexity(str(peer_dir), held, seqlen)
+                ours_err = output_error(
+                    first_layer_outputs(str(ours_dir), [], seqlen, layer_inputs)[0], dense_out, layer_inputs
+                )
+                peer_err = output_error(
+                    first_layer_outputs(str(peer_dir), [], seqlen, layer_inputs)[0], dense_out, layer_inputs
+                )
                 row = {
                     "model": label,
-                    "scheme": f"{scheme} 4-bit g128 asym",
+                    "method": LABELS[method],
                     "calibration": f"{n} × {seqlen}",
                     "dense_ppl": dense,
                     "ours_s": ours_s,
@@ -163,8 +217,11 @@ def run(python: str, n: int = 64, seqlen: int = 128, heldout: int = 200, schemes
                     "peer_compress_s": peer_compress,
                     "ours_ppl": ours_ppl,
                     "peer_ppl": peer_ppl,
+                    "ours_error": ours_err,
+                    "peer_error": peer_err,
                     "time_ratio": ours_s / peer_s,
                     "ppl_ratio": ours_ppl / peer_ppl if math.isfinite(peer_ppl) else float("nan"),
+                    "error_ratio": ours_err / peer_err if peer_err > 0 else float("nan"),
                 }
                 rows.append(row)
                 print(row, flush=True)
@@ -173,15 +230,18 @@ def run(python: str, n: int = 64, seqlen: int = 128, heldout: int = 200, schemes
 
 def to_markdown(rows: list[dict]) -> str:
     lines = [
-        "| model | scheme | calibration | dense ppl | ours: process (compress) | llm-compressor: process (oneshot) | "
-        "time ours ÷ peer (goal ≤ 1.0) | ppl ours / peer | ppl ratio (goal ≤ 1.0) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | method | calibration | dense ppl | ours: process (compress) | llm-compressor: process (oneshot) | "
+        "time ours ÷ peer | ppl ours / peer | ppl ratio | first-layer error ours / peer | error ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "method" not in r:  # a row of the earlier table (issue #19), before errors were measured
+            continue
         lines.append(
-            f"| {r['model']} | {r['scheme']} | {r['calibration']} | {r['dense_ppl']:.2f} | "
+            f"| {r['model']} | {r['method']} | {r['calibration']} | {r['dense_ppl']:.2f} | "
             f"{r['ours_s']:.1f} s ({r['ours_compress_s']:.1f} s) | {r['peer_s']:.1f} s ({r['peer_compress_s']:.1f} s) | "
-            f"{r['time_ratio']:.2f}× | {r['ours_ppl']:.2f} / {r['peer_ppl']:.2f} | {r['ppl_ratio']:.3f}× |"
+            f"{r['time_ratio']:.2f}× | {r['ours_ppl']:.2f} / {r['peer_ppl']:.2f} | {r['ppl_ratio']:.3f}× | "
+            f"{r['ours_error']:.4f} / {r['peer_error']:.4f} | {r['error_ratio']:.2f}× |"
         )
     return "\n".join(lines)
 
@@ -193,12 +253,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", required=True, help="the peer venv's python (llm-compressor installed)")
-    parser.add_argument("--schemes", default=",".join(SCHEMES), help="comma-separated: awq, gptq")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated: {', '.join(METHODS)}")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated: {', '.join(MODELS)}")
     args = parser.parse_args()
-    rows = run(args.python, schemes=tuple(s for s in args.schemes.split(",") if s))
+    methods = tuple(m for m in args.methods.split(",") if m)
+    models = tuple(m for m in args.models.split(",") if m)
+    rows = run(args.python, methods=methods, models=models)
     path = bench_run.HERE / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results["peer"] = rows
+    # rows of pairs not re-run stay, so one command can refresh part of the table
+    fresh = {(r["model"], r["method"]) for r in rows}
+    kept = [r for r in results.get("peer", []) if "method" in r and (r["model"], r["method"]) not in fresh]
+    results["peer"] = kept + rows
     path.write_text(json.dumps(results, indent=2) + "\n")
     (bench_run.HERE / "results.md").write_text(bench_run.render(results))
     print(to_markdown(rows))

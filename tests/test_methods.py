@@ -161,3 +161,17 @@ def test_obs_sweep_blocks_change_nothing_but_speed():
     kept = w.t().contiguous()
     assert not sweep_columns(kept, hinv, 5, lambda block, i: block.w[i]).any()
     assert torch.equal(kept.t(), w)  # no error, no update
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_no_method_writes_into_the_weight_it_is_given(name):
+    """GPT-2's Conv1D weights reach a method as a transposed view: a method's working copy must never
+    alias them (a transposed copy of a transposed view is the view itself)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 256, 32) @ torch.randn(32, 32)
+    st = Stats(32, full=True, error_tokens=0, device=torch.device("cpu"))
+    st.add(x, torch.ones(1, 256))
+    w = torch.randn(32, 8).t()  # out × in, column-major
+    before = w.clone()
+    compressed = REGISTRY[name].compress(w, st, CompressConfig(method=name, sparsity=0.5, bits=4, group_size=16))
+    assert torch.equal(w, before) and not torch.equal(compressed.weight, before)

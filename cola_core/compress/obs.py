@@ -41,6 +41,12 @@ class Block:
 ChooseColumn = Callable[[Block, int], torch.Tensor]
 
 
+def transposed_copy(weight: torch.Tensor) -> torch.Tensor:
+    """A fresh in × out fp32 copy of W (out × in), contiguous, for the sweep — never a view of
+    ``weight``, whatever its strides (GPT-2's Conv1D weights arrive transposed already)."""
+    return torch.empty(weight.shape[1], weight.shape[0], device=weight.device).copy_(weight.t())
+
+
 def sweep_columns(weight_t: torch.Tensor, hinv: torch.Tensor, blocksize: int, choose: ChooseColumn) -> torch.Tensor:
     """Replace every column of W by ``choose(block, i)``, in order, propagating each column's error onto
     the columns after it through ``hinv`` (upper Cholesky factor of the damped H⁻¹, same column order).

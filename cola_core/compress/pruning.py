@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from cola_core.compress.linalg import inverse_hessian_factor
-from cola_core.compress.obs import Block, sweep_columns, undamped_error
+from cola_core.compress.obs import Block, sweep_columns, transposed_copy, undamped_error
 
 
 def _lowest(score: torch.Tensor, k: int) -> torch.Tensor:
@@ -81,7 +81,7 @@ def prune_sparsegpt(
 ) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
     """Returns the pruned weight, info ``{"damp": used, "fallback": None | reason}`` and each row's
     error (w − ŵ)H(w − ŵ)ᵀ from the sweep (None after a fallback)."""
-    w_t = weight.float().t().contiguous()  # the sweep's layout (obs.py): column j of W is row j
+    w_t = transposed_copy(weight)  # the sweep's layout (obs.py): column j of W is row j
     hinv, info, ridge = inverse_hessian_factor(hessian, w_t.t(), damp)
     if hinv is None:  # Cholesky failed at every damping: fall back to Wanda's diagonal rule
         return prune_wanda(weight, torch.diag(hessian), sparsity, nm), info, None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from cola_core.compress.linalg import inverse_hessian_factor
-from cola_core.compress.obs import Block, sweep_columns, undamped_error
+from cola_core.compress.obs import Block, sweep_columns, transposed_copy, undamped_error
 
 
 @dataclass
@@ -87,7 +87,7 @@ def quantize_gptq(
     """GPTQ; with ``keep`` (bool, out × in) the weights outside it are set exactly to zero (code =
     zero point) as their columns are visited, their error spread like any other — a pruning mask
     survives quantization, as SparseGPT's own updates treat pruned weights."""
-    w_t = weight.float().t().contiguous()  # the sweep's layout (obs.py): column j of W is row j
+    w_t = transposed_copy(weight)  # the sweep's layout (obs.py): column j of W is row j
     d_in, out = w_t.shape
     size, n_groups = _groups(d_in, group_size)
     h = hessian.float()

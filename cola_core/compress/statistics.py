@@ -9,6 +9,7 @@ reconstruction error; and each linear's Σ ‖Wx‖², the error's denominator, 
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,10 @@ def real_rows(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if len(rows) != mask.numel() or bool(mask.all()):  # a batch without padding: no copy to gather
         return rows.float()
     return rows[mask.reshape(-1).bool()].float()
+
+
+class _Recorded(Exception):
+    """Raised at the last linear's input: the rest of the layer's replay is not read."""
 
 
 class Stats:
@@ -123,17 +128,25 @@ class Stats:
     ) -> float | None:
         """‖WX − ŴX‖² / ‖WX‖² of linear ``name`` on the calibration inputs. The numerator is the
         method's own (``row_error``: SparseGPT's and GPTQ's OBS losses, obs.py), else (W − Ŵ)H(W − Ŵ)ᵀ
-        through the Hessian, else measured on the sample; the denominator is the replay's Σ ‖Wx‖²."""
-        den = float(self.out_sq.get(name, 0.0)) / max(self.tokens, 1)
+        through the Hessian, else measured on the sample; the denominator is the replay's Σ ‖Wx‖², or
+        for the linear the replay stopped at, WHWᵀ or the sample's."""
+        if name in self.out_sq:
+            den = float(self.out_sq[name]) / max(self.tokens, 1)
+        elif self.h is not None:
+            den = float(((w.float() @ self.hessian()) * w.float()).sum())
+        elif len(self.sample):
+            den = float((self.sample @ w.float().t()).square().sum()) / len(self.sample)
+        else:
+            return None
         if den <= 0:
-            return 0.0 if self.tokens else None
-        dw = (w - w_new).float()
+            return 0.0
         if row_error is not None:
             num = float(row_error.sum())
         elif self.h is not None:
+            dw = (w - w_new).float()
             num = float(((dw @ self.hessian()) * dw).sum())
         elif len(self.sample):
-            num = float((self.sample @ dw.t()).square().sum()) / len(self.sample)
+            num = float((self.sample @ (w - w_new).float().t()).square().sum()) / len(self.sample)
         else:
             return None
         return max(num, 0.0) / den
@@ -149,9 +162,15 @@ def collect_statistics(
 ) -> tuple[dict[str, Stats], dict[str, str]]:
     """One replay of the dense layer; returns stats per group leader and each linear's leader.
 
-    ``full``: accumulate the Hessian over every token, not only the first ``error_tokens``."""
+    ``full``: accumulate the Hessian over every token, else keep a sample of about ``error_tokens``.
+    After the first batch, each batch's replay stops at the input of the last linear it called: what
+    follows (that linear's product, the residual) is not read — a dense MLP's widest matmul (measured,
+    issue #33: 22% of the replay on the 8 × 1024 Llama). Not in a mixture-of-experts layer, whose last
+    linear depends on the routing."""
     stats: dict[str, Stats] = {}
     leader: dict[str, str] = {}
+    order: list[str] = []  # the first batch's linears, in the order they were called
+    stop: dict[str, str | None] = {"at": None}
     # id → (weak reference, first reader): a live reference that is the very tensor proves the sharing,
     # without keeping inputs alive (a MoE layer's experts each read their own copy of the tokens)
     seen: dict[int, tuple[weakref.ref, str]] = {}
@@ -169,6 +188,10 @@ def collect_statistics(
                 if name not in stats:
                     stats[name] = Stats(x.shape[-1], full, error_tokens, x.device)
                 stats[name].add(x, current["mask"])
+            if stop["at"] is None:
+                order.append(name)
+            elif name == stop["at"]:
+                raise _Recorded
 
         return hook
 
@@ -180,12 +203,16 @@ def collect_statistics(
 
     handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
     handles += [m.register_forward_hook(output_hook_for(n)) for n, m in linears.items()]
+    moe = any(isinstance(m, SplitExperts) for m in layer.modules())
     try:
         for h, kw, mask in zip(inputs.hidden, inputs.kwargs, inputs.masks, strict=True):
             current["mask"] = mask
             seen.clear()
-            with torch.inference_mode(), real_tokens(layer, mask):
+            with torch.inference_mode(), real_tokens(layer, mask), contextlib.suppress(_Recorded):
                 layer(h, **kw)
+            if stop["at"] is None and order and not moe and order.count(order[-1]) == 1:
+                stop["at"] = order[-1]  # its output norms will not be seen again: its error's denominator
+                stats[leader[order[-1]]].out_sq.pop(order[-1], None)  # comes from its statistic instead
     finally:
         for handle in handles:
             handle.remove()
