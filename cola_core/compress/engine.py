@@ -3,11 +3,14 @@
 For each decoder layer in order (one on the compute device at a time, the rest on CPU):
 0. the method's layer-level step, if its entry has one (AWQ: search and fold per-channel scales);
 1. replay the captured inputs through the still-dense layer, collecting fp32 statistics of every
-   linear's input with padding masked out (the full Hessian if the method needs it); linears fed the
-   same tensor (q/k/v, gate/up) share one statistic;
-2. compress each linear with the method's per-matrix function, from its registry entry (methods.py);
+   linear's input with padding masked out (the full Hessian if the method needs it, else a token
+   sample for the error) and each linear's output norm; linears fed the same tensor (q/k/v, gate/up)
+   share one statistic (statistics.py);
+2. compress each linear with the method's per-matrix function, from its registry entry (methods.py) —
+   the linears sharing a Hessian in one call, as every method is row-wise — and measure its error;
 3. replay again through the compressed layer: its outputs are the next layer's inputs, so later
-   layers see the errors of earlier ones (the sequential scheme of SparseGPT/GPTQ/Wanda).
+   layers see the errors of earlier ones (the sequential scheme of SparseGPT/GPTQ/Wanda); the last
+   layer's outputs feed nothing and are not computed.
 Embeddings, lm_head, norms, biases and routers are never touched. A mixture-of-experts layer's fused
 experts are split into linears while the layer is compressed (experts.py), so every expert is
 compressed by every method, from the statistics of the tokens routed to it (or of every token).
@@ -205,7 +208,8 @@ def compress_model(
                 report = compress_layer(
                     layer, inputs, per_layer[li], result.quantized if keep_codes else None, prefix=str(li)
                 )
-                inputs.hidden = run_layer(layer, inputs)
+                if li + 1 < len(layers):  # the last layer's outputs feed nothing
+                    inputs.hidden = run_layer(layer, inputs)
             report["layer"] = li
             if routers := find_routers(layer):
                 report["ignored"] = routers
