@@ -97,9 +97,13 @@ def run(
     limit: int = 20,
     root: Path | None = None,
     label: str = "after",
+    only: tuple[str, ...] = (),
 ) -> list[dict]:
     """Every step of the path on the real-size shape, once per dtype. ``root``: run another checkout's
-    CLI (an older commit, for a before/after; it must accept the same flags, ``--dtype`` aside)."""
+    CLI (an older commit, for a before/after; it must accept the same flags, ``--dtype`` aside).
+    ``only``: the steps whose names start with one of these; without the curate step, the compress
+    steps read ``n`` built-in prose texts instead of its selection (their cost depends on the token
+    count, not on which texts)."""
     import torch
 
     machine = f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {device}"
@@ -186,6 +190,18 @@ def run(
                     str(limit),
                 ],
             }
+            if only:
+                steps = {k: v for k, v in steps.items() if k.startswith(only)}
+                if not any(k.startswith("curate") for k in steps):
+                    from cola_core.corpora import load_records
+
+                    texts = [r.text for r in load_records("prose", "pool", limit=n)]
+                    Path(calib).write_text(
+                        "".join(
+                            json.dumps({"id": f"p{i}", "text": t, "corpus": "prose", "domain": "prose"}) + "\n"
+                            for i, t in enumerate(texts)
+                        )
+                    )
             for name, argv in steps.items():
                 m = _step(argv, env)
                 row = {
@@ -249,15 +265,19 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="another checkout whose CLI to run (a before)")
     parser.add_argument("--label", default="after", help="the code's label in the table")
     parser.add_argument("--layers", type=int, default=None, help="fewer layers than the real shape (a smoke run)")
+    parser.add_argument("--only", default="", help="comma-separated step-name prefixes to re-run (e.g. compress)")
     args = parser.parse_args()
     dtypes = tuple(d for d in args.dtypes.split(",") if d)
-    rows = run(dtypes, args.device, args.layers, root=args.root, label=args.label)
+    only = tuple(x for x in args.only.split(",") if x)
+    rows = run(dtypes, args.device, args.layers, root=args.root, label=args.label, only=only)
     path = bench_run.HERE / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
+    fresh = {(r["code"], r["dtype"], r["step"]) for r in rows}
     kept = [
         r
         for r in results.get("realsize", [])
-        if (r.get("code", "after"), r["dtype"]) not in {(args.label, d) for d in dtypes}
+        if (r.get("code", "after"), r["dtype"], r["step"]) not in fresh
+        and (only or (r.get("code", "after"), r["dtype"]) not in {(args.label, d) for d in dtypes})
     ]
     results["realsize"] = kept + rows
     path.write_text(json.dumps(results, indent=2) + "\n")
