@@ -69,8 +69,8 @@ def test_each_method_reads_only_the_statistics_it_declares(name):
     new, q, info, _ = method.compress(w, st, CompressConfig(method=name, sparsity=0.5, bits=4, group_size=16))
     assert torch.isfinite(new).all() and info["fallback"] is None
     assert (q is None) == (method.kind == "pruning")
-    if method.kind == "pruning":
-        assert ((new == 0).sum(1) == 16).all()
+    if method.kind == "pruning":  # SparseGPT: exact over all rows of a block of columns, not per row
+        assert ((new == 0).sum(1) == 16).all() if name != "sparsegpt" else int((new == 0).sum()) == 8 * 16
     else:
         assert torch.equal(new, q.weight) and int(q.codes.max()) <= 15 and not torch.equal(new, w)
 

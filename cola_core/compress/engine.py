@@ -7,7 +7,7 @@ For each decoder layer in order (one on the compute device at a time, the rest o
    sample for the error) and each linear's output norm; linears fed the same tensor (q/k/v, gate/up)
    share one statistic (statistics.py);
 2. compress each linear with the method's per-matrix function, from its registry entry (methods.py) —
-   the linears sharing a Hessian in one call, as every method is row-wise — and measure its error;
+   the linears sharing a Hessian in one call where the method is row-wise — and measure its error;
 3. replay again through the compressed layer: its outputs are the next layer's inputs, so later
    layers see the errors of earlier ones (the sequential scheme of SparseGPT/GPTQ/Wanda); the last
    layer's outputs feed nothing and are not computed.
@@ -101,12 +101,13 @@ def _compress_stage(
         report["experts"] = experts
     if prepared is not None:
         report[method.name] = prepared
-    # The OBS sweeps (a Hessian) run once for the rows of every linear sharing the statistic — every
-    # method is row-wise, and a sweep's cost is mostly per column; the others, which gain nothing from
-    # it, take one linear at a time (smaller temporaries).
+    # The OBS sweeps (a Hessian) of a row-wise method run once for the rows of every linear sharing the
+    # statistic — a sweep's cost is mostly per column; the others, which gain nothing from it, take one
+    # linear at a time (smaller temporaries).
+    stack = full and method.is_rowwise(config)
     shared: dict[str, list[str]] = {}
     for name in linears:
-        shared.setdefault(leader[name] if full else name, []).append(name)
+        shared.setdefault(leader[name] if stack else name, []).append(name)
     done: dict[str, dict[str, Any]] = {}
     for names in shared.values():
         lead = leader[names[0]]

@@ -60,8 +60,9 @@ class Compressed(NamedTuple):
     row_error: torch.Tensor | None = None
 
 
-# Every method is row-wise: each output row is compressed from itself and the statistic alone, so the
-# engine stacks the rows of the linears that share a statistic (q/k/v, gate/up) into one call.
+# A row-wise method compresses each output row from itself and the statistic alone, so the engine may
+# stack the rows of the linears that share a statistic (q/k/v, gate/up) into one call; an entry says
+# whether it is (``CompressionMethod.is_rowwise``).
 CompressMatrix = Callable[[torch.Tensor, Stats, "Settings"], Compressed]
 # A layer-level step run once per decoder layer before its statistics are collected, on the compute
 # device, with the dense layer and its captured inputs: it may change the weights in place (AWQ folds
@@ -80,10 +81,16 @@ class CompressionMethod:
     bits: range = range(0)  # quantization: the bit widths it accepts
     prepare: PrepareLayer | None = None  # runs on each dense layer first; its report goes under ``name``
     title: str = ""  # as people write it ("SparseGPT"), for readable setting names; default: the name
+    rowwise: bool | Callable[[Settings], bool] = True  # each output row compressed on its own
 
     def statistic(self, settings: Settings) -> Statistic:
         """The statistic the engine collects for this method under ``settings``."""
         return self.needs(settings) if callable(self.needs) else self.needs
+
+    def is_rowwise(self, settings: Settings) -> bool:
+        """Whether each output row's result depends on that row and the statistic alone under
+        ``settings`` (the engine then stacks linears sharing a statistic into one call)."""
+        return self.rowwise(settings) if callable(self.rowwise) else self.rowwise
 
 
 def _magnitude(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
@@ -113,6 +120,10 @@ def _gptq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
 
 def _awq(weight: torch.Tensor, stats: Stats, s: Settings) -> Compressed:
     return _gptq(weight, stats, s) if s.awq_quantizer == "gptq" else _rtn(weight, stats, s)
+
+
+def _nm(s: Settings) -> bool:
+    return s.nm is not None
 
 
 def _awq_needs(s: Settings) -> Statistic:
@@ -152,6 +163,7 @@ REGISTRY: Mapping[str, CompressionMethod] = MappingProxyType(
                 "SparseGPT: prune column by column, updating the rest through H⁻¹ (Frantar & Alistarh, ICML 2023)",
                 patterns=_PRUNING_PATTERNS,
                 title="SparseGPT",
+                rowwise=_nm,  # unstructured: a block's mask is chosen over all its rows
             ),
             CompressionMethod(
                 "rtn",

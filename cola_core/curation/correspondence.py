@@ -22,11 +22,14 @@ gets most of it while close runners-up keep some.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from cola_core.errors import ColaError
+
+if TYPE_CHECKING:  # imported where a table is made, not by every CLI command
+    import pandas as pd
 
 
 def unigram_distribution(token_ids: Sequence[Sequence[int]], vocab_size: int) -> np.ndarray:
@@ -66,6 +69,8 @@ def correspondence_table(
     alpha: float = 0.5,
 ) -> pd.DataFrame:
     """Tidy table: one row per (corpus, capability) with activation, token and combined scores."""
+    import pandas as pd
+
     if not 0.0 <= alpha <= 1.0:
         raise ColaError(f"α must lie in [0, 1], got {alpha}")
     centre = np.concatenate([*corpus_points.values(), *probe_points.values()]).mean(0)
@@ -96,6 +101,8 @@ def recommend_mix(
 ) -> pd.Series:
     """Corpus shares (summing to 1) from a correspondence table and a deployment choice; explicit
     capability ``weights`` (unnamed capabilities weigh 0) replace the deployment's."""
+    import pandas as pd
+
     caps = sorted(table["capability"].unique())
     if weights:
         unknown = sorted(set(weights) - set(caps))

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cola_core.corpora import Record, load_records
 from cola_core.corpora.fields import fields_for
@@ -20,6 +18,9 @@ from cola_core.engine.config import EngineConfig
 from cola_core.errors import ColaError
 from cola_core.models.chat import encode
 from cola_core.models.loading import LoadedModel
+
+if TYPE_CHECKING:  # only an annotation here: no pandas import for every CLI command
+    import pandas as pd
 
 
 def pool_counts(shares: dict[str, float], pool_size: int) -> dict[str, int]:
