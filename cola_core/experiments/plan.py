@@ -35,7 +35,9 @@ from cola_core.experiments.config import ExperimentConfig, compression_label
 from cola_core.models.loading import load_model, resolve_model
 from cola_core.storage.fingerprints import fingerprint_directory, pool_fingerprint
 
-EVALUATION_VERSION = 3  # bump when a code change alters what an experiment run would store
+# bump when a code change alters what an experiment run would store; 4: the compression engine of issue
+# #33 (SparseGPT's masks chosen over a block's rows, each linear's error from its sweep or a token sample)
+EVALUATION_VERSION = 4
 SPEED_ONLY = ("batch_tokens", "device", "batch_size")  # settings that change speed, not results
 # Settings added after runs were stored, left out of the key at their default: what they decide (a
 # mixture-of-experts model's expert statistics or routing features, a tokenizer's chat template,
