@@ -47,7 +47,7 @@ class CompressConfig:
     device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps", cli=False)  # the model's --device
     # tokens used to measure reconstruction error for methods without a Hessian
     error_tokens: int = setting(
-        512, "evenly spread tokens (up to twice as many) of the error measurement without a Hessian", cli=False
+        256, "evenly spread tokens (up to twice as many) of the error measurement without a Hessian", cli=False
     )
     owl: bool = setting(False, "per-layer sparsity by outlier ratio (OWL, Yin et al. 2024); mean = --sparsity")
     owl_lambda: float = setting(0.08, "OWL: layer sparsities span ≤ 2λ, mean --sparsity")

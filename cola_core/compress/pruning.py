@@ -48,7 +48,10 @@ def lowest_k(score: torch.Tensor, k: int) -> torch.Tensor:
     kth = torch.kthvalue(score, k, dim=1, keepdim=True).values
     below = score < kth
     ties = score == kth
-    return below | (ties & (ties.cumsum(1) <= k - below.sum(1, keepdim=True)))
+    need = k - below.sum(1, keepdim=True)
+    if torch.equal(ties.sum(1, keepdim=True), need):  # the usual case: every tie is taken
+        return below | ties
+    return below | (ties & (ties.cumsum(1) <= need))
 
 
 def prune_magnitude(weight: torch.Tensor, sparsity: float, nm: tuple[int, int] | None = None) -> torch.Tensor:
