@@ -3,7 +3,8 @@ refactor that changes how configs are built must not change any key of a shipped
 the keys' digests, recorded when issue #28 moved the configs' building into cola_core/settings.py
 (identical before and after it). A deliberate change of what a run means updates them here (the demo
 and paper-claims were redesigned for issues #29 and #30; a config with ``models`` is pinned over all
-its parts)."""
+its parts). Every key changed with issue #33: EVALUATION_VERSION 4 (SparseGPT's block-wide masks, errors
+from the sweeps) and the ``error_tokens`` setting."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from cola_core.experiments.config import list_builtin, load_config
 from cola_core.experiments.plan import model_fingerprint, plan_runs
 
 KEYS = {
-    "demo": "6d4e30ac2c87a6d2",  # redesigned for issue #30
-    "paper-claims": "d7b9599462c36c0c",  # pre-registered anew for issue #29
-    "paper-claims-models": "570c5744924a9993",  # three models (issue #29)
-    "reasoning-traces": "7a5e031469af0aa6",  # on-policy reasoning traces (issue #31)
-    "settings-sweep": "70918d1ca487f28c",
-    "smoke": "cbaf9042ea129033",
+    "demo": "cb5025b81b7a1ab5",
+    "paper-claims": "ab87ceb5d9e309f2",
+    "paper-claims-models": "301f598e3bf3e1d2",
+    "reasoning-traces": "9a0290c0c0f9a430",
+    "settings-sweep": "d53aaead090d4b34",
+    "smoke": "115d460433bde009",
 }
 
 
