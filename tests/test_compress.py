@@ -291,10 +291,12 @@ def test_owl_bad_settings(cfg, message):
 
 def test_unstructured_mask_is_the_first_k_of_a_stable_sort_ties_included():
     """The mask without sorting (kthvalue, then ties from the lowest column) prunes exactly what a stable
-    sort's first k would: the same weights on every device, many ties or none."""
+    sort's first k would: the same weights on every device, many ties or none, NaN or none."""
     torch.manual_seed(0)
     for trial in range(50):
         score = torch.randint(0, 4, (6, 32)).double() if trial % 2 else torch.rand(6, 32, dtype=torch.float64)
+        if trial % 5 == 0:  # NaN ranks last, as the sort puts it: a few, or enough to reach the k lowest
+            score[torch.rand(score.shape) < (0.1 if trial % 10 else 0.8)] = float("nan")
         for sparsity in (0.25, 0.5, 0.9):
             k = int(32 * sparsity)
             stable = torch.sort(score, dim=-1, stable=True).indices[:, :k]

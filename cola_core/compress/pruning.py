@@ -41,16 +41,21 @@ def prune_mask(score: torch.Tensor, sparsity: float, nm: tuple[int, int] | None)
 def lowest_k(score: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean mask of the ``k`` lowest scores of each row: a stable sort's first k without sorting (4×
     faster on a 1,024 × 2,816 matrix) — every score below the k-th smallest, then the ties at it from
-    the lowest column on."""
+    the lowest column on; NaN last.
+
+    Usually no tie straddles the k-th score and every row holds exactly k scores at or below it: that
+    mask is the answer (it is checked, not assumed), one comparison after the selection."""
     if k <= 0:
         return torch.zeros_like(score, dtype=torch.bool)
-    score = score.nan_to_num(nan=float("inf"))  # NaN last, as a sort puts it
+    kth = torch.kthvalue(score, k, dim=1, keepdim=True).values
+    mask = score <= kth  # NaN compares false: ranked last
+    if bool((torch.count_nonzero(mask, dim=1) == k).all()):
+        return mask
+    score = score.nan_to_num(nan=float("inf"))
     kth = torch.kthvalue(score, k, dim=1, keepdim=True).values
     below = score < kth
     ties = score == kth
     need = k - below.sum(1, keepdim=True)
-    if torch.equal(ties.sum(1, keepdim=True), need):  # the usual case: every tie is taken
-        return below | ties
     return below | (ties & (ties.cumsum(1) <= need))
 
 
@@ -64,7 +69,10 @@ def wanda_score(weight: torch.Tensor, input_sq_norms: torch.Tensor) -> torch.Ten
 
     Formed in float64 so that summation-order noise between devices cannot reorder it.
     """
-    return weight.double().abs() * input_sq_norms.double().sqrt().unsqueeze(0)
+    score = weight.double().abs_()  # a new tensor from a float32 weight: abs in place
+    if score.data_ptr() == weight.data_ptr():  # the weight was float64 already
+        score = score.clone()
+    return score.mul_(input_sq_norms.double().sqrt().unsqueeze(0))
 
 
 def prune_wanda(
