@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from cola_core.compress import CompressConfig, compress_model
-from cola_core.compress.awq import clip_weight, fake_quantize, find_groups, prepare_awq, sample_inputs, search_scale
+from cola_core.compress.awq import (
+    capture_groups,
+    clip_weight,
+    fake_quantize,
+    find_groups,
+    prepare_awq,
+    sample_inputs,
+    search_scale,
+)
 from cola_core.compress.capture import capture_layer_inputs, run_layer
 from cola_core.compress.quantization import quantize_rtn
 from cola_core.compress.save import build_report
@@ -152,7 +160,7 @@ def test_scales_are_positive_per_input_channel_and_largest_on_the_outliers(calib
     layer = decoder_layers(model)[0]
     qkv = find_groups(layer, inputs)[0]
     before = {n: weight_of(m).clone() for n, m in find_linears(layer).items()}
-    s, info, rows = search_scale(layer, qkv, inputs, AWQ)
+    s, info, rows = search_scale(layer, qkv, capture_groups(layer, inputs, [qkv])[0], AWQ)
     assert s.shape == (32,) and (s > 0).all() and info["alpha"] > 0
     assert set(torch.topk(s, 2).indices.tolist()) == set(OUTLIERS)
     assert rows.shape[1] == 32 and len(rows) == int(calib["attention_mask"].sum())
@@ -182,6 +190,10 @@ def test_fake_quantize_is_rtn(symmetric, group_size):
     w = torch.randn(12, 32)
     expected = quantize_rtn(w, 3, group_size, symmetric).weight
     torch.testing.assert_close(fake_quantize(w, 3, group_size, symmetric), expected, rtol=0, atol=1e-6)
+    s, before = torch.rand(32) + 0.5, w.clone()
+    scaled = quantize_rtn(w * s, 3, group_size, symmetric).weight / s
+    torch.testing.assert_close(fake_quantize(w, 3, group_size, symmetric, s), scaled, rtol=0, atol=1e-6)
+    assert torch.equal(w, before)  # in place on its own copy only
 
 
 def test_clipping_never_raises_a_groups_error_and_only_shrinks():
@@ -197,6 +209,28 @@ def test_clipping_never_raises_a_groups_error_and_only_shrinks():
     assert (
         group_errors(fake_quantize(clipped, 3, 16, False)) <= group_errors(fake_quantize(w, 3, 16, False)) + 1e-6
     ).all()
+
+
+@pytest.mark.parametrize(("group_size", "n"), [(16, 64), (-1, 20)])
+def test_clipping_picks_what_the_partial_outputs_pick(group_size, n):
+    """Δᵀ G Δ (a group no wider than the rows) or the partial outputs of Δ (a wider one) choose each
+    (row, group) range as the reference's error of the partial outputs, written out in fp64, does."""
+    torch.manual_seed(1)
+    w, x = torch.randn(24, 32), torch.randn(n, 32) * torch.rand(32) * 3
+    w[:, 3] *= 6
+    clipped, _ = clip_weight(w, x, 3, group_size, False)
+    size = 32 if group_size <= 0 else group_size
+    wg, xg = w.double().reshape(24, -1, size), x.double().reshape(n, -1, size)
+    amax = wg.abs().amax(-1, keepdim=True)
+    errors = []
+    for i in range(10):
+        limit = amax * (1 - i / 20)
+        q = fake_quantize(wg.clamp(-limit, limit).reshape(24, 32).float(), 3, group_size, False).double()
+        partial = torch.einsum("ogk,ngk->ong", q.reshape_as(wg), xg) - torch.einsum("ogk,ngk->ong", wg, xg)
+        errors.append(partial.square().mean(1))
+    best = torch.stack(errors).argmin(0)  # the first of equal errors, as a strict < keeps it
+    expected = wg.clamp(-amax * (1 - best[..., None] / 20), amax * (1 - best[..., None] / 20)).reshape(24, 32)
+    torch.testing.assert_close(clipped.double(), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("quantizer", ["rtn", "gptq"])
