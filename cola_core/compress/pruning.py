@@ -49,7 +49,7 @@ def lowest_k(score: torch.Tensor, k: int) -> torch.Tensor:
         return torch.zeros_like(score, dtype=torch.bool)
     kth = torch.kthvalue(score, k, dim=1, keepdim=True).values
     mask = score <= kth  # NaN compares false: ranked last
-    if bool((torch.count_nonzero(mask, dim=1) == k).all()):
+    if bool((mask.view(torch.uint8).sum(1, dtype=torch.int32) == k).all()):
         return mask
     score = score.nan_to_num(nan=float("inf"))
     kth = torch.kthvalue(score, k, dim=1, keepdim=True).values
