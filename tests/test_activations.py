@@ -80,6 +80,10 @@ def test_buckets_cover_all_and_respect_budget():
     batches = length_batches(lengths, batch_tokens=200)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert all(len(b) * max(lengths[i] for i in b) <= 200 for b in batches)
+    # the cuts cost least (padded tokens plus 200 / 16 per batch): filling each batch to the budget
+    # would pad the 50 to 100 beside a 100 ([4, 0, 2, 6], [3, 1], [5]: 336 tokens against 286)
+    assert batches == [[4, 0, 2, 6], [3], [1, 5]]
+    assert length_batches([300, 10], batch_tokens=200) == [[1], [0]]  # longer than the budget: alone
 
 
 def test_nan_model_is_a_clear_error(llama):

@@ -12,24 +12,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 BATCH_TOKENS = 4096  # the default budget of one forward pass, in (padded) tokens
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int = BATCH_TOKENS) -> list[list[int]]:
     """Indices sorted by length, cut into batches whose padded size (rows × longest) stays within
-    ``batch_tokens``; a single sequence longer than the budget goes alone."""
+    ``batch_tokens``; a single sequence longer than the budget goes alone.
+
+    Where to cut is chosen by dynamic programming over the sorted lengths: the fewest padded tokens
+    computed, counting each batch as ``batch_tokens / 16`` tokens more (a forward's fixed cost). Filling
+    each batch to the budget instead computed 13% padding on 64 built-in prose texts at 128 tokens
+    (5,766 tokens for 5,101 real, in 6 batches of 1,024); these cuts compute 5,392 in 7."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        # Sorted ascending, so this sequence is the longest so far in the batch.
-        if current and (len(current) + 1) * lengths[i] > batch_tokens:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
+    sorted_lengths = np.array([max(int(lengths[i]), 1) for i in order], dtype=np.int64)
+    per_batch = batch_tokens / 16
+    cost = np.zeros(len(order) + 1)  # cost[j]: the least cost of batching the j shortest
+    start = np.zeros(len(order) + 1, dtype=np.int64)  # where the last batch of that best begins
+    for j in range(1, len(order) + 1):
+        longest = int(sorted_lengths[j - 1])
+        first = j - max(1, min(j, batch_tokens // longest))  # the most rows that fit with this one
+        begins = np.arange(first, j)
+        total = cost[first:j] + (j - begins) * longest + per_batch
+        best = int(np.argmin(total))
+        cost[j], start[j] = total[best], first + best
+    batches, j = [], len(order)
+    while j > 0:
+        batches.append(order[start[j] : j])
+        j = int(start[j])
+    return batches[::-1]
 
 
 def rows_per_batch(seqlen: int, batch_tokens: int = BATCH_TOKENS) -> int:
