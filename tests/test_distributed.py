@@ -61,11 +61,11 @@ def local(model, texts):
     return extract_activations(model.model, model.tokenizer, texts, CONFIG)
 
 
-def assert_same(a: dict, b: dict) -> None:
+def assert_same(a: dict, b: dict, tol: float = 1e-5) -> None:
     assert sorted(a) == sorted(b)
     for name in a:
         assert a[name].shape == b[name].shape
-        np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]), rtol=tol, atol=tol)
 
 
 def test_ray_extraction_gives_the_local_vectors_under_the_local_key(cache, model, texts, local):
@@ -232,7 +232,9 @@ def test_a_resume_in_another_dtype_or_shard_size_recomputes_and_leaves_no_shards
     local16 = extract_activations(
         load_model("cola-tiny", device="cpu", dtype="bfloat16").model, model.tokenizer, texts, CONFIG
     )
-    assert_same(acts, local16)
+    # bfloat16 (8 bits of mantissa): a shard's batches are cut from its own texts, not from all of them,
+    # and another batch shape rounds differently (measured up to 1e-3); which shards ran is asserted above
+    assert_same(acts, local16, tol=5e-3)
     # The dtype is part of the entry's key: the bf16 run's own shards went with its folder once
     # assembled, and the aborted float32 run's shards wait, untouched, for a float32 resume.
     assert not (cache / shard_kind(activations_key(model.fingerprint, texts, CONFIG, "bfloat16"))).exists()
