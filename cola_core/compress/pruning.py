@@ -73,9 +73,7 @@ def wanda_score(weight: torch.Tensor, input_sq_norms: torch.Tensor) -> torch.Ten
 
     Formed in float64 so that summation-order noise between devices cannot reorder it.
     """
-    score = weight.double().abs_()  # a new tensor from a float32 weight: abs in place
-    if score.data_ptr() == weight.data_ptr():  # the weight was float64 already
-        score = score.clone()
+    score = weight.to(torch.float64, copy=True).abs_()  # one new tensor, whatever the weight's dtype
     return score.mul_(input_sq_norms.double().sqrt().unsqueeze(0))
 
 
