@@ -10,9 +10,11 @@ llm-compressor pins its own transformers, so it runs in its own virtual environm
 Both sides run in a fresh process (imports, model load, compression, save), taking turns, each
 ``--repeats`` times (3) where a run takes under two minutes, the fastest run counted; quality is then computed
 for each output by the same functions in one process (this one), on built-in prose held-out texts
-neither side calibrated on: perplexity, and the first decoder layer's output error
-‖y − y_dense‖² / ‖y_dense‖² on the held-out tokens — each model with its own weights, so AWQ's scales
-folded into the layer's norm count as they should. Methods: Wanda 50% and SparseGPT 50% (theirs
+neither side calibrated on: perplexity; the mean per-token KL divergence of the compressed model's
+next-token distribution from the dense model's (fidelity: on a random model perplexity moves either way
+by chance); and the first decoder layer's output error ‖y − y_dense‖² / ‖y_dense‖² on the held-out
+tokens — each model with its own weights, so AWQ's scales folded into the layer's norm count as they
+should. The perplexity and KL ratios carry 95% paired bootstrap intervals over the held-out texts. Methods: Wanda 50% and SparseGPT 50% (theirs
 ``WandaPruningModifier`` / ``SparseGPTModifier``, lm_head ignored on both sides), GPTQ 4-bit g128 asym
 (``GPTQModifier`` W4A16_ASYM) and AWQ 4-bit g128 asym (``AWQModifier`` + ``QuantizationModifier``).
 Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
@@ -24,7 +26,6 @@ table.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -92,14 +93,69 @@ def _texts(split: str, n: int) -> list[str]:
     return [r.text for r in load_records("prose", split, limit=n)]
 
 
-def heldout_perplexity(path: str, texts: list[str], seqlen: int = 128) -> float:
-    """exp(mean token NLL) of ``texts`` under the model saved at ``path`` (fp32, CPU). Loads through
-    transformers, so a folder holding compressed-tensors weights is decompressed on the way in."""
-    from cola_core.evaluation.tasks import perplexity
+def heldout_perplexity(path: str, texts: list[str], seqlen: int = 128):
+    """Perplexity of ``texts`` under the model saved at ``path`` (fp32, CPU) as a ``Score`` that keeps
+    each text's summed NLL and token count, so two models' perplexities can be compared paired over
+    the texts. Loads through transformers, so a folder holding compressed-tensors weights is
+    decompressed on the way in."""
+    from cola_core.evaluation.suite import perplexity_score
     from cola_core.models.loading import load_model
+    from cola_core.models.scoring import per_text_nll
 
     loaded = load_model(path, device="cpu", dtype="float32")
-    return perplexity(loaded.model, loaded.tokenizer, texts, seqlen)
+    nll, counts = per_text_nll(loaded.model, loaded.tokenizer, texts, seqlen)
+    return perplexity_score("heldout", nll, counts, seed=0)
+
+
+def ppl_ratio(ours, peer) -> tuple[float, float, float]:
+    """ours ÷ peer perplexity with its 95% paired bootstrap interval over the held-out texts (the same
+    text draw applied to both models): the run-to-run and text-to-text spread a single ratio hides.
+    ``retention`` is dense ÷ compressed for perplexity, so ours takes the dense slot."""
+    from cola_core.evaluation.retention import retention
+
+    return retention(ours, peer, seed=0, rounds=2000)
+
+
+def next_token_logprobs(path: str, texts: list[str], seqlen: int = 128) -> list:
+    """Per text, the model's full next-token log-distribution at each predicted position
+    (``[tokens − 1, vocab]``, fp32). Held whole: meant for the bench's 1024-token vocabularies."""
+    import torch
+
+    from cola_core.models.batching import BATCH_TOKENS, length_batches
+    from cola_core.models.chat import encode
+    from cola_core.models.loading import load_model
+    from cola_core.models.scoring import pad_rows
+
+    loaded = load_model(path, device="cpu", dtype="float32")
+    rows = encode(loaded.tokenizer, texts, truncation=True, max_length=seqlen)
+    out: list = [None] * len(rows)
+    with torch.inference_mode():
+        for batch in length_batches([len(r) for r in rows], BATCH_TOKENS):
+            enc = pad_rows([rows[i] for i in batch], loaded.tokenizer.pad_token_id, "cpu")
+            logp = loaded.model(**enc, use_cache=False).logits[:, :-1].float().log_softmax(-1)
+            for r, i in enumerate(batch):
+                out[i] = logp[r, : len(rows[i]) - 1].clone()
+    return out
+
+
+def kl_to_dense(dense: list, model: list) -> list[float]:
+    """Per text, Σ over its predicted tokens of KL(p_dense ‖ p_model) in nats: how far the compressed
+    model's predictions moved from the dense model's, zero only for the dense model itself. Perplexity
+    answers a different question (how well the text is predicted): on a random model, whose perplexity
+    is about its vocabulary size, a compression can lower it by chance while moving away from the dense
+    model, so fidelity to the dense model is read here."""
+    return [float((d.exp() * (d - m)).sum()) for d, m in zip(dense, model, strict=True)]
+
+
+def paired_ratio(ours: list[float], peer: list[float], seed: int = 0, rounds: int = 2000) -> tuple[float, float, float]:
+    """Σ ours ÷ Σ peer over the texts with its 95% paired percentile bootstrap interval (the same text
+    draw for both sides)."""
+    import numpy as np
+
+    a, b = np.asarray(ours, dtype=np.float64), np.asarray(peer, dtype=np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
+    lo, hi = np.percentile(a[idx].sum(1) / np.maximum(b[idx].sum(1), 1e-300), [2.5, 97.5])
+    return float(a.sum() / max(b.sum(), 1e-300)), float(lo), float(hi)
 
 
 def first_layer_outputs(path: str, texts: list[str], seqlen: int, inputs=None):
@@ -207,8 +263,9 @@ def run(
         calib.write_text("".join(json.dumps(r) + "\n" for r in records))
         held = _texts("heldout", heldout)
         for label, model in make_models(root, models).items():
-            dense = heldout_perplexity(model, held, seqlen)
+            dense = heldout_perplexity(model, held, seqlen).score
             dense_out, layer_inputs = first_layer_outputs(model, held[:64], seqlen)
+            dense_logp = next_token_logprobs(model, held, seqlen)
             moe = label == MOE_LABEL
             for method in (m for m in methods if m in MOE_METHODS or not moe):
                 ours_dir, peer_dir = root / f"ours-{method}", root / f"peer-{method}"
@@ -226,6 +283,11 @@ def run(
                 (ours_s, ours_compress), (peer_s, peer_compress) = min(ours), min(peer)
                 ours_ppl = heldout_perplexity(str(ours_dir), held, seqlen)
                 peer_ppl = heldout_perplexity(str(peer_dir), held, seqlen)
+                ratio, lo, hi = ppl_ratio(ours_ppl, peer_ppl)
+                ours_kl = kl_to_dense(dense_logp, next_token_logprobs(str(ours_dir), held, seqlen))
+                peer_kl = kl_to_dense(dense_logp, next_token_logprobs(str(peer_dir), held, seqlen))
+                kl_ratio, kl_lo, kl_hi = paired_ratio(ours_kl, peer_kl)
+                tokens = sum(len(t) for t in dense_logp)
                 ours_err = output_error(
                     first_layer_outputs(str(ours_dir), [], seqlen, layer_inputs)[0], dense_out, layer_inputs
                 )
@@ -242,12 +304,17 @@ def run(
                     "peer_s": peer_s,
                     "ours_compress_s": ours_compress,
                     "peer_compress_s": peer_compress,
-                    "ours_ppl": ours_ppl,
-                    "peer_ppl": peer_ppl,
+                    "ours_ppl": ours_ppl.score,
+                    "peer_ppl": peer_ppl.score,
+                    "ours_kl": sum(ours_kl) / tokens,
+                    "peer_kl": sum(peer_kl) / tokens,
+                    "kl_ratio": kl_ratio,
+                    "kl_ratio_ci": [kl_lo, kl_hi],
                     "ours_error": ours_err,
                     "peer_error": peer_err,
                     "time_ratio": ours_s / peer_s,
-                    "ppl_ratio": ours_ppl / peer_ppl if math.isfinite(peer_ppl) else float("nan"),
+                    "ppl_ratio": ratio,
+                    "ppl_ratio_ci": [lo, hi],
                     "error_ratio": ours_err / peer_err if peer_err > 0 else float("nan"),
                 }
                 rows.append(row)
@@ -255,20 +322,27 @@ def run(
     return rows
 
 
+def _interval(ci: list[float] | None) -> str:
+    """`` [lo, hi]`` of a stored interval; empty for rows measured before intervals were (none stored)."""
+    return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def to_markdown(rows: list[dict]) -> str:
     lines = [
         "| model | method | calibration | dense ppl | runs | ours: process (compress) | "
-        "llm-compressor: process (oneshot) | time ours ÷ peer | ppl ours / peer | ppl ratio | "
-        "first-layer error ours / peer | error ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "llm-compressor: process (oneshot) | time ours ÷ peer | ppl ours / peer | ppl ratio [95%] | "
+        "KL to dense ours / peer | KL ratio [95%] | first-layer error ours / peer | error ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "method" not in r:  # a row of the earlier table (issue #19), before errors were measured
             continue
+        ppl_ci, kl_ci = _interval(r.get("ppl_ratio_ci")), _interval(r.get("kl_ratio_ci"))
+        kl = f"{r['ours_kl']:.4f} / {r['peer_kl']:.4f} | {r['kl_ratio']:.2f}×{kl_ci}" if "kl_ratio" in r else "– | –"
         lines.append(
             f"| {r['model']} | {r['method']} | {r['calibration']} | {r['dense_ppl']:.2f} | {r.get('runs', 1)} | "
             f"{r['ours_s']:.1f} s ({r['ours_compress_s']:.1f} s) | {r['peer_s']:.1f} s ({r['peer_compress_s']:.1f} s) | "
-            f"{r['time_ratio']:.2f}× | {r['ours_ppl']:.2f} / {r['peer_ppl']:.2f} | {r['ppl_ratio']:.3f}× | "
+            f"{r['time_ratio']:.2f}× | {r['ours_ppl']:.2f} / {r['peer_ppl']:.2f} | {r['ppl_ratio']:.3f}×{ppl_ci} | {kl} | "
             f"{r['ours_error']:.4f} / {r['peer_error']:.4f} | {r['error_ratio']:.2f}× |"
         )
     return "\n".join(lines)
@@ -286,6 +360,7 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each side, the fastest counted (pairs under two minutes)"
     )
+    parser.add_argument("--docs", action="store_true", help="also copy the tables into docs/performance.md")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -300,6 +375,8 @@ def main() -> None:
     results["peer"] = kept + rows
     path.write_text(json.dumps(results, indent=2) + "\n")
     (bench_run.HERE / "results.md").write_text(bench_run.render(results))
+    if args.docs:
+        bench_run.update_docs(bench_run.render(results))
     print(to_markdown(rows))
 
 

@@ -81,7 +81,9 @@ REPORT = {
         (
             "Goals (issue #33): on the wide model every method ≤ 0.7× llm-compressor's whole-process time "
             "(cola-tiny ≤ 1.0×), at ≤ 1.0× its held-out perplexity and ≤ 1.05× its first-layer output error. "
-            "Runs: each side's whole process ran that many times, the two taking turns, and the fastest counts "
+            "Intervals: 95% paired bootstrap over the 200 held-out texts (the same draw for both models). KL to "
+            "dense: mean per-token KL(p_dense ‖ p_compressed) in nats — fidelity to the dense model, which "
+            "perplexity on a random model does not measure (it can fall below the dense model's by chance). Runs: each side's whole process ran that many times, the two taking turns, and the fastest counts "
             "(three where one run takes under two minutes).",
             "",
         ),
