@@ -49,6 +49,7 @@ MOE_METHODS = ("wanda", "sparsegpt", "gptq")
 # for every figure of bench.run; a pair whose single run takes two minutes or more runs once — the
 # machine's noise (about ±1.5 s a run on 2 cores) is a small share of it.
 REPEAT_BELOW_S = 120.0
+WIDE_LABEL = "llama 8 × 1024 (random)"
 MOE_LABEL = "qwen3-moe 4 × 512, 32 experts (random)"
 
 _PEER = """
@@ -210,7 +211,7 @@ def make_models(root: Path, which: tuple[str, ...] = MODELS) -> dict[str, str]:
         wide = root / "llama-8x1024"
         AutoModelForCausalLM.from_config(cfg).save_pretrained(wide)
         AutoTokenizer.from_pretrained(tiny).save_pretrained(wide)
-        models["llama 8 × 1024 (random)"] = str(wide)
+        models[WIDE_LABEL] = str(wide)
     if "moe" in which:
         from transformers import AutoConfig
 
@@ -348,6 +349,12 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _table_order(row: dict) -> tuple[int, int]:
+    """Rows by model (cola-tiny, wide, MoE), then by method, whichever pairs a command re-ran."""
+    model = ["cola-tiny", WIDE_LABEL, MOE_LABEL].index(row["model"])
+    return model, next(i for i, m in enumerate(METHODS) if row["method"].startswith(LABELS[m]))
+
+
 def main() -> None:
     import argparse
 
@@ -372,7 +379,7 @@ def main() -> None:
     # rows of pairs not re-run stay, so one command can refresh part of the table
     fresh = {(r["model"], r["method"]) for r in rows}
     kept = [r for r in results.get("peer", []) if "method" in r and (r["model"], r["method"]) not in fresh]
-    results["peer"] = kept + rows
+    results["peer"] = sorted(kept + rows, key=_table_order)
     path.write_text(json.dumps(results, indent=2) + "\n")
     (bench_run.HERE / "results.md").write_text(bench_run.render(results))
     if args.docs:

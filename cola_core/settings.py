@@ -195,9 +195,7 @@ def _argument(name: str, f: dataclasses.Field, tp: Any) -> tuple[list[str], dict
     if callable(choices):
         choices = choices()
     if tp is bool:
-        # a switch with an ``off_flag`` sets True and its off flag False, whichever is the default
-        on = not default or meta.get("off_flag")
-        kw |= {"action": "store_true" if on else "store_false", "default": argparse.SUPPRESS}
+        kw |= {"action": "store_false" if default else "store_true", "default": argparse.SUPPRESS}
     elif meta.get("repeat"):
         kw |= {"action": "append", "default": None}
     elif tp == tuple[str, ...]:
@@ -231,7 +229,7 @@ def add_flags(
         off = f.metadata.get("off_flag")
         if off:
             group = parser.add_mutually_exclusive_group()
-            group.add_argument(*names, **{**kw, "help": kw["help"] + (" (the default)" if _default(f) else "")})
+            group.add_argument(*names, **kw)
             note = " (the default)" if _default(f) is False else ""
             group.add_argument(
                 off,

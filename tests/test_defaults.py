@@ -79,10 +79,6 @@ def test_flags_reach_the_config_fields_they_name():
         method="gptq", symmetric=True, awq_clip=False
     )
     assert from_args(CompressConfig, _parse([*base, "--asym"])).symmetric is False
-    # a switch on by default with an off flag: its own flag keeps it on, the off flag turns it off
-    assert from_args(CompressConfig, _parse(base)).act_order is True
-    assert from_args(CompressConfig, _parse([*base, "--act-order"])).act_order is True
-    assert from_args(CompressConfig, _parse([*base, "--no-act-order"])).act_order is False
     gen = from_args(SelfGenConfig, _parse(["self-generate", "--prefix", "a", "--prefix", ""]))
     assert gen.prefixes == ("a", "")
 

@@ -4,8 +4,7 @@ the keys' digests, recorded when issue #28 moved the configs' building into cola
 (identical before and after it). A deliberate change of what a run means updates them here (the demo
 and paper-claims were redesigned for issues #29 and #30; a config with ``models`` is pinned over all
 its parts). Every key changed with issue #33: EVALUATION_VERSION 4 (SparseGPT's block-wide masks, errors
-from the sweeps) and the ``error_tokens`` setting, and again when GPTQ's ``act_order`` became the
-default (every run's key holds its compression settings)."""
+from the sweeps) and the ``error_tokens`` setting."""
 
 from __future__ import annotations
 
@@ -17,12 +16,12 @@ from cola_core.experiments.config import list_builtin, load_config
 from cola_core.experiments.plan import model_fingerprint, plan_runs
 
 KEYS = {
-    "demo": "a3024af7a9fb73ec",
-    "paper-claims": "a7ac62cd3d888aa1",
-    "paper-claims-models": "142daeaf1e9a6d8d",
-    "reasoning-traces": "c801186e29907e16",
-    "settings-sweep": "dba3542393f27264",
-    "smoke": "f2c52cce488fbb0a",
+    "demo": "cb5025b81b7a1ab5",
+    "paper-claims": "ab87ceb5d9e309f2",
+    "paper-claims-models": "301f598e3bf3e1d2",
+    "reasoning-traces": "9a0290c0c0f9a430",
+    "settings-sweep": "d53aaead090d4b34",
+    "smoke": "115d460433bde009",
 }
 
 

@@ -90,7 +90,7 @@ def test_compressed_weights_mean_what_the_textbook_scheme_gives(family, method, 
     within 1%); every reported error is the error measured directly, and OBS's from its own losses."""
     reference = _textbook(fresh(family), calib, method)
     model = fresh(family)
-    # the textbook sweep visits columns in order (act_order, the default since, has its own tests)
+    # the textbook sweep visits columns in order (act_order has its own tests)
     config = CompressConfig(method=method, sparsity=0.5, bits=4, group_size=16, act_order=False)
     result = compress_model(model, calib, config)
     reported = {f"{r['layer']}.{n}": v["relative_error"] for r in result.layers for n, v in r["linears"].items()}

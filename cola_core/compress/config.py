@@ -38,14 +38,7 @@ class CompressConfig:
         also=("--symmetric",),
         off_flag="--asym",
     )
-    # on by default, as llm-compressor's GPTQ ("static" activation ordering): measured on cola-tiny
-    # (issue #33, bench.peer), the held-out KL to the dense model fell 4% (0.0357 → 0.0342 nats)
-    act_order: bool = setting(
-        True,
-        "GPTQ: columns by decreasing Hessian diagonal (the GPTQ reference code's act-order), groups static",
-        flag="--act-order",
-        off_flag="--no-act-order",
-    )
+    act_order: bool = setting(False, "GPTQ: columns by decreasing Hessian diagonal (static groups)")
     blocksize: int = setting(128, "columns per block of the OBS sweep (obs.py)", cli=False)
     damp: float = setting(0.01, "fraction of mean(diag H) added to the diagonal")
     # 1,024 rather than the tool-wide 4,096: the replays' temporaries stay small enough for the allocator
