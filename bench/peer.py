@@ -32,6 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+PEER_VENV = (
+    "python3 -m venv .peer-venv && .peer-venv/bin/pip install torch==2.13.0 "
+    "&& .peer-venv/bin/pip install llmcompressor==0.14.0.1"
+)
 METHODS = ("wanda", "sparsegpt", "gptq", "awq")
 MODELS = ("tiny", "wide", "moe")
 LABELS = {"wanda": "Wanda 50%", "sparsegpt": "SparseGPT 50%", "gptq": "GPTQ 4-bit g128", "awq": "AWQ 4-bit g128"}
@@ -236,6 +240,18 @@ def make_models(root: Path, which: tuple[str, ...] = MODELS) -> dict[str, str]:
     return models
 
 
+def peer_problem(python: str) -> str | None:
+    """Why ``python`` cannot run the peer (no such interpreter, or llm-compressor not importable
+    there), or None: checked before any model is built."""
+    try:
+        out = subprocess.run([python, "-c", "import llmcompressor"], capture_output=True, text=True)
+    except OSError as err:
+        return f"cannot run it ({err.strerror})"
+    if out.returncode:
+        return "llm-compressor is not importable there"
+    return None
+
+
 def _timed(argv: list[str]) -> tuple[float, str]:
     t = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True)
@@ -373,6 +389,13 @@ def main() -> None:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     methods = tuple(m for m in args.methods.split(",") if m)
     models = tuple(m for m in args.models.split(",") if m)
+    for given, known, flag in ((methods, METHODS, "--methods"), (models, MODELS, "--models")):
+        unknown = sorted(set(given) - set(known))
+        if unknown or not given:
+            parser.error(f"{flag}: choose from {', '.join(known)}, got '{','.join(unknown or given)}'")
+    problem = peer_problem(args.python)
+    if problem:
+        parser.error(f"--python {args.python}: {problem}; make the peer's venv: {PEER_VENV}")
     rows = run(args.python, methods=methods, models=models, repeats=args.repeats)
     path = bench_run.HERE / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}

@@ -4,6 +4,7 @@ and the paired intervals of ours ÷ peer."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,3 +79,19 @@ def test_table_rows_with_and_without_intervals():
     new["kl_ratio_ci"] = [0.45, 0.55]
     line = peer.to_markdown([new]).splitlines()[-1]
     assert "0.977× [0.970, 0.985]" in line and "0.0100 / 0.0200 | 0.50× [0.450, 0.550]" in line
+
+
+def test_a_python_that_cannot_run_the_peer_is_one_line_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    assert "cannot run it" in peer.peer_problem(str(tmp_path / "no-python"))
+    assert peer.peer_problem(sys.executable) == "llm-compressor is not importable there"  # ours: not installed
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.peer", "--python", str(tmp_path / "no-python")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert out.returncode == 2 and "make the peer's venv: python3 -m venv .peer-venv" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
