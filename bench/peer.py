@@ -14,7 +14,8 @@ neither side calibrated on: perplexity; the mean per-token KL divergence of the 
 next-token distribution from the dense model's (fidelity: on a random model perplexity moves either way
 by chance); and the first decoder layer's output error ‖y − y_dense‖² / ‖y_dense‖² on the held-out
 tokens — each model with its own weights, so AWQ's scales folded into the layer's norm count as they
-should. The perplexity and KL ratios carry 95% paired bootstrap intervals over the held-out texts. Methods: Wanda 50% and SparseGPT 50% (theirs
+should (bench/peer_quality.py). The perplexity and KL ratios carry 95% paired bootstrap intervals
+over the held-out texts. Methods: Wanda 50% and SparseGPT 50% (theirs
 ``WandaPruningModifier`` / ``SparseGPTModifier``, lm_head ignored on both sides), GPTQ 4-bit g128 asym
 (``GPTQModifier`` W4A16_ASYM) and AWQ 4-bit g128 asym (``AWQModifier`` + ``QuantizationModifier``).
 Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
@@ -31,6 +32,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.peer_quality import (
+    first_layer_outputs,
+    heldout_perplexity,
+    kl_to_dense,
+    next_token_logprobs,
+    output_error,
+    paired_ratio,
+    ppl_ratio,
+)
 
 PEER_VENV = (
     "python3 -m venv .peer-venv && .peer-venv/bin/pip install torch==2.13.0 "
@@ -96,99 +107,6 @@ def _texts(split: str, n: int) -> list[str]:
     from cola_core.corpora import load_records
 
     return [r.text for r in load_records("prose", split, limit=n)]
-
-
-def heldout_perplexity(path: str, texts: list[str], seqlen: int = 128):
-    """Perplexity of ``texts`` under the model saved at ``path`` (fp32, CPU) as a ``Score`` that keeps
-    each text's summed NLL and token count, so two models' perplexities can be compared paired over
-    the texts. Loads through transformers, so a folder holding compressed-tensors weights is
-    decompressed on the way in."""
-    from cola_core.evaluation.suite import perplexity_score
-    from cola_core.models.loading import load_model
-    from cola_core.models.scoring import per_text_nll
-
-    loaded = load_model(path, device="cpu", dtype="float32")
-    nll, counts = per_text_nll(loaded.model, loaded.tokenizer, texts, seqlen)
-    return perplexity_score("heldout", nll, counts, seed=0)
-
-
-def ppl_ratio(ours, peer) -> tuple[float, float, float]:
-    """ours ÷ peer perplexity with its 95% paired bootstrap interval over the held-out texts (the same
-    text draw applied to both models): the run-to-run and text-to-text spread a single ratio hides.
-    ``retention`` is dense ÷ compressed for perplexity, so ours takes the dense slot."""
-    from cola_core.evaluation.retention import retention
-
-    return retention(ours, peer, seed=0, rounds=2000)
-
-
-def next_token_logprobs(path: str, texts: list[str], seqlen: int = 128) -> list:
-    """Per text, the model's full next-token log-distribution at each predicted position
-    (``[tokens − 1, vocab]``, fp32). Held whole: meant for the bench's 1024-token vocabularies."""
-    import torch
-
-    from cola_core.models.batching import BATCH_TOKENS, length_batches
-    from cola_core.models.chat import encode
-    from cola_core.models.loading import load_model
-    from cola_core.models.scoring import pad_rows
-
-    loaded = load_model(path, device="cpu", dtype="float32")
-    rows = encode(loaded.tokenizer, texts, truncation=True, max_length=seqlen)
-    out: list = [None] * len(rows)
-    with torch.inference_mode():
-        for batch in length_batches([len(r) for r in rows], BATCH_TOKENS):
-            enc = pad_rows([rows[i] for i in batch], loaded.tokenizer.pad_token_id, "cpu")
-            logp = loaded.model(**enc, use_cache=False).logits[:, :-1].float().log_softmax(-1)
-            for r, i in enumerate(batch):
-                out[i] = logp[r, : len(rows[i]) - 1].clone()
-    return out
-
-
-def kl_to_dense(dense: list, model: list) -> list[float]:
-    """Per text, Σ over its predicted tokens of KL(p_dense ‖ p_model) in nats: how far the compressed
-    model's predictions moved from the dense model's, zero only for the dense model itself. Perplexity
-    answers a different question (how well the text is predicted): on a random model, whose perplexity
-    is about its vocabulary size, a compression can lower it by chance while moving away from the dense
-    model, so fidelity to the dense model is read here."""
-    return [float((d.exp() * (d - m)).sum()) for d, m in zip(dense, model, strict=True)]
-
-
-def paired_ratio(ours: list[float], peer: list[float], seed: int = 0, rounds: int = 2000) -> tuple[float, float, float]:
-    """Σ ours ÷ Σ peer over the texts with its 95% paired percentile bootstrap interval (the same text
-    draw for both sides)."""
-    import numpy as np
-
-    a, b = np.asarray(ours, dtype=np.float64), np.asarray(peer, dtype=np.float64)
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
-    lo, hi = np.percentile(a[idx].sum(1) / np.maximum(b[idx].sum(1), 1e-300), [2.5, 97.5])
-    return float(a.sum() / max(b.sum(), 1e-300)), float(lo), float(hi)
-
-
-def first_layer_outputs(path: str, texts: list[str], seqlen: int, inputs=None):
-    """The first decoder layer's outputs on ``texts`` under the model at ``path``, with the layer's
-    inputs (captured from this model unless given: every method leaves the embeddings alone)."""
-    import torch
-
-    from cola_core.calibration.files import tokenize_calibration
-    from cola_core.compress.capture import capture_layer_inputs, run_layer
-    from cola_core.corpora import Record
-    from cola_core.models.architecture import decoder_layers
-    from cola_core.models.loading import load_model
-
-    loaded = load_model(path, device="cpu", dtype="float32")
-    if inputs is None:
-        records = [Record(f"held/{i}", t, "prose", "prose") for i, t in enumerate(texts)]
-        calib = tokenize_calibration(records, loaded.tokenizer, seqlen)
-        inputs = capture_layer_inputs(
-            loaded.model, calib["input_ids"], calib["attention_mask"], 4096, torch.device("cpu")
-        )
-    return run_layer(decoder_layers(loaded.model)[0], inputs), inputs
-
-
-def output_error(outputs, dense, inputs) -> float:
-    """‖y − y_dense‖² / ‖y_dense‖² over the real tokens."""
-    num = sum(float((o - d)[m.bool()].square().sum()) for o, d, m in zip(outputs, dense, inputs.masks, strict=True))
-    den = sum(float(d[m.bool()].square().sum()) for d, m in zip(dense, inputs.masks, strict=True))
-    return num / den
 
 
 def make_models(root: Path, which: tuple[str, ...] = MODELS) -> dict[str, str]:

@@ -83,7 +83,8 @@ REPORT = {
             "(cola-tiny ≤ 1.0×), at ≤ 1.0× its held-out perplexity and ≤ 1.05× its first-layer output error. "
             "Intervals: 95% paired bootstrap over the 200 held-out texts (the same draw for both models). KL to "
             "dense: mean per-token KL(p_dense ‖ p_compressed) in nats — fidelity to the dense model, which "
-            "perplexity on a random model does not measure (it can fall below the dense model's by chance). Runs: each side's whole process ran that many times, the two taking turns, and the fastest counts "
+            "perplexity on a random model does not measure (it can fall below the dense model's by chance). "
+            "Runs: each side's whole process ran that many times, the two taking turns, and the fastest counts "
             "(three where one run takes under two minutes).",
             "",
         ),

@@ -1,5 +1,5 @@
-"""bench/peer.py's quality measures (issue #33): next-token distributions, the KL to the dense model,
-and the paired intervals of ours ÷ peer."""
+"""bench.peer's quality measures (bench/peer_quality.py, issue #33): next-token distributions, the KL
+to the dense model, the paired intervals of ours ÷ peer; and its refusal of a peer it cannot run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench import peer
+from bench import peer_quality as quality
 from cola_core.models.loading import BUILTIN_MODELS, load_model
 
 
@@ -20,37 +21,37 @@ def held():
 
 def test_next_token_distributions_give_the_scoring_path_s_perplexity(held):
     tiny = str(BUILTIN_MODELS["cola-tiny"])
-    logp = peer.next_token_logprobs(tiny, held)
+    logp = quality.next_token_logprobs(tiny, held)
     ids = load_model(tiny, device="cpu").tokenizer(held, truncation=True, max_length=128)["input_ids"]
     assert [len(x) for x in logp] == [len(r) - 1 for r in ids]
     for x in logp:  # each position is a distribution over the vocabulary
         torch.testing.assert_close(x.logsumexp(-1), torch.zeros(len(x)), atol=1e-4, rtol=0)
     nll = sum(-float(x[torch.arange(len(x)), torch.tensor(r[1:])].sum()) for x, r in zip(logp, ids, strict=True))
-    score = peer.heldout_perplexity(tiny, held)
+    score = quality.heldout_perplexity(tiny, held)
     assert math.exp(nll / sum(len(x) for x in logp)) == pytest.approx(score.score, rel=1e-4)
-    assert score.n == len(held) and peer.ppl_ratio(score, score) == (1.0, 1.0, 1.0)
+    assert score.n == len(held) and quality.ppl_ratio(score, score) == (1.0, 1.0, 1.0)
 
 
 def test_kl_to_dense_is_zero_for_the_dense_model_and_the_textbook_divergence_otherwise():
     torch.manual_seed(0)
     dense = [torch.randn(n, 32).log_softmax(-1) for n in (5, 9, 3)]
     moved = [(d * 0.5 + 0.1 * torch.randn_like(d)).log_softmax(-1) for d in dense]
-    assert peer.kl_to_dense(dense, dense) == [0.0, 0.0, 0.0]
+    assert quality.kl_to_dense(dense, dense) == [0.0, 0.0, 0.0]
     expected = [
         float(torch.nn.functional.kl_div(m, d, log_target=True, reduction="sum"))
         for d, m in zip(dense, moved, strict=True)
     ]
-    assert peer.kl_to_dense(dense, moved) == pytest.approx(expected, rel=1e-5)
+    assert quality.kl_to_dense(dense, moved) == pytest.approx(expected, rel=1e-5)
     assert min(expected) > 0
 
 
 def test_paired_ratio_and_its_interval():
     rng = torch.Generator().manual_seed(0)
     peer_kl = (torch.rand(50, generator=rng) + 0.5).tolist()
-    assert peer.paired_ratio(peer_kl, peer_kl) == (1.0, 1.0, 1.0)
-    assert peer.paired_ratio([2 * x for x in peer_kl], peer_kl) == pytest.approx((2.0, 2.0, 2.0))
+    assert quality.paired_ratio(peer_kl, peer_kl) == (1.0, 1.0, 1.0)
+    assert quality.paired_ratio([2 * x for x in peer_kl], peer_kl) == pytest.approx((2.0, 2.0, 2.0))
     noisy = [x * (1 + 0.2 * (i % 3 - 1)) for i, x in enumerate(peer_kl)]
-    value, lo, hi = peer.paired_ratio(noisy, peer_kl)
+    value, lo, hi = quality.paired_ratio(noisy, peer_kl)
     assert lo < value < hi and hi - lo < 0.2
 
 
