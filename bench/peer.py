@@ -19,8 +19,8 @@ over the held-out texts. Methods: Wanda 50% and SparseGPT 50% (theirs
 ``WandaPruningModifier`` / ``SparseGPTModifier``, lm_head ignored on both sides), GPTQ 4-bit g128 asym
 (``GPTQModifier`` W4A16_ASYM) and AWQ 4-bit g128 asym (``AWQModifier`` + ``QuantizationModifier``).
 Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
-random Qwen3-MoE (every expert compressed by both sides; quantized on a symmetric grid, see
-``MOE_METHODS``). Rows of pairs not re-run are kept, so ``--models``/``--methods`` refresh part of the
+random Qwen3-MoE (every expert compressed by both sides, by all four methods; quantized on a
+symmetric grid, see the note under ``OURS``). Rows of pairs not re-run are kept, so ``--models``/``--methods`` refresh part of the
 table.
 """
 
@@ -33,15 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.peer_quality import (
-    first_layer_outputs,
-    heldout_perplexity,
-    kl_to_dense,
-    next_token_logprobs,
-    output_error,
-    paired_ratio,
-    ppl_ratio,
-)
+from bench.peer_quality import Dense, compare, heldout_perplexity
 
 PEER_VENV = (
     "python3 -m venv .peer-venv && .peer-venv/bin/pip install torch==2.13.0 "
@@ -58,8 +50,8 @@ OURS = {
 }
 # A mixture-of-experts model is quantized on a symmetric grid by both sides: transformers 5.23 drops
 # packed experts' zero points when it loads a compressed-tensors checkpoint (docs/compression.md), so
-# an asymmetric MoE checkpoint could not be scored. AWQ is not run on it.
-MOE_METHODS = ("wanda", "sparsegpt", "gptq")
+# an asymmetric MoE checkpoint could not be scored.
+
 # Each side's process runs ``--repeats`` times, the two taking turns, and the fastest run counts, as
 # for every figure of bench.run; a pair whose single run takes two minutes or more runs once — the
 # machine's noise (about ±1.5 s a run on 2 cores) is a small share of it.
@@ -91,7 +83,7 @@ recipe = {
     "wanda": lambda: WandaPruningModifier(sparsity=0.5, targets=["Linear"], ignore=["re:.*lm_head", "re:.*mlp.gate$"]),
     "sparsegpt": lambda: SparseGPTModifier(sparsity=0.5, targets=["Linear"], ignore=["re:.*lm_head", "re:.*mlp.gate$"]),
     "gptq": lambda: [GPTQModifier(targets=["Linear"], ignore=["lm_head", "re:.*mlp.gate$"], scheme=a["scheme"])],
-    "awq": lambda: [AWQModifier(), QuantizationModifier(targets=["Linear"], ignore=["lm_head"], scheme=a["scheme"])],
+    "awq": lambda: [AWQModifier(), QuantizationModifier(targets=["Linear"], ignore=["lm_head", "re:.*mlp.gate$"], scheme=a["scheme"])],
 }[a["method"]]()
 t = time.perf_counter()
 oneshot(model=model, processor=tok, dataset=ds, recipe=recipe, max_seq_length=a["seqlen"],
@@ -107,6 +99,16 @@ def _texts(split: str, n: int) -> list[str]:
     from cola_core.corpora import load_records
 
     return [r.text for r in load_records("prose", split, limit=n)]
+
+
+def calibration_file(root: Path, n: int) -> Path:
+    """The first ``n`` texts of the built-in prose pool as a calibration JSONL under ``root``."""
+    calib = root / "calib.jsonl"
+    records = [
+        {"id": f"prose-{i}", "text": t, "corpus": "prose", "domain": "prose"} for i, t in enumerate(_texts("pool", n))
+    ]
+    calib.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return calib
 
 
 def make_models(root: Path, which: tuple[str, ...] = MODELS) -> dict[str, str]:
@@ -158,6 +160,16 @@ def make_models(root: Path, which: tuple[str, ...] = MODELS) -> dict[str, str]:
     return models
 
 
+def chosen(parser, value: str, known: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """The comma-separated names of ``value``, or the parser's one-line error (exit 2) when one is
+    unknown or none is given."""
+    given = tuple(m for m in value.split(",") if m)
+    unknown = sorted(set(given) - set(known))
+    if unknown or not given:
+        parser.error(f"{flag}: choose from {', '.join(known)}, got '{','.join(unknown or given)}'")
+    return given
+
+
 def peer_problem(python: str) -> str | None:
     """Why ``python`` cannot run the peer (no such interpreter, or llm-compressor not importable
     there), or None: checked before any model is built."""
@@ -190,19 +202,13 @@ def run(
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        calib = root / "calib.jsonl"
-        records = [
-            {"id": f"prose-{i}", "text": t, "corpus": "prose", "domain": "prose"}
-            for i, t in enumerate(_texts("pool", n))
-        ]
-        calib.write_text("".join(json.dumps(r) + "\n" for r in records))
+        calib = calibration_file(root, n)
         held = _texts("heldout", heldout)
         for label, model in make_models(root, models).items():
-            dense = heldout_perplexity(model, held, seqlen).score
-            dense_out, layer_inputs = first_layer_outputs(model, held[:64], seqlen)
-            dense_logp = next_token_logprobs(model, held, seqlen)
+            dense_ppl = heldout_perplexity(model, held, seqlen).score
+            dense = Dense(model, held, seqlen)
             moe = label == MOE_LABEL
-            for method in (m for m in methods if m in MOE_METHODS or not moe):
+            for method in methods:
                 ours_dir, peer_dir = root / f"ours-{method}", root / f"peer-{method}"
                 grid = [] if OURS[method][1] in ("wanda", "sparsegpt") else ["--sym" if moe else "--asym"]
                 cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", "cpu"]
@@ -216,33 +222,23 @@ def run(
                     seconds, out = _timed([python, "-c", _PEER, json.dumps(args)])
                     peer.append((seconds, json.loads(out.strip().splitlines()[-1])["compress_s"]))
                 (ours_s, ours_compress), (peer_s, peer_compress) = min(ours), min(peer)
-                ours_ppl = heldout_perplexity(str(ours_dir), held, seqlen)
-                peer_ppl = heldout_perplexity(str(peer_dir), held, seqlen)
-                ratio, lo, hi = ppl_ratio(ours_ppl, peer_ppl)
-                ours_kl = kl_to_dense(dense_logp, next_token_logprobs(str(ours_dir), held, seqlen))
-                peer_kl = kl_to_dense(dense_logp, next_token_logprobs(str(peer_dir), held, seqlen))
-                kl_ratio, kl_lo, kl_hi = paired_ratio(ours_kl, peer_kl)
-                tokens = sum(len(t) for t in dense_logp)
-                ours_err = output_error(
-                    first_layer_outputs(str(ours_dir), [], seqlen, layer_inputs)[0], dense_out, layer_inputs
-                )
-                peer_err = output_error(
-                    first_layer_outputs(str(peer_dir), [], seqlen, layer_inputs)[0], dense_out, layer_inputs
-                )
+                q = compare(str(ours_dir), str(peer_dir), dense)
+                (ratio, lo, hi), (kl_ratio, kl_lo, kl_hi) = q["ppl_ratio"], q["kl_ratio"]
+                ours_err, peer_err = q["error"]
                 row = {
                     "model": label,
                     "method": LABELS[method] + ("" if not grid else " sym" if moe else " asym"),
                     "calibration": f"{n} × {seqlen}",
                     "runs": len(ours),
-                    "dense_ppl": dense,
+                    "dense_ppl": dense_ppl,
                     "ours_s": ours_s,
                     "peer_s": peer_s,
                     "ours_compress_s": ours_compress,
                     "peer_compress_s": peer_compress,
-                    "ours_ppl": ours_ppl.score,
-                    "peer_ppl": peer_ppl.score,
-                    "ours_kl": sum(ours_kl) / tokens,
-                    "peer_kl": sum(peer_kl) / tokens,
+                    "ours_ppl": q["ppl"][0].score,
+                    "peer_ppl": q["ppl"][1].score,
+                    "ours_kl": q["kl"][0],
+                    "peer_kl": q["kl"][1],
                     "kl_ratio": kl_ratio,
                     "kl_ratio_ci": [kl_lo, kl_hi],
                     "ours_error": ours_err,
@@ -305,26 +301,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    methods = tuple(m for m in args.methods.split(",") if m)
-    models = tuple(m for m in args.models.split(",") if m)
-    for given, known, flag in ((methods, METHODS, "--methods"), (models, MODELS, "--models")):
-        unknown = sorted(set(given) - set(known))
-        if unknown or not given:
-            parser.error(f"{flag}: choose from {', '.join(known)}, got '{','.join(unknown or given)}'")
+    methods = chosen(parser, args.methods, METHODS, "--methods")
+    models = chosen(parser, args.models, MODELS, "--models")
     problem = peer_problem(args.python)
     if problem:
         parser.error(f"--python {args.python}: {problem}; make the peer's venv: {PEER_VENV}")
     rows = run(args.python, methods=methods, models=models, repeats=args.repeats)
-    path = bench_run.HERE / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    # rows of pairs not re-run stay, so one command can refresh part of the table
-    fresh = {(r["model"], r["method"]) for r in rows}
-    kept = [r for r in results.get("peer", []) if "method" in r and (r["model"], r["method"]) not in fresh]
-    results["peer"] = sorted(kept + rows, key=_table_order)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    (bench_run.HERE / "results.md").write_text(bench_run.render(results))
-    if args.docs:
-        bench_run.update_docs(bench_run.render(results))
+
+    def update(stored: list[dict]) -> list[dict]:  # rows of pairs not re-run stay
+        fresh = {(r["model"], r["method"]) for r in rows}
+        kept = [r for r in stored if "method" in r and (r["model"], r["method"]) not in fresh]
+        return sorted(kept + rows, key=_table_order)
+
+    bench_run.save_section("peer", update, args.docs)
     print(to_markdown(rows))
 
 

@@ -20,13 +20,13 @@ def heldout_perplexity(path: str, texts: list[str], seqlen: int = 128):
     return perplexity_score("heldout", nll, counts, seed=0)
 
 
-def ppl_ratio(ours, peer) -> tuple[float, float, float]:
+def ppl_ratio(ours, peer, level: float = 0.95) -> tuple[float, float, float]:
     """ours ÷ peer perplexity with its 95% paired bootstrap interval over the held-out texts (the same
     text draw applied to both models): the run-to-run and text-to-text spread a single ratio hides.
     ``retention`` is dense ÷ compressed for perplexity, so ours takes the dense slot."""
     from cola_core.evaluation.retention import retention
 
-    return retention(ours, peer, seed=0, rounds=2000)
+    return retention(ours, peer, seed=0, rounds=2000, level=level)
 
 
 def next_token_logprobs(path: str, texts: list[str], seqlen: int = 128) -> list:
@@ -60,14 +60,17 @@ def kl_to_dense(dense: list, model: list) -> list[float]:
     return [float((d.exp() * (d - m)).sum()) for d, m in zip(dense, model, strict=True)]
 
 
-def paired_ratio(ours: list[float], peer: list[float], seed: int = 0, rounds: int = 2000) -> tuple[float, float, float]:
-    """Σ ours ÷ Σ peer over the texts with its 95% paired percentile bootstrap interval (the same text
-    draw for both sides)."""
+def paired_ratio(
+    ours: list[float], peer: list[float], seed: int = 0, rounds: int = 2000, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Σ ours ÷ Σ peer over the texts with its ``level`` (95%) paired percentile bootstrap interval (the
+    same text draw for both sides)."""
     import numpy as np
 
     a, b = np.asarray(ours, dtype=np.float64), np.asarray(peer, dtype=np.float64)
     idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
-    lo, hi = np.percentile(a[idx].sum(1) / np.maximum(b[idx].sum(1), 1e-300), [2.5, 97.5])
+    tail = 50 * (1 - level)
+    lo, hi = np.percentile(a[idx].sum(1) / np.maximum(b[idx].sum(1), 1e-300), [tail, 100 - tail])
     return float(a.sum() / max(b.sum(), 1e-300)), float(lo), float(hi)
 
 
@@ -97,3 +100,33 @@ def output_error(outputs, dense, inputs) -> float:
     num = sum(float((o - d)[m.bool()].square().sum()) for o, d, m in zip(outputs, dense, inputs.masks, strict=True))
     den = sum(float(d[m.bool()].square().sum()) for d, m in zip(dense, inputs.masks, strict=True))
     return num / den
+
+
+class Dense:
+    """What every compressed output of one dense model is scored against, computed once: its next-token
+    log-distributions on the held-out texts, and its first decoder layer's outputs and inputs on the
+    first 64 of them."""
+
+    def __init__(self, path: str, texts: list[str], seqlen: int = 128) -> None:
+        self.texts, self.seqlen = texts, seqlen
+        self.logprobs = next_token_logprobs(path, texts, seqlen)
+        self.outputs, self.inputs = first_layer_outputs(path, texts[:64], seqlen)
+
+
+def compare(first: str, second: str, dense: Dense, level: float = 0.95) -> dict:
+    """The outputs saved at ``first`` and ``second`` scored alike: each one's held-out perplexity
+    (``Score``), mean per-token KL to the dense model and first-layer output error, and first ÷ second
+    of perplexity and KL with their ``level`` paired intervals."""
+    ppl = [heldout_perplexity(p, dense.texts, dense.seqlen) for p in (first, second)]
+    kl = [kl_to_dense(dense.logprobs, next_token_logprobs(p, dense.texts, dense.seqlen)) for p in (first, second)]
+    tokens = sum(len(t) for t in dense.logprobs)
+    return {
+        "ppl": ppl,
+        "ppl_ratio": ppl_ratio(ppl[0], ppl[1], level),
+        "kl": [sum(k) / tokens for k in kl],
+        "kl_ratio": paired_ratio(kl[0], kl[1], level=level),
+        "error": [
+            output_error(first_layer_outputs(p, [], dense.seqlen, dense.inputs)[0], dense.outputs, dense.inputs)
+            for p in (first, second)
+        ],
+    }

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +33,7 @@ from bench import (
     realsize,
     scaling,
     selection,
+    variants,
     warmup,
 )
 
@@ -86,6 +88,16 @@ REPORT = {
             "perplexity on a random model does not measure (it can fall below the dense model's by chance). "
             "Runs: each side's whole process ran that many times, the two taking turns, and the fastest counts "
             "(three where one run takes under two minutes).",
+            "",
+        ),
+    ),
+    "variants": (
+        variants,
+        "Two settings of one method (`python -m bench.variants`; the comparisons behind defaults)",
+        (
+            "B ÷ A of each measure on the held-out items: lower is better for perplexity and KL to dense, higher "
+            "for accuracy. Intervals: paired bootstrap at the level shown, Bonferroni over the ratios one run "
+            "reads; B differs from A only where its interval excludes 1.",
             "",
         ),
     ),
@@ -175,6 +187,9 @@ def main() -> None:
             results[section] = distributed.run(n=256 if args.quick else 1024)
         elif section == "peer":
             results[section] = peer.run(os.environ.get("COLA_PEER_PYTHON", ".peer-venv/bin/python"))
+        elif section == "variants":
+            rows = variants.run(*variants.AWQ_DUO, models=("tiny", "wide"))
+            results[section] = variants.merged(results.get(section, []), rows)
         elif section == "realsize":
             results[section] = realsize.run(layers=2 if args.quick else None)
         elif section == "gpu":
@@ -190,6 +205,18 @@ def main() -> None:
     if args.docs:
         update_docs(render(results))
     print(render(results))
+
+
+def save_section(section: str, update: Callable[[list], list], docs: bool) -> None:
+    """One command's rows into the stored results (``update`` maps the section's stored rows to the
+    new ones), results.md re-rendered and, with ``docs``, docs/performance.md."""
+    path = HERE / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[section] = update(results.get(section, []))
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (HERE / "results.md").write_text(render(results))
+    if docs:
+        update_docs(render(results))
 
 
 def update_docs(markdown: str, page: Path = HERE.parent / "docs" / "performance.md") -> None:

@@ -12,6 +12,8 @@ import torch
 
 from cola_core.compress import CompressConfig, compress_model
 from cola_core.compress.awq import (
+    awq_scales,
+    candidates,
     capture_groups,
     clip_weight,
     fake_quantize,
@@ -19,6 +21,7 @@ from cola_core.compress.awq import (
     prepare_awq,
     sample_inputs,
     search_scale,
+    weight_means,
 )
 from cola_core.compress.capture import capture_layer_inputs, run_layer
 from cola_core.compress.quantization import quantize_rtn
@@ -194,6 +197,41 @@ def test_fake_quantize_is_rtn(symmetric, group_size):
     scaled = quantize_rtn(w * s, 3, group_size, symmetric).weight / s
     torch.testing.assert_close(fake_quantize(w, 3, group_size, symmetric, s), scaled, rtol=0, atol=1e-6)
     assert torch.equal(w, before)  # in place on its own copy only
+
+
+def test_duo_scaling_weight_means_and_candidates():
+    """w_mean: |w| over its quantization group's max, averaged over every row of the group's linears;
+    the duo grid: plain RTN first, then α = 0 … 1 of mean|x|^α / w_mean^(1−α), as llm-compressor."""
+    a = torch.tensor([[1.0, -2.0, 4.0, 1.0], [-3.0, 3.0, 0.0, 2.0]])
+    b = torch.tensor([[2.0, 1.0, -1.0, -4.0]])
+    by_hand = torch.tensor([0.5 + 1 + 1, 1 + 1 + 0.5, 1 + 0 + 0.25, 0.25 + 1 + 1]) / 3  # groups of 2 columns
+    torch.testing.assert_close(weight_means([a, b], 2), by_hand, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        weight_means([a], -1)[:2], torch.tensor([(0.25 + 1) / 2, (0.5 + 1) / 2]), atol=1e-5, rtol=0
+    )
+
+    x_mean, weights = torch.rand(4) + 0.1, [a, b]
+    plain = candidates(x_mean, weights, CompressConfig(method="awq", group_size=2, awq_grid=5))
+    assert [alpha for alpha, _ in plain] == [0, 0.2, 0.4, 0.6, 0.8]
+    duo = candidates(x_mean, weights, CompressConfig(method="awq", group_size=2, awq_grid=5, awq_duo=True))
+    assert [alpha for alpha, _ in duo] == [0, 0, 1 / 3, 2 / 3, 1]
+    assert torch.equal(duo[0][1], torch.ones(4))  # plain RTN stays the first candidate
+    w_mean = weight_means(weights, 2)
+    for alpha, s in duo[1:]:
+        expected = x_mean.pow(alpha) / (w_mean.pow(1 - alpha) + 1e-4)
+        torch.testing.assert_close(s, expected / (expected.max() * expected.min()).sqrt())
+    torch.testing.assert_close(duo[-1][1], awq_scales(x_mean, 1.0))  # α = 1: activations alone
+
+
+def test_duo_scaling_beats_rtn_and_keeps_the_dense_model(calib):
+    model = with_outliers("llama")
+    dense = logits(model, calib)
+    config = CompressConfig(method="awq", bits=3, group_size=16, awq_clip=False, awq_duo=True)
+    reports = prepare_all_layers(model, calib, config)
+    torch.testing.assert_close(logits(model, calib), dense, atol=1e-5 * float(dense.abs().max()), rtol=0)
+    groups = [g for r in reports for g in r["groups"] if g["fold"]]
+    assert all(g["error_awq"] <= g["error_rtn"] for g in groups)
+    assert any(g["duo"] and g["error_awq"] < 0.9 * g["error_rtn"] for g in groups)
 
 
 def test_clipping_never_raises_a_groups_error_and_only_shrinks():

@@ -73,9 +73,13 @@ def sample_inputs(inputs: LayerInputs, max_tokens: int) -> LayerInputs:
     return take_sequences(inputs, index)
 
 
-def awq_scales(x_mean: torch.Tensor, alpha: float) -> torch.Tensor:
-    """s = mean|x|^α, normalised by √(max·min) as in the reference code; α = 0 gives s = 1."""
-    s = x_mean.float().pow(alpha).clamp(min=1e-4)
+def awq_scales(x_mean: torch.Tensor, alpha: float, w_mean: torch.Tensor | None = None) -> torch.Tensor:
+    """s = mean|x|^α, normalised by √(max·min) as in the reference code; α = 0 gives s = 1. With
+    ``w_mean`` (duo scaling, AutoAWQ's search), s = mean|x|^α / (w_mean^(1−α) + 10⁻⁴)."""
+    s = x_mean.float().pow(alpha)
+    if w_mean is not None:
+        s = s / (w_mean.pow(1 - alpha) + 1e-4)
+    s = s.clamp(min=1e-4)
     s = s / (s.max() * s.min()).sqrt()
     return torch.where(torch.isfinite(s), s, torch.ones_like(s))
 
@@ -96,6 +100,31 @@ def fake_quantize(
     scale, zero = scale[:, None], zero[:, None]
     rows.div_(scale).round_().add_(zero).clamp_(0, 2**bits - 1).sub_(zero).mul_(scale)
     return q.div_(s) if s is not None else q
+
+
+def weight_means(weights: list[torch.Tensor], group_size: int) -> torch.Tensor:
+    """Per input channel, the mean over every row of the group's linears of |w| / max|w| of its
+    quantization group: how large a weight is on its own grid (duo scaling's w_mean)."""
+    total = None
+    for w in weights:
+        size = w.shape[1] if group_size <= 0 else group_size
+        g = w.float().abs().reshape(-1, size)
+        g = (g / (g.amax(1, keepdim=True) + 1e-6)).reshape(w.shape).sum(0)
+        total = g if total is None else total + g
+    return total / sum(len(w) for w in weights)
+
+
+def candidates(
+    x_mean: torch.Tensor, weights: list[torch.Tensor], settings: Settings
+) -> list[tuple[float, torch.Tensor]]:
+    """The search's (α, s) candidates: plain RTN (s = 1) first, then ``awq_grid`` − 1 more — α = 1/grid,
+    …, or with duo scaling α = 0, 1/(grid − 2), …, 1 of mean|x|^α / w_mean^(1−α), as llm-compressor."""
+    grid = settings.awq_grid
+    if not settings.awq_duo or grid < 2:
+        return [(i / grid, awq_scales(x_mean, i / grid)) for i in range(grid)]
+    w_mean = weight_means(weights, settings.group_size)
+    duo = [(i / max(grid - 2, 1), awq_scales(x_mean, i / max(grid - 2, 1), w_mean)) for i in range(grid - 1)]
+    return [(0.0, awq_scales(x_mean, 0.0)), *duo]
 
 
 @dataclass
@@ -178,22 +207,26 @@ def search_scale(
         return torch.ones(width, device=weight_of(linears[0]).device), unseen, torch.empty(0, width)
     x_mean = torch.stack(captured.abs_sums).sum(0) / max(captured.tokens, 1)
     originals = [weight_of(m).clone() for m in linears]
-    grid = settings.awq_grid if group.fold else 1
-    best = (math.inf, 0.0, torch.ones_like(x_mean))
+    grid = candidates(x_mean, originals, settings) if group.fold else [(0.0, awq_scales(x_mean, 0.0))]
+    best = (math.inf, 0)
     errors = []
     try:
-        for alpha in (i / grid for i in range(grid)):
-            s = awq_scales(x_mean, alpha)
+        for i, (_, s) in enumerate(grid):
             for m, w in zip(linears, originals, strict=True):
                 set_weight(m, fake_quantize(w, settings.bits, settings.group_size, settings.symmetric, s))
             errors.append(_module_error(module, captured.calls, captured.outputs))
-            if errors[-1] < best[0]:
-                best = (errors[-1], alpha, s)
+            best = min(best, (errors[-1], i))
     finally:
         for m, w in zip(linears, originals, strict=True):
             set_weight(m, w)
-    error, alpha, s = best
-    info = {"alpha": alpha if group.fold else None, "error_rtn": errors[0], "error_awq": min(error, errors[0])}
+    error, i = best
+    alpha, s = grid[i]
+    info = {
+        "alpha": alpha if group.fold else None,
+        "duo": settings.awq_duo and i > 0,
+        "error_rtn": errors[0],
+        "error_awq": min(error, errors[0]),
+    }
     return s, info, torch.cat(captured.picked)
 
 

@@ -53,6 +53,9 @@ class CompressConfig:
     owl_lambda: float = setting(0.08, "OWL: layer sparsities span ≤ 2λ, mean --sparsity")
     owl_m: float = setting(5.0, "OWL: outlier threshold, M × mean score")
     awq_grid: int = setting(20, "AWQ: scaling exponents α searched per group")  # α ∈ {0, 1/grid, …}
+    # s = mean|x|^α / mean|ŵ|^(1−α), ŵ each weight over its quantization group's max (AutoAWQ's and
+    # llm-compressor's default "duo scaling"); the first of the grid stays plain RTN (s = 1)
+    awq_duo: bool = setting(False, "AWQ: scales from activations and weights (duo scaling)")
     # AWQ also searches each (row, group)'s clipping range (the reference's auto_clip)
     awq_clip: bool = setting(True, "AWQ: skip the clipping-range search (on by default)")
     awq_quantizer: str = setting("rtn", "AWQ: what rounds the scaled weights", choices=("rtn", "gptq"))

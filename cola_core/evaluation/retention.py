@@ -43,8 +43,11 @@ def _retention_of(compressed: np.ndarray, dense: np.ndarray, metric: str) -> np.
     return np.where(dense > 0, compressed / np.where(dense > 0, dense, 1.0), np.nan)
 
 
-def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000) -> tuple[float, float, float]:
-    """(value, ci_low, ci_high) of compressed ÷ dense (inverse for perplexity), paired bootstrap."""
+def retention(
+    dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(value, ci_low, ci_high) of compressed ÷ dense (inverse for perplexity), paired bootstrap; a
+    ``level`` above 0.95 for a Bonferroni correction when several are read together."""
     if dense.metric != compressed.metric or len(dense.items) != len(compressed.items):
         raise ColaError(f"cannot compare {dense.capability} scores measured on different items")
     a, b = np.asarray(dense.items, dtype=np.float64), np.asarray(compressed.items, dtype=np.float64)
@@ -56,17 +59,18 @@ def retention(dense: Score, compressed: Score, seed: int = 0, rounds: int = 1000
     if len(a) < 2:
         return value, value, value
     idx = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
-    lo, hi = _nan_percentiles(ratio(a[idx], b[idx]))
+    lo, hi = _nan_percentiles(ratio(a[idx], b[idx]), level)
     return value, lo, hi
 
 
-def _nan_percentiles(replicates: np.ndarray) -> tuple[float, float]:
-    """The 95% percentile interval over the defined replicates (a resample whose dense accuracy is 0
-    defines no retention); NaN when none is."""
+def _nan_percentiles(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` (95%) percentile interval over the defined replicates (a resample whose dense
+    accuracy is 0 defines no retention); NaN when none is."""
     finite = replicates[np.isfinite(replicates)]
     if len(finite) == 0:
         return math.nan, math.nan
-    lo, hi = np.percentile(finite, [2.5, 97.5])
+    tail = 50 * (1 - level)
+    lo, hi = np.percentile(finite, [tail, 100 - tail])
     return float(lo), float(hi)
 
 
