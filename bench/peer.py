@@ -212,7 +212,8 @@ def run(
                 ours_dir, peer_dir = root / f"ours-{method}", root / f"peer-{method}"
                 grid = [] if OURS[method][1] in ("wanda", "sparsegpt") else ["--sym" if moe else "--asym"]
                 cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", "cpu"]
-                cli += ["--calib", str(calib), "--seqlen", str(seqlen), *OURS[method], "--out", str(ours_dir), "--json"]
+                cli += ["--calib", str(calib), "--seqlen", str(seqlen), *OURS[method], *grid]
+                cli += ["--out", str(ours_dir), "--json"]
                 args = {"model": model, "calib": str(calib), "method": method, "seqlen": seqlen, "out": str(peer_dir)}
                 args["scheme"] = "W4A16" if moe else "W4A16_ASYM"
                 ours, peer = [], []  # (process seconds, compress seconds) of each run, the two taking turns

@@ -5,10 +5,11 @@ before the engine rounds the weights (RTN, or GPTQ with ``awq_quantizer="gptq"``
 by s_j before rounding (its input down by s_j) shrinks that weight's relative rounding error. Per group
 of linears fed one tensor x, s = mean|x|^α / √(max·min), α ∈ {0, 1/grid, …} searched to minimise
 ‖f(Q(W·s), x/s) − f(W, x)‖² for the smallest module f holding the group (the attention for q/k/v, the
-MLP for gate/up, the linear itself for o_proj and down_proj) on the calibration tokens, padding
-masked; α = 0 is plain RTN. 1/s is folded into the op producing x, so the dense model is unchanged.
-With ``awq_clip`` the reference code's ``auto_clip`` then shrinks each (row, group) weight range where
-that lowers the linear's output error (not for q/k, whose error acts through the softmax).
+MLP for gate/up — a mixture-of-experts block for its routers and every expert's gate/up — the linear
+itself for o_proj and down_proj) on the calibration tokens, padding masked; α = 0 is plain RTN.
+1/s is folded into the op producing x, so the dense model is unchanged. With ``awq_clip`` the
+reference code's ``auto_clip`` then shrinks each (row, group) weight range where that lowers the
+linear's output error (not for q/k, whose error acts through the softmax).
 
 Which linears share an input, which module judges their scale and where 1/s folds (a norm, or rows of
 an earlier linear) is traced and verified on each layer itself, not read from a table of module names:
@@ -38,7 +39,7 @@ from cola_core.compress.awq_groups import (
     take_sequences,
 )
 from cola_core.compress.capture import LayerInputs
-from cola_core.compress.experts import real_tokens
+from cola_core.compress.experts import ROUTER, real_tokens
 from cola_core.compress.quantization import grid_params
 from cola_core.compress.statistics import real_rows, set_weight, weight_of
 from cola_core.models.architecture import hidden_of
@@ -127,6 +128,12 @@ def candidates(
     return [(0.0, awq_scales(x_mean, 0.0)), *duo]
 
 
+def rounded(group: ScaleGroup) -> list[str]:
+    """The group's linears that get rounded: all but the routers of a mixture-of-experts group, whose
+    columns take the scales only so that routing stays as it was (awq_groups.py)."""
+    return [n for n in group.linears if not ROUTER.search(n)]
+
+
 @dataclass
 class Captured:
     """What the replay records for one group: its module's calls (with the batch's mask) and
@@ -200,7 +207,7 @@ def search_scale(
     report shows of the search, and sampled input rows for clipping. The weights are left as found. A
     mixture-of-experts expert that no token of the sample reaches keeps s = 1 and gets no rows."""
     module = layer.get_submodule(group.module)
-    linears = [layer.get_submodule(n) for n in group.linears]
+    linears = [layer.get_submodule(n) for n in rounded(group)]
     if not captured.abs_sums:  # an expert no token of the sample was routed to
         width = weight_of(linears[0]).shape[1]
         unseen = {"alpha": None, "error_rtn": None, "error_awq": None, "unseen": True}
@@ -289,7 +296,7 @@ def prepare_awq(layer: torch.nn.Module, inputs: LayerInputs, settings: Settings)
             fallback = "no token of the AWQ sample was routed to this expert: s = 1, no clipping"
         else:
             fold_scale(layer, group, s)
-            clip_inputs.update(dict.fromkeys(group.linears, rows / s))
+            clip_inputs.update(dict.fromkeys(rounded(group), rows / s))
         reports[index] = {
             "linears": group.linears,
             "module": group.module or "layer",

@@ -10,7 +10,9 @@ fused qkv for o_proj, OPT's fc1 through ReLU) — is accepted only if dividing i
 and multiplying the group's columns by them leaves the layer's output unchanged, which is exact in
 floating point for a right fold and far off for a wrong one. When none passes, the group keeps s = 1
 and ``fallback`` says why (GELU before an MLP's output projection, a grouped-query v_proj narrower than
-o_proj, heads that interleave q/k/v rows …).
+o_proj, heads that interleave q/k/v rows …). A mixture-of-experts block, whose router and experts
+each read their own view of the block's input, becomes one group with its routers, whose columns take
+the scale unrounded (``_through_the_router``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 
 from cola_core.compress.capture import LayerInputs
 from cola_core.compress.experts import SplitExperts, expert_of, real_tokens
-from cola_core.compress.statistics import find_linears, real_rows, set_weight, weight_of
+from cola_core.compress.statistics import find_linears, find_routers, real_rows, weight_of
 from cola_core.models.architecture import hidden_of
 
 
@@ -129,7 +131,58 @@ def find_groups(layer: torch.nn.Module, sample: LayerInputs) -> list[ScaleGroup]
         group = ScaleGroup(names, module)
         group.fold, group.fallback = _find_fold(layer, group, norm_outputs, earlier, probe, reference)
         groups.append(group)
-    return groups + _untraced_experts(groups, split)
+    groups += _untraced_experts(groups, split)
+    for prefix in split:
+        block = prefix.rpartition(".")[0]
+        if block and isinstance(seen_in.get(block), torch.Tensor):
+            x = seen_in[block]
+            norm_outputs = [n for n in made_by.get(id(x), []) if norms[n].weight.numel() == x.shape[-1]]
+            groups = _through_the_router(layer, groups, block, norm_outputs, probe, reference)
+    return groups
+
+
+def _through_the_router(
+    layer: torch.nn.Module,
+    groups: list[ScaleGroup],
+    block: str,
+    norm_outputs: list[str],
+    probe: LayerInputs,
+    reference: list[torch.Tensor],
+) -> list[ScaleGroup]:
+    """A mixture-of-experts block reads one tensor x, but its router and each expert see their own
+    views and rows of it, so no two of their linears share a tensor and every expert's gate/up would
+    keep s = 1. Here they become one group: every linear of the block that reads x's channels without
+    a fold of its own (each expert's gate/up, a shared expert's), plus the routers, whose columns take
+    s too but are never rounded — so routing is unchanged — searched on the whole block's output and
+    folded into the norm that returned x (llm-compressor's MoE mapping, ``mlp.gate`` among its balance
+    layers). Kept only if that fold passes the trial; otherwise the groups stay as they were."""
+    width = len(layer.get_submodule(norm_outputs[0]).weight) if norm_outputs else 0
+    inside = [g for g in groups if g.fold is None and all(n.startswith(block + ".") for n in g.linears)]
+    members = [g for g in inside if all(weight_of(layer.get_submodule(n)).shape[1] == width for n in g.linears)]
+    routers = [n for n in find_routers(layer) if n.startswith(block + ".") and _router_width(layer, n) == width]
+    if not members or not norm_outputs:
+        return groups
+    merged = ScaleGroup(routers + [n for g in members for n in g.linears], block)
+    merged.fold, _ = _find_fold(layer, merged, norm_outputs, [], probe, reference)
+    if merged.fold is None:
+        return groups
+    first, taken = groups.index(members[0]), {id(g) for g in members}
+    rest = [g for g in groups if id(g) not in taken]
+    return [*rest[:first], merged, *rest[first:]]
+
+
+def _router_width(layer: torch.nn.Module, name: str) -> int:
+    """The input width of a router (``nn.Linear``, or a module whose 2-D weight is experts × inputs)."""
+    weight = columns(layer.get_submodule(name))
+    return int(weight.shape[1]) if weight.dim() == 2 else -1
+
+
+def columns(module: torch.nn.Module) -> torch.Tensor:
+    """The (out × in) weight, a view: GPT-2's ``Conv1D`` stores it transposed; an ``nn.Linear`` or a
+    router module (Qwen3-MoE's ``TopKRouter``: experts × inputs, applied by ``F.linear``) does not."""
+    from transformers.pytorch_utils import Conv1D
+
+    return module.weight.data.t() if isinstance(module, Conv1D) else module.weight.data
 
 
 def _untraced_experts(groups: list[ScaleGroup], split: dict[str, SplitExperts]) -> list[ScaleGroup]:
@@ -182,7 +235,7 @@ def _find_fold(
 ) -> tuple[tuple[str, int, int] | None, str | None]:
     """The first candidate whose outputs are exactly the group's input channels: the norm that returned
     the input, then blocks of rows of the earlier linears, nearest first."""
-    width = weight_of(layer.get_submodule(group.linears[0])).shape[1]
+    width = columns(layer.get_submodule(group.linears[0])).shape[1]
     candidates = [(name, 0, width) for name in norm_outputs]
     odd = []
     for name in earlier:
@@ -237,6 +290,6 @@ def fold_scale(layer: torch.nn.Module, group: ScaleGroup, s: torch.Tensor) -> No
     bias = getattr(target, "bias", None)
     if isinstance(bias, torch.Tensor):
         bias.data[lo:hi] = (bias.data[lo:hi].float() / s).to(bias.dtype)
-    for linear in group.linears:
-        module = layer.get_submodule(linear)
-        set_weight(module, weight_of(module).float() * s)
+    for linear in group.linears:  # routers among them too (their columns scaled, never rounded)
+        w = columns(layer.get_submodule(linear))
+        w.copy_((w.float() * s).to(w.dtype))
