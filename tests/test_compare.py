@@ -132,6 +132,15 @@ def test_awq_table_lists_each_group_of_awq_runs_only(tiny_model_dir, calib):
     assert (table["error AWQ"] <= table["error RTN"] + 1e-9).all()
 
 
+def test_awq_table_names_a_mixture_of_experts_group_compactly():
+    from cola_core.app.compare import compact_names
+
+    block = ["mlp.gate", *(f"mlp.experts.{e}.{p}" for e in range(64) for p in ("gate_proj", "up_proj"))]
+    assert compact_names(block) == "mlp.gate, mlp.experts.*.gate_proj (×64), mlp.experts.*.up_proj (×64)"
+    assert compact_names(["mlp.experts.3.down_proj"]) == "mlp.experts.3.down_proj"
+    assert compact_names(["self_attn.q_proj", "self_attn.k_proj"]) == "self_attn.q_proj, self_attn.k_proj"
+
+
 def test_moe_runs_show_tokens_per_expert_in_compare(tiny_model_dir, tmp_path, monkeypatch):
     """A mixture-of-experts model through the dashboard: the space reports expert coverage, the job
     compresses every expert, and Compare shows each expert's calibration tokens."""

@@ -5,6 +5,7 @@ same prompts answered by each model."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 
@@ -69,6 +70,18 @@ def layer_errors(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "layer", "mean_error", "max_error"])
 
 
+def compact_names(names: Sequence[str]) -> str:
+    """Linear names for a table cell, every expert's alike ones as one: ``mlp.gate,
+    mlp.experts.*.gate_proj (×64), …`` for a mixture-of-experts group; a lone expert's name as it is."""
+    first: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for name in names:
+        key = re.sub(r"\.experts\.\d+\.", ".experts.*.", name, count=1)
+        first.setdefault(key, name)
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(first[k] if counts[k] == 1 else f"{k} (×{counts[k]})" for k in first)
+
+
 def awq_groups(runs: pd.DataFrame) -> pd.DataFrame:
     """AWQ's choices per run, layer and group of linears sharing an input (compress/awq.py): the
     exponent α, where the scales were folded (or why not), and the group's output error with plain
@@ -81,7 +94,7 @@ def awq_groups(runs: pd.DataFrame) -> pd.DataFrame:
                     {
                         "run": run_label(run),
                         "layer": layer["layer"],
-                        "linears": ", ".join(group["linears"]),
+                        "linears": compact_names(group["linears"]),
                         "alpha": group["alpha"],
                         "folded into": group["fold"] or f"not folded: {group['fallback']}",
                         "error RTN": group["error_rtn"],
