@@ -34,3 +34,19 @@ def test_run_keys_of_shipped_configs_are_unchanged(name):
     cfg = load_config(name)
     keys = [k for part in cfg.per_model() for k in plan_runs(part, model_fp=model_fingerprint(part.model)).keys]
     assert hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16] == KEYS[name]
+
+
+def test_awq_runs_on_a_mixture_of_experts_model_carry_the_expert_marker(tiny_model_dir, monkeypatch):
+    """AWQ changed for mixture-of-experts models only (issue #33): their AWQ runs get new keys, every
+    other run (and every run of a dense model, above) keeps its key."""
+    from cola_core.experiments import plan
+
+    assert plan.is_moe(tiny_model_dir("qwen3_moe")) and plan.is_moe(tiny_model_dir("mixtral"))
+    assert not plan.is_moe(tiny_model_dir("llama")) and not plan.is_moe("cola-tiny")
+    cfg = load_config("paper-claims")
+    keys = {}
+    for moe in (False, True):
+        monkeypatch.setattr(plan, "is_moe", lambda _name, moe=moe: moe)
+        keys[moe] = {r.compression: r.key for r in plan_runs(cfg, model_fp="m", data_fp="d").runs}
+    changed = {label for label in keys[False] if keys[False][label] != keys[True][label]}
+    assert changed == {label for label in keys[False] if "method=awq" in label} != set()

@@ -210,7 +210,7 @@ def search_scale(
     linears = [layer.get_submodule(n) for n in rounded(group)]
     if not captured.abs_sums:  # an expert no token of the sample was routed to
         width = weight_of(linears[0]).shape[1]
-        unseen = {"alpha": None, "error_rtn": None, "error_awq": None, "unseen": True}
+        unseen = {"alpha": None, "duo": False, "error_rtn": None, "error_awq": None, "unseen": True}
         return torch.ones(width, device=weight_of(linears[0]).device), unseen, torch.empty(0, width)
     x_mean = torch.stack(captured.abs_sums).sum(0) / max(captured.tokens, 1)
     originals = [weight_of(m).clone() for m in linears]

@@ -51,7 +51,13 @@ ADDED_LATER = {
     "prompts": "",
     "prompt_fields": "",
     "expert_features": False,
+    "awq_duo": False,
 }
+# AWQ on a mixture-of-experts model changed with issue #33 (every expert's gate/up take the block's
+# scales, awq_groups.py); on a dense model it did not, so only those runs' keys carry this rather than
+# a new EVALUATION_VERSION, which would retire every stored run
+AWQ_EXPERTS = "block-scales"
+_EXPERT_COUNTS = ("num_experts", "num_local_experts", "n_routed_experts")
 
 
 def selfgen_config(curate: CurateConfig, overrides: tuple[tuple[str, Any], ...] = ()) -> SelfGenConfig:
@@ -90,6 +96,22 @@ def data_fingerprint(cfg: ExperimentConfig) -> str:
         if spec not in BUILTIN_CORPORA:
             parts[spec] = spec if spec.startswith("hf:") else _records_fingerprint(spec, "pool")
     return _digest(parts)
+
+
+def is_moe(name: str) -> bool:
+    """Whether the model's ``config.json`` (nested configs included) counts experts: read from the
+    directory, nothing loaded; False for a hub model not on disk (its runs carry no expert marker)."""
+    where, _ = resolve_model(name)
+    path = Path(where, "config.json")
+
+    def counts(node: Any) -> bool:
+        if isinstance(node, dict):
+            return any(isinstance(node.get(k), int) and node[k] > 0 for k in _EXPERT_COUNTS) or any(
+                counts(v) for v in node.values()
+            )
+        return False
+
+    return path.is_file() and counts(json.loads(path.read_text()))
 
 
 def _digest(payload: Any) -> str:
@@ -134,6 +156,7 @@ def plan_runs(cfg: ExperimentConfig, model_fp: str | None = None, data_fp: str |
     evaluation = {"capabilities": list(cfg.capabilities), "limit": cfg.limit, "version": EVALUATION_VERSION}
     dense_hash = _digest({**base, "evaluation": evaluation})
     dense = PlannedRun(f"{cfg.name}/dense/{dense_hash}", "dense", "", None, {"method": "dense"}, dense_hash)
+    moe = is_moe(cfg.model)
     runs = []
     # seed-major: an experiment stopped part-way (it resumes in a later sitting) holds whole seeds,
     # every set compared on the same ones
@@ -148,6 +171,8 @@ def plan_runs(cfg: ExperimentConfig, model_fp: str | None = None, data_fp: str |
             calibration_hash = _digest(calibration)
             for c in cfg.compression:
                 compress = _results_only(asdict(CompressConfig(**c)))
+                if moe and "awq" in (compress["method"], compress.get("quantize")):
+                    compress["awq_experts"] = AWQ_EXPERTS
                 run_hash = _digest({"calibration": calibration_hash, "compress": compress, "evaluation": evaluation})
                 label = compression_label(c)
                 key = f"{cfg.name}/{spec.name}/{label}/{seed}/{run_hash}"
