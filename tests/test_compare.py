@@ -159,10 +159,12 @@ def test_moe_runs_show_tokens_per_expert_in_compare(tiny_model_dir, tmp_path, mo
     assert [space.records[i] for i in selection.indices] == cs.records
     assert 0 <= measure(space.embedded, selection).expert_coverage <= 1
     queue.submit(settings.model, cs.name, cs.records, CompressConfig(method="wanda"), seqlen=32, limit=4)
+    queue.submit(settings.model, cs.name, cs.records, CompressConfig(method="awq", group_size=16), seqlen=32, limit=4)
     _wait(queue)
     runs = finished_runs(queue.store, settings.model)
+    assert len(runs) == 2
     table = expert_tokens(runs)
-    assert len(table) == 2 * 8 and (table["statistic tokens"] >= table["routed tokens"]).all()
+    assert len(table) == 2 * 2 * 8 and (table["statistic tokens"] >= table["routed tokens"]).all()
     report = json.loads(runs.iloc[0]["report"])
     assert report["experts"]["experts"] == 16
     page = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=300)
@@ -170,3 +172,6 @@ def test_moe_runs_show_tokens_per_expert_in_compare(tiny_model_dir, tmp_path, mo
     page.run()
     assert not page.exception
     assert any("calibration tokens per expert" in h.value for h in page.subheader)
+    awq = next(d.value for d in page.dataframe if "alpha" in d.value.columns)  # the block as one group
+    block = "mlp.gate, mlp.experts.*.gate_proj (×8), mlp.experts.*.up_proj (×8)"
+    assert (awq["linears"] == block).sum() == 2 and (awq["folded into"] == "post_attention_layernorm").any()
