@@ -138,16 +138,13 @@ def rounded(group: ScaleGroup) -> list[str]:
 class Captured:
     """What the replay records for one group: its module's calls (with the batch's mask) and
     real-token outputs, Σ|x| per batch and the count of its input's real tokens, and evenly spaced
-    input rows — for a mixture-of-experts block also each expert linear's own (routed) rows, ``own``,
-    which its clipping reads."""
+    input rows."""
 
     calls: list[tuple[tuple, dict, torch.Tensor]] = field(default_factory=list)
     outputs: list[torch.Tensor] = field(default_factory=list)
     abs_sums: list[torch.Tensor] = field(default_factory=list)
     tokens: int = 0
     picked: list[torch.Tensor] = field(default_factory=list)
-    own: dict[str, list[torch.Tensor]] = field(default_factory=dict)
-    own_tokens: dict[str, int] = field(default_factory=dict)
 
 
 @torch.inference_mode()
@@ -171,13 +168,6 @@ def capture_groups(layer: torch.nn.Module, sample: LayerInputs, groups: list[Sca
         record.picked.append(rows[index % stride == 0])
         record.tokens += len(rows)
 
-    def on_own(record: Captured, name: str, _module, args):  # an expert's rows: the tokens routed to it
-        rows = real_rows(args[0], mask[0])
-        seen = record.own_tokens.get(name, 0)
-        index = torch.arange(seen, seen + len(rows), device=rows.device)
-        record.own.setdefault(name, []).append(rows[index % stride == 0])
-        record.own_tokens[name] = seen + len(rows)
-
     def on_output(record: Captured, _module, _args, output):
         record.outputs.append(real_rows(hidden_of(output), mask[0]))
 
@@ -189,9 +179,6 @@ def capture_groups(layer: torch.nn.Module, sample: LayerInputs, groups: list[Sca
             leader.register_forward_pre_hook(partial(on_input, record)),
             module.register_forward_hook(partial(on_output, record)),
         ]
-        if ROUTER.search(group.linears[0]):  # a block group: its leader is the router
-            for name in rounded(group):
-                handles.append(layer.get_submodule(name).register_forward_pre_hook(partial(on_own, record, name)))
     with hooks(*handles):
         for h, kw, batch_mask in zip(sample.hidden, sample.kwargs, sample.masks, strict=True):
             mask[:] = [batch_mask]
@@ -303,15 +290,13 @@ def prepare_awq(layer: torch.nn.Module, inputs: LayerInputs, settings: Settings)
     for index in reversed(range(len(groups))):
         group = groups[index]
         s, info, rows = search_scale(layer, group, captured[index], settings)
-        own = {n: torch.cat(r) for n, r in captured[index].own.items()}
         captured[index] = Captured()  # its module's inputs and outputs are no longer needed
         fallback = group.fallback
         if info.pop("unseen", False):
             fallback = "no token of the AWQ sample was routed to this expert: s = 1, no clipping"
         else:
             fold_scale(layer, group, s)
-            shared = rows / s
-            clip_inputs.update({n: own[n] / s if len(own.get(n, ())) else shared for n in rounded(group)})
+            clip_inputs.update(dict.fromkeys(rounded(group), rows / s))
         reports[index] = {
             "linears": group.linears,
             "module": group.module or "layer",
