@@ -26,11 +26,13 @@ table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.peer_quality import Dense, compare, heldout_perplexity
@@ -99,6 +101,21 @@ def _texts(split: str, n: int) -> list[str]:
     from cola_core.corpora import load_records
 
     return [r.text for r in load_records("prose", split, limit=n)]
+
+
+@contextlib.contextmanager
+def bench_inputs(n: int, heldout: int, models: tuple[str, ...]) -> Iterator[tuple[Path, Path, list[str], dict]]:
+    """A scratch folder holding the calibration file of ``n`` prose texts and the ``models`` (label →
+    path), with ``heldout`` held-out prose texts: what both benches compress and score on."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        yield root, calibration_file(root, n), _texts("heldout", heldout), make_models(root, models)
+
+
+def compress_command(model: str, calib: Path, seqlen: int, flags: list[str], out: Path | str) -> list[str]:
+    """Our whole-process command: ``cola_core compress`` on the CPU with ``flags``, JSON out."""
+    cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", "cpu"]
+    return [*cli, "--calib", str(calib), "--seqlen", str(seqlen), *flags, "--out", str(out), "--json"]
 
 
 def calibration_file(root: Path, n: int) -> Path:
@@ -200,20 +217,15 @@ def run(
     repeats: int = 3,
 ) -> list[dict]:
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        calib = calibration_file(root, n)
-        held = _texts("heldout", heldout)
-        for label, model in make_models(root, models).items():
+    with bench_inputs(n, heldout, models) as (root, calib, held, built):
+        for label, model in built.items():
             dense_ppl = heldout_perplexity(model, held, seqlen).score
             dense = Dense(model, held, seqlen)
             moe = label == MOE_LABEL
             for method in methods:
                 ours_dir, peer_dir = root / f"ours-{method}", root / f"peer-{method}"
                 grid = [] if OURS[method][1] in ("wanda", "sparsegpt") else ["--sym" if moe else "--asym"]
-                cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", "cpu"]
-                cli += ["--calib", str(calib), "--seqlen", str(seqlen), *OURS[method], *grid]
-                cli += ["--out", str(ours_dir), "--json"]
+                cli = compress_command(model, calib, seqlen, [*OURS[method], *grid], ours_dir)
                 args = {"model": model, "calib": str(calib), "method": method, "seqlen": seqlen, "out": str(peer_dir)}
                 args["scheme"] = "W4A16" if moe else "W4A16_ASYM"
                 ours, peer = [], []  # (process seconds, compress seconds) of each run, the two taking turns

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
-import tempfile
-from pathlib import Path
 
-from bench.peer import MODELS, _timed, calibration_file, chosen, make_models
+from bench.peer import MODELS, _timed, bench_inputs, chosen, compress_command
 from bench.peer_quality import Dense, compare
 
 # evaluate's built-in suite on cola-tiny only, less lm: its held-out prose perplexity is the first row
@@ -51,24 +48,19 @@ def run(
 ) -> list[dict]:
     """One row per model and measure: A's and B's values and B ÷ A with its corrected interval
     (``n`` calibration texts, ``heldout`` prose texts, ``limit`` items per capability)."""
-    from bench.peer import _texts
     from cola_core.evaluation.retention import retention
 
     comparisons = 2 * len(models) + (len(CAPABILITIES) if "tiny" in models else 0)
     level = 1 - 0.05 / comparisons
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        calib = calibration_file(root, n)
-        held = _texts("heldout", heldout)
-        for label, model in make_models(root, models).items():
+    with bench_inputs(n, heldout, models) as (root, calib, held, built):
+        for label, model in built.items():
             dense = Dense(model, held, seqlen)
             out, seconds = {}, {}
             for side, flags in (("A", a), ("B", b)):
                 out[side] = str(root / f"{label.split()[0]}-{side}")
-                cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", "cpu"]
-                cli += ["--calib", str(calib), "--seqlen", str(seqlen), "--method", method, *flags]
-                seconds[side], _ = _timed([*cli, "--out", out[side], "--json"])
+                cli = compress_command(model, calib, seqlen, ["--method", method, *flags], out[side])
+                seconds[side], _ = _timed(cli)
             q = compare(out["B"], out["A"], dense, level)  # B ÷ A
             common = {"method": method, "a": shlex.join(a), "b": shlex.join(b), "model": label, "level": level}
             common["seconds"] = [seconds["A"], seconds["B"]]

@@ -30,6 +30,8 @@ from cola_core.compress.statistics import find_linears, weight_of
 from cola_core.errors import ColaError
 from cola_core.models.architecture import decoder_layers
 from tests.test_compress import fresh
+from tests.test_moe import fresh as fresh_moe
+from tests.test_moe import routers
 
 OUTLIERS = [3, 17]
 
@@ -320,3 +322,34 @@ def test_engine_end_to_end_codes_on_the_grid_and_report(quantizer, calib):
 def test_bad_awq_settings_are_rejected_up_front(config, message):
     with pytest.raises(ColaError, match=message):
         config.validate()
+
+
+@pytest.mark.parametrize("family", ["qwen3_moe", "qwen2_moe", "gpt_oss", "deepseek_v3"])
+def test_awq_scales_every_experts_input_through_the_norm_and_routers_are_compensated(family, calib):
+    """The router and every expert read the block's input x through their own views and rows: AWQ
+    makes one group of the routers, each expert's gate/up (and a shared expert's), searched on the
+    block's output and folded into the post-attention norm (llm-compressor's MoE mapping); the routers'
+    columns take s exactly, unrounded, so the router computes the same logits."""
+    model = fresh_moe(family)
+    hidden = model.config.hidden_size
+    for layer in decoder_layers(model):  # activation outliers on channels 3 and 17, as in test_awq.py
+        for m in layer.modules():
+            if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.shape == (hidden,):
+                m.weight.data[[3, 17]] *= 20
+    norm_before = [layer.post_attention_layernorm.weight.detach().clone() for layer in decoder_layers(model)]
+    before = routers(model)
+    result = compress_model(model, calib, CompressConfig(method="awq", bits=4, group_size=16), keep_codes=False)
+    for i, (layer, report) in enumerate(zip(decoder_layers(model), result.layers, strict=True)):
+        block = [g for g in report["awq"]["groups"] if g["module"] == "mlp"]
+        assert len(block) == 1 and block[0]["fold"] == "post_attention_layernorm", report["awq"]["groups"]
+        names = block[0]["linears"]
+        assert names[0] in ("mlp.gate", "mlp.router")
+        assert all(f"mlp.experts.{e}.{p}" in names for e in range(8) for p in ("gate_proj", "up_proj"))
+        assert ("mlp.shared_expert.gate_proj" in names) == (family == "qwen2_moe")
+        assert block[0]["error_awq"] < block[0]["error_rtn"] and block[0]["scale_max"] > 2 * block[0]["scale_min"]
+        s = norm_before[i] / layer.post_attention_layernorm.weight.detach()
+        assert set(torch.topk(s, 2).indices.tolist()) == {3, 17}
+        for name, w in before.items():
+            if name.startswith(f"model.layers.{i}.") and w.dim() == 2:
+                now = dict(model.named_parameters())[name]
+                torch.testing.assert_close(now, w * s, rtol=1e-5, atol=0)  # compensated, not rounded
