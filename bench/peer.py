@@ -5,7 +5,7 @@ ratios ours ÷ peer.
 llm-compressor pins its own transformers, so it runs in its own virtual environment, never ours:
 
     python3 -m venv .peer-venv && .peer-venv/bin/pip install torch==2.13.0 && .peer-venv/bin/pip install llmcompressor==0.14.0.1
-    python -m bench.peer --python .peer-venv/bin/python [--methods wanda,sparsegpt,gptq,awq] [--models tiny,wide,moe] [--repeats 3]
+    python -m bench.peer --python .peer-venv/bin/python [--methods wanda,sparsegpt,gptq,awq] [--models tiny,wide,moe] [--repeats 3] [--peer-seeds 1]
 
 Both sides run in a fresh process (imports, model load, compression, save), taking turns, each
 ``--repeats`` times (3) where a run takes under two minutes, the fastest run counted; quality is then computed
@@ -18,7 +18,11 @@ should (bench/peer_quality.py). The perplexity and KL ratios carry 95% paired bo
 over the held-out texts. Methods: Wanda 50% and SparseGPT 50% (theirs
 ``WandaPruningModifier`` / ``SparseGPTModifier``, lm_head ignored on both sides), GPTQ 4-bit g128 asym
 (``GPTQModifier`` W4A16_ASYM) and AWQ 4-bit g128 asym (``AWQModifier`` + ``QuantizationModifier``).
-Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
+llm-compressor's ``oneshot`` shuffles the calibration samples (its default), from torch's generator,
+which a process seeds at random, so its output changes from run to run; each of its runs here is
+seeded, the k-th with k mod ``--peer-seeds``, and with more than one seed the peer's quality is the mean
+over its orders, per text, so the intervals stay over the texts and its spread over orders is shown
+beside it. Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
 random Qwen3-MoE (every expert compressed by both sides, by all four methods; quantized on a
 symmetric grid, see the note under ``OURS``). Rows of pairs not re-run are kept, so ``--models``/``--methods`` refresh part of the
 table.
@@ -77,6 +81,9 @@ from llmcompressor.modifiers.transform.awq import AWQModifier
 if not torch.cuda.is_available():
     torch.Tensor.pin_memory = lambda self, *args, **kwargs: self
 a = json.loads(sys.argv[1])
+# oneshot shuffles the calibration samples by default, drawing on torch's generator, which a process
+# seeds at random: seeded, a run is reproducible and the order is the run's seed.
+torch.manual_seed(a["seed"])
 model = AutoModelForCausalLM.from_pretrained(a["model"], dtype=torch.float32)
 tok = AutoTokenizer.from_pretrained(a["model"])
 texts = [json.loads(line)["text"] for line in open(a["calib"])]
@@ -207,6 +214,13 @@ def _timed(argv: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t, out.stdout
 
 
+def _peer(python: str, args: dict, seed: int) -> tuple[float, float]:
+    """One whole process of the peer calibrating in the order of ``seed``, saved to ``<out>-s<seed>``:
+    (process seconds, oneshot seconds)."""
+    seconds, out = _timed([python, "-c", _PEER, json.dumps({**args, "seed": seed, "out": f"{args['out']}-s{seed}"})])
+    return seconds, json.loads(out.strip().splitlines()[-1])["compress_s"]
+
+
 def run(
     python: str,
     n: int = 64,
@@ -215,6 +229,7 @@ def run(
     methods: tuple[str, ...] = METHODS,
     models: tuple[str, ...] = MODELS,
     repeats: int = 3,
+    peer_seeds: int = 1,
 ) -> list[dict]:
     rows = []
     with bench_inputs(n, heldout, models) as (root, calib, held, built):
@@ -232,10 +247,11 @@ def run(
                 while not ours or (len(ours) < repeats and max(ours[0][0], peer[0][0]) < REPEAT_BELOW_S):
                     seconds, out = _timed(cli)
                     ours.append((seconds, json.loads(out)["seconds"]))
-                    seconds, out = _timed([python, "-c", _PEER, json.dumps(args)])
-                    peer.append((seconds, json.loads(out.strip().splitlines()[-1])["compress_s"]))
+                    peer.append(_peer(python, args, len(peer) % peer_seeds))
+                while len(peer) < peer_seeds:  # every seed once, whatever the repeats
+                    peer.append(_peer(python, args, len(peer)))
                 (ours_s, ours_compress), (peer_s, peer_compress) = min(ours), min(peer)
-                q = compare(str(ours_dir), str(peer_dir), dense)
+                q = compare(str(ours_dir), [f"{peer_dir}-s{seed}" for seed in range(peer_seeds)], dense)
                 (ratio, lo, hi), (kl_ratio, kl_lo, kl_hi) = q["ppl_ratio"], q["kl_ratio"]
                 ours_err, peer_err = q["error"]
                 row = {
@@ -250,6 +266,7 @@ def run(
                     "peer_compress_s": peer_compress,
                     "ours_ppl": q["ppl"][0].score,
                     "peer_ppl": q["ppl"][1].score,
+                    "peer_ppl_each": q["each"],
                     "ours_kl": q["kl"][0],
                     "peer_kl": q["kl"][1],
                     "kl_ratio": kl_ratio,
@@ -271,6 +288,13 @@ def _interval(ci: list[float] | None) -> str:
     return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def _orders(row: dict) -> str:
+    """The peer's perplexity under each calibration order it ran, where it ran more than one (its
+    figures in the row are then their mean)."""
+    each = row.get("peer_ppl_each", [])
+    return f" (mean of {len(each)} orders: {min(each):.2f}–{max(each):.2f})" if len(each) > 1 else ""
+
+
 def to_markdown(rows: list[dict]) -> str:
     lines = [
         "| model | method | calibration | dense ppl | runs | ours: process (compress) | "
@@ -286,7 +310,7 @@ def to_markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {r['model']} | {r['method']} | {r['calibration']} | {r['dense_ppl']:.2f} | {r.get('runs', 1)} | "
             f"{r['ours_s']:.1f} s ({r['ours_compress_s']:.1f} s) | {r['peer_s']:.1f} s ({r['peer_compress_s']:.1f} s) | "
-            f"{r['time_ratio']:.2f}× | {r['ours_ppl']:.2f} / {r['peer_ppl']:.2f} | {r['ppl_ratio']:.3f}×{ppl_ci} | {kl} | "
+            f"{r['time_ratio']:.2f}× | {r['ours_ppl']:.2f} / {r['peer_ppl']:.2f}{_orders(r)} | {r['ppl_ratio']:.3f}×{ppl_ci} | {kl} | "
             f"{r['ours_error']:.4f} / {r['peer_error']:.4f} | {r['error_ratio']:.2f}× |"
         )
     return "\n".join(lines)
@@ -310,16 +334,23 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each side, the fastest counted (pairs under two minutes)"
     )
+    parser.add_argument(
+        "--peer-seeds",
+        type=int,
+        default=1,
+        help="calibration orders the peer runs under (its oneshot shuffles the samples), scored as their mean",
+    )
     parser.add_argument("--docs", action="store_true", help="also copy the tables into docs/performance.md")
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    for flag, value in (("--repeats", args.repeats), ("--peer-seeds", args.peer_seeds)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
     methods = chosen(parser, args.methods, METHODS, "--methods")
     models = chosen(parser, args.models, MODELS, "--models")
     problem = peer_problem(args.python)
     if problem:
         parser.error(f"--python {args.python}: {problem}; make the peer's venv: {PEER_VENV}")
-    rows = run(args.python, methods=methods, models=models, repeats=args.repeats)
+    rows = run(args.python, methods=methods, models=models, repeats=args.repeats, peer_seeds=args.peer_seeds)
 
     def update(stored: list[dict]) -> list[dict]:  # rows of pairs not re-run stay
         fresh = {(r["model"], r["method"]) for r in rows}

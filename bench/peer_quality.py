@@ -113,20 +113,45 @@ class Dense:
         self.outputs, self.inputs = first_layer_outputs(path, texts[:64], seqlen)
 
 
-def compare(first: str, second: str, dense: Dense, level: float = 0.95) -> dict:
+def scored(path: str, dense: Dense) -> dict:
+    """The output saved at ``path`` against ``dense``: its held-out perplexity (``Score``), per-text KL
+    to the dense model and first-layer output error."""
+    return {
+        "ppl": heldout_perplexity(path, dense.texts, dense.seqlen),
+        "kl": kl_to_dense(dense.logprobs, next_token_logprobs(path, dense.texts, dense.seqlen)),
+        "error": output_error(
+            first_layer_outputs(path, [], dense.seqlen, dense.inputs)[0], dense.outputs, dense.inputs
+        ),
+    }
+
+
+def mean_of(runs: list[dict]) -> dict:
+    """Several outputs of one tool (runs calibrated in different sample orders) as one: per text the
+    mean NLL and mean KL over the runs, so the paired intervals stay over the texts, and the mean error."""
+    from cola_core.evaluation.suite import perplexity_score
+
+    if len(runs) == 1:
+        return runs[0]
+    items = [r["ppl"].items for r in runs]
+    nll = [sum(run[i][0] for run in items) / len(runs) for i in range(len(items[0]))]
+    ppl = perplexity_score("heldout", nll, [n for _, n in items[0]], seed=0)
+    kl = [sum(k) / len(runs) for k in zip(*(r["kl"] for r in runs), strict=True)]
+    return {"ppl": ppl, "kl": kl, "error": sum(r["error"] for r in runs) / len(runs)}
+
+
+def compare(first: str, second: str | list[str], dense: Dense, level: float = 0.95) -> dict:
     """The outputs saved at ``first`` and ``second`` scored alike: each one's held-out perplexity
     (``Score``), mean per-token KL to the dense model and first-layer output error, and first ÷ second
-    of perplexity and KL with their ``level`` paired intervals."""
-    ppl = [heldout_perplexity(p, dense.texts, dense.seqlen) for p in (first, second)]
-    kl = [kl_to_dense(dense.logprobs, next_token_logprobs(p, dense.texts, dense.seqlen)) for p in (first, second)]
+    of perplexity and KL with their ``level`` paired intervals. ``second`` may be several outputs of one
+    tool, scored as their mean (``mean_of``); ``each`` holds their perplexities one by one."""
+    each = [scored(p, dense) for p in ([second] if isinstance(second, str) else second)]
+    sides = [scored(first, dense), mean_of(each)]
     tokens = sum(len(t) for t in dense.logprobs)
     return {
-        "ppl": ppl,
-        "ppl_ratio": ppl_ratio(ppl[0], ppl[1], level),
-        "kl": [sum(k) / tokens for k in kl],
-        "kl_ratio": paired_ratio(kl[0], kl[1], level=level),
-        "error": [
-            output_error(first_layer_outputs(p, [], dense.seqlen, dense.inputs)[0], dense.outputs, dense.inputs)
-            for p in (first, second)
-        ],
+        "ppl": [s["ppl"] for s in sides],
+        "ppl_ratio": ppl_ratio(sides[0]["ppl"], sides[1]["ppl"], level),
+        "kl": [sum(s["kl"]) / tokens for s in sides],
+        "kl_ratio": paired_ratio(sides[0]["kl"], sides[1]["kl"], level=level),
+        "error": [s["error"] for s in sides],
+        "each": [s["ppl"].score for s in each],
     }

@@ -87,7 +87,9 @@ REPORT = {
             "dense: mean per-token KL(p_dense ‖ p_compressed) in nats — fidelity to the dense model, which "
             "perplexity on a random model does not measure (it can fall below the dense model's by chance). "
             "Runs: each side's whole process ran that many times, the two taking turns, and the fastest counts "
-            "(three where one run takes under two minutes).",
+            "(three where one run takes under two minutes). llm-compressor shuffles its calibration samples, so "
+            'its output depends on the order; each of its runs is seeded, and "mean of k orders" marks a row '
+            "scored on the mean of k orders' outputs per text (`--peer-seeds k`), their perplexities' range shown.",
             "",
         ),
     ),

@@ -96,3 +96,27 @@ def test_a_python_that_cannot_run_the_peer_is_one_line_before_any_work(tmp_path)
     )
     assert out.returncode == 2 and "make the peer's venv: python3 -m venv .peer-venv" in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.peer", "--python", sys.executable, "--peer-seeds", "0"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert out.returncode == 2 and "--peer-seeds must be at least 1, got 0" in out.stderr
+
+
+def test_several_runs_of_the_peer_are_scored_as_their_mean_per_text():
+    from cola_core.evaluation.suite import perplexity_score
+
+    counts = [10, 20, 30]
+    runs = [
+        {"ppl": perplexity_score("heldout", nll, counts, seed=0), "kl": kl, "error": err}
+        for nll, kl, err in (([20.0, 44.0, 60.0], [1.0, 2.0, 3.0], 0.1), ([24.0, 40.0, 66.0], [3.0, 2.0, 1.0], 0.3))
+    ]
+    mean = quality.mean_of(runs)
+    assert [item for item, _ in mean["ppl"].items] == [22.0, 42.0, 63.0]
+    assert mean["ppl"].score == pytest.approx(math.exp(127 / 60))
+    assert mean["kl"] == [2.0, 2.0, 2.0] and mean["error"] == pytest.approx(0.2)
+    assert quality.mean_of(runs[:1]) is runs[0]
+    row = {"peer_ppl_each": [21.0, 23.5, 22.0]}
+    assert peer._orders(row) == " (mean of 3 orders: 21.00–23.50)" and peer._orders({}) == ""
