@@ -139,12 +139,12 @@ def mean_of(runs: list[dict]) -> dict:
     return {"ppl": ppl, "kl": kl, "error": sum(r["error"] for r in runs) / len(runs)}
 
 
-def compare(first: str, second: str | list[str], dense: Dense, level: float = 0.95) -> dict:
-    """The outputs saved at ``first`` and ``second`` scored alike: each one's held-out perplexity
-    (``Score``), mean per-token KL to the dense model and first-layer output error, and first ÷ second
-    of perplexity and KL with their ``level`` paired intervals. ``second`` may be several outputs of one
-    tool, scored as their mean (``mean_of``); ``each`` holds their perplexities one by one."""
-    each = [scored(p, dense) for p in ([second] if isinstance(second, str) else second)]
+def compare(first: str, second: list[str], dense: Dense, level: float = 0.95) -> dict:
+    """The output saved at ``first`` and the outputs at ``second`` (one or several runs of one tool,
+    scored as their mean, ``mean_of``) scored alike: each side's held-out perplexity (``Score``), mean
+    per-token KL to the dense model and first-layer output error, and first ÷ second of perplexity and
+    KL with their ``level`` paired intervals; ``each`` holds the perplexities of ``second`` one by one."""
+    each = [scored(p, dense) for p in second]
     sides = [scored(first, dense), mean_of(each)]
     tokens = sum(len(t) for t in dense.logprobs)
     return {

@@ -61,7 +61,7 @@ def run(
                 out[side] = str(root / f"{label.split()[0]}-{side}")
                 cli = compress_command(model, calib, seqlen, ["--method", method, *flags], out[side])
                 seconds[side], _ = _timed(cli)
-            q = compare(out["B"], out["A"], dense, level)  # B ÷ A
+            q = compare(out["B"], [out["A"]], dense, level)  # B ÷ A
             common = {"method": method, "a": shlex.join(a), "b": shlex.join(b), "model": label, "level": level}
             common["seconds"] = [seconds["A"], seconds["B"]]
             common["error"] = q["error"][::-1]
