@@ -5,7 +5,7 @@ ratios ours ÷ peer.
 llm-compressor pins its own transformers, so it runs in its own virtual environment, never ours:
 
     python3 -m venv .peer-venv && .peer-venv/bin/pip install torch==2.13.0 && .peer-venv/bin/pip install llmcompressor==0.14.0.1
-    python -m bench.peer --python .peer-venv/bin/python [--methods wanda,sparsegpt,gptq,awq] [--models tiny,wide,moe] [--repeats 3] [--peer-seeds 1]
+    python -m bench.peer --python .peer-venv/bin/python [--methods wanda,sparsegpt,gptq,awq] [--models tiny,wide,moe] [--repeats 3] [--peer-seeds 1] [--device cpu|cuda]
 
 Both sides run in a fresh process (imports, model load, compression, save), taking turns, each
 ``--repeats`` times (3) where a run takes under two minutes, the fastest run counted; quality is then computed
@@ -22,7 +22,9 @@ llm-compressor's ``oneshot`` shuffles the calibration samples (its default), fro
 which a process seeds at random, so its output changes from run to run; each of its runs here is
 seeded, the k-th with k mod ``--peer-seeds``, and with more than one seed the peer's quality is the mean
 over its orders, per text, so the intervals stay over the texts and its spread over orders is shown
-beside it. Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
+beside it. ``--device cuda`` compresses on the GPU on both sides (llm-compressor takes
+one whenever it sees one; on ``cpu`` it is shown none), quality still scored on the CPU; each row names
+its device. Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
 random Qwen3-MoE (every expert compressed by both sides, by all four methods; quantized on a
 symmetric grid, see the note under ``OURS``). Rows of pairs not re-run are kept, so ``--models``/``--methods`` refresh part of the
 table.
@@ -30,15 +32,15 @@ table.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
+from bench.inputs import MODELS, MOE_LABEL, WIDE_LABEL, bench_inputs
 from bench.peer_quality import Dense, compare, heldout_perplexity
 
 PEER_VENV = (
@@ -46,7 +48,6 @@ PEER_VENV = (
     "&& .peer-venv/bin/pip install llmcompressor==0.14.0.1"
 )
 METHODS = ("wanda", "sparsegpt", "gptq", "awq")
-MODELS = ("tiny", "wide", "moe")
 LABELS = {"wanda": "Wanda 50%", "sparsegpt": "SparseGPT 50%", "gptq": "GPTQ 4-bit g128", "awq": "AWQ 4-bit g128"}
 OURS = {
     "wanda": ["--method", "wanda", "--sparsity", "0.5"],
@@ -62,8 +63,6 @@ OURS = {
 # for every figure of bench.run; a pair whose single run takes two minutes or more runs once — the
 # machine's noise (about ±1.5 s a run on 2 cores) is a small share of it.
 REPEAT_BELOW_S = 120.0
-WIDE_LABEL = "llama 8 × 1024 (random)"
-MOE_LABEL = "qwen3-moe 4 × 512, 32 experts (random)"
 
 _PEER = """
 import json, sys, time
@@ -104,84 +103,12 @@ print(json.dumps({"compress_s": seconds}))
 """
 
 
-def _texts(split: str, n: int) -> list[str]:
-    from cola_core.corpora import load_records
-
-    return [r.text for r in load_records("prose", split, limit=n)]
-
-
-@contextlib.contextmanager
-def bench_inputs(n: int, heldout: int, models: tuple[str, ...]) -> Iterator[tuple[Path, Path, list[str], dict]]:
-    """A scratch folder holding the calibration file of ``n`` prose texts and the ``models`` (label →
-    path), with ``heldout`` held-out prose texts: what both benches compress and score on."""
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        yield root, calibration_file(root, n), _texts("heldout", heldout), make_models(root, models)
-
-
-def compress_command(model: str, calib: Path, seqlen: int, flags: list[str], out: Path | str) -> list[str]:
-    """Our whole-process command: ``cola_core compress`` on the CPU with ``flags``, JSON out."""
-    cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", "cpu"]
+def compress_command(
+    model: str, calib: Path, seqlen: int, flags: list[str], out: Path | str, device: str = "cpu"
+) -> list[str]:
+    """Our whole-process command: ``cola_core compress`` on ``device`` with ``flags``, JSON out."""
+    cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", device]
     return [*cli, "--calib", str(calib), "--seqlen", str(seqlen), *flags, "--out", str(out), "--json"]
-
-
-def calibration_file(root: Path, n: int) -> Path:
-    """The first ``n`` texts of the built-in prose pool as a calibration JSONL under ``root``."""
-    calib = root / "calib.jsonl"
-    records = [
-        {"id": f"prose-{i}", "text": t, "corpus": "prose", "domain": "prose"} for i, t in enumerate(_texts("pool", n))
-    ]
-    calib.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return calib
-
-
-def make_models(root: Path, which: tuple[str, ...] = MODELS) -> dict[str, str]:
-    """cola-tiny, a random 8-layer 1024-wide Llama and a random Qwen3-MoE (4 layers, 512 wide, 32
-    experts of 256, top 4), the random ones with cola-tiny's tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
-
-    from cola_core.models.loading import BUILTIN_MODELS
-
-    tiny = str(BUILTIN_MODELS["cola-tiny"])
-    models = {"cola-tiny": tiny} if "tiny" in which else {}
-    if "wide" in which:
-        torch.manual_seed(0)
-        cfg = LlamaConfig(
-            vocab_size=1024,
-            hidden_size=1024,
-            intermediate_size=2816,
-            num_hidden_layers=8,
-            num_attention_heads=16,
-            num_key_value_heads=4,
-            max_position_embeddings=512,
-        )
-        wide = root / "llama-8x1024"
-        AutoModelForCausalLM.from_config(cfg).save_pretrained(wide)
-        AutoTokenizer.from_pretrained(tiny).save_pretrained(wide)
-        models[WIDE_LABEL] = str(wide)
-    if "moe" in which:
-        from transformers import AutoConfig
-
-        torch.manual_seed(0)
-        cfg = AutoConfig.for_model(
-            "qwen3_moe",
-            vocab_size=1024,
-            hidden_size=512,
-            num_hidden_layers=4,
-            num_attention_heads=8,
-            num_key_value_heads=4,
-            head_dim=64,
-            num_experts=32,
-            num_experts_per_tok=4,
-            moe_intermediate_size=256,
-            max_position_embeddings=512,
-        )
-        moe = root / "qwen3-moe"
-        AutoModelForCausalLM.from_config(cfg).save_pretrained(moe)
-        AutoTokenizer.from_pretrained(tiny).save_pretrained(moe)
-        models[MOE_LABEL] = str(moe)
-    return models
 
 
 def chosen(parser, value: str, known: tuple[str, ...], flag: str) -> tuple[str, ...]:
@@ -206,18 +133,28 @@ def peer_problem(python: str) -> str | None:
     return None
 
 
-def _timed(argv: list[str]) -> tuple[float, str]:
+def device_name(device: str) -> str:
+    """Where a row's processes ran, as its table states it: the GPU's name, or the CPU's cores."""
+    import torch
+
+    return torch.cuda.get_device_name() if device == "cuda" else f"CPU, {os.cpu_count()} cores"
+
+
+def _timed(argv: list[str], env: dict | None = None) -> tuple[float, str]:
     t = time.perf_counter()
-    out = subprocess.run(argv, capture_output=True, text=True)
+    out = subprocess.run(argv, capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{argv[:4]} failed:\n{out.stderr[-3000:]}")
     return time.perf_counter() - t, out.stdout
 
 
-def _peer(python: str, args: dict, seed: int) -> tuple[float, float]:
+def _peer(python: str, args: dict, seed: int, device: str) -> tuple[float, float]:
     """One whole process of the peer calibrating in the order of ``seed``, saved to ``<out>-s<seed>``:
-    (process seconds, oneshot seconds)."""
-    seconds, out = _timed([python, "-c", _PEER, json.dumps({**args, "seed": seed, "out": f"{args['out']}-s{seed}"})])
+    (process seconds, oneshot seconds). llm-compressor takes a GPU whenever one is visible, so on
+    ``device`` cpu none is."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else None
+    argv = [python, "-c", _PEER, json.dumps({**args, "seed": seed, "out": f"{args['out']}-s{seed}"})]
+    seconds, out = _timed(argv, env)
     return seconds, json.loads(out.strip().splitlines()[-1])["compress_s"]
 
 
@@ -230,8 +167,10 @@ def run(
     models: tuple[str, ...] = MODELS,
     repeats: int = 3,
     peer_seeds: int = 1,
+    device: str = "cpu",
+    on_row: Callable[[dict], None] = lambda row: None,
 ) -> list[dict]:
-    rows = []
+    rows, where = [], device_name(device)
     with bench_inputs(n, heldout, models) as (root, calib, held, built):
         for label, model in built.items():
             dense_ppl = heldout_perplexity(model, held, seqlen).score
@@ -240,22 +179,23 @@ def run(
             for method in methods:
                 ours_dir, peer_dir = root / f"ours-{method}", root / f"peer-{method}"
                 grid = [] if OURS[method][1] in ("wanda", "sparsegpt") else ["--sym" if moe else "--asym"]
-                cli = compress_command(model, calib, seqlen, [*OURS[method], *grid], ours_dir)
+                cli = compress_command(model, calib, seqlen, [*OURS[method], *grid], ours_dir, device)
                 args = {"model": model, "calib": str(calib), "method": method, "seqlen": seqlen, "out": str(peer_dir)}
                 args["scheme"] = "W4A16" if moe else "W4A16_ASYM"
                 ours, peer = [], []  # (process seconds, compress seconds) of each run, the two taking turns
                 while not ours or (len(ours) < repeats and max(ours[0][0], peer[0][0]) < REPEAT_BELOW_S):
                     seconds, out = _timed(cli)
                     ours.append((seconds, json.loads(out)["seconds"]))
-                    peer.append(_peer(python, args, len(peer) % peer_seeds))
+                    peer.append(_peer(python, args, len(peer) % peer_seeds, device))
                 while len(peer) < peer_seeds:  # every seed once, whatever the repeats
-                    peer.append(_peer(python, args, len(peer)))
+                    peer.append(_peer(python, args, len(peer), device))
                 (ours_s, ours_compress), (peer_s, peer_compress) = min(ours), min(peer)
                 q = compare(str(ours_dir), [f"{peer_dir}-s{seed}" for seed in range(peer_seeds)], dense)
                 (ratio, lo, hi), (kl_ratio, kl_lo, kl_hi) = q["ppl_ratio"], q["kl_ratio"]
                 ours_err, peer_err = q["error"]
                 row = {
                     "model": label,
+                    "device": where,
                     "method": LABELS[method] + ("" if not grid else " sym" if moe else " asym"),
                     "calibration": f"{n} × {seqlen}",
                     "runs": len(ours),
@@ -279,6 +219,7 @@ def run(
                     "error_ratio": ours_err / peer_err if peer_err > 0 else float("nan"),
                 }
                 rows.append(row)
+                on_row(row)
                 print(row, flush=True)
     return rows
 
@@ -297,10 +238,10 @@ def _orders(row: dict) -> str:
 
 def to_markdown(rows: list[dict]) -> str:
     lines = [
-        "| model | method | calibration | dense ppl | runs | ours: process (compress) | "
+        "| model | device | method | calibration | dense ppl | runs | ours: process (compress) | "
         "llm-compressor: process (oneshot) | time ours ÷ peer | ppl ours / peer | ppl ratio [95%] | "
         "KL to dense ours / peer | KL ratio [95%] | first-layer error ours / peer | error ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "method" not in r:  # a row of the earlier table (issue #19), before errors were measured
@@ -308,7 +249,7 @@ def to_markdown(rows: list[dict]) -> str:
         ppl_ci, kl_ci = _interval(r.get("ppl_ratio_ci")), _interval(r.get("kl_ratio_ci"))
         kl = f"{r['ours_kl']:.4f} / {r['peer_kl']:.4f} | {r['kl_ratio']:.2f}×{kl_ci}" if "kl_ratio" in r else "– | –"
         lines.append(
-            f"| {r['model']} | {r['method']} | {r['calibration']} | {r['dense_ppl']:.2f} | {r.get('runs', 1)} | "
+            f"| {r['model']} | {r['device']} | {r['method']} | {r['calibration']} | {r['dense_ppl']:.2f} | {r.get('runs', 1)} | "
             f"{r['ours_s']:.1f} s ({r['ours_compress_s']:.1f} s) | {r['peer_s']:.1f} s ({r['peer_compress_s']:.1f} s) | "
             f"{r['time_ratio']:.2f}× | {r['ours_ppl']:.2f} / {r['peer_ppl']:.2f}{_orders(r)} | {r['ppl_ratio']:.3f}×{ppl_ci} | {kl} | "
             f"{r['ours_error']:.4f} / {r['peer_error']:.4f} | {r['error_ratio']:.2f}× |"
@@ -316,10 +257,25 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _table_order(row: dict) -> tuple[int, int]:
-    """Rows by model (cola-tiny, wide, MoE), then by method, whichever pairs a command re-ran."""
+def _table_order(row: dict) -> tuple[bool, str, int, int]:
+    """Rows by device (the CPU's first), model (cola-tiny, wide, MoE), then method, whichever pairs a
+    command re-ran."""
     model = ["cola-tiny", WIDE_LABEL, MOE_LABEL].index(row["model"])
-    return model, next(i for i, m in enumerate(METHODS) if row["method"].startswith(LABELS[m]))
+    method = next(i for i, m in enumerate(METHODS) if row["method"].startswith(LABELS[m]))
+    return not row["device"].startswith("CPU"), row["device"], model, method
+
+
+def merged(stored: list[dict], rows: list[dict]) -> list[dict]:
+    """The stored table with ``rows`` in place of the same pairs on the same device; the others stay."""
+    fresh = {(r["model"], r["method"], r["device"]) for r in rows}
+    kept = [r for r in stored if "method" in r and (r["model"], r["method"], r["device"]) not in fresh]
+    return sorted(kept + rows, key=_table_order)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def main() -> None:
@@ -340,6 +296,13 @@ def main() -> None:
         default=1,
         help="calibration orders the peer runs under (its oneshot shuffles the samples), scored as their mean",
     )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where both sides compress (the peer takes a GPU whenever one is visible, so on cpu none is); "
+        "quality is scored on the CPU either way",
+    )
     parser.add_argument("--docs", action="store_true", help="also copy the tables into docs/performance.md")
     args = parser.parse_args()
     for flag, value in (("--repeats", args.repeats), ("--peer-seeds", args.peer_seeds)):
@@ -347,17 +310,24 @@ def main() -> None:
             parser.error(f"{flag} must be at least 1, got {value}")
     methods = chosen(parser, args.methods, METHODS, "--methods")
     models = chosen(parser, args.models, MODELS, "--models")
+    if args.device == "cuda" and not _cuda():
+        parser.error("--device cuda: no CUDA GPU is visible here; leave --device out to compare on the CPU")
     problem = peer_problem(args.python)
     if problem:
         parser.error(f"--python {args.python}: {problem}; make the peer's venv: {PEER_VENV}")
-    rows = run(args.python, methods=methods, models=models, repeats=args.repeats, peer_seeds=args.peer_seeds)
 
-    def update(stored: list[dict]) -> list[dict]:  # rows of pairs not re-run stay
-        fresh = {(r["model"], r["method"]) for r in rows}
-        kept = [r for r in stored if "method" in r and (r["model"], r["method"]) not in fresh]
-        return sorted(kept + rows, key=_table_order)
+    def save(row: dict) -> None:  # each row as it is measured, so a run cut short keeps what it finished
+        bench_run.save_section("peer", lambda stored: merged(stored, [row]), args.docs)
 
-    bench_run.save_section("peer", update, args.docs)
+    rows = run(
+        args.python,
+        methods=methods,
+        models=models,
+        repeats=args.repeats,
+        peer_seeds=args.peer_seeds,
+        device=args.device,
+        on_row=save,
+    )
     print(to_markdown(rows))
 
 

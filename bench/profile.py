@@ -1,7 +1,7 @@
 """Where compression time goes (issue #33, item 1): the whole process of each method on the wide
 model, phase by phase, in one process.
 
-The model is ``bench/peer.py``'s compute-bound one — a random 8-layer 1024-wide Llama (2816-wide MLP,
+The model is the peer bench's compute-bound one (``bench/inputs.py``) — a random 8-layer 1024-wide Llama (2816-wide MLP,
 4 KV heads), fp32, saved and loaded back as a user's model would be — calibrated on 64 × 128 tokens of
 built-in prose. The engine's own functions are wrapped with timers (nothing in the engine changes):
 
@@ -82,7 +82,7 @@ def run(methods: tuple[str, ...] = METHODS, n: int = 64, seqlen: int = 128, laye
     from transformers import AutoModelForCausalLM
 
     from bench.compression import make_model
-    from bench.peer import _texts
+    from bench.inputs import texts
     from cola_core.calibration.files import tokenize_calibration
     from cola_core.compress import CompressConfig, compress_model, save_compressed
     from cola_core.compress.save import build_report
@@ -90,7 +90,7 @@ def run(methods: tuple[str, ...] = METHODS, n: int = 64, seqlen: int = 128, laye
     from cola_core.models.loading import load_model
 
     tokenizer = load_model("cola-tiny").tokenizer
-    records = [Record(f"p/{i}", t, "prose", "prose") for i, t in enumerate(_texts("pool", n))]
+    records = [Record(f"p/{i}", t, "prose", "prose") for i, t in enumerate(texts("pool", n))]
     calibration = tokenize_calibration(records, tokenizer, seqlen)
     imports = _imports_seconds()
     rows = []

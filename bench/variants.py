@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import shlex
 
-from bench.peer import MODELS, _timed, bench_inputs, chosen, compress_command
+from bench.inputs import MODELS, bench_inputs
+from bench.peer import _timed, chosen, compress_command
 from bench.peer_quality import Dense, compare
 
 # evaluate's built-in suite on cola-tiny only, less lm: its held-out prose perplexity is the first row

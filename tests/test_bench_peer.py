@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import peer
+from bench import inputs, peer
 from bench import peer_quality as quality
 from cola_core.models.loading import BUILTIN_MODELS, load_model
 
 
 @pytest.fixture(scope="module")
 def held():
-    return peer._texts("heldout", 12)
+    return inputs.texts("heldout", 12)
 
 
 def test_next_token_distributions_give_the_scoring_path_s_perplexity(held):
@@ -58,6 +58,7 @@ def test_paired_ratio_and_its_interval():
 def test_table_rows_with_and_without_intervals():
     row = {
         "model": "m",
+        "device": "CPU, 2 cores",
         "method": "GPTQ",
         "calibration": "64 × 128",
         "runs": 3,
@@ -80,29 +81,53 @@ def test_table_rows_with_and_without_intervals():
     new["kl_ratio_ci"] = [0.45, 0.55]
     line = peer.to_markdown([new]).splitlines()[-1]
     assert "0.977× [0.970, 0.985]" in line and "0.0100 / 0.0200 | 0.50× [0.450, 0.550]" in line
+    assert line.startswith("| m | CPU, 2 cores | GPTQ |")
+
+
+def test_rows_keep_their_device_and_the_cpu_s_come_first():
+    def row(model: str, method: str, device: str) -> dict:
+        return {"model": model, "method": peer.LABELS[method] + " asym", "device": device}
+
+    gpu, cpu = "NVIDIA H100 80GB HBM3", "CPU, 2 cores"
+    rows = [row(inputs.WIDE_LABEL, "gptq", gpu), row(inputs.WIDE_LABEL, "awq", cpu), row("cola-tiny", "awq", gpu)]
+    rows += [row(inputs.WIDE_LABEL, "gptq", cpu), row("cola-tiny", "wanda", cpu)]
+    ordered = [(r["device"], r["model"], r["method"].split()[0]) for r in sorted(rows, key=peer._table_order)]
+    assert ordered == [
+        (cpu, "cola-tiny", "Wanda"),
+        (cpu, inputs.WIDE_LABEL, "GPTQ"),
+        (cpu, inputs.WIDE_LABEL, "AWQ"),
+        (gpu, "cola-tiny", "AWQ"),
+        (gpu, inputs.WIDE_LABEL, "GPTQ"),
+    ]
+    assert peer.device_name("cpu").startswith("CPU, ") and peer.device_name("cpu").endswith(" cores")
+    # a GPU row joins the CPU row of its pair; a re-run on the same device replaces it
+    stored = [{**row(inputs.WIDE_LABEL, "gptq", cpu), "ours_s": 1.0}, {"model": "m"}]  # and a pre-#33 row
+    fresh = {**row(inputs.WIDE_LABEL, "gptq", gpu), "ours_s": 2.0}
+    assert peer.merged(stored, [fresh]) == [stored[0], fresh]
+    again = {**row(inputs.WIDE_LABEL, "gptq", cpu), "ours_s": 3.0}
+    assert peer.merged(peer.merged(stored, [fresh]), [again]) == [again, fresh]
 
 
 def test_a_python_that_cannot_run_the_peer_is_one_line_before_any_work(tmp_path):
     import subprocess
     import sys
 
+    def bench_peer(*flags: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "bench.peer", *flags]
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+        assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == ""
+        return out
+
     assert "cannot run it" in peer.peer_problem(str(tmp_path / "no-python"))
     assert peer.peer_problem(sys.executable) == "llm-compressor is not importable there"  # ours: not installed
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.peer", "--python", str(tmp_path / "no-python")],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parents[1],
+    out = bench_peer("--python", str(tmp_path / "no-python"))
+    assert "make the peer's venv: python3 -m venv .peer-venv" in out.stderr
+    assert (
+        "--peer-seeds must be at least 1, got 0" in bench_peer("--python", sys.executable, "--peer-seeds", "0").stderr
     )
-    assert out.returncode == 2 and "make the peer's venv: python3 -m venv .peer-venv" in out.stderr
-    assert "Traceback" not in out.stderr and out.stdout == ""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.peer", "--python", sys.executable, "--peer-seeds", "0"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parents[1],
-    )
-    assert out.returncode == 2 and "--peer-seeds must be at least 1, got 0" in out.stderr
+    if not torch.cuda.is_available():
+        out = bench_peer("--python", sys.executable, "--device", "cuda")
+        assert "--device cuda: no CUDA GPU is visible here" in out.stderr
 
 
 def test_several_runs_of_the_peer_are_scored_as_their_mean_per_text():
