@@ -7,13 +7,16 @@
 # pin), so what it lacks travels as wheels, in three sets installed side by side: ours (our
 # transformers), peer (llm-compressor) and common (what both import at the same versions).
 #
-#   here, once:  bash bench/gpu_session.sh fetch     # wheels into .whl/ (git-ignored), versions as installed here
-#   there:       bash bench/gpu_session.sh run       # device tool: carry [".whl"], timeout_s 600; logs and results.json to $OUT
+#   here, once:  bash bench/gpu_session.sh fetch            # wheels into .whl/ (git-ignored), versions as installed here
+#   there:       bash bench/gpu_session.sh run tests,gpu  # device tool: carry [".whl"], timeout_s 300
+#   here:        cp <files_at>/results.json bench/        # at once, so the next call carries the gpu section
+#   there:       bash bench/gpu_session.sh run peer       # the next call, on the same warm machine: timeout_s 390
 #   here, after: cp <files_at>/results.json bench/ && python -m bench.run --only '' --docs
 #
+# Two calls fit a 15-minute lease with the machine's start (~90 s): tests 120 s + gpu 150 s, then peer
+# 360 s, each step under its own limit so one that overruns leaves the others their turn; bench.peer
+# stores each row as it is measured. Each call writes its steps' logs and bench/results.json to $OUT.
 # PEER_ARGS replaces bench.peer's flags (default: --device cuda --models wide --repeats 1).
-# Each step has its own time limit, so one that overruns still leaves the others their turn, and
-# bench.peer stores each row as it is measured.
 set -u
 cd "$(dirname "$0")/.."
 WHEELS=.whl
@@ -57,26 +60,28 @@ step() {  # name, seconds, command...: the command's output in $OUT/<name>.log, 
 }
 
 run() {
+    local steps=",${1:-tests,gpu,peer},"
     OUT=${OUT:-/tmp/gpu-session}
     mkdir -p "$OUT"
     local set
     for set in ours common peer; do
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "/tmp/site-$set" \
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "/tmp/site-$set" \
             "$WHEELS/$set"/*.whl || exit 1
     done
     printf '#!/bin/sh\nPYTHONPATH=/tmp/site-peer:/tmp/site-common exec python3 "$@"\n' >/tmp/peer-python
     chmod +x /tmp/peer-python
     export PYTHONPATH="/tmp/site-ours:/tmp/site-common:$PWD" PYTHONUNBUFFERED=1
     nvidia-smi -L
-    step test_gpu 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py
-    step bench_gpu 150 python3 -m bench.run --only gpu
+    [[ $steps == *,tests,* ]] && step test_gpu 120 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py
+    [[ $steps == *,gpu,* ]] && step bench_gpu 150 python3 -m bench.run --only gpu
     # shellcheck disable=SC2086
-    step peer 250 python3 -m bench.peer --python /tmp/peer-python ${PEER_ARGS:---device cuda --models wide --repeats 1}
+    [[ $steps == *,peer,* ]] && step peer 360 python3 -m bench.peer --python /tmp/peer-python \
+        ${PEER_ARGS:---device cuda --models wide --repeats 1}
     cp bench/results.json "$OUT/"
 }
 
 case ${1:-} in
     fetch) fetch ;;
-    run) run ;;
-    *) echo "usage: bash bench/gpu_session.sh {fetch|run}   (fetch here, run on the lent GPU machine)" >&2; exit 2 ;;
+    run) run "${2:-}" ;;
+    *) echo "usage: bash bench/gpu_session.sh {fetch | run [tests,gpu,peer]}   (fetch here, run on the lent GPU machine)" >&2; exit 2 ;;
 esac

@@ -22,7 +22,7 @@ llm-compressor's ``oneshot`` shuffles the calibration samples (its default), fro
 which a process seeds at random, so its output changes from run to run; each of its runs here is
 seeded, the k-th with k mod ``--peer-seeds``, and with more than one seed the peer's quality is the mean
 over its orders, per text, so the intervals stay over the texts and its spread over orders is shown
-beside it. ``--device cuda`` compresses on the GPU on both sides (llm-compressor takes
+beside it. ``--device cuda`` compresses on the GPU on both sides, in fp32 as on the CPU (llm-compressor takes
 one whenever it sees one; on ``cpu`` it is shown none), quality still scored on the CPU; each row names
 its device. Models: cola-tiny (imports dominate), a random 8-layer 1024-wide Llama (compute dominates) and a
 random Qwen3-MoE (every expert compressed by both sides, by all four methods; quantized on a
@@ -106,8 +106,9 @@ print(json.dumps({"compress_s": seconds}))
 def compress_command(
     model: str, calib: Path, seqlen: int, flags: list[str], out: Path | str, device: str = "cpu"
 ) -> list[str]:
-    """Our whole-process command: ``cola_core compress`` on ``device`` with ``flags``, JSON out."""
-    cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", device]
+    """Our whole-process command: ``cola_core compress`` on ``device`` in fp32 (as the peer loads the
+    model; ``auto`` would take bf16 on a GPU) with ``flags``, JSON out."""
+    cli = [sys.executable, "-m", "cola_core", "compress", "--model", model, "--device", device, "--dtype", "float32"]
     return [*cli, "--calib", str(calib), "--seqlen", str(seqlen), *flags, "--out", str(out), "--json"]
 
 

@@ -188,7 +188,8 @@ def main() -> None:
         elif section == "distributed":
             results[section] = distributed.run(n=256 if args.quick else 1024)
         elif section == "peer":
-            results[section] = peer.run(os.environ.get("COLA_PEER_PYTHON", ".peer-venv/bin/python"))
+            rows = peer.run(os.environ.get("COLA_PEER_PYTHON", ".peer-venv/bin/python"))
+            results[section] = peer.merged(results.get(section, []), rows)  # rows of other devices stay
         elif section == "variants":
             rows = variants.run(*variants.AWQ_DUO, models=("tiny", "wide"))
             results[section] = variants.merged(results.get(section, []), rows)

@@ -4,6 +4,7 @@ to the dense model, the paired intervals of ours ÷ peer; and its refusal of a p
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,20 @@ def test_several_runs_of_the_peer_are_scored_as_their_mean_per_text():
     assert quality.mean_of(runs[:1]) is runs[0]
     row = {"peer_ppl_each": [21.0, 23.5, 22.0]}
     assert peer._orders(row) == " (mean of 3 orders: 21.00–23.50)" and peer._orders({}) == ""
+
+
+def test_the_gpu_session_script_refuses_bad_input_in_one_line(tmp_path):
+    """bench/gpu_session.sh (docs/performance.md, "On a lent GPU"): an unknown mode, or fetching
+    without the peer's venv, is one line and exit 2, before anything is downloaded or removed."""
+    import subprocess
+
+    root = Path(__file__).parents[1]
+    for argv, env, said in (
+        (["bogus"], {}, "usage: bash bench/gpu_session.sh {fetch | run [tests,gpu,peer]}"),
+        (["fetch"], {"PEER_PYTHON": str(tmp_path / "none")}, f"no peer venv at {tmp_path / 'none'}"),
+    ):
+        out = subprocess.run(
+            ["bash", "bench/gpu_session.sh", *argv], capture_output=True, text=True, cwd=root, env={**os.environ, **env}
+        )
+        assert out.returncode == 2 and out.stderr.strip().startswith(said) and len(out.stderr.splitlines()) == 1
+        assert out.stdout == ""
