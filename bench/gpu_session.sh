@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks in one call of a lent device machine (docs/performance.md, "On a lent GPU"):
+# The GPU checks in one lease of a lent device machine (docs/performance.md, "On a lent GPU"):
 # tests/test_gpu.py, `python -m bench.run --only gpu` (Llama-3-8B-shaped layers) and bench.peer on
 # the wide model with both sides on the same GPU (issue #33, item 4).
 #
