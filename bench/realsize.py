@@ -241,7 +241,7 @@ def main() -> None:
 
     from bench import run as bench_run
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes to run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--root", type=Path, default=None, help="another checkout whose CLI to run (a before)")

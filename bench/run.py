@@ -126,7 +126,7 @@ def render(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections to (re-)run: {', '.join(SECTIONS)}"

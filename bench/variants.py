@@ -129,7 +129,7 @@ def main() -> None:
 
     from bench import run as bench_run
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--method", required=True, help="the compress method both sides run")
     parser.add_argument("--a", default="", help="compress flags of side A, quoted (default: none)")
     parser.add_argument("--b", default="", help="compress flags of side B, quoted (--b=--flag for one flag)")
