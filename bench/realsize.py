@@ -105,8 +105,9 @@ def run(
     root: Path | None = None,
     label: str = "after",
     only: tuple[str, ...] = (),
+    shape: dict = QWEN25_05B,
 ) -> list[dict]:
-    """Every step of the path on the real-size shape, once per dtype. ``root``: run another checkout's
+    """Every step of the path on the real-size shape (or ``shape``, for a smoke run), once per dtype. ``root``: run another checkout's
     CLI (an older commit, for a before/after; it must accept the same flags, ``--dtype`` aside).
     ``only``: the steps whose names start with one of these; without the curate step, the compress
     steps read ``n`` built-in prose texts instead of its selection (their cost depends on the token
@@ -123,7 +124,7 @@ def run(
         env["COLA_CACHE_DIR"] = str(tmp / "cache")
         cli = [sys.executable, "-m", "cola_core"]
         for dtype in dtypes:
-            model = str(make_model(tmp / f"model-{dtype}", layers=layers, dtype=dtype))
+            model = str(make_model(tmp / f"model-{dtype}", shape, layers=layers, dtype=dtype))
             common = ["--model", model, "--device", device, *(["--dtype", dtype] if root is None else [])]
             code = _FORWARD.format(rows=FORWARD[0], length=FORWARD[1])
             fwd = subprocess.run(
