@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# The GPU checks in one lease of a lent device machine (docs/performance.md, "On a lent GPU"):
+# The GPU checks in one call of a lent device machine (docs/performance.md, "On a lent GPU"):
 # tests/test_gpu.py, `python -m bench.run --only gpu` (Llama-3-8B-shaped layers) and bench.peer on
 # the wide model with both sides on the same GPU (issue #33, item 4).
 #
 # That machine reaches no registry and has its own torch and transformers 5.17 (llm-compressor's
 # pin), so what it lacks travels as wheels, in three sets installed side by side: ours (our
-# transformers), peer (llm-compressor) and common (what both import at the same versions).
+# transformers), peer (llm-compressor) and common (what both import, at our versions).
 #
-#   here, once:  bash bench/gpu_session.sh fetch            # wheels into .whl/ (git-ignored), versions as installed here
-#   there:       bash bench/gpu_session.sh run tests,gpu  # device tool: carry [".whl"], timeout_s 300
-#   here:        cp <files_at>/results.json bench/        # at once, so the next call carries the gpu section
-#   there:       bash bench/gpu_session.sh run peer       # the next call, on the same warm machine: timeout_s 390
-#   here, after: cp <files_at>/results.json bench/ && python -m bench.run --only '' --docs
+#   here, once:  bash bench/gpu_session.sh fetch    # wheels into .whl/ (git-ignored), versions as installed here
+#   there:       bash bench/gpu_session.sh run      # device tool: carry [".whl"], timeout_s 600
+#   here, after: python -m bench.run --only '' --merge <files_at>/results.json --docs
 #
-# Two calls fit a 15-minute lease with the machine's start (~90 s): tests 120 s + gpu 150 s, then peer
-# 360 s, each step under its own limit so one that overruns leaves the others their turn; bench.peer
-# stores each row as it is measured. Each call writes its steps' logs and bench/results.json to $OUT.
-# PEER_ARGS replaces bench.peer's flags (default: --device cuda --models wide --repeats 1).
+# One call fits a 15-minute lease with the machine's start (~90 s): tests 100 s, gpu 150 s, peer 280 s,
+# each under its own limit, so one that overruns leaves the others their turn and the call ends
+# before the tool's 600 s. bench.peer stores each row as it is measured, and bench/results.json is
+# copied to $OUT after every step; --merge takes only its gpu section and peer rows. `run STEPS`
+# (comma-separated: tests, gpu, peer) runs some of them; the exit status is 1 when any step failed
+# or ran out of time. PEER_ARGS replaces bench.peer's flags (default: --device cuda --models wide
+# --repeats 1). The common set is at our versions (the peer's venv here may hold newer pydantic).
 set -u
 cd "$(dirname "$0")/.."
 WHEELS=.whl
@@ -49,18 +50,28 @@ fetch() {
     du -sh "$WHEELS"
 }
 
-step() {  # name, seconds, command...: the command's output in $OUT/<name>.log, its exit status and tail here
+step() {  # name, seconds, command...: the command's output in $OUT/<name>.log; its exit status and tail here
     local name=$1 limit=$2
     shift 2
     echo "== $name (limit $limit s)"
-    local start=$SECONDS
+    local start=$SECONDS rc
     timeout -k 5 "$limit" "$@" >"$OUT/$name.log" 2>&1
-    echo "== $name: exit $? after $((SECONDS - start)) s"
+    rc=$?
+    echo "== $name: exit $rc after $((SECONDS - start)) s"
     tail -n 25 "$OUT/$name.log"
+    cp bench/results.json "$OUT/"
+    return $rc
 }
 
 run() {
-    local steps=",${1:-tests,gpu,peer},"
+    local steps=${1:-tests,gpu,peer} name failed=0
+    for name in ${steps//,/ }; do
+        case $name in
+            tests | gpu | peer) ;;
+            *) echo "run: unknown step '$name'; choose from tests, gpu, peer (comma-separated)" >&2; exit 2 ;;
+        esac
+    done
+    steps=",$steps,"
     OUT=${OUT:-/tmp/gpu-session}
     mkdir -p "$OUT"
     local set
@@ -71,17 +82,25 @@ run() {
     printf '#!/bin/sh\nPYTHONPATH=/tmp/site-peer:/tmp/site-common exec python3 "$@"\n' >/tmp/peer-python
     chmod +x /tmp/peer-python
     export PYTHONPATH="/tmp/site-ours:/tmp/site-common:$PWD" PYTHONUNBUFFERED=1
-    nvidia-smi -L
-    [[ $steps == *,tests,* ]] && step test_gpu 120 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py
-    [[ $steps == *,gpu,* ]] && step bench_gpu 150 python3 -m bench.run --only gpu
+    export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # nothing outside can be reached there
+    nvidia-smi -L | tee "$OUT/versions.txt"
+    local check='import sys, importlib.metadata as m
+print(sys.argv[1] + ":", *(f"{n} {m.version(n)}" for n in ("torch", "transformers", "compressed-tensors", "datasets", "pyarrow", "fsspec")))'
+    { python3 -c "import cola_core.compress, datasets; $check" ours &&
+        /tmp/peer-python -c "import llmcompressor, datasets; $check" peer; } 2>&1 | tee -a "$OUT/versions.txt"
+    [ "${PIPESTATUS[0]}" = 0 ] || { echo "the carried packages do not import there (above)" >&2; exit 1; }
+    if [[ $steps == *,tests,* ]]; then step test_gpu 100 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py || failed=1; fi
+    if [[ $steps == *,gpu,* ]]; then step bench_gpu 150 python3 -m bench.run --only gpu || failed=1; fi
     # shellcheck disable=SC2086
-    [[ $steps == *,peer,* ]] && step peer 360 python3 -m bench.peer --python /tmp/peer-python \
-        ${PEER_ARGS:---device cuda --models wide --repeats 1}
-    cp bench/results.json "$OUT/"
+    if [[ $steps == *,peer,* ]]; then
+        step peer 280 python3 -m bench.peer --python /tmp/peer-python ${PEER_ARGS:---device cuda --models wide --repeats 1} ||
+            failed=1
+    fi
+    return $failed
 }
 
 case ${1:-} in
     fetch) fetch ;;
-    run) run "${2:-}" ;;
+    run) run "${2:-}" || exit 1 ;;
     *) echo "usage: bash bench/gpu_session.sh {fetch | run [tests,gpu,peer]}   (fetch here, run on the lent GPU machine)" >&2; exit 2 ;;
 esac

@@ -135,10 +135,11 @@ def peer_problem(python: str) -> str | None:
 
 
 def device_name(device: str) -> str:
-    """Where a row's processes ran, as its table states it: the GPU's name, or the CPU's cores."""
+    """Where a row's processes ran, as its table states it: the GPU's name, or the CPU cores this
+    process may use (a container's share, not the host's count)."""
     import torch
 
-    return torch.cuda.get_device_name() if device == "cuda" else f"CPU, {os.cpu_count()} cores"
+    return torch.cuda.get_device_name() if device == "cuda" else f"CPU, {len(os.sched_getaffinity(0))} cores"
 
 
 def _timed(argv: list[str], env: dict | None = None) -> tuple[float, str]:

@@ -263,7 +263,7 @@ def main() -> None:
         and (only or (r.get("code", "after"), r["dtype"]) not in {(args.label, d) for d in dtypes})
     ]
     results["realsize"] = kept + rows
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    bench_run.write_whole(path, json.dumps(results, indent=2) + "\n")
     (bench_run.HERE / "results.md").write_text(bench_run.render(results))
     print(to_markdown(results["realsize"]))
 

@@ -138,10 +138,30 @@ def main() -> None:
         action="store_true",
         help="also copy the tables into docs/performance.md, between its bench markers (--readme: old name)",
     )
+    parser.add_argument(
+        "--merge",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="also take the gpu section and the peer rows of a results.json written on another machine "
+        "(bench/gpu_session.sh's); repeatable",
+    )
     args = parser.parse_args()
+    merged = []
+    for other in args.merge:
+        try:
+            data = json.loads(other.read_text())
+        except (OSError, ValueError) as err:
+            parser.error(f"--merge {other}: not a readable results.json ({err})")
+        if not isinstance(data, dict):
+            parser.error(f"--merge {other}: not a results.json (its top level is not an object)")
+        merged.append(data)
     wanted = [x for x in args.only.split(",") if x]
     path = HERE / "results.json"
     results = json.loads(path.read_text()) if path.exists() and set(wanted) != set(SECTIONS) else {}
+    for other in merged:
+        results = merge_from(results, other)
     if set(wanted) - {"gpu"}:
         results["machine"] = machine()
     runs = dict(results.get("run_dates", {}))
@@ -203,11 +223,33 @@ def main() -> None:
         runs[section] = started
     results["run_dates"] = runs
     results["runs"] = ", ".join(f"{k} {v}" for k, v in runs.items())
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_whole(path, json.dumps(results, indent=2) + "\n")
     (HERE / "results.md").write_text(render(results))
     if args.docs:
         update_docs(render(results))
     print(render(results))
+
+
+def merge_from(results: dict, other: dict) -> dict:
+    """``results`` with ``other``'s gpu section (when it has one) and peer rows (each replacing the same
+    pair on the same device): a results.json written on another machine, the GPU session's, whose
+    other sections are this machine's and stay as they are here."""
+    out = dict(results)
+    if other.get("gpu"):
+        out["gpu"] = other["gpu"]
+        if "gpu" in other.get("run_dates", {}):
+            out["run_dates"] = {**out.get("run_dates", {}), "gpu": other["run_dates"]["gpu"]}
+    rows = [r for r in other.get("peer", []) if "method" in r]
+    if rows:
+        out["peer"] = peer.merged(out.get("peer", []), rows)
+    return out
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a process killed mid-write leaves the old file)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    os.replace(part, path)
 
 
 def save_section(section: str, update: Callable[[list], list], docs: bool) -> None:
@@ -216,7 +258,7 @@ def save_section(section: str, update: Callable[[list], list], docs: bool) -> No
     path = HERE / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results[section] = update(results.get(section, []))
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_whole(path, json.dumps(results, indent=2) + "\n")
     (HERE / "results.md").write_text(render(results))
     if docs:
         update_docs(render(results))

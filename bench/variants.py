@@ -4,7 +4,7 @@
 
 (``--b=--awq-duo`` with the ``=``: a value that starts with a dash.)
 
-Both sides are whole ``cola_core compress`` processes on ``bench.peer``'s models and calibration (64 ×
+Both sides are whole ``cola_core compress`` processes on ``bench.inputs``' models and calibration (64 ×
 128 tokens of built-in prose), differing only by the flags given. Each output is then scored in one
 process as ``bench.peer`` scores its pairs: perplexity of 200 held-out prose texts, the KL divergence
 of its next-token distributions from the dense model's, and the first decoder layer's output error;

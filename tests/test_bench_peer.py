@@ -157,9 +157,43 @@ def test_the_gpu_session_script_refuses_bad_input_in_one_line(tmp_path):
     for argv, env, said in (
         (["bogus"], {}, "usage: bash bench/gpu_session.sh {fetch | run [tests,gpu,peer]}"),
         (["fetch"], {"PEER_PYTHON": str(tmp_path / "none")}, f"no peer venv at {tmp_path / 'none'}"),
+        (["run", "tests,gpus"], {"OUT": str(tmp_path / "out")}, "run: unknown step 'gpus'; choose from tests, gpu"),
     ):
         out = subprocess.run(
             ["bash", "bench/gpu_session.sh", *argv], capture_output=True, text=True, cwd=root, env={**os.environ, **env}
         )
         assert out.returncode == 2 and out.stderr.strip().startswith(said) and len(out.stderr.splitlines()) == 1
         assert out.stdout == ""
+    assert not (tmp_path / "out").exists()  # refused before anything is installed or written
+
+
+def test_a_gpu_session_s_results_merge_its_gpu_section_and_peer_rows_only(tmp_path):
+    """``bench.run --merge``: the GPU machine's results.json carries this machine's sections as they
+    travelled; only its gpu section and its peer rows come in, each row replacing its pair on its device."""
+    import subprocess
+    import sys
+
+    from bench import run as bench_run
+
+    def row(method: str, device: str, seconds: float) -> dict:
+        return {"model": inputs.WIDE_LABEL, "method": peer.LABELS[method], "device": device, "ours_s": seconds}
+
+    cpu, gpu = "CPU, 2 cores", "NVIDIA H100 80GB HBM3"
+    here = {"maps": [1], "peer": [row("gptq", cpu, 30.0), row("awq", cpu, 148.0)], "run_dates": {"maps": "d0"}}
+    there = {"maps": [2], "gpu": {"device": gpu}, "run_dates": {"maps": "d9", "gpu": "d1"}}
+    there["peer"] = [row("gptq", cpu, 30.0), row("awq", cpu, 148.0), row("gptq", gpu, 5.0)]
+    merged = bench_run.merge_from(here, there)
+    assert merged["maps"] == [1] and merged["gpu"] == {"device": gpu}
+    assert merged["run_dates"] == {"maps": "d0", "gpu": "d1"}
+    assert [(r["method"], r["device"]) for r in merged["peer"]] == [
+        (peer.LABELS["gptq"], cpu),
+        (peer.LABELS["awq"], cpu),
+        (peer.LABELS["gptq"], gpu),
+    ]
+    assert bench_run.merge_from(here, {"gpu": {}}) == here  # a session whose gpu step did not finish
+    bad = tmp_path / "results.json"
+    for text, said in (("{", "not a readable results.json"), ("[]", "its top level is not an object")):
+        bad.write_text(text)
+        argv = [sys.executable, "-m", "bench.run", "--only", "", "--merge", str(bad)]
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+        assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr
