@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import description, replaced
 from bench.inputs import MODELS, MOE_LABEL, WIDE_LABEL, bench_inputs
 from bench.peer_quality import Dense, compare, heldout_perplexity
 
@@ -269,9 +270,8 @@ def _table_order(row: dict) -> tuple[bool, str, int, int]:
 
 def merged(stored: list[dict], rows: list[dict]) -> list[dict]:
     """The stored table with ``rows`` in place of the same pairs on the same device; the others stay."""
-    fresh = {(r["model"], r["method"], r["device"]) for r in rows}
-    kept = [r for r in stored if "method" in r and (r["model"], r["method"], r["device"]) not in fresh]
-    return sorted(kept + rows, key=_table_order)
+    current = [r for r in stored if "method" in r]  # rows of the earlier table (issue #19) go
+    return sorted(replaced(current, rows, lambda r: (r["model"], r["method"], r["device"])), key=_table_order)
 
 
 def _cuda() -> bool:
@@ -285,7 +285,7 @@ def main() -> None:
 
     from bench import run as bench_run
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--python", required=True, help="the peer venv's python (llm-compressor installed)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated: {', '.join(METHODS)}")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated: {', '.join(MODELS)}")

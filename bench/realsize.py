@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import description
+
 QWEN25_05B = {
     "vocab_size": 151_936,
     "hidden_size": 896,
@@ -242,7 +244,7 @@ def main() -> None:
 
     from bench import run as bench_run
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes to run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--root", type=Path, default=None, help="another checkout whose CLI to run (a before)")

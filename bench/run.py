@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from bench import (
     activations,
     compression,
+    description,
     distributed,
     e2e,
     experts,
@@ -126,7 +127,7 @@ def render(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections to (re-)run: {', '.join(SECTIONS)}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shlex
 
+from bench import description, replaced
 from bench.inputs import MODELS, bench_inputs
 from bench.peer import _timed, chosen, compress_command
 from bench.peer_quality import Dense, compare
@@ -104,8 +105,7 @@ def to_markdown(rows: list[dict]) -> str:
 
 def merged(old: list[dict], rows: list[dict]) -> list[dict]:
     """The stored rows with those of the comparisons (method, A, B, model) just re-run replaced."""
-    fresh = {(r["method"], r["a"], r["b"], r["model"]) for r in rows}
-    return [r for r in old if (r["method"], r["a"], r["b"], r["model"]) not in fresh] + rows
+    return replaced(old, rows, lambda r: (r["method"], r["a"], r["b"], r["model"]))
 
 
 def flags_problem(method: str, flags: list[str]) -> str | None:
@@ -129,7 +129,7 @@ def main() -> None:
 
     from bench import run as bench_run
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--method", required=True, help="the compress method both sides run")
     parser.add_argument("--a", default="", help="compress flags of side A, quoted (default: none)")
     parser.add_argument("--b", default="", help="compress flags of side B, quoted (--b=--flag for one flag)")
